@@ -1,0 +1,64 @@
+"""Errors raised by the OCI client.
+
+Two families, as in a secure update client: "the download failed" (the
+registry could not be reached or answered with an error) and "the registry
+is wrong" (it served bytes that do not match what was asked for)::
+
+    ReleaseError (steps.errors)
+     +-- RegistryError                      1  a registry call failed
+     |    +-- AuthError                     1  credentials missing or refused
+     |    +-- NotFound                      1  manifest, blob or repository absent
+     |    +-- RegistryRefused               1  the registry rejected a request (4xx)
+     |    +-- DigestMismatch                1  bytes served do not match digest or size
+     |    +-- TransientRegistryError       75  429, 5xx or connection error after retries
+     +-- BadInput
+          +-- InvalidReference              2  malformed reference, digest, tag or repository
+          +-- InsecureRegistry              2  plain HTTP asked for a non-loopback host
+
+Messages are built from the reference and the status only. Headers, tokens
+and passwords never appear in them.
+"""
+
+from __future__ import annotations
+
+from steps.errors import EXIT_TRANSIENT, BadInput, ReleaseError
+
+
+class RegistryError(ReleaseError):
+    """A registry operation failed."""
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, status: int | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
+class AuthError(RegistryError):
+    """The registry or its token service refused our credentials (or wanted some)."""
+
+
+class NotFound(RegistryError):
+    """The manifest, blob or repository does not exist."""
+
+
+class RegistryRefused(RegistryError):
+    """The registry understood the request and rejected it."""
+
+
+class DigestMismatch(RegistryError):
+    """Served content does not match the digest or size it was asked for."""
+
+
+class TransientRegistryError(RegistryError):
+    """The registry kept failing with 429/5xx or could not be reached."""
+
+    exit_code = EXIT_TRANSIENT
+
+
+class InvalidReference(BadInput):
+    """A reference, repository, tag or digest string is malformed."""
+
+
+class InsecureRegistry(BadInput):
+    """Plain HTTP was requested for a host that is not loopback nor explicitly allowed."""
