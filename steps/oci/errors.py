@@ -27,9 +27,7 @@ from steps.errors import EXIT_TRANSIENT, BadInput, ReleaseError
 class RegistryError(ReleaseError):
     """A registry operation failed."""
 
-    def __init__(
-        self, message: str, *, hint: str | None = None, status: int | None = None
-    ) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, status: int | None = None) -> None:
         super().__init__(message, hint=hint)
         self.status = status
 

@@ -125,7 +125,9 @@ class Reference:
         if self.tag is not None:
             check_tag(self.tag)
         if self.tag is None and self.digest is None:
-            raise InvalidReference(f"reference {self.registry}/{self.repository} has no tag or digest")
+            raise InvalidReference(
+                f"reference {self.registry}/{self.repository} has no tag or digest"
+            )
 
     @classmethod
     def parse(cls, text: str, *, default_registry: str | None = None) -> Reference:

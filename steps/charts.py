@@ -1,0 +1,362 @@
+"""Publish the appliance's Helm charts as immutable, reproducible OCI artifacts.
+
+Two phases, so that bad input or a refused overwrite pushes nothing:
+
+1. :func:`plan_charts` (no writes): package every chart deterministically
+   (:mod:`steps.chartpkg`), choose its immutable version (:func:`choose_version`),
+   build the Helm OCI manifest (:func:`helm_manifest`, pure) and compare it with
+   what the registry already holds under that version.
+2. :func:`push_plan`: upload the blobs the registry lacks and put each manifest.
+
+Invariants: a version tag that exists with different chart content is never
+overwritten (:class:`~steps.errors.Refused`, exit 3, both digests named); an
+unchanged re-run uploads nothing and returns the same versions and digests;
+every byte pushed is a function of the chart's files (the ``created``
+annotation comes from the source revision, never from the clock).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from steps import chartpkg
+from steps.config import ReleaseConfig
+from steps.errors import BadInput, Refused
+from steps.oci import mediatypes as mt
+from steps.oci.client import RegistryClient
+from steps.oci.reference import Digest, check_repository
+
+log = logging.getLogger("alga_release.charts")
+
+VersionPolicy = Literal["content", "exact"]
+EPOCH_CREATED = "1970-01-01T00:00:00Z"
+
+
+@dataclass(frozen=True)
+class ChartArtifact:
+    """One chart, packaged and ready to push: exact bytes and their digests."""
+
+    name: str
+    version: str
+    base_version: str
+    source_dir: Path
+    tarball: bytes
+    config: bytes
+    manifest: bytes
+    digest: Digest
+
+    @property
+    def layer_digest(self) -> Digest:
+        return Digest.of(self.tarball)
+
+    @property
+    def config_digest(self) -> Digest:
+        return Digest.of(self.config)
+
+
+@dataclass(frozen=True)
+class PlannedChart:
+    artifact: ChartArtifact
+    repository: str
+    #: "new" (to push), "unchanged" (same digest already tagged),
+    #: "equivalent" (same chart content already tagged, other annotations: keep it)
+    state: Literal["new", "unchanged", "equivalent"]
+    digest: Digest  # what the tag will point at after the push
+
+
+@dataclass(frozen=True)
+class ChartResult:
+    name: str
+    version: str
+    digest: Digest
+    repository: str  # registry/namespace/charts/name
+    status: Literal["pushed", "unchanged"]
+
+    @property
+    def reference(self) -> str:
+        return f"{self.repository}:{self.version}@{self.digest}"
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "version": self.version,
+            "digest": str(self.digest),
+            "reference": self.reference,
+            "repository": self.repository,
+            "status": self.status,
+        }
+
+
+# -- pure -------------------------------------------------------------------
+
+
+def choose_version(base: str, content_hash: str, policy: VersionPolicy) -> str:
+    """The version a chart is published under."""
+    if policy == "exact":
+        return base
+    return chartpkg.immutable_version(base, content_hash)
+
+
+def helm_manifest(
+    *,
+    config: bytes,
+    tarball: bytes,
+    name: str,
+    version: str,
+    description: str | None,
+    created: str,
+) -> bytes:
+    """The OCI image manifest of a Helm chart, as canonical JSON bytes (pure)."""
+    annotations = {
+        mt.ANNOTATION_CREATED: created,
+        mt.ANNOTATION_TITLE: name,
+        mt.ANNOTATION_VERSION: version,
+    }
+    if description:
+        annotations[mt.ANNOTATION_DESCRIPTION] = description
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": mt.OCI_MANIFEST,
+        "config": {
+            "mediaType": mt.HELM_CONFIG,
+            "digest": str(Digest.of(config)),
+            "size": len(config),
+        },
+        "layers": [
+            {
+                "mediaType": mt.HELM_CHART_LAYER,
+                "digest": str(Digest.of(tarball)),
+                "size": len(tarball),
+            }
+        ],
+        "annotations": annotations,
+    }
+    return canonical_json(manifest)
+
+
+def canonical_json(value: object) -> bytes:
+    """Sorted keys, no spaces, UTF-8: the same value always gives the same bytes."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def chart_repository(registry: str, namespace: str, name: str) -> str:
+    """``<namespace>/charts/<name>`` (the repository path, without the registry)."""
+    return check_repository(f"{namespace}/charts/{name}")
+
+
+# -- source adapters ----------------------------------------------------------
+
+
+def source_created(path: Path) -> str:
+    """When the chart's content was last committed (RFC 3339, UTC); never the clock.
+
+    Uses the last git commit touching ``path``; else ``SOURCE_DATE_EPOCH``; else
+    the Unix epoch. Equal content published from different commits can carry
+    different dates; :func:`plan_charts` treats those as the same chart.
+    """
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(path), "log", "-1", "--format=%ct", "--", "."],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        if out.returncode == 0 and out.stdout.strip().isdigit():
+            status = subprocess.run(
+                ["git", "-C", str(path), "status", "--porcelain", "--", "."],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            if status.returncode == 0 and not status.stdout.strip():
+                return _rfc3339(int(out.stdout.strip()))
+    except (OSError, subprocess.SubprocessError):
+        pass
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch.isdigit():
+        return _rfc3339(int(epoch))
+    return EPOCH_CREATED
+
+
+def _rfc3339(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def build_artifact(
+    name: str,
+    directory: Path,
+    policy: VersionPolicy,
+    created: Callable[[Path], str] = source_created,
+) -> ChartArtifact:
+    """Load, check and package one chart (reads files; no network)."""
+    src = chartpkg.load_chart(directory, expected_name=name)
+    files = chartpkg.collect_files(src)
+    version = choose_version(src.version, chartpkg.content_hash(src, files), policy)
+    packaged = chartpkg.package_chart(src, files, version)
+    description = src.metadata.get("description")
+    manifest = helm_manifest(
+        config=packaged.chart_yaml_json,
+        tarball=packaged.tarball,
+        name=name,
+        version=version,
+        description=description if isinstance(description, str) else None,
+        created=created(directory),
+    )
+    return ChartArtifact(
+        name=name,
+        version=version,
+        base_version=src.version,
+        source_dir=directory,
+        tarball=packaged.tarball,
+        config=packaged.chart_yaml_json,
+        manifest=manifest,
+        digest=Digest.of(manifest),
+    )
+
+
+def build_artifacts(
+    source: Path,
+    config: ReleaseConfig,
+    policy: VersionPolicy,
+    only: list[str] | None = None,
+) -> list[ChartArtifact]:
+    if not source.is_dir():
+        raise BadInput(
+            f"source folder {source} does not exist",
+            hint="--source must be a checkout of alga-psa (or a tree laid out per --config)",
+        )
+    names = list(config.charts) if not only else only
+    for name in names:
+        if name not in config.charts:
+            raise BadInput(f"chart {name!r} is not in the release config ({config.origin})")
+    artifacts = []
+    for name in names:
+        directory = config.chart_dir(source, name)
+        if not directory.is_dir():
+            raise BadInput(
+                f"chart {name}: folder {directory} does not exist",
+                hint=f"check --source, or map {name} to its folder in a --config file "
+                f"(now: {config.origin})",
+            )
+        artifacts.append(build_artifact(name, directory, policy))
+    return artifacts
+
+
+# -- registry ----------------------------------------------------------------
+
+
+def plan_charts(
+    client: RegistryClient, namespace: str, artifacts: list[ChartArtifact]
+) -> list[PlannedChart]:
+    """Compare each artifact with the registry; refuse any overwrite. Writes nothing."""
+    plans: list[PlannedChart] = []
+    conflicts: list[str] = []
+    for artifact in artifacts:
+        repository = chart_repository(client.registry, namespace, artifact.name)
+        existing = client.head_manifest(repository, artifact.version)
+        if existing is None:
+            plans.append(PlannedChart(artifact, repository, "new", artifact.digest))
+            continue
+        if existing.digest == artifact.digest:
+            plans.append(PlannedChart(artifact, repository, "unchanged", artifact.digest))
+            continue
+        if _same_chart(client, repository, existing.digest, artifact):
+            log.info(
+                "%s %s already published as %s with the same chart content "
+                "(other annotations); keeping it",
+                artifact.name,
+                artifact.version,
+                existing.digest.short,
+            )
+            plans.append(PlannedChart(artifact, repository, "equivalent", existing.digest))
+            continue
+        conflicts.append(
+            f"{client.registry}/{repository}:{artifact.version} holds {existing.digest}, "
+            f"this chart is {artifact.digest}"
+        )
+    if conflicts:
+        raise Refused(
+            "refusing to overwrite published chart version(s) with different content:\n  "
+            + "\n  ".join(conflicts),
+            hint="published versions are immutable; bump the chart's version in Chart.yaml, "
+            "or use --version-policy content (the default) so changed content gets a new "
+            "version",
+        )
+    return plans
+
+
+def _same_chart(
+    client: RegistryClient, repository: str, digest: Digest, artifact: ChartArtifact
+) -> bool:
+    manifest = client.get_manifest(repository, digest).json()
+    layers = manifest.get("layers")
+    config = manifest.get("config")
+    if not isinstance(layers, list) or not isinstance(config, dict):
+        return False
+    chart_layers = [
+        layer.get("digest")
+        for layer in layers
+        if isinstance(layer, dict) and layer.get("mediaType") == mt.HELM_CHART_LAYER
+    ]
+    return chart_layers == [str(artifact.layer_digest)] and config.get("digest") == str(
+        artifact.config_digest
+    )
+
+
+def push_plan(
+    client: RegistryClient,
+    namespace: str,
+    plans: list[PlannedChart],
+    progress: Callable[[str], None] = log.info,
+) -> list[ChartResult]:
+    """Upload what is missing and tag each version. Idempotent."""
+    results = []
+    for plan in plans:
+        artifact = plan.artifact
+        full_repo = f"{client.registry}/{plan.repository}"
+        if plan.state != "new":
+            progress(f"{artifact.name} {artifact.version}: unchanged ({plan.digest.short})")
+            results.append(
+                ChartResult(artifact.name, artifact.version, plan.digest, full_repo, "unchanged")
+            )
+            continue
+        client.push_blob(plan.repository, artifact.config)
+        client.push_blob(plan.repository, artifact.tarball)
+        digest = client.put_manifest(
+            plan.repository, artifact.version, artifact.manifest, mt.OCI_MANIFEST
+        )
+        progress(
+            f"{artifact.name} {artifact.version}: pushed {digest.short} "
+            f"({len(artifact.tarball)} bytes)"
+        )
+        results.append(ChartResult(artifact.name, artifact.version, digest, full_repo, "pushed"))
+    return results
+
+
+def results_json(results: list[ChartResult]) -> dict[str, object]:
+    return {"charts": {r.name: r.to_json() for r in results}}
+
+
+def dry_run_json(registry: str, plans: list[PlannedChart]) -> dict[str, object]:
+    charts: dict[str, object] = {}
+    for plan in plans:
+        result = ChartResult(
+            plan.artifact.name,
+            plan.artifact.version,
+            plan.digest,
+            f"{registry}/{plan.repository}",
+            "unchanged" if plan.state != "new" else "pushed",
+        )
+        entry = result.to_json()
+        entry["status"] = "unchanged" if plan.state != "new" else "would-push"
+        charts[plan.artifact.name] = entry
+    return {"charts": charts, "dryRun": True}
