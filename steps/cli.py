@@ -305,3 +305,6 @@ def main() -> None:
 
 
 __all__ = ["BadInput", "build_parser", "main", "run"]
+
+if __name__ == "__main__":
+    main()

@@ -176,6 +176,7 @@ class RegistryClient:
                 f"refusing plain HTTP to {registry}: only loopback hosts may use --plain-http",
                 hint=f"use HTTPS, or name the host explicitly with --insecure-registry {registry}",
             )
+        self._insecure_hosts = tuple(insecure_hosts)
         self.scheme = "http" if plain_http else "https"
         self.base_url = f"{self.scheme}://{registry}"
         self.credentials = credentials
@@ -728,7 +729,7 @@ class RegistryClient:
         realm = str(challenge.realm)
         realm_parts = urlsplit(realm)
         if realm_parts.scheme == "http" and not (
-            self.scheme == "http" and is_loopback(realm_parts.netloc)
+            is_loopback(realm_parts.netloc) or realm_parts.netloc in self._insecure_hosts
         ):
             raise AuthError(
                 f"{what}: refusing to send credentials to a plain-HTTP token service",
