@@ -548,7 +548,11 @@ class RegistryClient:
         location = self._start_upload(repository, what)
         offset = 0
         for chunk in _chunks(data, self.chunk_size):
-            end = offset + len(chunk) - 1
+            length = len(chunk)
+            end = offset + length - 1
+            # httpx request/response objects form reference cycles that outlive the
+            # call until the garbage collector runs; handing the bytes over in a
+            # one-shot iterable lets them go as soon as they are sent.
             response = self._request(
                 "PATCH",
                 location,
@@ -560,11 +564,13 @@ class RegistryClient:
                 headers={
                     "Content-Type": "application/octet-stream",
                     "Content-Range": f"{offset}-{end}",
+                    "Content-Length": str(length),
                 },
-                content=chunk,
+                content=_OneShot(chunk),
             )
-            self.stats.bytes_uploaded += len(chunk)
-            offset += len(chunk)
+            del chunk
+            self.stats.bytes_uploaded += length
+            offset += length
             location = self._absolute(response.headers.get("Location") or location)
             log.debug("uploaded %d/%d bytes of %s", offset, size, digest.short)
         if offset != size:
@@ -594,7 +600,7 @@ class RegistryClient:
         actions: tuple[str, ...],
         what: str,
         headers: dict[str, str] | None = None,
-        content: bytes | None = None,
+        content: bytes | _OneShot | None = None,
         allow: set[int] | frozenset[int] = frozenset(),
         stream: bool = False,
         follow: bool = False,
@@ -662,7 +668,7 @@ class RegistryClient:
         method: str,
         url: str,
         headers: dict[str, str],
-        content: bytes | None,
+        content: bytes | _OneShot | None,
         stream: bool,
         follow: bool,
     ) -> httpx.Response:
@@ -849,6 +855,18 @@ def _next_link(header: str | None) -> str | None:
     if start < 0 or end < start or 'rel="next"' not in header:
         return None
     return header[start + 1 : end]
+
+
+class _OneShot:
+    """An iterable that yields its bytes once and then forgets them."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data: bytes | None = data
+
+    def __iter__(self) -> Iterator[bytes]:
+        data, self._data = self._data, None
+        if data is not None:
+            yield data
 
 
 def _chunks(data: bytes | Path, size: int) -> Iterator[bytes]:

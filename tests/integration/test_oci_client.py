@@ -139,13 +139,11 @@ def test_token_auth_asks_push_scope_and_caches_tokens(token_registry: Registry) 
     assert token_requests <= 2, f"{token_requests} token requests for 5 pushes: no caching"
 
 
-def test_wrong_credentials_name_the_registry(any_registry: Registry) -> None:
-    if any_registry.mode == "anonymous":
-        pytest.skip("an anonymous registry accepts any credentials")
-    bad = Credentials(any_registry.username or "u", "wrong-password-123")
-    with client_for(any_registry, credentials=bad) as client, pytest.raises(AuthError) as err:
+def test_wrong_credentials_name_the_registry(protected_registry: Registry) -> None:
+    bad = Credentials(protected_registry.username or "u", "wrong-password-123")
+    with client_for(protected_registry, credentials=bad) as client, pytest.raises(AuthError) as err:
         client.push_blob(REPO, b"data")
-    assert any_registry.host in str(err.value)
+    assert protected_registry.host in str(err.value)
     assert "wrong-password-123" not in err.value.diagnostics()
 
 

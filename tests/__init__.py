@@ -1,0 +1,1 @@
+"""Tests for alga-appliance-release (unit tests and real-registry integration tests)."""

@@ -1,0 +1,1 @@
+"""Integration tests: real docker-registry, helm and kubectl on loopback."""
