@@ -76,27 +76,48 @@ def ours(label: str, proxy: FaultProxy, source: Path, config: Path) -> Run:
     env = dict(os.environ, ALGA_REGISTRY_USERNAME="", ALGA_REGISTRY_PASSWORD="")
     start = time.perf_counter()
     subprocess.run(
-        [CLI, "-q", "charts", "publish", "--source", str(source), "--config", str(config),
-         "--registry", proxy.host, "--plain-http", "--json"],
-        check=True, stdout=subprocess.DEVNULL, env=env,
+        [
+            CLI,
+            "-q",
+            "charts",
+            "publish",
+            "--source",
+            str(source),
+            "--config",
+            str(config),
+            "--registry",
+            proxy.host,
+            "--plain-http",
+            "--json",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        env=env,
     )
     seconds = time.perf_counter() - start
     return Run(label, seconds, *_by_chart(proxy))
 
 
-def helm(label: str, proxy: FaultProxy, source: Path, chart_dirs: dict[str, str],
-         work: Path) -> Run:
+def helm(
+    label: str, proxy: FaultProxy, source: Path, chart_dirs: dict[str, str], work: Path
+) -> Run:
     proxy.reset()
     out = work / label.replace(" ", "-")
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     start = time.perf_counter()
     for name in KNOWN_CHARTS:
-        subprocess.run([HELM, "package", str(source / chart_dirs[name]), "-d", str(out)],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [HELM, "package", str(source / chart_dirs[name]), "-d", str(out)],
+            check=True,
+            capture_output=True,
+        )
         tgz = next(out.glob(f"{name}-*.tgz"))
-        subprocess.run([HELM, "push", str(tgz), f"oci://{proxy.host}/nine-minds/charts",
-                        "--plain-http"], check=True, capture_output=True)
+        subprocess.run(
+            [HELM, "push", str(tgz), f"oci://{proxy.host}/nine-minds/charts", "--plain-http"],
+            check=True,
+            capture_output=True,
+        )
         tgz.unlink()
     seconds = time.perf_counter() - start
     return Run(label, seconds, *_by_chart(proxy))
@@ -111,12 +132,17 @@ def source_sizes(source: Path, chart_dirs: dict[str, str]) -> dict[str, tuple[in
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--source", type=Path, default=ROOT)
     parser.add_argument("--config", type=Path, default=ROOT / "examples" / "release.yaml")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="repeat each run on fresh registries; median times are shown")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="repeat each run on fresh registries; median times are shown",
+    )
     args = parser.parse_args()
     chart_dirs = dict(load_config(args.config).charts)
     work = Path(tempfile.mkdtemp(prefix="alga-bench-"))
@@ -147,10 +173,17 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
 
     sizes = source_sizes(args.source, chart_dirs)
-    print(f"charts (source bytes / files): " + ", ".join(
-        f"{n} {s // 1024} KB/{c}" for n, (s, c) in sizes.items()))
-    print(f"helm: {subprocess.run([HELM, 'version', '--short'], capture_output=True, text=True).stdout.strip()}; "
-          f"rounds: {args.rounds}; registry: CNCF distribution on 127.0.0.1 behind a counting proxy\n")
+    print(
+        "charts (source bytes / files): "
+        + ", ".join(f"{n} {s // 1024} KB/{c}" for n, (s, c) in sizes.items())
+    )
+    helm_version = subprocess.run(
+        [HELM, "version", "--short"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    print(
+        f"helm: {helm_version}; "
+        f"rounds: {args.rounds}; registry: CNCF distribution on 127.0.0.1 behind a counting proxy\n"
+    )
     header = f"{'run':<16} {'wall s (median)':>16} {'requests':>9} {'uploaded bytes':>15}"
     print(header)
     print("-" * len(header))
@@ -162,17 +195,23 @@ def main() -> int:
     labels = list(runs)
     print(f"{'chart':<16} " + " ".join(f"{lbl:>22}" for lbl in labels))
     for name in KNOWN_CHARTS:
-        cells = [f"{runs[lbl][-1].requests[name]:>5} / {runs[lbl][-1].uploaded[name]:>12}"
-                 for lbl in labels]
+        cells = [
+            f"{runs[lbl][-1].requests[name]:>5} / {runs[lbl][-1].uploaded[name]:>12}"
+            for lbl in labels
+        ]
         print(f"{name:<16} " + " ".join(f"{c:>22}" for c in cells))
     cold_ours = statistics.median(r.seconds for r in runs["ours cold"])
     cold_helm = statistics.median(r.seconds for r in runs["helm cold"])
-    print(f"\ntarget: unchanged re-run uploads 0 bytes: "
-          f"{'met' if runs['ours unchanged'][-1].total_uploaded == 0 else 'NOT met'} "
-          f"({runs['ours unchanged'][-1].total_uploaded} bytes)")
-    print(f"target: cold run not slower than helm: "
-          f"{'met' if cold_ours <= cold_helm else 'NOT met'} "
-          f"(ours {cold_ours:.3f}s vs helm {cold_helm:.3f}s)")
+    print(
+        f"\ntarget: unchanged re-run uploads 0 bytes: "
+        f"{'met' if runs['ours unchanged'][-1].total_uploaded == 0 else 'NOT met'} "
+        f"({runs['ours unchanged'][-1].total_uploaded} bytes)"
+    )
+    print(
+        f"target: cold run not slower than helm: "
+        f"{'met' if cold_ours <= cold_helm else 'NOT met'} "
+        f"(ours {cold_ours:.3f}s vs helm {cold_helm:.3f}s)"
+    )
     return 0
 
 

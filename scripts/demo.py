@@ -34,7 +34,9 @@ def say(text: str) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.parse_args()
     if not Path(CLI[0]).exists():
         CLI[:] = [sys.executable, "-m", "steps.cli"]
@@ -46,15 +48,35 @@ def main() -> int:
         say("alga-release charts publish --source . --config examples/release.yaml (cold)")
         out = work / "charts.json"
         subprocess.run(
-            [*CLI, "charts", "publish", "--source", str(ROOT), "--config",
-             str(ROOT / "examples" / "release.yaml"), *common, "--out", str(out)],
-            check=True, cwd=ROOT,
+            [
+                *CLI,
+                "charts",
+                "publish",
+                "--source",
+                str(ROOT),
+                "--config",
+                str(ROOT / "examples" / "release.yaml"),
+                *common,
+                "--out",
+                str(out),
+            ],
+            check=True,
+            cwd=ROOT,
         )
         say("the same again: nothing changed, so nothing is uploaded")
         subprocess.run(
-            [*CLI, "charts", "publish", "--source", str(ROOT), "--config",
-             str(ROOT / "examples" / "release.yaml"), *common],
-            check=True, cwd=ROOT,
+            [
+                *CLI,
+                "charts",
+                "publish",
+                "--source",
+                str(ROOT),
+                "--config",
+                str(ROOT / "examples" / "release.yaml"),
+                *common,
+            ],
+            check=True,
+            cwd=ROOT,
         )
         result = json.loads(out.read_text())
         say(f"charts.json ({out}):")

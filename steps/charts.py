@@ -234,7 +234,7 @@ def build_artifacts(
             f"source folder {source} does not exist",
             hint="--source must be a checkout of alga-psa (or a tree laid out per --config)",
         )
-    names = list(config.charts) if not only else only
+    names = only if only else list(config.charts)
     for name in names:
         if name not in config.charts:
             raise BadInput(f"chart {name!r} is not in the release config ({config.origin})")
@@ -297,19 +297,70 @@ def plan_charts(
 def _same_chart(
     client: RegistryClient, repository: str, digest: Digest, artifact: ChartArtifact
 ) -> bool:
+    """Does the published manifest ``digest`` hold the same chart as ``artifact``?
+
+    Equal layer and config digests settle it. Otherwise the published tarball is
+    fetched (verified) and its files compared with ours: a tarball compressed by
+    another zlib, or annotations dated from another commit, must not turn a
+    re-run of unchanged content into a refused overwrite.
+    """
     manifest = client.get_manifest(repository, digest).json()
     layers = manifest.get("layers")
     config = manifest.get("config")
     if not isinstance(layers, list) or not isinstance(config, dict):
         return False
     chart_layers = [
-        layer.get("digest")
+        layer
         for layer in layers
         if isinstance(layer, dict) and layer.get("mediaType") == mt.HELM_CHART_LAYER
     ]
-    return chart_layers == [str(artifact.layer_digest)] and config.get("digest") == str(
+    if len(chart_layers) != 1:
+        return False
+    layer = chart_layers[0]
+    if layer.get("digest") == str(artifact.layer_digest) and config.get("digest") == str(
         artifact.config_digest
-    )
+    ):
+        return True
+    try:
+        layer_digest = Digest.parse(str(layer.get("digest")))
+        size = int(layer.get("size", -1))
+        config_digest = Digest.parse(str(config.get("digest")))
+    except (ValueError, TypeError, BadInput):
+        return False
+    if size < 0 or size > MAX_CHART_SIZE:
+        return False
+    theirs_config = client.get_blob(repository, config_digest, size=int(config.get("size", -1)))
+    if _json_or_none(theirs_config) != _json_or_none(artifact.config):
+        return False
+    theirs = client.get_blob(repository, layer_digest, size=size)
+    return _tar_files(theirs) == _tar_files(artifact.tarball)
+
+
+MAX_CHART_SIZE = 64 * 1024 * 1024
+
+
+def _json_or_none(data: bytes) -> object:
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
+
+
+def _tar_files(data: bytes) -> dict[str, bytes] | None:
+    """Member name -> content of a gzipped tarball (None if it is not one)."""
+    import io
+    import tarfile
+
+    files: dict[str, bytes] = {}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+            for member in tar.getmembers():
+                if member.isfile():
+                    extracted = tar.extractfile(member)
+                    files[member.name] = extracted.read() if extracted else b""
+    except (tarfile.TarError, OSError, EOFError):
+        return None
+    return files
 
 
 def push_plan(

@@ -19,8 +19,12 @@ FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.0)
 
 
 def client_for(
-    reg: Registry, *, host: str | None = None, anonymous: bool = False,
-    credentials: Credentials | None = None, **kwargs: Any,
+    reg: Registry,
+    *,
+    host: str | None = None,
+    anonymous: bool = False,
+    credentials: Credentials | None = None,
+    **kwargs: Any,
 ) -> RegistryClient:
     """A project client for a harness registry (or a proxy in front of it)."""
     creds = credentials
@@ -36,7 +40,9 @@ def client_for(
     )
 
 
-def registry_args(reg: Registry, host: str | None = None, namespace: str = "nine-minds") -> list[str]:
+def registry_args(
+    reg: Registry, host: str | None = None, namespace: str = "nine-minds"
+) -> list[str]:
     args = ["--registry", host or reg.host, "--namespace", namespace]
     if reg.tls:
         args += ["--ca-file", str(reg.ca_file)]
@@ -47,8 +53,9 @@ def registry_args(reg: Registry, host: str | None = None, namespace: str = "nine
 
 @contextlib.contextmanager
 def registry_env(
-    monkeypatch: pytest.MonkeyPatch, reg: Registry,
-    credentials: tuple[str, str] | None | bool = True,
+    monkeypatch: pytest.MonkeyPatch,
+    reg: Registry,
+    credentials: tuple[str, str] | bool | None = True,
 ) -> Iterator[None]:
     """Set (or clear) ALGA_REGISTRY_USERNAME/PASSWORD for ``reg`` and fast retries."""
     creds = reg.credentials if credentials is True else credentials or None

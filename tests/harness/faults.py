@@ -488,7 +488,12 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         def record(status: int | None, fault: FaultAction | None) -> None:
             self.proxy._record(
                 ProxiedRequest(
-                    method, path, query, status, fault, auth_scheme,
+                    method,
+                    path,
+                    query,
+                    status,
+                    fault,
+                    auth_scheme,
                     getattr(self, "body_bytes", 0),
                 )
             )

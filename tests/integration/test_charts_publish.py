@@ -43,14 +43,23 @@ def source(tmp_path: Path) -> Path:
 
 def publish(reg: Registry, src: Path, *extra: str, host: str | None = None) -> Any:
     return cli(
-        ["charts", "publish", "--source", str(src), "--config", str(src / "release.yaml"),
-         *registry_args(reg, host), "--json", *extra]
+        [
+            "charts",
+            "publish",
+            "--source",
+            str(src),
+            "--config",
+            str(src / "release.yaml"),
+            *registry_args(reg, host),
+            "--json",
+            *extra,
+        ]
     )
 
 
-def run_library(reg: Registry, src: Path, policy: charts.VersionPolicy = "content") -> tuple[
-    list[charts.ChartResult], Any
-]:
+def run_library(
+    reg: Registry, src: Path, policy: charts.VersionPolicy = "content"
+) -> tuple[list[charts.ChartResult], Any]:
     config = load_config(src / "release.yaml")
     artifacts = charts.build_artifacts(src, config, policy)
     with client_for(reg) as client:
@@ -60,8 +69,12 @@ def run_library(reg: Registry, src: Path, policy: charts.VersionPolicy = "conten
 
 
 def test_every_chart_pulls_and_renders_with_helm_v4_and_v3(
-    registry: Registry, source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    helm: str, helm3: str,
+    registry: Registry,
+    source: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    helm: str,
+    helm3: str,
 ) -> None:
     with registry_env(monkeypatch, registry):
         result = publish(registry, source, "--out", str(tmp_path / "charts.json"))
@@ -76,19 +89,31 @@ def test_every_chart_pulls_and_renders_with_helm_v4_and_v3(
             dest = tmp_path / Path(binary).name / name
             dest.mkdir(parents=True)
             pull = subprocess.run(
-                [binary, "pull", f"oci://{entry['repository']}", "--version", entry["version"],
-                 "--plain-http", "-d", str(dest)],
-                capture_output=True, text=True, check=False,
+                [
+                    binary,
+                    "pull",
+                    f"oci://{entry['repository']}",
+                    "--version",
+                    entry["version"],
+                    "--plain-http",
+                    "-d",
+                    str(dest),
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
             )
             assert pull.returncode == 0, pull.stderr
             assert entry["digest"] in pull.stderr + pull.stdout  # helm prints the digest
             tgz = dest / f"{name}-{entry['version']}.tgz"
             assert tgz.is_file()
-            show = subprocess.run([binary, "show", "chart", str(tgz)], capture_output=True,
-                                  text=True, check=True)
+            show = subprocess.run(
+                [binary, "show", "chart", str(tgz)], capture_output=True, text=True, check=True
+            )
             assert f"version: {entry['version']}" in show.stdout
-            rendered = subprocess.run([binary, "template", "t", str(tgz)], capture_output=True,
-                                      text=True, check=False)
+            rendered = subprocess.run(
+                [binary, "template", "t", str(tgz)], capture_output=True, text=True, check=False
+            )
             assert rendered.returncode == 0, rendered.stderr
             assert "kind:" in rendered.stdout
 
@@ -119,8 +144,9 @@ def test_changing_one_template_changes_only_that_chart(registry: Registry, sourc
     assert second["email-service"].version != first["email-service"].version
     assert {n for n in KNOWN_CHARTS if second[n].version != first[n].version} == {"email-service"}
     with client_for(registry) as client:
-        old = client.head_manifest("nine-minds/charts/email-service",
-                                   first["email-service"].version)
+        old = client.head_manifest(
+            "nine-minds/charts/email-service", first["email-service"].version
+        )
     assert old is not None and old.digest == first["email-service"].digest
 
 
@@ -157,9 +183,25 @@ def test_every_auth_mode_publishes_and_no_secret_leaks(
 ) -> None:
     out = tmp_path / "charts.json"
     with registry_env(monkeypatch, any_registry):
-        result = cli(["-v", "charts", "publish", "--source", str(source), "--config",
-                      str(source / "release.yaml"), *registry_args(any_registry), "--json",
-                      "--out", str(out), "--chart", "pgbouncer", "--chart", "temporal"])
+        result = cli(
+            [
+                "-v",
+                "charts",
+                "publish",
+                "--source",
+                str(source),
+                "--config",
+                str(source / "release.yaml"),
+                *registry_args(any_registry),
+                "--json",
+                "--out",
+                str(out),
+                "--chart",
+                "pgbouncer",
+                "--chart",
+                "temporal",
+            ]
+        )
     assert result.code == 0, result.stderr
     assert sorted(result.json()["charts"]) == ["pgbouncer", "temporal"]
     assert tags(any_registry, "nine-minds/charts/pgbouncer") == [
@@ -193,9 +235,23 @@ def test_sentinel_token_never_reaches_output(
     assert server is not None
     out = tmp_path / "charts.json"
     with registry_env(monkeypatch, token_registry):
-        result = cli(["-v", "charts", "publish", "--source", str(source), "--config",
-                      str(source / "release.yaml"), *registry_args(token_registry), "--json",
-                      "--chart", "pgbouncer", "--out", str(out)])
+        result = cli(
+            [
+                "-v",
+                "charts",
+                "publish",
+                "--source",
+                str(source),
+                "--config",
+                str(source / "release.yaml"),
+                *registry_args(token_registry),
+                "--json",
+                "--chart",
+                "pgbouncer",
+                "--out",
+                str(out),
+            ]
+        )
     assert result.code == 0, result.stderr
     assert len(server.issued_tokens) >= 1
     everything = result.stdout + result.stderr + out.read_text()
@@ -218,8 +274,9 @@ def _make_bad(src: Path, case: str) -> None:
         chart_yaml.write_text(chart_yaml.read_text().replace("name: pgbouncer", "name: pgb"))
     elif case == "non-SemVer version":
         text = chart_yaml.read_text()
-        lines = [("version: 1.2" if line.startswith("version:") else line)
-                 for line in text.splitlines()]
+        lines = [
+            ("version: 1.2" if line.startswith("version:") else line) for line in text.splitlines()
+        ]
         chart_yaml.write_text("\n".join(lines) + "\n")
     elif case == "symlink outside the chart":
         (chart / "templates" / "leak.yaml").symlink_to("/etc/passwd")
@@ -253,8 +310,9 @@ def test_bad_input_is_a_clear_error_and_pushes_nothing(
     assert repositories_on_disk(registry) == []
 
 
-def test_dry_run_pushes_nothing(registry: Registry, source: Path,
-                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dry_run_pushes_nothing(
+    registry: Registry, source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with registry_env(monkeypatch, registry):
         result = publish(registry, source, "--dry-run")
     assert result.code == 0, result.stderr
@@ -270,8 +328,9 @@ def test_registry_503_twice_is_retried_and_persistent_503_exits_75(
     with registry_env(monkeypatch, registry):
         ok = publish(registry, source, "--chart", "temporal", host=proxy.host)
         assert ok.code == 0, ok.stderr
-        assert [r.status for r in proxy.requests if r.method == "PUT"
-                and "/manifests/" in r.path] == [503, 503, 201]
+        assert [
+            r.status for r in proxy.requests if r.method == "PUT" and "/manifests/" in r.path
+        ] == [503, 503, 201]
         proxy.reset()
         proxy.fail_always(status=503)
         down = publish(registry, source, "--chart", "pgbouncer", host=proxy.host)
@@ -290,3 +349,24 @@ def test_packaged_tarball_is_deterministic_across_copies(source: Path, tmp_path:
     assert [a.digest for a in first] == [a.digest for a in second]
     with tarfile.open(fileobj=__import__("io").BytesIO(first[0].tarball)) as tar:
         assert all(m.mtime == tar.getmembers()[0].mtime for m in tar.getmembers())
+
+
+def test_same_content_compressed_differently_is_not_an_overwrite(
+    registry: Registry, source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another zlib (or another commit date) gives other bytes for the same files:
+    the published version is kept, not refused and not overwritten."""
+    first = {r.name: r for r in run_library(registry, source)[0]}
+    from steps import chartpkg
+
+    monkeypatch.setattr(chartpkg, "GZIP_LEVEL", 1)
+    config = load_config(source / "release.yaml")
+    artifacts = charts.build_artifacts(source, config, "content", ["temporal"])
+    assert artifacts[0].digest != first["temporal"].digest  # other bytes ...
+    assert artifacts[0].version == first["temporal"].version  # ... same content
+    with client_for(registry) as client:
+        plans = charts.plan_charts(client, "nine-minds", artifacts)
+        assert plans[0].state == "equivalent"
+        results = charts.push_plan(client, "nine-minds", plans)
+        assert client.stats.manifests_put == 0
+    assert results[0].digest == first["temporal"].digest

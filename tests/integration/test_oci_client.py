@@ -30,10 +30,18 @@ def _manifest(config: bytes, layer: bytes, *, pretty: bool = False) -> bytes:
     body = {
         "schemaVersion": 2,
         "mediaType": mt.OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.test.config+json",
-                   "digest": str(Digest.of(config)), "size": len(config)},
-        "layers": [{"mediaType": "application/vnd.test.layer", "digest": str(Digest.of(layer)),
-                    "size": len(layer)}],
+        "config": {
+            "mediaType": "application/vnd.test.config+json",
+            "digest": str(Digest.of(config)),
+            "size": len(config),
+        },
+        "layers": [
+            {
+                "mediaType": "application/vnd.test.layer",
+                "digest": str(Digest.of(layer)),
+                "size": len(layer),
+            }
+        ],
     }
     # Deliberately unusual formatting: the bytes, not the JSON value, are the identity.
     return json.dumps(body, indent=3 if pretty else None).encode()
@@ -114,15 +122,16 @@ def test_chunked_upload_streams_a_large_blob_without_holding_it(
 
 
 @pytest.mark.parametrize("mode", ["anonymous", "token"])
-def test_cross_repository_mount(
-    mode: str, registry: Registry, token_registry: Registry
-) -> None:
+def test_cross_repository_mount(mode: str, registry: Registry, token_registry: Registry) -> None:
     reg = registry if mode == "anonymous" else token_registry
     data = b"shared layer " * 1000
     with client_for(reg) as client:
         client.push_blob("nine-minds/source", data)
         uploaded = client.stats.bytes_uploaded
-        assert client.push_blob("nine-minds/target", data, mount_from=["nine-minds/source"]) == "mounted"
+        assert (
+            client.push_blob("nine-minds/target", data, mount_from=["nine-minds/source"])
+            == "mounted"
+        )
         assert client.stats.bytes_uploaded == uploaded
         assert client.blob_exists("nine-minds/target", Digest.of(data))
 
@@ -187,9 +196,10 @@ def test_retries_503_twice_then_succeeds(registry: Registry, fault_proxy: Any) -
 def test_persistent_failure_is_transient_exit_75(registry: Registry, fault_proxy: Any) -> None:
     proxy = fault_proxy(registry)
     proxy.fail_always(status=503)
-    with client_for(registry, host=proxy.host) as client, pytest.raises(
-        TransientRegistryError
-    ) as err:
+    with (
+        client_for(registry, host=proxy.host) as client,
+        pytest.raises(TransientRegistryError) as err,
+    ):
         client.head_manifest(REPO, "v1")
     assert err.value.exit_code == 75
     assert proxy.host in str(err.value)
@@ -207,7 +217,7 @@ def test_connection_errors_are_retried_then_transient(registry: Registry, fault_
 
 
 def test_corrupted_blob_and_manifest_are_refused(registry: Registry, fault_proxy: Any) -> None:
-    manifest, digest = _push_small_artifact(registry)
+    _, digest = _push_small_artifact(registry)
     proxy = fault_proxy(registry)
     proxy.corrupt_always(path=r"/blobs/")
     layer = b"layer-bytes-" + REPO.encode()
@@ -227,16 +237,16 @@ def test_registry_down_is_transient(tmp_path: Path) -> None:
     from tests.harness.registry import free_port
 
     port = free_port()
-    with RegistryClient(f"127.0.0.1:{port}", plain_http=True, retry=FAST_RETRY) as client:
-        with pytest.raises(TransientRegistryError) as err:
-            client.head_manifest(REPO, "v1")
+    client = RegistryClient(f"127.0.0.1:{port}", plain_http=True, retry=FAST_RETRY)
+    with client, pytest.raises(TransientRegistryError) as err:
+        client.head_manifest(REPO, "v1")
     assert err.value.exit_code == 75
 
 
 def test_tls_registry_verifies_certificates(tls_token_registry: Registry) -> None:
     from steps.oci import RegistryClient, RegistryError
 
-    manifest, digest = _push_small_artifact(tls_token_registry)
+    _, digest = _push_small_artifact(tls_token_registry)
     with client_for(tls_token_registry) as client:
         assert client.get_manifest(REPO, "v1").digest == digest
     # Without the CA the certificate does not verify: a clear, non-transient error.

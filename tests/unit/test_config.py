@@ -22,7 +22,9 @@ def test_default_is_the_alga_psa_layout() -> None:
 
 def test_config_file_overrides(tmp_path: Path) -> None:
     f = tmp_path / "release.yaml"
-    f.write_text("charts:\n  sebastian: charts/sebastian\noverlay: flux\nvaluesProfile: talos-single-node\n")
+    f.write_text(
+        "charts:\n  sebastian: charts/sebastian\noverlay: flux\nvaluesProfile: talos-single-node\n"
+    )
     config = load_config(f)
     assert dict(config.charts) == {"sebastian": "charts/sebastian"}
     assert config.overlay == "flux"

@@ -92,8 +92,12 @@ def test_redacting_filter_masks_log_records(caplog: pytest.LogCaptureFixture) ->
 @pytest.mark.parametrize(
     ("host", "expected"),
     [
-        ("127.0.0.1:5000", True), ("127.3.2.1", True), ("localhost:80", True),
-        ("[::1]:5000", True), ("ghcr.io", False), ("10.0.0.1:5000", False),
+        ("127.0.0.1:5000", True),
+        ("127.3.2.1", True),
+        ("localhost:80", True),
+        ("[::1]:5000", True),
+        ("ghcr.io", False),
+        ("10.0.0.1:5000", False),
         ("localhost.example.com", False),
     ],
 )
@@ -106,8 +110,9 @@ def test_plain_http_only_for_loopback_or_named_hosts() -> None:
         RegistryClient("ghcr.io", plain_http=True)
     assert err.value.exit_code == 2
     assert "--insecure-registry" in (err.value.hint or "")
-    RegistryClient("registry.internal:5000", plain_http=True,
-                   insecure_hosts=["registry.internal:5000"]).close()
+    RegistryClient(
+        "registry.internal:5000", plain_http=True, insecure_hosts=["registry.internal:5000"]
+    ).close()
     client = RegistryClient("127.0.0.1:5000", plain_http=True)
     assert client.base_url == "http://127.0.0.1:5000"
     client.close()

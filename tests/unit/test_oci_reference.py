@@ -21,8 +21,15 @@ def test_digest_parse_and_str_round_trip() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "sha256", f"sha256:{HEX[:-1]}", f"sha256:{HEX.upper()}", f"md5:{HEX}", f"sha256:{HEX}0",
-     f"sha512:{HEX}"],
+    [
+        "",
+        "sha256",
+        f"sha256:{HEX[:-1]}",
+        f"sha256:{HEX.upper()}",
+        f"md5:{HEX}",
+        f"sha256:{HEX}0",
+        f"sha512:{HEX}",
+    ],
 )
 def test_digest_rejects_malformed(text: str) -> None:
     with pytest.raises(InvalidReference) as err:
@@ -47,8 +54,13 @@ def test_digest_stream_reads_in_chunks() -> None:
 @pytest.mark.parametrize(
     ("text", "registry", "repository", "tag", "digest"),
     [
-        ("ghcr.io/nine-minds/charts/sebastian:0.0.1", "ghcr.io", "nine-minds/charts/sebastian",
-         "0.0.1", None),
+        (
+            "ghcr.io/nine-minds/charts/sebastian:0.0.1",
+            "ghcr.io",
+            "nine-minds/charts/sebastian",
+            "0.0.1",
+            None,
+        ),
         ("oci://ghcr.io/nine-minds/x:1.0-rc5.1", "ghcr.io", "nine-minds/x", "1.0-rc5.1", None),
         (f"127.0.0.1:5000/a/b@sha256:{HEX}", "127.0.0.1:5000", "a/b", None, f"sha256:{HEX}"),
         (f"localhost/a:t@sha256:{HEX}", "localhost", "a", "t", f"sha256:{HEX}"),

@@ -1,0 +1,863 @@
+"""Deterministic Helm chart packaging: what ``helm package`` does, byte-reproducibly.
+
+Pipeline (all pure except the two readers, which only read the chart folder)::
+
+    src   = load_chart(path, expected_name)        # read + validate Chart.yaml
+    files = collect_files(src)                     # the exact file set helm would package
+    h     = content_hash(src, files)               # sha256 over paths + contents
+    v     = immutable_version(src.version, h)      # "0.0.1" -> "0.0.1-c3f2a1b0c4d"
+    pkg   = package_chart(src, files, v)           # .tgz bytes + OCI config JSON
+
+What ends up in the package (established against ``helm package`` of helm v4.1.4 and
+v3.17.3, which agree on every point below; see ``tests/integration/test_chartpkg_helm.py``):
+
+* Only regular files, each under a ``<chart name>/`` prefix. **No directory entries**,
+  empty directories vanish. Every entry has mode ``0644`` (helm drops the executable bit,
+  so :class:`ChartFile` does not record it), uid/gid 0, empty user and group names, and
+  no PAX records except a ``path`` record for a name that ustar cannot hold (longer than
+  100 bytes or not ASCII); never times.
+* The walk is helm's: names sorted per directory, ``.helmignore`` rules applied as in
+  :mod:`steps.helmignore` (an ignored directory is pruned whole), symbolic links
+  followed (the path inside the package is the link's path). ``.helmignore`` itself and
+  other dot-files are packaged unless a rule excludes them; only hidden files directly
+  under ``templates/`` are left out by default. A leading UTF-8 byte order mark is removed
+  from every file (helm's loader does so).
+* ``charts/``: every folder ``charts/<x>/`` is a subchart and every ``charts/<x>.tgz`` a
+  vendored subchart archive; helm **expands the archive** and writes both kinds as
+  folders named after the subchart's Chart.yaml ``name`` (not the folder or file name).
+  Names under ``charts/`` starting with ``_`` or ``.`` are dropped; ``*.prov`` files are
+  kept as plain files; any other plain file directly in ``charts/`` is an error in helm
+  (``Chart.yaml file is missing``) and a :class:`BadInput` here. A subchart's own
+  ``.helmignore`` is **not** applied (only the parent's rules, matched against the full
+  path, which is also why the ``templates/.?*`` default does not reach a subchart's
+  templates). Dependencies declared in Chart.yaml must be present in ``charts/``.
+* ``Chart.lock`` is kept for ``apiVersion: v2`` charts and dropped for ``v1`` charts;
+  ``requirements.yaml``/``requirements.lock`` are plain files of ``v1`` charts. In a
+  ``v2`` chart helm silently merges them into Chart.yaml/Chart.lock; that is refused here.
+* helm **re-serialises** Chart.yaml (keys sorted, comments and fields unknown to helm
+  dropped, numbers in string fields turned into strings) and Chart.lock. We do not: our
+  Chart.yaml is the original text with only the top-level ``version`` value replaced
+  (comments, key order and quoting survive, so the diff against the source is one line),
+  and every other file, Chart.lock included, is byte-for-byte the chart's. The result
+  parses to the original metadata with only ``version`` changed, and helm loads it into
+  the same metadata as its own package (it applies the same conversions when loading).
+  If the version line cannot be edited in place (flow style, multi-line scalar), the
+  Chart.yaml is re-serialised with sorted keys instead; it still parses the same.
+* Entry order mirrors helm's writer: Chart.yaml, Chart.lock, values.yaml,
+  values.schema.json, ``templates/**``, the other files, then each subchart the same way;
+  within a group, walk order (path components compared lexically). helm writes
+  subcharts in Go map order (random from run to run); we sort them by name.
+
+Determinism: identical chart content gives byte-identical tarballs whatever the files'
+mtimes, owners, permissions or the order the file system lists them. Every entry gets
+``mtime`` (default :data:`FIXED_MTIME`); gzip is written by hand (no file name, mtime 0,
+OS byte 255 like helm's, level 9; helm's extra field and "Helm" comment are left out,
+nothing reads them). The deflate stream is zlib's; a different deflate
+implementation (zlib-ng) could produce other bytes from the same tar, which is why the
+chart *version* is derived from :func:`content_hash` (file contents), never from the
+tarball digest.
+
+Invariants a caller relies on:
+
+* ``content_hash`` covers exactly the packaged files (paths and bytes after helm's
+  processing) and the original Chart.yaml; it ignores mtimes, permissions and listing
+  order, and it changes when any packaged byte changes.
+* With the content version policy, pass a constant ``mtime`` (the default): the tarball
+  must be a function of the content alone, or a re-run at a later commit would produce a
+  different digest under the same immutable version.
+
+What this module does not do: talk to a registry, run helm, resolve or download
+dependencies (``helm dependency build`` must have vendored them), lint templates, or
+render anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+import posixpath
+import re
+import stat
+import struct
+import tarfile
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import semver
+import yaml
+
+from steps import helmignore
+from steps.errors import BadInput
+
+CHART_YAML = "Chart.yaml"
+CHART_LOCK = "Chart.lock"
+
+#: mtime of every tar entry unless the caller passes another (1970-01-01T00:00:00Z).
+FIXED_MTIME = 0
+#: gzip/deflate level (best compression; gzip XFL byte 2).
+GZIP_LEVEL = 9
+#: Entry mode of every file, as helm writes it.
+FILE_MODE = 0o644
+#: Domain separator of :func:`content_hash`; bump the suffix when the packaging format
+#: changes, so that new bytes never reuse an already published version.
+CONTENT_HASH_SCHEME = b"alga-release/chart-content/v1\n"
+#: Chart API versions helm v4 accepts (v3 rejects nothing, v4 rejects e.g. "v3").
+SUPPORTED_API_VERSIONS = ("v1", "v2")
+#: Length of the content identifier in an immutable version.
+HASH_ID_LENGTH = 10
+#: helm's limit on the expanded size of a chart archive (vendored subcharts).
+MAX_ARCHIVE_SIZE = 100 * 1024 * 1024
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+_TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\Z")
+# One OCI repository path component: the chart becomes <namespace>/charts/<name>.
+_CHART_NAME_RE = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*\Z")
+_HEX_RE = re.compile(r"[0-9a-f]{64}\Z")
+_DRIVE_RE = re.compile(r"[a-zA-Z]:/")
+_CHART_TYPES = ("application", "library")
+# Top-level `version:` line in block style: value (plain, '...' or "..."), optional comment.
+_VERSION_LINE = re.compile(
+    rb"^version[ \t]*:[ \t]*"
+    rb"(?P<value>\"[^\"\r\n]*\"|'[^'\r\n]*'|[^ \t\r\n#'\"\[{|>&*!%@`][^\r\n]*?)"
+    rb"(?P<tail>(?:[ \t]+#[^\r\n]*)?[ \t]*)(?=\r?$)",
+    re.MULTILINE,
+)
+
+
+# --------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChartSource:
+    """A chart folder whose Chart.yaml has been read and validated.
+
+    ``path`` is the resolved folder; ``version`` the Chart.yaml version (strict SemVer 2,
+    no build metadata); ``chart_yaml`` the file's bytes as helm reads them (BOM removed);
+    ``metadata`` its parsed mapping (JSON-representable).
+    """
+
+    path: Path
+    name: str
+    version: str
+    api_version: str
+    chart_yaml: bytes = field(repr=False)
+    metadata: Mapping[str, Any] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ChartFile:
+    """One file of the package: ``path`` relative to the chart root inside the archive
+    (``/``-separated, e.g. ``templates/deployment.yaml`` or ``charts/redis/Chart.yaml``)
+    and its bytes exactly as packaged (except Chart.yaml, whose version
+    :func:`package_chart` replaces). No mode: helm writes every file ``0644``."""
+
+    path: str
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class PackagedChart:
+    """The result of :func:`package_chart`.
+
+    ``tarball`` is the ``.tgz`` (the OCI layer); ``chart_yaml_json`` the Chart.yaml
+    metadata with the new version as compact JSON with sorted keys (the OCI config blob);
+    ``metadata`` the same as a dict.
+    """
+
+    name: str
+    version: str
+    tarball: bytes = field(repr=False)
+    chart_yaml_json: bytes = field(repr=False)
+    metadata: dict[str, Any] = field(repr=False)
+
+    @property
+    def filename(self) -> str:
+        """The name ``helm package`` would give the archive."""
+        return f"{self.name}-{self.version}.tgz"
+
+    @property
+    def digest(self) -> str:
+        """``sha256:<hex>`` of the tarball (the OCI layer digest)."""
+        return "sha256:" + hashlib.sha256(self.tarball).hexdigest()
+
+
+# --------------------------------------------------------------------------
+# Chart.yaml
+# --------------------------------------------------------------------------
+
+
+def load_chart(path: Path, expected_name: str | None = None) -> ChartSource:
+    """Read and validate ``<path>/Chart.yaml``.
+
+    Raises :class:`BadInput` (naming the folder and the fix) when the folder or its
+    Chart.yaml is missing, the YAML is invalid or not a mapping, ``apiVersion``/``name``/
+    ``version`` is missing or malformed, the name differs from ``expected_name`` or is not
+    a valid OCI repository name, the version is not strict SemVer 2 or carries ``+build``
+    metadata (OCI tags cannot hold ``+``), ``type`` is neither application nor library, or
+    a value cannot be represented in JSON (the OCI config blob).
+    """
+    folder = Path(path)
+    if not folder.exists():
+        raise BadInput(
+            f"chart folder {folder} does not exist",
+            hint="check the chart path in the release config and the --source checkout",
+        )
+    if not folder.is_dir():
+        raise BadInput(
+            f"chart path {folder} is not a folder",
+            hint="point the release config at the folder that holds Chart.yaml",
+        )
+    root = folder.resolve()
+    chart_yaml_path = root / CHART_YAML
+    if not chart_yaml_path.is_file():
+        raise BadInput(
+            f"chart folder {folder} has no Chart.yaml",
+            hint="point the release config at the chart's own folder (the one with Chart.yaml)",
+        )
+    try:
+        raw = chart_yaml_path.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"cannot read {chart_yaml_path}: {exc.strerror or exc}") from None
+    data = raw.removeprefix(_UTF8_BOM)
+    where = f"chart folder {folder}"
+    meta = _parse_chart_yaml(data, where)
+
+    api = meta.get("apiVersion")
+    if api is None or api == "":
+        raise BadInput(
+            f"{where}: Chart.yaml has no apiVersion",
+            hint="add 'apiVersion: v2' to Chart.yaml",
+        )
+    if api not in SUPPORTED_API_VERSIONS:
+        raise BadInput(
+            f"{where}: Chart.yaml apiVersion {api!r} is not one helm v4 accepts",
+            hint="use 'apiVersion: v2'",
+        )
+    name = meta.get("name")
+    if name is None or name == "":
+        raise BadInput(f"{where}: Chart.yaml has no name", hint="add 'name: <chart>' to Chart.yaml")
+    if not isinstance(name, str) or not _CHART_NAME_RE.match(name):
+        raise BadInput(
+            f"{where}: chart name {name!r} cannot be an OCI repository name",
+            hint="use lower-case letters and digits separated by '-', '_' or '.'",
+        )
+    if expected_name is not None and name != expected_name:
+        raise BadInput(
+            f"{where}: Chart.yaml name is {name!r}, but the release config expects "
+            f"{expected_name!r}",
+            hint="fix the name in Chart.yaml or the chart's entry in the release config",
+        )
+    version = meta.get("version")
+    if version is None or version == "":
+        raise BadInput(
+            f"{where}: Chart.yaml has no version", hint="add 'version: 0.1.0' to Chart.yaml"
+        )
+    _check_base_version(version, where)
+    chart_type = meta.get("type")
+    if chart_type not in (None, "", *_CHART_TYPES):
+        raise BadInput(
+            f"{where}: Chart.yaml type {chart_type!r} is not 'application' or 'library'",
+            hint="helm refuses any other type; fix or remove it",
+        )
+    _check_jsonable(meta, f"{where}: Chart.yaml")
+    return ChartSource(
+        path=root,
+        name=name,
+        version=str(version),
+        api_version=str(api),
+        chart_yaml=data,
+        metadata=meta,
+    )
+
+
+def _parse_chart_yaml(data: bytes, where: str) -> dict[str, Any]:
+    try:
+        meta = yaml.safe_load(data)
+    except yaml.YAMLError as exc:
+        detail = " ".join(str(exc).split())
+        raise BadInput(
+            f"{where}: Chart.yaml is not valid YAML: {detail}",
+            hint="fix the YAML syntax (`helm lint` shows the same error)",
+        ) from None
+    if not isinstance(meta, dict):
+        raise BadInput(
+            f"{where}: Chart.yaml must be a YAML mapping, found {type(meta).__name__}",
+            hint="Chart.yaml holds keys such as apiVersion, name and version",
+        )
+    return meta
+
+
+def _check_base_version(version: object, where: str) -> None:
+    if not isinstance(version, str):
+        raise BadInput(
+            f"{where}: Chart.yaml version {version!r} is a YAML {type(version).__name__}, "
+            "not a SemVer string",
+            hint="write a full SemVer version such as 'version: 1.0.0'",
+        )
+    if "+" in version:
+        raise BadInput(
+            f"{where}: Chart.yaml version {version!r} has '+' build metadata, which an OCI "
+            "tag cannot hold (helm would push it as '_')",
+            hint="drop the '+...' part, or move it into the prerelease ('-...')",
+        )
+    if not semver.Version.is_valid(version):
+        raise BadInput(
+            f"{where}: Chart.yaml version {version!r} is not strict SemVer 2 "
+            "(MAJOR.MINOR.PATCH[-PRERELEASE])",
+            hint="write e.g. '1.0.0' or '1.0.0-rc.5'; numeric identifiers may not have "
+            "leading zeros",
+        )
+
+
+def _check_jsonable(value: object, where: str, at: str = "") -> None:
+    if value is None or isinstance(value, (str, bool, int)):
+        return
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_jsonable(item, where, f"{at}[{i}]")
+        return
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise BadInput(
+                    f"{where}: key {key!r} under {at or 'the top level'} is not a string",
+                    hint="quote the key",
+                )
+            _check_jsonable(item, where, f"{at}.{key}" if at else key)
+        return
+    raise BadInput(
+        f"{where}: value of {at or 'the document'} ({value!r}) cannot be represented in JSON",
+        hint="quote it so that YAML reads it as a string",
+    )
+
+
+def with_version(chart_yaml: bytes, version: str) -> bytes:
+    """Chart.yaml text with the top-level ``version`` set to ``version``.
+
+    Edits the value of the single top-level ``version:`` line in place (keeping its
+    quoting and any trailing comment); the result is checked to parse to the original
+    mapping with only ``version`` changed. If no such line can be edited safely, the
+    mapping is re-serialised (sorted keys, block style) instead.
+    """
+    original = _parse_chart_yaml(chart_yaml, "Chart.yaml")
+    wanted = dict(original)
+    wanted["version"] = version
+    found = list(_VERSION_LINE.finditer(chart_yaml))
+    if len(found) == 1:
+        m = found[0]
+        value = m.group("value")
+        quote = value[:1] if value[:1] in (b'"', b"'") else b""
+        edited = (
+            chart_yaml[: m.start("value")]
+            + quote
+            + version.encode("utf-8")
+            + quote
+            + chart_yaml[m.end("value") :]
+        )
+        try:
+            if yaml.safe_load(edited) == wanted:
+                return edited
+        except yaml.YAMLError:
+            pass
+    dumped = yaml.safe_dump(wanted, sort_keys=True, default_flow_style=False, allow_unicode=True)
+    return dumped.encode("utf-8")
+
+
+# --------------------------------------------------------------------------
+# Collecting the file set
+# --------------------------------------------------------------------------
+
+
+def collect_files(src: ChartSource) -> list[ChartFile]:
+    """The files ``helm package`` would put into the archive, sorted by path.
+
+    Walks ``src.path`` as helm does (see the module docstring), then applies helm's
+    chart-structure rules (``charts/`` subcharts and archives expanded, Chart.lock and
+    requirements files per apiVersion). Refuses with :class:`BadInput`: a symbolic link
+    that is dangling or loops (helm fails too), a packaged link whose target resolves
+    outside the chart folder (helm would copy the outside file in; we do not), an
+    irregular file, a broken ``.helmignore``, a file name that is not UTF-8, a ``charts/``
+    entry that is not a chart, a declared dependency missing from ``charts/``, a malformed
+    vendored archive, or two subcharts with the same name.
+    """
+    rules = helmignore.load_for_chart(src.path)
+    walked = _walk(src.path, rules)
+    if CHART_YAML not in walked:
+        raise BadInput(
+            f"chart folder {src.path}: Chart.yaml is excluded by its .helmignore",
+            hint="remove the .helmignore rule that matches Chart.yaml (a '!' rule ignores "
+            "every path it does not match)",
+        )
+    if walked[CHART_YAML] != src.chart_yaml:
+        raise BadInput(
+            f"chart folder {src.path}: Chart.yaml changed after it was loaded",
+            hint="do not modify the chart while it is being packaged",
+        )
+    _, files = _assemble(walked, str(src.path), top=True)
+    return sorted((ChartFile(p, d) for p, d in files.items()), key=lambda f: f.path)
+
+
+def _walk(root: Path, rules: helmignore.Rules) -> dict[str, bytes]:
+    """helm's ``sympath.Walk`` + ``LoadDir``: relative path -> bytes, in walk order."""
+    out: dict[str, bytes] = {}
+
+    def visit(fs_dir: Path, real_dir: Path, rel_dir: str, chain: frozenset[Path]) -> None:
+        try:
+            names = sorted(os.listdir(fs_dir))
+        except OSError as exc:
+            raise BadInput(f"cannot list {fs_dir}: {exc.strerror or exc}") from None
+        for name in names:
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            _check_name(rel, root)
+            fs_path = fs_dir / name
+            try:
+                st = os.lstat(fs_path)
+            except OSError as exc:
+                raise BadInput(f"cannot read {fs_path}: {exc.strerror or exc}") from None
+            is_link = stat.S_ISLNK(st.st_mode)
+            if is_link:
+                target = os.readlink(fs_path)
+                try:
+                    real = Path(os.path.realpath(fs_path, strict=True))
+                    st = os.stat(real)
+                except OSError:
+                    raise BadInput(
+                        f"chart folder {root}: symbolic link {rel} -> {target} is dangling "
+                        "or loops (helm package fails on it, even when .helmignore lists it)",
+                        hint="fix or delete the link",
+                    ) from None
+            else:
+                real = real_dir / name
+            is_dir = stat.S_ISDIR(st.st_mode)
+            if rules.ignores(rel, is_dir=is_dir):
+                continue
+            if is_link and real != root and root not in real.parents:
+                raise BadInput(
+                    f"chart folder {root}: symbolic link {rel} -> {target} resolves to "
+                    f"{real}, outside the chart folder",
+                    hint="copy the file into the chart, or list the link in .helmignore; "
+                    "charts may only link to files inside their own folder",
+                )
+            if is_dir:
+                if real in chain:
+                    raise BadInput(
+                        f"chart folder {root}: symbolic link {rel} -> {target} points to a "
+                        "folder that contains it (helm would walk it forever)",
+                        hint="remove the link or list it in .helmignore",
+                    )
+                visit(fs_path, real, rel, chain | {real})
+            elif stat.S_ISREG(st.st_mode):
+                try:
+                    data = fs_path.read_bytes()
+                except OSError as exc:
+                    raise BadInput(f"cannot read {fs_path}: {exc.strerror or exc}") from None
+                out[rel] = data.removeprefix(_UTF8_BOM)
+            else:
+                raise BadInput(
+                    f"chart folder {root}: {rel} is not a regular file (device, socket or "
+                    "pipe); helm refuses to package it",
+                    hint="remove it or list it in .helmignore",
+                )
+
+    visit(root, root, "", frozenset({root}))
+    return out
+
+
+def _check_name(rel: str, root: Path) -> None:
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadInput(
+            f"chart folder {root}: file name {rel!r} is not valid UTF-8",
+            hint="rename the file (chart archives store UTF-8 names)",
+        ) from None
+
+
+def _go_ext(path: str) -> str:
+    """Go's ``filepath.Ext``: the suffix from the last ``.`` of the last element."""
+    base = path.rsplit("/", 1)[-1]
+    i = base.rfind(".")
+    return base[i:] if i >= 0 else ""
+
+
+def _assemble(
+    files: Mapping[str, bytes], where: str, *, top: bool
+) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """helm's ``LoadFiles`` + ``writeTarContents`` file selection for one chart level.
+
+    Returns the chart's metadata and its packaged files (paths relative to this chart,
+    subcharts already placed under ``charts/<name>/``).
+    """
+    if CHART_YAML not in files:
+        raise BadInput(
+            f"{where} has no Chart.yaml, so it is not a chart (helm package fails with "
+            "'Chart.yaml file is missing')",
+            hint="everything under charts/ must be a chart folder or a chart .tgz; rename "
+            "other entries to start with '_' or list them in .helmignore",
+        )
+    meta = _parse_chart_yaml(files[CHART_YAML], where)
+    if not top:
+        _check_subchart_meta(meta, where)
+    api = meta.get("apiVersion") or "v1"
+
+    out: dict[str, bytes] = {}
+    subcharts: dict[str, list[tuple[str | None, bytes]]] = {}
+    for path, data in files.items():
+        if path == CHART_LOCK:
+            if api == "v2":
+                out[path] = data
+        elif path in ("requirements.yaml", "requirements.lock"):
+            if api != "v1":
+                raise BadInput(
+                    f"{where}: {path} in an apiVersion {api} chart (helm would silently "
+                    "merge it into Chart.yaml/Chart.lock)",
+                    hint="move the dependencies into Chart.yaml (and Chart.lock) and delete "
+                    f"{path}",
+                )
+            out[path] = data
+        elif path == "values.schema.json":
+            _check_json(data, f"{where}/{path}")
+            out[path] = data
+        elif path.startswith("charts/"):
+            if _go_ext(path) == ".prov":
+                out[path] = data
+                continue
+            cname, sep, rest = path[len("charts/") :].partition("/")
+            subcharts.setdefault(cname, []).append((rest if sep else None, data))
+        else:
+            out[path] = data
+
+    dep_names: set[str] = set()
+    for cname in sorted(subcharts):
+        if cname[:1] in ("_", "."):
+            continue
+        entries = subcharts[cname]
+        sub_where = f"{where}/charts/{cname}"
+        if _go_ext(cname) == ".tgz":
+            if entries[0][0] is not None:
+                raise BadInput(
+                    f"{sub_where} is a folder; helm expects a chart archive with that name",
+                    hint="rename the folder (no .tgz suffix) or replace it with the archive",
+                )
+            sub_files = _read_chart_archive(entries[0][1], sub_where)
+        else:
+            sub_files = {rest: data for rest, data in entries if rest is not None}
+        sub_meta, sub_out = _assemble(sub_files, sub_where, top=False)
+        dep = str(sub_meta["name"])
+        if dep in dep_names:
+            raise BadInput(
+                f"{where}: two entries under charts/ hold a chart named {dep!r}",
+                hint="keep one copy of each subchart in charts/",
+            )
+        dep_names.add(dep)
+        for sub_path, data in sub_out.items():
+            full = f"charts/{dep}/{sub_path}"
+            if full in out:
+                raise BadInput(
+                    f"{where}: {full} would be written twice",
+                    hint=f"rename the charts/ entries so that subchart {dep!r} has its own folder",
+                )
+            out[full] = data
+
+    if top:
+        missing = [d for d in _declared_dependencies(meta, files, where) if d not in dep_names]
+        if missing:
+            raise BadInput(
+                f"{where}: found in Chart.yaml, but missing in charts/ directory: "
+                + ", ".join(missing),
+                hint="run `helm dependency build` and vendor charts/ into the source, or "
+                "remove the dependency",
+            )
+    return meta, out
+
+
+def _check_subchart_meta(meta: Mapping[str, Any], where: str) -> None:
+    for key in ("name", "version"):
+        value = meta.get(key)
+        if not isinstance(value, str) or value == "":
+            raise BadInput(
+                f"{where}: subchart Chart.yaml has no valid {key}",
+                hint=f"set '{key}' in the subchart's Chart.yaml",
+            )
+    api = meta.get("apiVersion") or "v1"
+    if api not in SUPPORTED_API_VERSIONS:
+        raise BadInput(
+            f"{where}: subchart apiVersion {api!r} is not one helm v4 accepts",
+            hint="use 'apiVersion: v2'",
+        )
+    name = str(meta["name"])
+    if "/" in name or "\\" in name or name in (".", ".."):
+        raise BadInput(f"{where}: subchart name {name!r} is not a valid chart name")
+
+
+def _declared_dependencies(
+    meta: Mapping[str, Any], files: Mapping[str, bytes], where: str
+) -> list[str]:
+    deps: object = meta.get("dependencies")
+    if (meta.get("apiVersion") or "v1") == "v1" and "requirements.yaml" in files:
+        try:
+            req = yaml.safe_load(files["requirements.yaml"])
+        except yaml.YAMLError:
+            raise BadInput(f"{where}: requirements.yaml is not valid YAML") from None
+        deps = req.get("dependencies") if isinstance(req, dict) else None
+    if deps is None:
+        return []
+    if not isinstance(deps, list):
+        raise BadInput(f"{where}: 'dependencies' must be a list", hint="fix Chart.yaml")
+    names: list[str] = []
+    for item in deps:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise BadInput(
+                f"{where}: every entry of 'dependencies' needs a name", hint="fix Chart.yaml"
+            )
+        names.append(item["name"])
+    return names
+
+
+def _check_json(data: bytes, where: str) -> None:
+    def reject(token: str) -> None:
+        raise ValueError(token)
+
+    try:
+        json.loads(data.decode("utf-8"), parse_constant=reject)
+    except ValueError:
+        raise BadInput(
+            f"{where} is not valid JSON (helm package fails with 'invalid JSON in "
+            "values.schema.json')",
+            hint="fix the JSON schema",
+        ) from None
+
+
+def _read_chart_archive(data: bytes, where: str) -> dict[str, bytes]:
+    """helm's ``LoadArchiveFiles``: the files of a chart .tgz, first path element removed."""
+    out: dict[str, bytes] = {}
+    remaining = MAX_ARCHIVE_SIZE
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
+            for member in archive:
+                if member.isdir():
+                    continue
+                name = member.name
+                delimiter = "\\" if "\\" in name else "/"
+                parts = name.split(delimiter)
+                rel = "/".join(parts[1:])
+                if rel.startswith("/"):
+                    raise BadInput(f"{where}: archive holds an absolute path {name!r}")
+                rel = posixpath.normpath(rel) if rel else "."
+                if rel == ".":
+                    raise BadInput(
+                        f"{where}: archive entry {name!r} is outside the chart's base folder"
+                    )
+                if rel.startswith("..") or _DRIVE_RE.match(rel):
+                    raise BadInput(f"{where}: archive entry {name!r} escapes the chart folder")
+                if parts[0] == CHART_YAML:
+                    raise BadInput(f"{where}: archive has Chart.yaml outside a base folder")
+                if not member.isfile():
+                    raise BadInput(
+                        f"{where}: archive entry {name!r} is a link or special file",
+                        hint="re-create the archive with `helm package`",
+                    )
+                if member.size > remaining:
+                    raise BadInput(
+                        f"{where}: expanded archive is larger than {MAX_ARCHIVE_SIZE} bytes"
+                    )
+                extracted = archive.extractfile(member)
+                body = extracted.read() if extracted is not None else b""
+                remaining -= len(body)
+                if rel in out:
+                    raise BadInput(f"{where}: archive holds {rel!r} twice")
+                out[rel] = body.removeprefix(_UTF8_BOM)
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        raise BadInput(
+            f"{where} is not a readable chart archive: {exc}",
+            hint="re-create it with `helm dependency build` or `helm package`",
+        ) from None
+    if not out:
+        raise BadInput(f"{where}: no files in chart archive")
+    return out
+
+
+# --------------------------------------------------------------------------
+# Hash and version
+# --------------------------------------------------------------------------
+
+
+def _lp(data: bytes) -> bytes:
+    return struct.pack(">Q", len(data)) + data
+
+
+def content_hash(src: ChartSource, files: Sequence[ChartFile]) -> str:
+    """Hex sha256 of the chart's packaged content.
+
+    Canonical encoding: :data:`CONTENT_HASH_SCHEME`, then the length-prefixed chart name,
+    then for every file in path order its length-prefixed UTF-8 path and length-prefixed
+    bytes (lengths as 8-byte big-endian). Chart.yaml is included as read (with its
+    original version). Independent of mtimes, modes and listing order.
+    """
+    digest = hashlib.sha256(CONTENT_HASH_SCHEME)
+    digest.update(_lp(src.name.encode("utf-8")))
+    seen: set[str] = set()
+    for f in sorted(files, key=lambda f: f.path):
+        if f.path in seen:
+            raise BadInput(f"chart {src.name}: file {f.path} listed twice")
+        seen.add(f.path)
+        digest.update(_lp(f.path.encode("utf-8")))
+        digest.update(_lp(f.data))
+    return digest.hexdigest()
+
+
+def immutable_version(base: str, content_hash: str) -> str:
+    """The content-derived version: ``<base>-c<10 hex>``, or ``<base>.c<10 hex>`` when
+    ``base`` already has a prerelease (``1.0.0-rc5.1`` -> ``1.0.0-rc5.1.c0123456789``).
+
+    The identifier starts with a letter (helm rejects numeric prerelease identifiers with
+    a leading zero); the result is strict SemVer 2, a valid OCI tag and sorts before
+    ``base`` in SemVer precedence (it is a prerelease of it).
+    """
+    _check_base_version(base, "base version")
+    if not _HEX_RE.match(content_hash):
+        raise BadInput(
+            f"content hash {content_hash!r} is not 64 lower-case hex digits",
+            hint="pass the value returned by content_hash()",
+        )
+    ident = "c" + content_hash[:HASH_ID_LENGTH]
+    parsed = semver.Version.parse(base)
+    version = f"{base}.{ident}" if parsed.prerelease else f"{base}-{ident}"
+    check_version(version)
+    return version
+
+
+def check_version(version: str) -> None:
+    """Refuse (:class:`BadInput`) a chart version that is not strict SemVer 2 without build
+    metadata or that cannot be an OCI tag."""
+    _check_base_version(version, "chart version")
+    if not _TAG_RE.match(version):
+        raise BadInput(
+            f"chart version {version!r} is not a valid OCI tag "
+            "([A-Za-z0-9_][A-Za-z0-9._-]{0,127})",
+            hint="shorten the version",
+        )
+
+
+# --------------------------------------------------------------------------
+# Packaging
+# --------------------------------------------------------------------------
+
+
+_ROOT_CLASSES = {CHART_YAML: 0, CHART_LOCK: 1, "values.yaml": 2, "values.schema.json": 3}
+
+
+def helm_order(paths: Iterable[str]) -> list[str]:
+    """``paths`` in the order helm's writer emits them (see the module docstring)."""
+    pset = set(paths)
+
+    def key(path: str) -> tuple[tuple[int, tuple[str, ...]], ...]:
+        parts = path.split("/")
+        out: list[tuple[int, tuple[str, ...]]] = []
+        i = 0
+        while True:
+            rest = parts[i:]
+            if (
+                len(rest) >= 3
+                and rest[0] == "charts"
+                and _go_ext(rest[-1]) != ".prov"
+                and "/".join([*parts[: i + 2], CHART_YAML]) in pset
+            ):
+                out.append((6, (rest[1],)))
+                i += 2
+                continue
+            if len(rest) == 1 and rest[0] in _ROOT_CLASSES:
+                cls = _ROOT_CLASSES[rest[0]]
+            elif rest[0] == "templates" and len(rest) > 1:
+                cls = 4
+            else:
+                cls = 5
+            out.append((cls, tuple(rest)))
+            return tuple(out)
+
+    return sorted(pset, key=key)
+
+
+def package_chart(
+    src: ChartSource, files: Sequence[ChartFile], version: str, *, mtime: int = FIXED_MTIME
+) -> PackagedChart:
+    """Build the chart archive for ``version`` from ``files`` (as :func:`collect_files`
+    returns them).
+
+    Pure: the result is a function of (chart name, file paths and bytes, version, mtime)
+    only. Chart.yaml gets the new version via :func:`with_version`; every other file is
+    written as given. See the module docstring for the archive's exact shape.
+    """
+    check_version(version)
+    if not isinstance(mtime, int) or not 0 <= mtime < 8**11:
+        raise BadInput(
+            f"tar mtime {mtime!r} must be an integer in [0, 8**11) (a plain ustar field)",
+            hint="pass a Unix timestamp, e.g. the source commit time, or leave the default",
+        )
+    by_path: dict[str, bytes] = {}
+    for f in files:
+        if f.path in by_path:
+            raise BadInput(f"chart {src.name}: file {f.path} listed twice")
+        by_path[f.path] = f.data
+    if CHART_YAML not in by_path:
+        raise BadInput(
+            f"chart {src.name}: the file list has no Chart.yaml",
+            hint="pass the list collect_files() returns",
+        )
+    meta = _parse_chart_yaml(by_path[CHART_YAML], f"chart {src.name}")
+    name = meta.get("name")
+    if name != src.name:
+        raise BadInput(
+            f"chart {src.name}: the file list's Chart.yaml names chart {name!r}",
+            hint="pass the list collect_files() returned for this chart",
+        )
+    new_meta = dict(meta)
+    new_meta["version"] = version
+    by_path[CHART_YAML] = with_version(by_path[CHART_YAML], version)
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8") as tar:
+        for path in helm_order(by_path):
+            data = by_path[path]
+            info = tarfile.TarInfo(f"{src.name}/{path}")
+            info.size = len(data)
+            info.mtime = mtime
+            info.mode = FILE_MODE
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            info.type = tarfile.REGTYPE
+            tar.addfile(info, io.BytesIO(data))
+    tarball = _gzip(buf.getvalue())
+    try:
+        config = json.dumps(
+            new_meta, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        ).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise BadInput(f"chart {src.name}: Chart.yaml cannot be written as JSON: {exc}") from None
+    return PackagedChart(
+        name=src.name,
+        version=version,
+        tarball=tarball,
+        chart_yaml_json=config,
+        metadata=new_meta,
+    )
+
+
+def _gzip(data: bytes) -> bytes:
+    """RFC 1952 member: no name, no comment, mtime 0, XFL 2, OS 255 (unknown)."""
+    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS, 8)
+    body = compressor.compress(data) + compressor.flush()
+    header = b"\x1f\x8b\x08\x00" + b"\x00\x00\x00\x00" + b"\x02\xff"
+    trailer = struct.pack("<II", zlib.crc32(data) & 0xFFFFFFFF, len(data) & 0xFFFFFFFF)
+    return header + body + trailer
