@@ -1,0 +1,162 @@
+"""The release's images: four app image tags and the control-plane image.
+
+The app images are referenced by **bare tags** (the charts build
+``<repository>:<tag>``); a release may only name tags that exist. The control
+plane is referenced by a **full digest reference**
+``<registry>/<namespace>/alga-appliance-control-plane@sha256:...`` (the
+bootstrap script and upgrade detection need the digest form); it may be given
+as a tag (resolved to its digest here) or as a digest (checked to exist).
+
+Pure parsing at the top; :func:`check_images` and :func:`resolve_control_plane`
+talk to the registry (HEAD requests only, nothing is written).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from steps.errors import BadInput, Refused
+from steps.oci.client import RegistryClient
+from steps.oci.errors import InvalidReference
+from steps.oci.reference import Digest, check_repository, check_tag
+
+log = logging.getLogger("alga_release.images")
+
+#: manifest key -> repository name under the namespace
+IMAGE_REPOSITORIES: dict[str, str] = {
+    "algaCore": "alga-psa-ee",
+    "workflowWorker": "workflow-worker",
+    "emailService": "email-service",
+    "temporalWorker": "temporal-worker",
+}
+CONTROL_PLANE_REPOSITORY = "alga-appliance-control-plane"
+
+_DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
+
+
+@dataclass(frozen=True)
+class ImageCheck:
+    key: str
+    repository: str  # registry/namespace/repo
+    tag: str
+    digest: Digest | None  # None when missing
+
+    @property
+    def present(self) -> bool:
+        return self.digest is not None
+
+
+def parse_image_args(values: Sequence[str]) -> dict[str, str]:
+    """``["algaCore=62cdce38", ...]`` -> ``{"algaCore": "62cdce38", ...}``; all four required."""
+    images: dict[str, str] = {}
+    for value in values:
+        key, sep, tag = value.partition("=")
+        if not sep or not key or not tag:
+            raise BadInput(
+                f"--image {value!r}: expected KEY=TAG, e.g. algaCore=62cdce38",
+                hint=f"keys: {', '.join(IMAGE_REPOSITORIES)}",
+            )
+        if key not in IMAGE_REPOSITORIES:
+            raise BadInput(
+                f"--image {value!r}: unknown image {key!r}",
+                hint=f"keys: {', '.join(IMAGE_REPOSITORIES)}",
+            )
+        if key in images and images[key] != tag:
+            raise BadInput(f"--image {key} given twice ({images[key]} and {tag})")
+        images[key] = check_bare_tag(key, tag)
+    missing = [k for k in IMAGE_REPOSITORIES if k not in images]
+    if missing:
+        raise BadInput(
+            f"missing image tag(s): {', '.join(missing)}",
+            hint="a release must pin all four app images: "
+            + " ".join(f"--image {k}=TAG" for k in missing),
+        )
+    return images
+
+
+def check_bare_tag(key: str, tag: str) -> str:
+    if any(c in tag for c in ":/@"):
+        raise BadInput(
+            f"image {key}: {tag!r} is not a bare tag",
+            hint="give only the tag (e.g. 62cdce38); the charts add the repository",
+        )
+    try:
+        return check_tag(tag)
+    except InvalidReference as exc:
+        raise BadInput(f"image {key}: {exc.message}") from None
+
+
+def image_repository(namespace: str, key: str) -> str:
+    return check_repository(f"{namespace}/{IMAGE_REPOSITORIES[key]}")
+
+
+def check_images(
+    client: RegistryClient, namespace: str, images: Mapping[str, str]
+) -> list[ImageCheck]:
+    """HEAD every app image tag; returns one check per image (missing ones included)."""
+    checks = []
+    for key, tag in images.items():
+        repository = image_repository(namespace, key)
+        head = client.head_manifest(repository, tag)
+        checks.append(
+            ImageCheck(key, f"{client.registry}/{repository}", tag, head.digest if head else None)
+        )
+    return checks
+
+
+def require_images(
+    client: RegistryClient, namespace: str, images: Mapping[str, str]
+) -> list[ImageCheck]:
+    """Like :func:`check_images`, but refuse (exit 3) when any tag is missing, naming all."""
+    checks = check_images(client, namespace, images)
+    missing = [c for c in checks if not c.present]
+    if missing:
+        raise Refused(
+            "image tag(s) missing from the registry: "
+            + ", ".join(f"{c.repository}:{c.tag} ({c.key})" for c in missing),
+            hint="push the images first (or fix the tags); a release may only name "
+            "images that exist",
+        )
+    for check in checks:
+        log.info("image %s: %s:%s present", check.key, check.repository, check.tag)
+    return checks
+
+
+def control_plane_reference(registry: str, namespace: str, digest: Digest) -> str:
+    return f"{registry}/{namespace}/{CONTROL_PLANE_REPOSITORY}@{digest}"
+
+
+def resolve_control_plane(client: RegistryClient, namespace: str, given: str) -> str:
+    """A tag, ``sha256:...`` or a full ``.../alga-appliance-control-plane@sha256:...``
+    -> the full digest reference in this registry, checked to exist."""
+    repository = check_repository(f"{namespace}/{CONTROL_PLANE_REPOSITORY}")
+    full = f"{client.registry}/{repository}"
+    if "@" in given:
+        prefix, _, digest_text = given.partition("@")
+        if prefix != full:
+            raise BadInput(
+                f"--control-plane {given!r}: the image must be in {full}",
+                hint="copy it there first (alga-release control-plane copy), or pass its "
+                "tag or digest",
+            )
+        given = digest_text
+    if given.startswith("sha256:"):
+        if not _DIGEST_RE.match(given):
+            raise BadInput(f"--control-plane {given!r}: not a valid sha256 digest")
+        ref: str | Digest = Digest.parse(given)
+    else:
+        try:
+            ref = check_tag(given)
+        except InvalidReference as exc:
+            raise BadInput(f"--control-plane: {exc.message}") from None
+    head = client.head_manifest(repository, ref)
+    if head is None:
+        sep = "@" if isinstance(ref, Digest) else ":"
+        raise Refused(
+            f"control-plane image {full}{sep}{ref} does not exist",
+            hint="publish the control-plane image first (alga-release control-plane copy or build)",
+        )
+    return control_plane_reference(client.registry, namespace, head.digest)
