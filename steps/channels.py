@@ -65,7 +65,7 @@ class ConcurrentMove(Refused):
 
 def check_channel(name: str) -> str:
     if name not in CHANNELS:
-        raise BadInput(f"unknown channel {name!r}", hint=f"channels are: {', '.join(CHANNELS)}")
+        raise BadInput(f"unknown channel {name!r}: the channels are {', '.join(CHANNELS)}")
     return name
 
 
