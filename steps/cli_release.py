@@ -1,0 +1,547 @@
+"""Release-level subcommands: images, manifest, channel, promote, publish and friends.
+
+Wired into the parser by :func:`steps.cli.build_parser`; kept apart from
+``cli.py`` only to keep that file small. Same rules: handlers return a
+JSON-able dict, raise :class:`~steps.errors.ReleaseError` on failure, and
+never print or exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from steps.errors import BadInput, Refused
+
+log = logging.getLogger("alga_release")
+
+
+def _cli() -> Any:
+    from steps import cli
+
+    return cli
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise BadInput(f"cannot read the {what} file {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise BadInput(f"the {what} file {path} is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadInput(f"the {what} file {path} must hold a JSON object")
+    return data
+
+
+def _write_out(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
+    if getattr(args, "out", None):
+        _cli().write_json_file(args.out, result)
+    return result
+
+
+def _version(text: str) -> str:
+    from steps.channels import parse_version
+    from steps.oci.errors import InvalidReference
+    from steps.oci.reference import check_tag
+
+    parse_version(text, "--version")
+    try:
+        check_tag(text)
+    except InvalidReference as exc:
+        raise BadInput(f"--version {text!r} is not a valid OCI tag: {exc.message}") from None
+    return text
+
+
+# -- images check ---------------------------------------------------------------------
+
+
+def cmd_images_check(args: argparse.Namespace) -> dict[str, Any]:
+    from steps import images
+
+    wanted = images.parse_image_args(args.image)
+    with _cli().make_client(args) as client:
+        checks = images.require_images(client, args.namespace, wanted)
+        control_plane = images.resolve_control_plane(client, args.namespace, args.control_plane)
+    result = {
+        "images": {c.key: c.tag for c in checks},
+        "imageDigests": {c.key: str(c.digest) for c in checks},
+        "controlPlane": control_plane,
+    }
+    return _write_out(args, result)
+
+
+# -- manifest publish ------------------------------------------------------------------
+
+
+def cmd_manifest_publish(args: argparse.Namespace) -> dict[str, Any]:
+    from steps import manifest as rm
+    from steps import profiles, release
+    from steps.channels import channel_state, check_channel
+    from steps.config import load_config
+
+    version = _version(args.version)
+    channel = check_channel(args.channel)
+    config = load_config(args.config)
+    profile = args.values_profile or config.values_profile
+    charts = _read_json(args.charts, "charts")
+    bundle = _read_json(args.bundle, "bundle")
+    imgs = _read_json(args.images, "images")
+    source: Path = args.source
+    profile_values = profiles.load_profile_values(config.overlay_dir(source), profile)
+    revision = args.revision or release.source_revision(source)
+    provenance = {
+        "source": args.source_url,
+        "revision": revision,
+        "created": release.revision_created(source, revision),
+        "run": release.run_label(args.run),
+    }
+    receipt_keys = _receipt_keys(args.support_receipt_key) if args.support_receipt_key else None
+    with _cli().make_client(args) as client:
+        current = channel_state(client, args.namespace, channel).manifest
+        manifest = rm.build_manifest(
+            version=version,
+            channel=channel,
+            values_profile=profile,
+            images=imgs.get("images") or {},
+            control_plane=str(imgs.get("controlPlane", "")),
+            config=bundle,
+            charts=charts,
+            profile_values=profile_values,
+            provenance=provenance,
+            support_agent=args.support_agent,
+            support_receipt_keys=receipt_keys,
+            current=current,
+        )
+        rm.validate_manifest(manifest, helm_releases=profiles.HELM_RELEASE_CHARTS)
+        pushed = release.push_release_manifest(
+            client, args.namespace, manifest, dry_run=args.dry_run
+        )
+    result = {"version": version, "channel": channel, **pushed.to_json(), "manifest": manifest}
+    return _write_out(args, result)
+
+
+def _receipt_keys(values: list[str]) -> dict[str, str]:
+    keys: dict[str, str] = {}
+    for value in values:
+        key_id, sep, path = value.partition("=")
+        if not sep or not key_id or not path:
+            raise BadInput(f"--support-receipt-key {value!r}: expected ID=PEMFILE")
+        try:
+            keys[key_id] = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise BadInput(f"cannot read receipt key file {path}: {exc.strerror}") from None
+    return keys
+
+
+# -- channel move / promote --------------------------------------------------------------
+
+
+def _move(args: argparse.Namespace, kind: str) -> dict[str, Any]:
+    from steps import channels
+    from steps.oci.reference import Digest
+
+    version = _version(args.version)
+    channel = channels.check_channel(args.channel)
+    if args.reason is not None and not args.reason.strip():
+        args.reason = None  # an empty Argo parameter means "no reason"
+    with _cli().make_client(args) as client:
+        repository = channels.release_repository(args.namespace)
+        head = client.head_manifest(repository, version)
+        if head is None:
+            raise Refused(
+                f"release {client.registry}/{repository}:{version} does not exist",
+                hint="publish it first (alga-release publish), or check the version",
+            )
+        verify = None
+        if kind != "publish" and not args.dry_run:
+
+            def verify(digest: Digest) -> None:
+                _verify_channel(args, channel, digest)
+
+        result = channels.move_channel(
+            client,
+            args.namespace,
+            channel,
+            head.digest,
+            kind=kind,  # type: ignore[arg-type]
+            allow_downgrade=args.allow_downgrade,
+            reason=args.reason,
+            run=getattr(args, "run", None),
+            dry_run=args.dry_run,
+            verify=verify,
+        )
+    data = result.to_json()
+    data["dryRun"] = bool(args.dry_run)
+    return _write_out(args, data)
+
+
+def cmd_channel_move(args: argparse.Namespace) -> dict[str, Any]:
+    return _move(args, args.kind)
+
+
+def cmd_promote(args: argparse.Namespace) -> dict[str, Any]:
+    return _move(args, "promote")
+
+
+def _verify_channel(args: argparse.Namespace, channel: str, digest: Any) -> None:
+    """Placeholder hook: resolved through the consume library once it lands."""
+    log.info("verify: channel %s -> %s", channel, digest)
+
+
+# -- publish (the whole release in one process) -------------------------------------------------
+
+
+def cmd_publish(args: argparse.Namespace) -> dict[str, Any]:
+    from steps import images, release
+
+    wanted = images.parse_image_args(args.image)
+    _version(args.version)
+    params = release.PublishParams(
+        source=str(args.source),
+        version=args.version,
+        channel=args.channel,
+        images=wanted,
+        control_plane=args.control_plane,
+        config=str(args.config) if args.config else None,
+        values_profile=args.values_profile,
+        source_url=args.source_url,
+        revision=args.revision,
+        version_policy=args.version_policy,
+        chart_pin=args.chart_pin,
+        allow_downgrade=args.allow_downgrade,
+        reason=args.reason,
+        run=args.run,
+        dry_run=args.dry_run,
+        registry=release.RegistryParams(
+            registry=args.registry,
+            namespace=args.namespace,
+            plain_http=args.plain_http,
+            insecure_registries=tuple(args.insecure_registry),
+            ca_file=str(args.ca_file) if args.ca_file else None,
+            password_file=str(args.password_file) if args.password_file else None,
+        ),
+    )
+    parser = _cli().build_parser()
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="alga-release-") as tmp:
+        outdir = str(args.out_dir) if args.out_dir else tmp
+        Path(outdir).mkdir(parents=True, exist_ok=True)
+        steps = release.release_steps(params, outdir)
+        for number, step in enumerate(steps, 1):
+            log.info("[%d/%d] %s", number, len(steps), step.name)
+            step_args = parser.parse_args(step.argv)
+            results[step.name] = step_args.handler(step_args)
+    charts = results["charts"].get("charts", {})
+    manifest = results["manifest"]
+    summary: dict[str, Any] = {
+        "version": args.version,
+        "channel": args.channel,
+        "manifestDigest": manifest.get("digest"),
+        "configDigest": manifest.get("configDigest"),
+        "repository": manifest.get("repository"),
+        "charts": {
+            name: {"version": c["version"], "digest": c["digest"]} for name, c in charts.items()
+        },
+        "config": {k: results["bundle"].get(k) for k in ("repository", "tag", "digest")},
+        "controlPlane": results["images"].get("controlPlane"),
+        "images": results["images"].get("images"),
+        "channelMove": results["channel"],
+        "verified": results.get("verify", {}).get("verified", False),
+        "dryRun": bool(args.dry_run),
+    }
+    return summary
+
+
+# -- parsers ---------------------------------------------------------------------------
+
+
+def add_release_commands(commands: Any) -> None:
+    cli = _cli()
+    formatter = cli._Formatter
+
+    def source_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--source",
+            type=Path,
+            required=True,
+            metavar="DIR",
+            help="source checkout (alga-psa layout unless --config says otherwise)",
+        )
+        p.add_argument(
+            "--config",
+            type=Path,
+            default=cli._env("ALGA_RELEASE_CONFIG"),
+            metavar="FILE",
+            help="release config (env ALGA_RELEASE_CONFIG)",
+        )
+
+    def image_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--image",
+            action="append",
+            default=[],
+            metavar="KEY=TAG",
+            help="an app image tag: algaCore=, workflowWorker=, emailService=, "
+            "temporalWorker= (all four required; bare tags)",
+        )
+        p.add_argument(
+            "--control-plane",
+            required=True,
+            metavar="TAG|sha256:D",
+            help="control-plane image in <registry>/<ns>/alga-appliance-control-plane, "
+            "by tag or digest; pinned by digest in the release",
+        )
+
+    def move_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--version", required=True, metavar="V", help="release version")
+        p.add_argument("--channel", required=True, metavar="C", help="nightly or stable")
+        p.add_argument(
+            "--allow-downgrade",
+            action="store_true",
+            default=cli._env_flag("ALGA_ALLOW_DOWNGRADE"),
+            help="allow moving the channel to an older version (needs --reason; "
+            "env ALGA_ALLOW_DOWNGRADE=true)",
+        )
+        p.add_argument(
+            "--reason",
+            default=cli._env("ALGA_REASON"),
+            metavar="TEXT",
+            help="why (recorded in the channel history; env ALGA_REASON)",
+        )
+        p.add_argument(
+            "--dry-run",
+            action="store_true",
+            default=cli._env_flag("ALGA_DRY_RUN"),
+            help="check every gate, move nothing (env ALGA_DRY_RUN=true)",
+        )
+        p.add_argument("--out", type=Path, metavar="FILE", help="also write the JSON result here")
+
+    # images check
+    images = commands.add_parser(
+        "images", help="check the release's images", formatter_class=formatter
+    )
+    images_sub = images.add_subparsers(dest="images_command", metavar="ACTION", required=True)
+    check = images_sub.add_parser(
+        "check",
+        formatter_class=formatter,
+        help="every app image tag exists; the control plane resolves to a digest",
+        description="HEAD each app image tag in <registry>/<namespace>/<repo> and resolve the\n"
+        "control-plane image to <registry>/<namespace>/alga-appliance-control-plane@sha256:...\n"
+        "Missing images are refused (exit 3), all named at once.",
+    )
+    image_options(check)
+    check.add_argument("--out", type=Path, metavar="FILE", help="also write the JSON result here")
+    cli.add_registry_options(check)
+    cli.add_output_options(check)
+    check.set_defaults(handler=cmd_images_check)
+
+    # manifest publish
+    manifest = commands.add_parser(
+        "manifest", help="build, validate and push the release manifest", formatter_class=formatter
+    )
+    manifest_sub = manifest.add_subparsers(dest="manifest_command", metavar="ACTION", required=True)
+    mpub = manifest_sub.add_parser(
+        "publish",
+        formatter_class=formatter,
+        help="build the release manifest from the earlier steps' results and push :<version>",
+        description="Build the release manifest (schema alga.appliance.release/v1) from the\n"
+        "charts, bundle and images steps' JSON results and the overlay's profile values,\n"
+        "validate it (JSON Schema and the appliance's consumer contract) and push it as\n"
+        "<registry>/<namespace>/alga-appliance-release:<version>. A published version is\n"
+        "immutable: the same bytes are a no-op, other bytes are refused (exit 3).\n"
+        "supportAgent and supportReceiptKeys are carried forward from the channel's\n"
+        "current release unless given.",
+    )
+    source_options(mpub)
+    mpub.add_argument("--version", required=True, metavar="V")
+    mpub.add_argument("--channel", required=True, metavar="C", help="nightly or stable")
+    mpub.add_argument(
+        "--values-profile",
+        metavar="P",
+        help="profile whose values go into the manifest (default: the config's)",
+    )
+    mpub.add_argument(
+        "--charts",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="charts step result (charts.json)",
+    )
+    mpub.add_argument(
+        "--bundle",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="bundle step result (bundle.json)",
+    )
+    mpub.add_argument(
+        "--images",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="images step result (images.json)",
+    )
+    mpub.add_argument("--source-url", metavar="URL", help="source repository URL (provenance)")
+    mpub.add_argument("--revision", metavar="REV", help="source git revision (provenance)")
+    mpub.add_argument(
+        "--run",
+        default=cli._env("ALGA_RUN"),
+        metavar="NAME",
+        help="the run that made it (env ALGA_RUN); only recorded when given",
+    )
+    mpub.add_argument(
+        "--support-agent",
+        metavar="REF",
+        help="support agent image (default: carried from the channel)",
+    )
+    mpub.add_argument(
+        "--support-receipt-key",
+        action="append",
+        default=[],
+        metavar="ID=PEMFILE",
+        help="support receipt public key (repeatable, at most 2)",
+    )
+    mpub.add_argument("--out", type=Path, metavar="FILE", help="also write the JSON result here")
+    mpub.add_argument(
+        "--dry-run",
+        action="store_true",
+        default=cli._env_flag("ALGA_DRY_RUN"),
+        help="build and validate; push nothing (env ALGA_DRY_RUN=true)",
+    )
+    cli.add_registry_options(mpub)
+    cli.add_output_options(mpub)
+    mpub.set_defaults(handler=cmd_manifest_publish)
+
+    # channel move
+    channel = commands.add_parser(
+        "channel", help="move a channel tag (the last step)", formatter_class=formatter
+    )
+    channel_sub = channel.add_subparsers(dest="channel_command", metavar="ACTION", required=True)
+    move = channel_sub.add_parser(
+        "move",
+        formatter_class=formatter,
+        help="point a channel at a published version, behind the promote gates",
+        description="Point <registry>/<namespace>/alga-appliance-release:<channel> at :<version>\n"
+        "by re-putting the exact manifest bytes, after checking that the release is\n"
+        "complete and not a downgrade; records the move in the channel history.",
+    )
+    move_options(move)
+    move.add_argument(
+        "--kind",
+        choices=("publish", "promote"),
+        default="publish",
+        help="how the move is recorded in the history",
+    )
+    move.add_argument(
+        "--run",
+        default=cli._env("ALGA_RUN"),
+        metavar="NAME",
+        help="the run recorded with the move (env ALGA_RUN)",
+    )
+    cli.add_registry_options(move)
+    cli.add_output_options(move)
+    move.set_defaults(handler=cmd_channel_move)
+
+    # promote
+    promote = commands.add_parser(
+        "promote",
+        formatter_class=formatter,
+        help="re-point a channel (default stable) at a published, complete version",
+        description="Promote a published version to a channel. Gates (exit 3 when one fails):\n"
+        "the release manifest exists and validates; every artifact it references exists;\n"
+        "the channel's current release is not newer (unless --allow-downgrade --reason);\n"
+        "the channel did not move concurrently. Promoting the release the channel already\n"
+        "points at is a successful no-op.",
+        epilog="example:\n  alga-release promote --version 1.4.0 --channel stable",
+    )
+    move_options(promote)
+    promote.set_defaults(channel="stable")
+    for action in promote._actions:
+        if action.dest == "channel":
+            action.required = False
+            action.help = "channel to move (default stable)"
+    promote.add_argument(
+        "--run",
+        default=cli._env("ALGA_RUN"),
+        metavar="NAME",
+        help="the run recorded with the move (env ALGA_RUN)",
+    )
+    cli.add_registry_options(promote)
+    cli.add_output_options(promote)
+    promote.set_defaults(handler=cmd_promote)
+
+    # publish
+    publish = commands.add_parser(
+        "publish",
+        formatter_class=formatter,
+        help="publish a whole release: charts, bundle, images, manifest, channel, verify",
+        description="Run every release step in one process, in the order the Argo workflow\n"
+        "runs them (charts -> bundle -> images -> manifest -> channel -> verify), each\n"
+        "through the same code as its own subcommand. The channel moves last, only after\n"
+        "everything it references is present; then the channel is resolved the way an\n"
+        "appliance resolves it and every digest is checked.",
+        epilog="example (first manual publish from a workstation):\n"
+        "  ALGA_REGISTRY_USERNAME=<user> ALGA_REGISTRY_PASSWORD=$(gh auth token) \\\n"
+        "    alga-release publish --source ~/src/alga-psa --version 1.4.0 --channel nightly \\\n"
+        "      --image algaCore=62cdce38 --image workflowWorker=62cdce38 \\\n"
+        "      --image emailService=62cdce38 --image temporalWorker=62cdce38 \\\n"
+        "      --control-plane 62cdce38",
+    )
+    source_options(publish)
+    publish.add_argument("--version", required=True, metavar="V")
+    publish.add_argument("--channel", required=True, metavar="C", help="nightly or stable")
+    image_options(publish)
+    publish.add_argument("--values-profile", metavar="P", help="default: the config's profile")
+    publish.add_argument("--source-url", metavar="URL", help="source repository URL (provenance)")
+    publish.add_argument("--revision", metavar="REV", help="source git revision (provenance)")
+    publish.add_argument(
+        "--version-policy",
+        choices=("content", "exact"),
+        default="content",
+        help="chart versions (see `charts publish --help`)",
+    )
+    publish.add_argument(
+        "--chart-pin",
+        choices=("version", "digest"),
+        default="version",
+        help="pin HelmReleases by chart version (default) or digest",
+    )
+    publish.add_argument(
+        "--allow-downgrade",
+        action="store_true",
+        default=cli._env_flag("ALGA_ALLOW_DOWNGRADE"),
+        help="allow the channel to move to an older version (needs --reason; "
+        "env ALGA_ALLOW_DOWNGRADE=true)",
+    )
+    publish.add_argument(
+        "--reason",
+        default=cli._env("ALGA_REASON"),
+        metavar="TEXT",
+        help="recorded with the channel move (env ALGA_REASON)",
+    )
+    publish.add_argument(
+        "--run",
+        default=cli._env("ALGA_RUN"),
+        metavar="NAME",
+        help="the run that made it (env ALGA_RUN)",
+    )
+    publish.add_argument(
+        "--out-dir",
+        type=Path,
+        metavar="DIR",
+        help="keep each step's JSON result here (default: a temp folder)",
+    )
+    publish.add_argument(
+        "--dry-run",
+        action="store_true",
+        default=cli._env_flag("ALGA_DRY_RUN"),
+        help="do everything but write to the registry (env ALGA_DRY_RUN=true)",
+    )
+    cli.add_registry_options(publish)
+    cli.add_output_options(publish)
+    publish.set_defaults(handler=cmd_publish)

@@ -1,0 +1,336 @@
+"""The release run: which steps, in which order, with which arguments.
+
+:func:`release_steps` is the single description of a release. ``alga-release
+publish`` runs these steps in one process (each through the same argument
+parser and handler as its standalone subcommand, passing results between
+steps as files, exactly as the Argo tasks do), and the Argo WorkflowTemplate in
+``pipelines/release.py`` is generated from the same list. So the local run and
+the Argo run cannot drift apart.
+
+Also here: pushing the release manifest (immutable ``:<version>``) and the
+provenance of a release (source URL, revision, and the revision's commit time;
+never the clock).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from steps.channels import release_repository
+from steps.errors import Refused
+from steps.manifest import manifest_bytes, release_annotations, release_oci_manifest
+from steps.oci import mediatypes as mt
+from steps.oci.client import RegistryClient
+from steps.oci.reference import Digest
+
+log = logging.getLogger("alga_release.release")
+
+EPOCH = "1970-01-01T00:00:00Z"
+
+
+# -- the plan -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegistryParams:
+    registry: str = "ghcr.io"
+    namespace: str = "nine-minds"
+    plain_http: bool = False
+    insecure_registries: tuple[str, ...] = ()
+    ca_file: str | None = None
+    password_file: str | None = None
+
+    def argv(self) -> list[str]:
+        args = ["--registry", self.registry, "--namespace", self.namespace]
+        if self.plain_http:
+            args.append("--plain-http")
+        for host in self.insecure_registries:
+            args += ["--insecure-registry", host]
+        if self.ca_file:
+            args += ["--ca-file", self.ca_file]
+        if self.password_file:
+            args += ["--password-file", self.password_file]
+        return args
+
+
+@dataclass(frozen=True)
+class PublishParams:
+    """Everything a release run needs; strings so Argo placeholders fit too."""
+
+    source: str
+    version: str
+    channel: str
+    images: Mapping[str, str]
+    control_plane: str
+    config: str | None = None
+    values_profile: str | None = None
+    source_url: str | None = None
+    revision: str | None = None
+    version_policy: str = "content"
+    chart_pin: str = "version"
+    allow_downgrade: bool = False
+    reason: str | None = None
+    run: str | None = None
+    dry_run: bool = False
+    registry: RegistryParams = field(default_factory=RegistryParams)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step: its name, the ``alga-release`` arguments, and the file it writes."""
+
+    name: str
+    argv: list[str]
+    output: str
+
+
+STEP_NAMES: tuple[str, ...] = ("charts", "bundle", "images", "manifest", "channel", "verify")
+
+
+def release_steps(p: PublishParams, outdir: str) -> list[Step]:
+    """The release, step by step. ``outdir`` holds each step's JSON result."""
+
+    def out(name: str) -> str:
+        return f"{outdir}/{name}.json"
+
+    def opt(flag: str, value: str | None) -> list[str]:
+        return [flag, value] if value else []
+
+    source = ["--source", p.source, *opt("--config", p.config)]
+    reg = p.registry.argv()
+    dry = ["--dry-run"] if p.dry_run else []
+    provenance = [*opt("--source-url", p.source_url), *opt("--revision", p.revision)]
+    steps = [
+        Step(
+            "charts",
+            [
+                "charts",
+                "publish",
+                *source,
+                "--version-policy",
+                p.version_policy,
+                "--out",
+                out("charts"),
+                *reg,
+                *dry,
+            ],
+            out("charts"),
+        ),
+        Step(
+            "bundle",
+            [
+                "bundle",
+                "publish",
+                *source,
+                "--charts",
+                out("charts"),
+                "--version",
+                p.version,
+                *provenance,
+                "--chart-pin",
+                p.chart_pin,
+                "--out",
+                out("bundle"),
+                *reg,
+                *(["--dry-run", f"{outdir}/bundle"] if p.dry_run else []),
+            ],
+            out("bundle"),
+        ),
+        Step(
+            "images",
+            [
+                "images",
+                "check",
+                *[a for key, tag in p.images.items() for a in ("--image", f"{key}={tag}")],
+                "--control-plane",
+                p.control_plane,
+                "--out",
+                out("images"),
+                *reg,
+            ],
+            out("images"),
+        ),
+        Step(
+            "manifest",
+            [
+                "manifest",
+                "publish",
+                *source,
+                "--version",
+                p.version,
+                "--channel",
+                p.channel,
+                *opt("--values-profile", p.values_profile),
+                "--charts",
+                out("charts"),
+                "--bundle",
+                out("bundle"),
+                "--images",
+                out("images"),
+                *provenance,
+                *opt("--run", p.run),
+                "--out",
+                out("manifest"),
+                *reg,
+                *dry,
+            ],
+            out("manifest"),
+        ),
+        Step(
+            "channel",
+            [
+                "channel",
+                "move",
+                "--version",
+                p.version,
+                "--channel",
+                p.channel,
+                *(["--allow-downgrade"] if p.allow_downgrade else []),
+                *opt("--reason", p.reason),
+                "--kind",
+                "publish",
+                *opt("--run", p.run),
+                "--out",
+                out("channel"),
+                *reg,
+                *dry,
+            ],
+            out("channel"),
+        ),
+        Step(
+            "verify",
+            [
+                "verify",
+                "--channel",
+                p.channel,
+                "--manifest",
+                out("manifest"),
+                "--out",
+                out("verify"),
+                *reg,
+            ],
+            out("verify"),
+        ),
+    ]
+    if p.dry_run:
+        steps = [s for s in steps if s.name != "verify"]
+    return steps
+
+
+# -- provenance ------------------------------------------------------------------------
+
+
+def revision_created(source: Path, revision: str | None) -> str:
+    """Commit time of ``revision`` (or HEAD) in the ``source`` checkout, RFC 3339 UTC.
+
+    Falls back to ``SOURCE_DATE_EPOCH``, then the Unix epoch: never the clock.
+    """
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(source), "log", "-1", "--format=%ct", revision or "HEAD", "--"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        if out.returncode == 0 and out.stdout.strip().isdigit():
+            return _rfc3339(int(out.stdout.strip()))
+    except (OSError, subprocess.SubprocessError):
+        pass
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch.isdigit():
+        return _rfc3339(int(epoch))
+    return EPOCH
+
+
+def source_revision(source: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    text = out.stdout.strip()
+    return text if out.returncode == 0 and len(text) == 40 else None
+
+
+def _rfc3339(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- the release manifest in the registry ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ManifestPush:
+    repository: str  # registry/namespace/alga-appliance-release
+    tag: str
+    digest: Digest
+    config_digest: Digest
+    status: str  # pushed | unchanged | would-push
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "repository": self.repository,
+            "tag": self.tag,
+            "digest": str(self.digest),
+            "configDigest": str(self.config_digest),
+            "status": self.status,
+        }
+
+
+def push_release_manifest(
+    client: RegistryClient, namespace: str, release: Mapping[str, Any], *, dry_run: bool = False
+) -> ManifestPush:
+    """Push the release as a single OCI image manifest tagged ``:<version>``.
+
+    Immutable: the same bytes already there is a no-op; other bytes under that
+    tag are refused (exit 3) with both digests named.
+    """
+    version = str(release["version"])
+    config = manifest_bytes(release)
+    oci = release_oci_manifest(config, annotations=release_annotations(release))
+    digest = Digest.of(oci)
+    repository = release_repository(namespace)
+    full = f"{client.registry}/{repository}"
+    existing = client.head_manifest(repository, version)
+    if existing is not None and existing.digest != digest:
+        raise Refused(
+            f"release {full}:{version} already exists as {existing.digest}; this release "
+            f"would be {digest}",
+            hint="a published version is immutable: publish a new version, or re-run with "
+            "exactly the same inputs",
+        )
+    if existing is not None:
+        log.info("release %s already published (%s)", version, digest.short)
+        return ManifestPush(full, version, digest, Digest.of(config), "unchanged")
+    if dry_run:
+        return ManifestPush(full, version, digest, Digest.of(config), "would-push")
+    client.push_blob(repository, config)
+    pushed = client.put_manifest(repository, version, oci, mt.OCI_MANIFEST)
+    log.info("release %s pushed (%s)", version, pushed.short)
+    return ManifestPush(full, version, pushed, Digest.of(config), "pushed")
+
+
+def run_label(run: str | None) -> str | None:
+    """The run that made a release, only when given explicitly (reproducibility)."""
+    return run.strip() if run and run.strip() else None
+
+
+def parse_key_values(values: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for value in values:
+        key, _, rest = value.partition("=")
+        out[key] = rest
+    return out
