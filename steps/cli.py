@@ -163,6 +163,33 @@ def _human_charts(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def cmd_bundle_publish(args: argparse.Namespace) -> dict[str, Any]:
+    from steps import bundle
+    from steps.config import load_config
+
+    config = load_config(args.config)
+    prepared = bundle.prepare_bundle(
+        source=args.source,
+        config=config,
+        charts_file=args.charts,
+        registry=args.registry,
+        namespace=args.namespace,
+        version=args.version,
+        pin=args.chart_pin,
+        source_url=args.source_url,
+        revision=args.revision,
+        kubectl=args.kubectl,
+        render_dir=args.dry_run,
+    )
+    if args.dry_run:
+        return bundle.dry_run_result(prepared, args.dry_run)
+    with make_client(args) as client:
+        result = bundle.publish_prepared(client, prepared)
+    if args.out:
+        write_json_file(args.out, result)
+    return result
+
+
 # -- parser --------------------------------------------------------------------
 
 
@@ -252,7 +279,312 @@ def build_parser() -> argparse.ArgumentParser:
     add_registry_options(publish)
     add_output_options(publish)
     publish.set_defaults(handler=cmd_charts_publish, human=_human_charts)
+
+    bundle = commands.add_parser(
+        "bundle",
+        help="render, validate and push the Flux config bundle",
+        formatter_class=_Formatter,
+    )
+    bundle_commands = bundle.add_subparsers(dest="bundle_command", metavar="ACTION", required=True)
+    bundle_publish = bundle_commands.add_parser(
+        "publish",
+        formatter_class=_Formatter,
+        help="pin the overlay's HelmReleases to the published charts and push it as a Flux "
+        "OCI artifact",
+        description=(
+            "Copy the Flux overlay (its folder is the bundle root: base/ and profiles/), pin\n"
+            "every HelmRelease to the chart version (or, with --chart-pin digest, the chart\n"
+            "manifest digest) in --charts and point the OCI HelmRepository at\n"
+            "oci://<registry>/<namespace>/charts. Refuses git sources, unpublished charts and\n"
+            "Flux Kustomizations not reading OCIRepository alga-appliance. Builds ./base and\n"
+            "every Flux Kustomization path with `kubectl kustomize --load-restrictor\n"
+            "LoadRestrictionsNone`, then pushes the bundle as `flux push artifact` would to\n"
+            "<registry>/<namespace>/alga-appliance-config:<version>.\n\n"
+            "The tag is immutable: an existing one with other content is refused (exit 3);\n"
+            "the same inputs give the same digest, so a re-run pushes nothing."
+        ),
+        epilog=(
+            "examples:\n"
+            "  alga-release bundle publish --source ~/src/alga-psa --charts charts.json \\\n"
+            "      --version 1.4.0 --source-url https://github.com/Nine-Minds/alga-psa \\\n"
+            "      --revision main@sha1:$(git -C ~/src/alga-psa rev-parse HEAD) --out bundle.json\n"
+            "  alga-release bundle publish --source . --config examples/release.yaml \\\n"
+            "      --charts charts.json --version 0.1.0 --dry-run /tmp/bundle \\\n"
+            "      --registry 127.0.0.1:5000 --plain-http"
+        ),
+    )
+    bundle_publish.add_argument(
+        "--source",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="source checkout; the overlay is ee/appliance/flux in it unless --config says "
+        "otherwise",
+    )
+    bundle_publish.add_argument(
+        "--config",
+        type=Path,
+        default=_env("ALGA_RELEASE_CONFIG"),
+        metavar="FILE",
+        help="release config naming the overlay folder (env ALGA_RELEASE_CONFIG; default: "
+        "the alga-psa layout)",
+    )
+    bundle_publish.add_argument(
+        "--charts",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="charts.json written by `charts publish --out` (same --registry/--namespace)",
+    )
+    bundle_publish.add_argument(
+        "--version",
+        required=True,
+        metavar="V",
+        help="release version: SemVer 2 without '+', used as the bundle's tag",
+    )
+    bundle_publish.add_argument(
+        "--source-url",
+        default=_env("ALGA_SOURCE_URL"),
+        metavar="URL",
+        help="org.opencontainers.image.source (env ALGA_SOURCE_URL; default: the "
+        "checkout's origin remote, without credentials)",
+    )
+    bundle_publish.add_argument(
+        "--revision",
+        default=_env("ALGA_SOURCE_REVISION"),
+        metavar="REV",
+        help="org.opencontainers.image.revision as <ref>@sha1:<commit> (env "
+        "ALGA_SOURCE_REVISION; default: the checkout's branch and HEAD)",
+    )
+    bundle_publish.add_argument(
+        "--chart-pin",
+        choices=("version", "digest"),
+        default=_env("ALGA_CHART_PIN", "version"),
+        help="version: pin spec.chart.spec.version (default); digest: one OCIRepository per "
+        "chart pinned by manifest digest, and spec.chartRef (env ALGA_CHART_PIN)",
+    )
+    bundle_publish.add_argument(
+        "--kubectl",
+        default=_env("ALGA_KUBECTL"),
+        metavar="PATH",
+        help="kubectl used for `kubectl kustomize` (env ALGA_KUBECTL; default: kubectl on "
+        "PATH, else .tools/bin/kubectl)",
+    )
+    bundle_publish.add_argument(
+        "--out", type=Path, metavar="FILE", help="also write the JSON result here"
+    )
+    bundle_publish.add_argument(
+        "--dry-run",
+        type=Path,
+        metavar="DIR",
+        help="write the rendered bundle to DIR (new or empty), print its diff against the "
+        "overlay and the digest it would have; push nothing",
+    )
+    add_registry_options(bundle_publish)
+    add_output_options(bundle_publish)
+
+    def bundle_human(result: dict[str, Any]) -> str:
+        from steps.bundle import human_summary
+
+        return human_summary(result)
+
+    bundle_publish.set_defaults(handler=cmd_bundle_publish, human=bundle_human)
+
+    control_plane = commands.add_parser(
+        "control-plane",
+        help="publish the control-plane image (setup UI and host-service), pinned by digest",
+        formatter_class=_Formatter,
+    )
+    control_plane_commands = control_plane.add_subparsers(
+        dest="control_plane_command", metavar="ACTION", required=True
+    )
+    cp_copy = control_plane_commands.add_parser(
+        "copy",
+        formatter_class=_Formatter,
+        help="copy an already built image into <registry>/<namespace>/"
+        "alga-appliance-control-plane by digest",
+        description=(
+            "Copy an image (one platform or a multi-platform index) into\n"
+            "<registry>/<namespace>/alga-appliance-control-plane with its exact manifest\n"
+            "bytes, so the digest stays the same: every blob (mounted when the source is\n"
+            "in the same registry, streamed otherwise), every child manifest, the index,\n"
+            "then TAG last. Everything read is checked against its digest; if any piece\n"
+            "fails nothing is tagged. A TAG that exists with another digest is refused\n"
+            "(exit 3). A re-copy uploads nothing.\n\n"
+            "SOURCE_REF: REGISTRY/REPO:TAG, REGISTRY/REPO@sha256:..., or\n"
+            "oci-layout:PATH[:TAG|@sha256:...] (an OCI image layout folder).\n"
+            "Credentials for another source registry: ALGA_SOURCE_REGISTRY_USERNAME and\n"
+            "ALGA_SOURCE_REGISTRY_PASSWORD; in the same registry the destination's are used."
+        ),
+        epilog=(
+            "example:\n"
+            "  alga-release control-plane copy registry.example.com/ci/control-plane:3f2a1b0 \\\n"
+            "      --tag 3f2a1b0 --json\n"
+            "  alga-release control-plane copy oci-layout:./out/control-plane:latest \\\n"
+            "      --tag 3f2a1b0 --registry 127.0.0.1:5000 --plain-http --dry-run"
+        ),
+    )
+    cp_copy.add_argument("source_ref", metavar="SOURCE_REF", help="the image to copy")
+    cp_copy.add_argument(
+        "--tag", required=True, metavar="TAG", help="tag at the destination (immutable)"
+    )
+    cp_copy.add_argument(
+        "--source-plain-http",
+        action="store_true",
+        default=_env_flag("ALGA_SOURCE_PLAIN_HTTP"),
+        help="plain HTTP to the source registry (loopback or --insecure-registry hosts; "
+        "env ALGA_SOURCE_PLAIN_HTTP=1)",
+    )
+    cp_copy.add_argument(
+        "--source-ca-file",
+        type=Path,
+        default=_env("ALGA_SOURCE_CA_FILE"),
+        metavar="PEM",
+        help="CA bundle for the source registry's certificate (env ALGA_SOURCE_CA_FILE)",
+    )
+    cp_copy.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="read the source and compare with the destination; push nothing",
+    )
+    cp_copy.add_argument("--out", type=Path, metavar="FILE", help="also write the JSON result here")
+    add_registry_options(cp_copy)
+    add_output_options(cp_copy)
+    cp_copy.set_defaults(handler=cmd_control_plane_copy, human=_human_control_plane)
+
+    cp_build = control_plane_commands.add_parser(
+        "build",
+        formatter_class=_Formatter,
+        help="build the control-plane Dockerfile with a Docker-API engine and push it",
+        description=(
+            "Build ee/appliance/control-plane/Dockerfile of the source checkout with the\n"
+            "Docker-API engine at DOCKER_HOST (in Argo a docker-in-docker sidecar; podman's\n"
+            "`podman system service` works too), push it to\n"
+            "<registry>/<namespace>/alga-appliance-control-plane:TAG with the registry\n"
+            "credentials, and return the pinned reference (the pushed digest, checked with\n"
+            "a HEAD). The build context honours .dockerignore. An existing TAG is kept and\n"
+            "returned without building (tags are immutable; builds are not reproducible)."
+        ),
+        epilog=(
+            "example:\n"
+            "  DOCKER_HOST=tcp://localhost:2375 alga-release control-plane build \\\n"
+            "      --source ~/src/alga-psa --tag 3f2a1b0 --json"
+        ),
+    )
+    cp_build.add_argument(
+        "--source", type=Path, required=True, metavar="DIR", help="the alga-psa checkout"
+    )
+    cp_build.add_argument(
+        "--tag", required=True, metavar="TAG", help="tag to push (immutable), e.g. the revision"
+    )
+    cp_build.add_argument(
+        "--context",
+        metavar="DIR",
+        help="build context, relative to --source (default ee/appliance/control-plane)",
+    )
+    cp_build.add_argument(
+        "--dockerfile",
+        metavar="FILE",
+        help="Dockerfile, relative to --source (default <context>/Dockerfile)",
+    )
+    cp_build.add_argument(
+        "--build-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="build argument (repeatable)",
+    )
+    cp_build.add_argument("--platform", metavar="OS/ARCH", help="target platform, e.g. linux/amd64")
+    cp_build.add_argument(
+        "--engine-wait",
+        type=float,
+        default=float(_env("ALGA_ENGINE_WAIT", "30") or 30),
+        metavar="SECONDS",
+        help="wait this long for the engine to answer (env ALGA_ENGINE_WAIT; default 30)",
+    )
+    cp_build.add_argument(
+        "--out", type=Path, metavar="FILE", help="also write the JSON result here"
+    )
+    add_registry_options(cp_build)
+    add_output_options(cp_build)
+    cp_build.set_defaults(handler=cmd_control_plane_build, human=_human_control_plane)
     return parser
+
+
+# -- control-plane commands ----------------------------------------------------------
+
+
+def cmd_control_plane_copy(args: argparse.Namespace) -> dict[str, Any]:
+    from steps import controlplane
+
+    spec = controlplane.parse_source(args.source_ref)
+    with make_client(args) as client:
+        source_client: RegistryClient | None = None
+        if (
+            isinstance(spec, controlplane.RegistrySourceSpec)
+            and spec.reference.registry != client.registry
+        ):
+            source_client = RegistryClient(
+                spec.reference.registry,
+                credentials=controlplane.source_credentials(),
+                plain_http=args.source_plain_http,
+                insecure_hosts=tuple(args.insecure_registry),
+                verify=str(args.source_ca_file) if args.source_ca_file else True,
+            )
+        try:
+            result = controlplane.copy_image(
+                spec,
+                client,
+                args.namespace,
+                args.tag,
+                source_client=source_client,
+                dry_run=args.dry_run,
+            )
+        finally:
+            if source_client is not None:
+                source_client.close()
+        stats = client.stats
+        log.info(
+            "%d request(s) to %s, %d blob(s) uploaded (%d bytes), %d mounted, %d already present",
+            stats.requests,
+            client.registry,
+            stats.blobs_uploaded,
+            stats.bytes_uploaded,
+            stats.blobs_mounted,
+            stats.blobs_existing,
+        )
+    if args.out and not args.dry_run:
+        write_json_file(args.out, result)
+    return result
+
+
+def cmd_control_plane_build(args: argparse.Namespace) -> dict[str, Any]:
+    from steps import controlplane
+
+    context_dir, dockerfile = controlplane.resolve_build_paths(
+        args.source, args.context, args.dockerfile
+    )
+    context = controlplane.assemble_context(context_dir, dockerfile)
+    build_args = controlplane.parse_build_args(args.build_arg)
+    with make_client(args) as client:
+        built = controlplane.build_and_push(
+            lambda: controlplane.DockerEngine.connect(wait=args.engine_wait),
+            client,
+            args.namespace,
+            args.tag,
+            context,
+            credentials=client.credentials,
+            build_args=build_args,
+            platform=args.platform,
+        )
+    result = built.to_json()
+    if args.out:
+        write_json_file(args.out, result)
+    return result
+
+
+def _human_control_plane(result: dict[str, Any]) -> str:
+    return f"{result['status']:<10} {result['reference']}"
 
 
 # -- entry point -----------------------------------------------------------------

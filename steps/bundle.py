@@ -1,0 +1,660 @@
+"""Render, validate and publish the Flux config bundle (``alga-release bundle publish``).
+
+The appliance creates ``OCIRepository alga-appliance`` (``url: oci://<config.repository>``,
+``ref.digest: <config.digest>``) and ``Kustomization alga-appliance`` (``path: ./base``).
+So the bundle's root is the overlay folder itself (``base/`` and ``profiles/``), and
+every HelmRelease in it must name exactly the chart this release pushed, from the
+registry this release went to. A bundle that does not build breaks every appliance that
+pulls it, so nothing is pushed until it builds.
+
+Pipeline (pure steps in the sibling modules, I/O here)::
+
+    files    = read_overlay(<source>/<overlay>)         # no links out, Flux's ignore list
+    charts   = load_charts_file(charts.json)            # must match --registry/--namespace
+    render   = bundle_flux.render_bundle(files, charts, pin)   # pure rewrite + refusals
+    validate_bundle(...)                                # kubectl kustomize of ./base and of
+                                                        # every Flux Kustomization path, then
+                                                        # Flux schema + pins on the builds
+    artifact = bundle_artifact.build_artifact(render.files, annotations)   # pure bytes
+    publish_prepared(client, prepared)                  # immutable :<version>, verified
+
+The artifact format is ``flux push artifact``'s, established from Flux's own code
+(fluxcd/pkg ``oci`` client ``Push``/``build`` with go-containerregistry ``empty.Image``,
+``mutate.ConfigMediaType``, ``mutate.Annotations``, ``mutate.Append``; fluxcd/pkg
+``tar.Tar``/``tar.Untar``; source-controller's OCIRepository reconciler, which selects the
+layer by media type or takes the first, extracts it with ``tar.Untar`` and keeps the
+manifest annotations as artifact metadata; flux2 ``push artifact``/``build artifact``):
+
+* manifest ``application/vnd.oci.image.manifest.v1+json``, config
+  ``application/vnd.cncf.flux.config.v1+json`` (go-containerregistry's config for an empty
+  image with one layer), one layer ``application/vnd.cncf.flux.content.v1.tar+gzip``;
+* annotations ``org.opencontainers.image.created`` (RFC 3339; Flux takes the clock, we take
+  the source revision's commit time, so a re-run gives the same digest),
+  ``org.opencontainers.image.source`` and ``org.opencontainers.image.revision``
+  (``<ref>@sha1:<sha>``, Flux's revision format);
+* the tar: relative ``/``-separated names, folders before their contents in per-folder name
+  order, uid/gid 0, no user/group names, zero times, regular files and folders only.
+
+Evidence (read in the upstream sources): fluxcd/pkg ``oci/push.go`` (``Push``:
+``mutate.MediaType(empty.Image, OCIManifestSchema1)``, ``ConfigMediaType``,
+``Annotations(meta.ToAnnotations())``, ``Append`` of ``tarball.LayerFromFile`` with the
+content media type), ``oci/build.go`` and ``tar/tar.go`` (the walk and the header
+sanitising), ``oci/meta.go`` and ``oci/constants.go`` (annotation keys and media types),
+``oci/pull.go`` and ``tar/untar.go`` (what ``flux pull artifact`` accepts),
+``sourceignore/sourceignore.go`` (the default ignore list); flux2
+``cmd/flux/push_artifact.go`` and ``build_artifact.go`` (``--source``/``--revision``,
+``excludeOCI``, ``--resolve-symlinks``, the ``{"repository","tag","digest"}`` output);
+source-controller ``internal/controller/ocirepository_controller.go`` (``selectLayer``,
+``tar.Untar`` with symlinks skipped, ``copy`` for ``layerSelector.operation``,
+``metadata.Metadata = manifest.Annotations``). The integration tests pull what we push,
+check the media types, annotations and ``rootfs.diff_ids``, extract it with
+``tarfile`` (``filter="data"``) and build it with the real kustomize.
+
+Where ours differs, and why it does not matter to a reader: our gzip stream (Python's
+zlib, level 9, fixed header) is not Go's, modes are normalised (0644/0755) instead of the
+file system's, there is no ``.`` entry for the root, and links inside the overlay are
+stored as the files they point to (``flux build artifact --resolve-symlinks``). See
+:mod:`steps.bundle_artifact` for the byte layout and the evidence in its tests.
+
+Invariants: every byte pushed is a function of the inputs (overlay files, charts.json,
+version, pin mode, source URL and revision, the overlay's commit time); ``:<version>`` is
+never overwritten with a different bundle (:class:`~steps.errors.Refused`, exit 3, both
+digests named; the same files and annotations compressed by another zlib count as the same
+bundle and the published digest is kept); an unchanged re-run pushes nothing; bad input
+pushes nothing; before the push, every chart the bundle uses must be in the registry at
+the digest charts.json names (else Refused: the bundle would install a missing chart).
+
+What this module does not do: publish charts (``charts publish``), write the release
+manifest, or touch a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import stat
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import semver
+import yaml
+
+from steps.bundle_artifact import (
+    BundleArtifact,
+    annotations_for,
+    build_artifact,
+    clean_source_url,
+    flux_ignored,
+    parse_revision,
+    tar_files,
+    unified_diff,
+)
+from steps.bundle_flux import (
+    BASE_PATH,
+    PIN_MODES,
+    ChartSet,
+    KustomizationRef,
+    PinMode,
+    RenderResult,
+    check_built_objects,
+    check_kustomize_dir,
+    kustomizations_in,
+    parse_charts_json,
+    render_bundle,
+)
+from steps.charts import source_created
+from steps.config import ReleaseConfig
+from steps.errors import BadInput, Refused, ReleaseError
+from steps.oci import mediatypes as mt
+from steps.oci.client import RegistryClient
+from steps.oci.errors import DigestMismatch, InvalidReference
+from steps.oci.reference import Digest, check_registry, check_repository, check_tag
+
+__all__ = [
+    "BUNDLE_REPOSITORY",
+    "PIN_MODES",
+    "PreparedBundle",
+    "check_release_version",
+    "dry_run_result",
+    "human_summary",
+    "load_charts_file",
+    "prepare_bundle",
+    "publish_prepared",
+    "read_overlay",
+    "validate_bundle",
+]
+
+log = logging.getLogger("alga_release.bundle")
+
+BUNDLE_REPOSITORY = "alga-appliance-config"
+KUSTOMIZE_TIMEOUT = 120
+MAX_BUNDLE_LAYER = 64 * 1024 * 1024
+_SHA1_RE = re.compile(r"[0-9a-f]{40}\Z")
+
+
+@dataclass(frozen=True)
+class PreparedBundle:
+    """A rendered, validated and packed bundle, ready to push (nothing pushed yet)."""
+
+    registry: str
+    repository: str  # <namespace>/alga-appliance-config
+    version: str
+    pin: PinMode
+    overlay: Path
+    charts: ChartSet
+    source_files: Mapping[str, bytes]
+    render: RenderResult
+    artifact: BundleArtifact
+
+    @property
+    def full_repository(self) -> str:
+        return f"{self.registry}/{self.repository}"
+
+
+# -- inputs -------------------------------------------------------------------
+
+
+def check_release_version(version: str) -> str:
+    """``version`` if it is SemVer 2 without build metadata and a valid OCI tag."""
+    if "+" in version:
+        raise BadInput(
+            f"--version {version!r} has '+' build metadata",
+            hint="OCI tags cannot hold '+'; use a prerelease instead, e.g. 1.2.3-rc.1",
+        )
+    if not semver.Version.is_valid(version):
+        raise BadInput(
+            f"--version {version!r} is not a SemVer 2 version",
+            hint="use MAJOR.MINOR.PATCH with an optional -prerelease, e.g. 1.4.0 or 1.4.0-rc.2",
+        )
+    try:
+        check_tag(version)
+    except InvalidReference as exc:
+        raise BadInput(
+            f"--version is not a valid OCI tag: {exc.message}",
+            hint="the version is the bundle's tag: at most 128 characters of [A-Za-z0-9._-]",
+        ) from None
+    return version
+
+
+def load_charts_file(path: Path, registry: str, namespace: str) -> ChartSet:
+    """Read ``charts.json`` (what ``charts publish --out`` wrote) and check it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise BadInput(
+            f"cannot read --charts {path}: {exc.strerror or exc}",
+            hint="pass the --out file of `alga-release charts publish`",
+        ) from None
+    except ValueError as exc:
+        raise BadInput(f"--charts {path} is not valid JSON: {exc}") from None
+    return parse_charts_json(data, str(path), registry, namespace)
+
+
+def read_overlay(root: Path) -> dict[str, bytes]:
+    """Every file of the overlay folder: relative posix path -> bytes.
+
+    Follows links that stay inside the folder (a linked file is read as a file); refuses
+    (:class:`BadInput`) a link that leaves it, dangles or loops, special files and names
+    that are not UTF-8. Leaves out what ``flux push artifact`` ignores by default.
+    """
+    if not root.is_dir():
+        raise BadInput(
+            f"overlay folder {root} does not exist",
+            hint="--source must be a checkout holding the overlay (ee/appliance/flux in "
+            "alga-psa), or name it with the release config's 'overlay' (--config)",
+        )
+    real_root = root.resolve()
+    out: dict[str, bytes] = {}
+
+    def visit(fs_dir: Path, real_dir: Path, rel_dir: str, chain: frozenset[Path]) -> None:
+        try:
+            names = sorted(os.listdir(fs_dir))
+        except OSError as exc:
+            raise BadInput(f"cannot list {fs_dir}: {exc.strerror or exc}") from None
+        for name in names:
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            try:
+                rel.encode("utf-8")
+            except UnicodeEncodeError:
+                raise BadInput(f"overlay {root}: file name {rel!r} is not UTF-8") from None
+            fs_path = fs_dir / name
+            try:
+                st = os.lstat(fs_path)
+            except OSError as exc:
+                raise BadInput(f"cannot read {fs_path}: {exc.strerror or exc}") from None
+            is_link = stat.S_ISLNK(st.st_mode)
+            if is_link:
+                target = os.readlink(fs_path)
+                try:
+                    real = Path(os.path.realpath(fs_path, strict=True))
+                    st = os.stat(real)
+                except OSError:
+                    raise BadInput(
+                        f"overlay {root}: symbolic link {rel} -> {target} is dangling or loops",
+                        hint="fix or delete the link",
+                    ) from None
+                if real != real_root and real_root not in real.parents:
+                    raise BadInput(
+                        f"overlay {root}: symbolic link {rel} -> {target} leaves the overlay "
+                        f"(resolves to {real})",
+                        hint="copy the file into the overlay; the bundle holds only the "
+                        "overlay's own files, and Flux never follows links",
+                    )
+            else:
+                real = real_dir / name
+            is_dir = stat.S_ISDIR(st.st_mode)
+            if flux_ignored(rel, is_dir=is_dir):
+                log.debug("leaving out %s (flux push artifact ignores it)", rel)
+                continue
+            if is_dir:
+                if real in chain:
+                    raise BadInput(
+                        f"overlay {root}: symbolic link {rel} -> {target} points to a folder "
+                        "that contains it",
+                        hint="remove the link",
+                    )
+                visit(fs_path, real, rel, chain | {real})
+            elif stat.S_ISREG(st.st_mode):
+                try:
+                    out[rel] = fs_path.read_bytes()
+                except OSError as exc:
+                    raise BadInput(f"cannot read {fs_path}: {exc.strerror or exc}") from None
+            else:
+                raise BadInput(
+                    f"overlay {root}: {rel} is not a regular file (device, socket or pipe)",
+                    hint="remove it from the overlay",
+                )
+
+    visit(root, real_root, "", frozenset({real_root}))
+    if not out:
+        raise BadInput(f"overlay folder {root} holds no files")
+    return out
+
+
+def _git(path: Path, *args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(path), *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else None
+
+
+def git_revision(path: Path) -> str | None:
+    """``<branch>@sha1:<HEAD>`` (``sha1:<HEAD>`` when detached) if ``path`` is in git."""
+    sha = _git(path, "rev-parse", "--verify", "-q", "HEAD")
+    if sha is None or not _SHA1_RE.match(sha):
+        return None
+    branch = _git(path, "symbolic-ref", "-q", "--short", "HEAD")
+    return f"{branch}@sha1:{sha}" if branch else f"sha1:{sha}"
+
+
+def git_source_url(path: Path) -> str | None:
+    url = _git(path, "remote", "get-url", "origin")
+    return clean_source_url(url) if url else None
+
+
+def find_kubectl(explicit: str | None) -> str:
+    """``explicit``, else kubectl on PATH, else this checkout's ``.tools/bin/kubectl``."""
+    if explicit:
+        return explicit
+    on_path = shutil.which("kubectl")
+    if on_path:
+        return on_path
+    local = Path(__file__).resolve().parents[1] / ".tools" / "bin" / "kubectl"
+    if local.is_file() and os.access(local, os.X_OK):
+        return str(local)
+    raise ReleaseError(
+        "kubectl not found: the bundle is validated with `kubectl kustomize` before it is pushed",
+        hint="install kubectl (scripts/setup.sh puts it in .tools/bin), or pass --kubectl "
+        "PATH / ALGA_KUBECTL",
+    )
+
+
+# -- validation ---------------------------------------------------------------
+
+
+def kustomize_build(kubectl: str, root: Path, rel: str) -> tuple[bool, str]:
+    """(True, YAML) or (False, error text) for ``kubectl kustomize`` of ``root/rel``."""
+    root = root.resolve()
+    target = root / rel if rel else root
+    argv = [kubectl, "kustomize", "--load-restrictor", "LoadRestrictionsNone", str(target)]
+    try:
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, timeout=KUSTOMIZE_TIMEOUT, check=False
+        )
+    except (FileNotFoundError, PermissionError) as exc:
+        raise ReleaseError(
+            f"cannot run kubectl ({kubectl}): {exc.strerror or exc}",
+            hint="install kubectl (scripts/setup.sh), or pass --kubectl PATH / ALGA_KUBECTL",
+        ) from None
+    except subprocess.TimeoutExpired:
+        return False, f"timed out after {KUSTOMIZE_TIMEOUT}s"
+    if proc.returncode != 0:
+        text = (proc.stderr or proc.stdout).strip().replace(f"{root}/", "").replace(str(root), ".")
+        return False, "\n      ".join(text.splitlines()[-15:]) or f"exit {proc.returncode}"
+    return True, proc.stdout
+
+
+def validate_bundle(
+    root: Path, render: RenderResult, charts: ChartSet, pin: PinMode, kubectl: str
+) -> dict[str, list[object]]:
+    """Build ``./base`` and every folder a Flux Kustomization names (found in the files
+    and, transitively, in what the builds produce) with the real kustomize, then check the
+    Flux objects of every build. ``root`` holds ``render.files``. Returns the builds."""
+    files = render.files
+    queue: list[KustomizationRef] = [
+        KustomizationRef(BASE_PATH, "the appliance's Kustomization alga-appliance (path ./base)"),
+        *render.kustomizations,
+    ]
+    built: dict[str, list[object]] = {}
+    seen: set[str] = set()
+    problems: list[str] = []
+    while queue:
+        ref = queue.pop(0)
+        if ref.path in seen:
+            continue
+        seen.add(ref.path)
+        problem = check_kustomize_dir(files, ref)
+        if problem:
+            problems.append(problem)
+            continue
+        ok, output = kustomize_build(kubectl, root, ref.path)
+        if not ok:
+            problems.append(
+                f"`kubectl kustomize` of ./{ref.path} failed ({ref.who}):\n      {output}"
+            )
+            continue
+        try:
+            docs = [d for d in yaml.safe_load_all(output) if d is not None]
+        except yaml.YAMLError as exc:
+            problems.append(f"kustomize output for ./{ref.path} is not YAML: {exc}")
+            continue
+        log.debug("kustomize ./%s: %d object(s)", ref.path, len(docs))
+        built[ref.path] = docs
+        queue.extend(kustomizations_in(docs, f"build of ./{ref.path}"))
+    if not problems:
+        problems = check_built_objects(built, charts, pin)
+    if problems:
+        if len(problems) == 1:
+            message = f"the rendered bundle is not valid: {problems[0]}"
+        else:
+            message = f"the rendered bundle is not valid ({len(problems)} problems):\n  - " + (
+                "\n  - ".join(problems)
+            )
+        raise BadInput(
+            message,
+            hint="fix the overlay; nothing was pushed (Flux would fail the same way on every "
+            "appliance that pulls this bundle)",
+        )
+    log.info("kustomize built %s", ", ".join(f"./{p}" for p in sorted(built)))
+    return built
+
+
+def write_tree(root: Path, files: Mapping[str, bytes]) -> None:
+    for rel, data in sorted(files.items()):
+        target = root.joinpath(*rel.split("/"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+
+def _check_output_dir(path: Path, overlay: Path) -> None:
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise BadInput(
+            f"--dry-run {path} exists and is not an empty folder",
+            hint="name a new folder; the rendered bundle is written there",
+        )
+    resolved, real_overlay = path.resolve(), overlay.resolve()
+    if resolved == real_overlay or real_overlay in resolved.parents:
+        raise BadInput(f"--dry-run {path} is inside the overlay {overlay}")
+
+
+# -- prepare ------------------------------------------------------------------
+
+
+def prepare_bundle(
+    *,
+    source: Path,
+    config: ReleaseConfig,
+    charts_file: Path,
+    registry: str,
+    namespace: str,
+    version: str,
+    pin: PinMode = "version",
+    source_url: str | None = None,
+    revision: str | None = None,
+    kubectl: str | None = None,
+    render_dir: Path | None = None,
+) -> PreparedBundle:
+    """Read, rewrite, validate and pack the bundle. No registry access.
+
+    With ``render_dir`` the rendered bundle is written (and validated) there, else in a
+    temporary folder.
+    """
+    check_registry(registry)
+    repository = check_repository(f"{namespace}/{BUNDLE_REPOSITORY}")
+    version = check_release_version(version)
+    if pin not in PIN_MODES:
+        raise BadInput(f"--chart-pin {pin!r}: expected one of {', '.join(PIN_MODES)}")
+    if not source.is_dir():
+        raise BadInput(
+            f"source folder {source} does not exist",
+            hint="--source must be a checkout of alga-psa (or a tree laid out per --config)",
+        )
+    overlay = config.overlay_dir(source)
+    charts = load_charts_file(charts_file, registry, namespace)
+    revision = parse_revision(revision) if revision else git_revision(overlay)
+    source_url = clean_source_url(source_url) if source_url else git_source_url(overlay)
+    if render_dir is not None:
+        _check_output_dir(render_dir, overlay)
+    files = read_overlay(overlay)
+    log.info("rendering the overlay %s (%d files, %s)", overlay, len(files), config.origin)
+    render = render_bundle(files, charts, pin)
+    for warning in render.warnings:
+        log.warning("%s", warning)
+    for path in render.reserialised:
+        log.warning("%s: rewritten by the YAML serialiser; its comments are not kept", path)
+    for path in render.changed:
+        log.info("rewrote %s", path)
+    tool = find_kubectl(kubectl)
+    if render_dir is not None:
+        render_dir.mkdir(parents=True, exist_ok=True)
+        write_tree(render_dir, render.files)
+    # Build a private copy, as Flux builds the extracted artifact: nothing next to the
+    # bundle (a `../../x` that escapes it) can make the validation pass.
+    with tempfile.TemporaryDirectory(prefix="alga-bundle-") as tmp:
+        root = Path(tmp) / "bundle"
+        write_tree(root, render.files)
+        try:
+            validate_bundle(root, render, charts, pin, tool)
+        except BadInput as exc:
+            if render_dir is None:
+                raise
+            raise BadInput(
+                exc.message, hint=f"{exc.hint}\n  the rendered bundle is in {render_dir}"
+            ) from None
+    created = source_created(overlay)
+    annotations = annotations_for(created, source_url, revision)
+    artifact = build_artifact(render.files, annotations)
+    log.info(
+        "bundle %s:%s is %s (layer %d bytes, created %s, revision %s)",
+        f"{registry}/{repository}",
+        version,
+        artifact.digest.short,
+        len(artifact.tarball),
+        created,
+        revision or "unknown",
+    )
+    return PreparedBundle(
+        registry=registry,
+        repository=repository,
+        version=version,
+        pin=pin,
+        overlay=overlay,
+        charts=charts,
+        source_files=files,
+        render=render,
+        artifact=artifact,
+    )
+
+
+# -- registry -------------------------------------------------------------------
+
+
+def check_charts_present(client: RegistryClient, prepared: PreparedBundle) -> None:
+    """Every chart the bundle uses is in the registry at the digest charts.json names."""
+    problems = []
+    for name in prepared.render.used_charts:
+        chart = prepared.charts.charts[name]
+        repository = f"{prepared.charts.namespace}/charts/{name}"
+        found = client.head_manifest(repository, chart.version)
+        if found is None:
+            problems.append(f"{chart.repository}:{chart.version} is not in the registry")
+        elif found.digest != chart.digest:
+            problems.append(
+                f"{chart.repository}:{chart.version} is {found.digest}, charts.json says "
+                f"{chart.digest}"
+            )
+    if problems:
+        raise Refused(
+            "the bundle would install charts the registry does not hold as published:\n  "
+            + "\n  ".join(problems),
+            hint="publish the charts first (`alga-release charts publish --out charts.json`) "
+            "and pass that file to --charts",
+        )
+
+
+def publish_prepared(client: RegistryClient, prepared: PreparedBundle) -> dict[str, Any]:
+    """Push ``:<version>`` unless it exists; refuse to overwrite a different bundle."""
+    if client.registry != prepared.registry:
+        raise BadInput(f"client for {client.registry}, bundle for {prepared.registry}")
+    check_charts_present(client, prepared)
+    artifact, repo, version = prepared.artifact, prepared.repository, prepared.version
+    existing = client.head_manifest(repo, version)
+    if existing is None:
+        client.push_blob(repo, artifact.config)
+        client.push_blob(repo, artifact.tarball)
+        digest = client.put_manifest(repo, version, artifact.manifest, mt.OCI_MANIFEST)
+        _verify_pushed(client, prepared, digest)
+        status = "pushed"
+        log.info("pushed %s:%s %s", prepared.full_repository, version, digest)
+    elif existing.digest == artifact.digest:
+        digest, status = existing.digest, "unchanged"
+        log.info("%s:%s is already this bundle (%s)", prepared.full_repository, version, digest)
+    elif _same_bundle(client, repo, existing.digest, artifact):
+        digest, status = existing.digest, "unchanged"
+        log.info(
+            "%s:%s already holds the same files and annotations as %s (other compression); "
+            "keeping it",
+            prepared.full_repository,
+            version,
+            existing.digest.short,
+        )
+    else:
+        raise Refused(
+            f"refusing to overwrite {prepared.full_repository}:{version}: it holds "
+            f"{existing.digest}, this bundle is {artifact.digest}",
+            hint="published versions are immutable: publish this bundle under a new --version "
+            "(a re-run with the same inputs is a no-op)",
+        )
+    return _result(prepared, digest, status)
+
+
+def _verify_pushed(client: RegistryClient, prepared: PreparedBundle, digest: Digest) -> None:
+    artifact = prepared.artifact
+    where = f"{prepared.full_repository}:{prepared.version}"
+    if digest != artifact.digest:
+        raise DigestMismatch(f"{where}: pushed {digest}, expected {artifact.digest}")
+    now = client.head_manifest(prepared.repository, prepared.version)
+    if now is None or now.digest != digest:
+        raise DigestMismatch(
+            f"{where}: after the push the tag points at {now.digest if now else 'nothing'}, "
+            f"not {digest}",
+            hint="another publish raced this one; inspect the tag before retrying",
+        )
+    fetched = client.get_manifest(prepared.repository, digest)  # verified against the digest
+    if fetched.data != artifact.manifest:  # pragma: no cover - implied by the digest check
+        raise DigestMismatch(f"{where}: the registry serves other manifest bytes")
+
+
+def _same_bundle(
+    client: RegistryClient, repository: str, digest: Digest, artifact: BundleArtifact
+) -> bool:
+    """Does the published ``digest`` hold the same files and annotations as ``artifact``?
+    (Another zlib compresses the same tar to other bytes: that is not a different bundle.)"""
+    manifest = client.get_manifest(repository, digest).json()
+    config, layers = manifest.get("config"), manifest.get("layers")
+    if not isinstance(config, dict) or not isinstance(layers, list) or len(layers) != 1:
+        return False
+    layer = layers[0]
+    if (
+        config.get("mediaType") != mt.FLUX_CONFIG
+        or not isinstance(layer, dict)
+        or layer.get("mediaType") != mt.FLUX_CONTENT_LAYER
+        or manifest.get("annotations") != dict(artifact.annotations)
+    ):
+        return False
+    try:
+        layer_digest = Digest.parse(str(layer.get("digest")))
+        size = int(layer.get("size", -1))
+    except (InvalidReference, TypeError, ValueError):
+        return False
+    if layer_digest == artifact.layer_digest:
+        return True
+    if not 0 <= size <= MAX_BUNDLE_LAYER:
+        return False
+    theirs = tar_files(client.get_blob(repository, layer_digest, size=size))
+    return theirs == dict(artifact.files)
+
+
+# -- results --------------------------------------------------------------------
+
+
+def _result(prepared: PreparedBundle, digest: Digest, status: str) -> dict[str, Any]:
+    return {
+        "repository": prepared.full_repository,
+        "tag": prepared.version,
+        "digest": str(digest),
+        "reference": f"{prepared.full_repository}:{prepared.version}@{digest}",
+        "status": status,
+        "warnings": list(prepared.render.warnings),
+    }
+
+
+def dry_run_result(prepared: PreparedBundle, directory: Path) -> dict[str, Any]:
+    """What ``--dry-run DIR`` reports: the digest it would push and the diff it made."""
+    result = _result(prepared, prepared.artifact.digest, "would-push")
+    result.update(
+        {
+            "dryRun": True,
+            "directory": str(directory),
+            "changed": list(prepared.render.changed),
+            "diff": unified_diff(prepared.source_files, prepared.render.files),
+        }
+    )
+    return result
+
+
+def human_summary(result: Mapping[str, Any]) -> str:
+    line = f"{result['repository']}:{result['tag']} {result['status']} {result['digest']}"
+    if not result.get("dryRun"):
+        return line
+    diff = str(result.get("diff", ""))
+    changed: Sequence[str] = result.get("changed", [])
+    return (
+        f"{diff}"
+        f"dry run: {len(changed)} file(s) rewritten; the rendered bundle is in "
+        f"{result['directory']}\n{line}"
+    )

@@ -1,0 +1,700 @@
+"""The overlay rewrite and the Flux rules a bundle must follow (pure).
+
+:func:`render_bundle` takes the overlay's files (relative path -> bytes), the charts this
+release published (:class:`ChartSet`, read from ``charts.json``) and the pin mode, and
+returns the bundle's files. It changes only:
+
+* each HelmRelease whose ``spec.chart.spec.chart`` is a published chart:
+  ``--chart-pin version`` sets ``spec.chart.spec.version`` to the published version and
+  removes ``reconcileStrategy: Revision`` (meaningful only for git/bucket sources); the
+  sourceRef stays the OCI HelmRepository. ``--chart-pin digest`` replaces ``spec.chart``
+  by ``spec.chartRef`` to an OCIRepository that pins the chart's manifest digest;
+* the OCI HelmRepository those HelmReleases use: ``spec.url`` becomes
+  ``oci://<registry>/<namespace>/charts`` of this publish;
+* with ``--chart-pin digest``, one OCIRepository per used chart, appended to the file
+  that holds the HelmRepository (same namespace, named ``<helmrepository>-<chart>``):
+  ``url: oci://<registry>/<namespace>/charts/<chart>``, ``ref.digest`` the chart's
+  manifest digest, ``layerSelector`` the Helm chart layer with ``operation: copy`` (what
+  helm-controller needs to use an OCIRepository as a chart source).
+
+Every other field, document and file is kept (see :mod:`steps.bundle_yaml` for how the
+text is preserved). It refuses (:class:`BadInput`, all problems in one message): a
+HelmRelease whose chart was not published, a ``GitRepository`` anywhere, a HelmRelease
+sourced from git or a bucket or naming a chart folder (``chart: ./path``, the old
+git-coupled form), a HelmRelease not using an OCI HelmRepository of the bundle, a Flux
+Kustomization whose sourceRef is not the ``OCIRepository alga-appliance`` (flux-system)
+the appliance creates. A published chart that no HelmRelease uses is a warning.
+
+:func:`check_built_objects` checks what kustomize builds (what Flux would apply): every
+Flux object has the expected apiVersion, kind and required fields, and every HelmRelease
+resolves to exactly the published chart (version, or OCIRepository digest), from this
+registry. :func:`check_kustomize_dir` checks that a folder a Flux Kustomization names
+exists and holds a kustomization file (Flux would silently generate one; we refuse).
+
+No file system, network or subprocess here: :mod:`steps.bundle` does the I/O.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from steps import chartpkg
+from steps.bundle_yaml import (
+    DeleteKey,
+    Edit,
+    ReplaceKey,
+    SetScalar,
+    YamlFile,
+    get_path,
+    is_yaml,
+    parse_yaml,
+    render_file,
+)
+from steps.errors import BadInput
+from steps.oci import mediatypes as mt
+from steps.oci.errors import InvalidReference
+from steps.oci.reference import Digest, check_repository
+
+PinMode = Literal["version", "digest"]
+PIN_MODES: tuple[PinMode, ...] = ("version", "digest")
+
+#: The Flux kinds a bundle may hold, and the one apiVersion accepted for each.
+FLUX_API_VERSIONS: dict[str, str] = {
+    "HelmRelease": "helm.toolkit.fluxcd.io/v2",
+    "HelmRepository": "source.toolkit.fluxcd.io/v1",
+    "OCIRepository": "source.toolkit.fluxcd.io/v1",
+    "Kustomization": "kustomize.toolkit.fluxcd.io/v1",
+}
+FLUX_GROUP_SUFFIX = ".toolkit.fluxcd.io"
+#: What the appliance creates and points ``Kustomization alga-appliance`` (path ./base) at.
+APPLIANCE_SOURCE_KIND = "OCIRepository"
+APPLIANCE_SOURCE_NAME = "alga-appliance"
+APPLIANCE_NAMESPACE = "flux-system"
+BASE_PATH = "base"
+KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+DEFAULT_INTERVAL = "10m"
+
+_GIT_HINT = (
+    "appliances install with no git: point the HelmRelease at the OCI HelmRepository "
+    "(sourceRef kind HelmRepository, chart: <chart name>) and delete git sources"
+)
+
+
+# -- published charts ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PublishedChart:
+    name: str
+    version: str
+    digest: Digest
+    repository: str  # <registry>/<namespace>/charts/<name>, no scheme
+
+
+@dataclass(frozen=True)
+class ChartSet:
+    """The charts this release published, and where to."""
+
+    registry: str
+    namespace: str
+    charts: Mapping[str, PublishedChart]
+
+    @property
+    def helm_repository_url(self) -> str:
+        return f"oci://{self.registry}/{self.namespace}/charts"
+
+
+def parse_charts_json(data: object, origin: str, registry: str, namespace: str) -> ChartSet:
+    """Validate what ``charts publish --out`` wrote; its repositories must be
+    ``<registry>/<namespace>/charts/<name>`` of this command."""
+    if not isinstance(data, dict) or not isinstance(data.get("charts"), dict):
+        raise BadInput(
+            f"{origin}: expected a JSON object with a 'charts' mapping "
+            "(what `alga-release charts publish --out FILE` writes)",
+            hint="pass the --out file of charts publish",
+        )
+    if data.get("dryRun"):
+        raise BadInput(
+            f"{origin} is the result of a dry run: its charts were not pushed",
+            hint="run `alga-release charts publish` without --dry-run and pass its --out file",
+        )
+    raw: dict[str, Any] = data["charts"]
+    if not raw:
+        raise BadInput(f"{origin}: 'charts' is empty", hint="publish the charts first")
+    charts: dict[str, PublishedChart] = {}
+    for name, entry in sorted(raw.items()):
+        where = f"{origin}: charts.{name}"
+        if not isinstance(entry, dict):
+            raise BadInput(f"{where} must be an object")
+        try:
+            check_repository(f"{namespace}/charts/{name}")
+        except InvalidReference:
+            raise BadInput(f"{where}: {name!r} is not a valid chart repository name") from None
+        version = entry.get("version")
+        if not isinstance(version, str):
+            raise BadInput(f"{where}: 'version' must be a string")
+        try:
+            chartpkg.check_version(version)
+        except BadInput as exc:
+            raise BadInput(f"{where}: {exc.message}", hint=exc.hint) from None
+        digest_text = entry.get("digest")
+        if not isinstance(digest_text, str):
+            raise BadInput(f"{where}: 'digest' must be a 'sha256:<64 hex>' string")
+        try:
+            digest = Digest.parse(digest_text)
+        except InvalidReference as exc:
+            raise BadInput(f"{where}: {exc.message}") from None
+        expected = f"{registry}/{namespace}/charts/{name}"
+        repository = entry.get("repository")
+        if repository != expected:
+            raise BadInput(
+                f"{where}: repository {repository!r} does not match this publish: "
+                f"expected {expected!r} (--registry {registry} --namespace {namespace})",
+                hint="pass the same --registry and --namespace as to `charts publish`, or "
+                "re-publish the charts to this registry",
+            )
+        status = entry.get("status", "pushed")
+        if status not in ("pushed", "unchanged"):
+            raise BadInput(
+                f"{where}: status {status!r}: the chart was not published",
+                hint="pass the --out file of a real `charts publish` run",
+            )
+        charts[name] = PublishedChart(name, version, digest, expected)
+    return ChartSet(registry, namespace, charts)
+
+
+# -- objects ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KubeObject:
+    """A top-level document with apiVersion and kind, and where it came from."""
+
+    where: str
+    api_version: str
+    kind: str
+    doc: dict[str, Any]
+    path: str = ""  # file, when it comes from the overlay
+    index: int = -1  # document index in that file
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0]
+
+    @property
+    def is_flux(self) -> bool:
+        return self.group.endswith(FLUX_GROUP_SUFFIX)
+
+    @property
+    def name(self) -> str | None:
+        value = get_path(self.doc, ("metadata", "name"))
+        return value if isinstance(value, str) else None
+
+    @property
+    def namespace(self) -> str | None:
+        value = get_path(self.doc, ("metadata", "namespace"))
+        return value if isinstance(value, str) else None
+
+    @property
+    def label(self) -> str:
+        ns = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind} {ns}{self.name or '<no name>'}"
+
+
+def objects_of(docs: Iterable[tuple[str, object]]) -> list[KubeObject]:
+    """Every (where, document) that is a Kubernetes object (apiVersion and kind strings)."""
+    out = []
+    for where, doc in docs:
+        if isinstance(doc, dict):
+            api, kind = doc.get("apiVersion"), doc.get("kind")
+            if isinstance(api, str) and isinstance(kind, str):
+                out.append(KubeObject(where, api, kind, doc))
+    return out
+
+
+def file_objects(files: Iterable[YamlFile]) -> list[KubeObject]:
+    out = []
+    for f in files:
+        for i, doc in enumerate(f.docs):
+            for obj in objects_of([(f"{f.path}:{f.line_of(i)}", doc)]):
+                out.append(KubeObject(obj.where, obj.api_version, obj.kind, obj.doc, f.path, i))
+    return out
+
+
+# -- the rewrite ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KustomizationRef:
+    """A Flux Kustomization naming a folder of the bundle."""
+
+    path: str  # normalised, relative to the bundle root ("" = the root)
+    who: str
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    files: dict[str, bytes]
+    changed: tuple[str, ...]
+    #: changed files whose comments could not be kept (re-serialised by PyYAML)
+    reserialised: tuple[str, ...]
+    used_charts: tuple[str, ...]
+    warnings: tuple[str, ...]
+    kustomizations: tuple[KustomizationRef, ...]
+
+
+@dataclass
+class _Problems:
+    items: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, message: str, hint: str) -> None:
+        self.items.append((message, hint))
+
+    def raise_if_any(self, what: str) -> None:
+        if not self.items:
+            return
+        if len(self.items) == 1:
+            raise BadInput(self.items[0][0], hint=self.items[0][1])
+        hints = list(dict.fromkeys(h for _, h in self.items))
+        raise BadInput(
+            f"{len(self.items)} problems in {what}:\n  - "
+            + "\n  - ".join(m for m, _ in self.items),
+            hint="\n        ".join(hints),
+        )
+
+
+def oci_repository_name(helm_repository: str, chart: str) -> str:
+    return f"{helm_repository}-{chart}"
+
+
+def render_bundle(files: Mapping[str, bytes], charts: ChartSet, pin: PinMode) -> RenderResult:
+    """The bundle's files: ``files`` with HelmReleases pinned to ``charts`` (pure)."""
+    parsed = {p: parse_yaml(p, data) for p, data in sorted(files.items()) if is_yaml(p)}
+    objects = file_objects(parsed.values())
+    problems = _Problems()
+
+    repos: list[KubeObject] = []
+    for obj in objects:
+        if not obj.is_flux:
+            continue
+        if obj.kind == "GitRepository":
+            problems.add(
+                f"{obj.where}: {obj.label}: a git source in the bundle (the old git-coupled form)",
+                _GIT_HINT,
+            )
+        elif obj.kind == "HelmChart" and _is_chart_path(get_path(obj.doc, ("spec", "chart"))):
+            problems.add(
+                f"{obj.where}: {obj.label} names a chart folder "
+                f"(chart: {get_path(obj.doc, ('spec', 'chart'))})",
+                _GIT_HINT,
+            )
+        elif obj.kind == "HelmRepository":
+            repos.append(obj)
+
+    edits: dict[str, dict[int, list[Edit]]] = {}
+    used: dict[str, list[str]] = {}  # chart -> HelmReleases using it
+    used_repos: dict[tuple[str, int], KubeObject] = {}
+    charts_by_repo: dict[tuple[str, int], set[str]] = {}
+    appended: dict[str, list[dict[str, Any]]] = {}
+
+    def add_edit(obj: KubeObject, edit: Edit) -> None:
+        edits.setdefault(obj.path, {}).setdefault(obj.index, []).append(edit)
+
+    for obj in objects:
+        if obj.is_flux and obj.kind == "HelmRelease":
+            repo = _check_helm_release(obj, charts, repos, problems)
+            if repo is None:
+                continue
+            chart = str(get_path(obj.doc, ("spec", "chart", "spec", "chart")))
+            used.setdefault(chart, []).append(obj.label)
+            used_repos[(repo.path, repo.index)] = repo
+            charts_by_repo.setdefault((repo.path, repo.index), set()).add(chart)
+            published = charts.charts[chart]
+            if pin == "version":
+                if get_path(obj.doc, ("spec", "chart", "spec", "version")) != published.version:
+                    add_edit(
+                        obj, SetScalar(("spec", "chart", "spec", "version"), published.version)
+                    )
+                if get_path(obj.doc, ("spec", "chart", "spec", "reconcileStrategy")) == "Revision":
+                    add_edit(obj, DeleteKey(("spec", "chart", "spec", "reconcileStrategy")))
+            else:
+                ref = {
+                    "kind": "OCIRepository",
+                    "name": oci_repository_name(str(repo.name), chart),
+                    "namespace": str(repo.namespace),
+                }
+                add_edit(obj, ReplaceKey(("spec", "chart"), "chartRef", ref))
+        elif obj.is_flux and obj.kind == "Kustomization":
+            _check_flux_kustomization(obj, problems)
+
+    for repo in used_repos.values():
+        if get_path(repo.doc, ("spec", "url")) != charts.helm_repository_url:
+            add_edit(repo, SetScalar(("spec", "url"), charts.helm_repository_url))
+
+    if pin == "digest":
+        existing = {(o.kind, o.namespace, o.name) for o in objects}
+        for key in sorted(used_repos):
+            repo = used_repos[key]
+            for chart in sorted(charts_by_repo[key]):
+                name = oci_repository_name(str(repo.name), chart)
+                if ("OCIRepository", repo.namespace, name) in existing:
+                    problems.add(
+                        f"{repo.where}: OCIRepository {repo.namespace}/{name} already exists "
+                        "in the overlay",
+                        "--chart-pin digest adds it; remove it from the overlay (or publish "
+                        "with --chart-pin version)",
+                    )
+                    continue
+                appended.setdefault(repo.path, []).append(
+                    chart_oci_repository(repo, charts.charts[chart])
+                )
+
+    problems.raise_if_any("the overlay")
+
+    kustomizations = tuple(_kustomization_refs(objects, problems))
+    problems.raise_if_any("the overlay")
+
+    out = dict(files)
+    changed: list[str] = []
+    reserialised: list[str] = []
+    for path in sorted(set(edits) | set(appended)):
+        rendered = render_file(parsed[path], edits.get(path, {}), appended.get(path, ()))
+        if rendered.data != files[path]:
+            out[path] = rendered.data
+            changed.append(path)
+            if rendered.how == "reserialised":
+                reserialised.append(path)
+
+    warnings = tuple(
+        f"chart {name} {charts.charts[name].version} was published but no HelmRelease in "
+        "the bundle uses it"
+        for name in sorted(charts.charts)
+        if name not in used
+    )
+    return RenderResult(
+        files=out,
+        changed=tuple(changed),
+        reserialised=tuple(reserialised),
+        used_charts=tuple(sorted(used)),
+        warnings=warnings,
+        kustomizations=kustomizations,
+    )
+
+
+def chart_oci_repository(repo: KubeObject, chart: PublishedChart) -> dict[str, Any]:
+    """The OCIRepository pinning ``chart`` by digest, next to the HelmRepository ``repo``."""
+    interval = get_path(repo.doc, ("spec", "interval"))
+    return {
+        "apiVersion": FLUX_API_VERSIONS["OCIRepository"],
+        "kind": "OCIRepository",
+        "metadata": {
+            "name": oci_repository_name(str(repo.name), chart.name),
+            "namespace": repo.namespace,
+        },
+        "spec": {
+            "interval": interval if isinstance(interval, str) else DEFAULT_INTERVAL,
+            "url": f"oci://{chart.repository}",
+            "ref": {"digest": str(chart.digest)},
+            "layerSelector": {"mediaType": mt.HELM_CHART_LAYER, "operation": "copy"},
+        },
+    }
+
+
+def _is_chart_path(chart: object) -> bool:
+    return isinstance(chart, str) and ("/" in chart or chart.startswith("."))
+
+
+def _uses_repo(hr: KubeObject, repo: KubeObject) -> bool:
+    if hr.kind != "HelmRelease":
+        return False
+    ref = get_path(hr.doc, ("spec", "chart", "spec", "sourceRef"))
+    if not isinstance(ref, dict) or ref.get("name") != repo.name:
+        return False
+    ns = ref.get("namespace") or hr.namespace
+    return repo.namespace is None or ns == repo.namespace
+
+
+def _check_helm_release(
+    obj: KubeObject, charts: ChartSet, repos: Sequence[KubeObject], problems: _Problems
+) -> KubeObject | None:
+    """The OCI HelmRepository ``obj`` pulls a published chart from, or None (problem added)."""
+    spec = obj.doc.get("spec")
+    if not isinstance(spec, dict) or ("chart" not in spec and "chartRef" not in spec):
+        return None  # a patch fragment; what kustomize builds is checked separately
+    who = f"{obj.where}: HelmRelease {obj.name}"
+    if "chartRef" in spec:
+        problems.add(
+            f"{who} uses spec.chartRef; the publish step pins charts named in spec.chart.spec",
+            "name the chart in spec.chart.spec (chart, sourceRef: the OCI HelmRepository); "
+            "use --chart-pin digest to get OCIRepository chartRefs",
+        )
+        return None
+    chart_spec = get_path(spec, ("chart", "spec"))
+    chart = get_path(chart_spec, ("chart",))
+    if not isinstance(chart_spec, dict) or not isinstance(chart, str) or not chart:
+        problems.add(f"{who} has no spec.chart.spec.chart", "name the chart to install")
+        return None
+    source = chart_spec.get("sourceRef")
+    kind = source.get("kind") if isinstance(source, dict) else None
+    if kind in ("GitRepository", "Bucket") or _is_chart_path(chart):
+        problems.add(
+            f"{who} is git-coupled: chart {chart!r} from a {kind or 'missing'} source",
+            _GIT_HINT,
+        )
+        return None
+    if chart not in charts.charts:
+        problems.add(
+            f"{who} installs chart {chart!r}, which this release did not publish "
+            f"(charts.json has: {', '.join(sorted(charts.charts))})",
+            "publish the chart with `alga-release charts publish` and pass its --out file, "
+            "or remove the HelmRelease",
+        )
+        return None
+    if kind != "HelmRepository" or not isinstance(source, dict):
+        problems.add(
+            f"{who}: spec.chart.spec.sourceRef must be the OCI HelmRepository, found kind {kind!r}",
+            "set sourceRef to {kind: HelmRepository, name: <the OCI HelmRepository>}",
+        )
+        return None
+    matches = [r for r in repos if _uses_repo(obj, r)]
+    if len(matches) != 1:
+        ns = source.get("namespace") or obj.namespace
+        problems.add(
+            f"{who}: sourceRef names HelmRepository {ns}/{source.get('name')}, which the "
+            f"overlay {'does not hold' if not matches else 'holds more than once'}",
+            "add the OCI HelmRepository to the overlay (base/charts/), or fix the sourceRef",
+        )
+        return None
+    repo = matches[0]
+    if get_path(repo.doc, ("spec", "type")) != "oci":
+        problems.add(
+            f"{repo.where}: {repo.label}, used by HelmRelease {obj.name}, is not "
+            f"'type: oci' (found {get_path(repo.doc, ('spec', 'type'))!r})",
+            "charts are published as OCI artifacts: set spec.type: oci",
+        )
+        return None
+    if not repo.name or not repo.namespace:
+        problems.add(
+            f"{repo.where}: {repo.label} needs metadata.name and metadata.namespace",
+            "set both; HelmReleases and OCIRepositories refer to it by namespace/name",
+        )
+        return None
+    return repo
+
+
+def _check_flux_kustomization(obj: KubeObject, problems: _Problems) -> None:
+    ref = get_path(obj.doc, ("spec", "sourceRef"))
+    kind = ref.get("kind") if isinstance(ref, dict) else None
+    name = ref.get("name") if isinstance(ref, dict) else None
+    ns = (ref.get("namespace") if isinstance(ref, dict) else None) or obj.namespace
+    if (kind, name, ns) != (APPLIANCE_SOURCE_KIND, APPLIANCE_SOURCE_NAME, APPLIANCE_NAMESPACE):
+        found = f"{kind} {ns}/{name}" if isinstance(ref, dict) else "no sourceRef"
+        problems.add(
+            f"{obj.where}: Flux {obj.label} must read the bundle itself "
+            f"({APPLIANCE_SOURCE_KIND} {APPLIANCE_NAMESPACE}/{APPLIANCE_SOURCE_NAME}, which the "
+            f"appliance creates), found {found}",
+            f"set spec.sourceRef to {{kind: {APPLIANCE_SOURCE_KIND}, name: "
+            f"{APPLIANCE_SOURCE_NAME}}} and keep the Kustomization in {APPLIANCE_NAMESPACE}",
+        )
+
+
+def _kustomization_refs(
+    objects: Sequence[KubeObject], problems: _Problems
+) -> list[KustomizationRef]:
+    refs = []
+    for obj in objects:
+        if obj.is_flux and obj.kind == "Kustomization":
+            ref = flux_path(obj, problems)
+            if ref is not None:
+                refs.append(ref)
+    return refs
+
+
+def flux_path(obj: KubeObject, problems: _Problems) -> KustomizationRef | None:
+    """The bundle folder a Flux Kustomization builds (``spec.path``, default the root)."""
+    raw = get_path(obj.doc, ("spec", "path"))
+    who = f"Flux {obj.label} ({obj.where})"
+    if raw is None:
+        raw = "./"
+    if not isinstance(raw, str):
+        problems.add(f"{who}: spec.path must be a string", "use a path like ./base/core")
+        return None
+    rel = posixpath.normpath(raw.strip().lstrip("/") or ".")
+    if rel == ".." or rel.startswith("../"):
+        problems.add(
+            f"{who}: spec.path {raw!r} leaves the bundle",
+            "paths are relative to the bundle root (the overlay folder), e.g. ./base/core",
+        )
+        return None
+    return KustomizationRef("" if rel == "." else rel, who)
+
+
+# -- checks on the rendered bundle ------------------------------------------------
+
+
+def check_kustomize_dir(files: Mapping[str, bytes], ref: KustomizationRef) -> str | None:
+    """A problem when ``ref.path`` is not a folder of the bundle with a kustomization file."""
+    prefix = f"{ref.path}/" if ref.path else ""
+    shown = f"./{ref.path}" if ref.path else "./ (the bundle root)"
+    if not any(p.startswith(prefix) for p in files):
+        return f"{ref.who} names {shown}, which is not a folder of the bundle"
+    if not any(f"{prefix}{name}" in files for name in KUSTOMIZATION_FILES):
+        return (
+            f"{ref.who} names {shown}, a folder without kustomization.yaml "
+            "(Flux would generate one from every YAML file in it; we refuse to guess)"
+        )
+    return None
+
+
+def check_built_objects(
+    built: Mapping[str, Sequence[object]], charts: ChartSet, pin: PinMode
+) -> list[str]:
+    """Problems in what kustomize built, per folder (what Flux would apply)."""
+    objects = objects_of(
+        (f"build of ./{path or '.'}", doc) for path, docs in built.items() for doc in docs
+    )
+    problems: list[str] = []
+    flux = [o for o in objects if o.is_flux]
+    for obj in flux:
+        problems.extend(_schema_problems(obj))
+    by_key = {(o.kind, o.namespace, o.name): o for o in flux}
+    for obj in flux:
+        if obj.kind == "HelmRelease" and not _schema_problems(obj):
+            problems.extend(_pin_problems(obj, by_key, charts, pin))
+        if obj.kind == "Kustomization" and not _schema_problems(obj):
+            sink = _Problems()
+            _check_flux_kustomization(obj, sink)
+            problems.extend(m for m, _ in sink.items)
+    return list(dict.fromkeys(problems))
+
+
+def _schema_problems(obj: KubeObject) -> list[str]:
+    who = f"{obj.where}: {obj.label}"
+    expected = FLUX_API_VERSIONS.get(obj.kind)
+    if obj.kind == "GitRepository":
+        return [f"{who}: a git source; {_GIT_HINT}"]
+    if expected is None:
+        return [
+            f"{who}: unexpected Flux kind in the bundle (expected one of "
+            f"{', '.join(sorted(FLUX_API_VERSIONS))})"
+        ]
+    if obj.api_version != expected:
+        return [f"{who}: apiVersion {obj.api_version!r}, expected {expected!r}"]
+    required: list[tuple[tuple[str, ...], type]] = [(("metadata", "name"), str)]
+    if obj.kind == "HelmRelease":
+        required.append((("spec", "interval"), str))
+        has_chart = get_path(obj.doc, ("spec", "chart")) is not None
+        has_ref = get_path(obj.doc, ("spec", "chartRef")) is not None
+        if has_chart == has_ref:
+            return [f"{who}: needs exactly one of spec.chart and spec.chartRef"]
+        if has_chart:
+            required += [
+                (("spec", "chart", "spec", "chart"), str),
+                (("spec", "chart", "spec", "sourceRef", "kind"), str),
+                (("spec", "chart", "spec", "sourceRef", "name"), str),
+            ]
+        else:
+            required += [(("spec", "chartRef", "kind"), str), (("spec", "chartRef", "name"), str)]
+    elif obj.kind == "HelmRepository":
+        required.append((("spec", "url"), str))
+    elif obj.kind == "OCIRepository":
+        required += [(("spec", "url"), str), (("spec", "interval"), str)]
+    elif obj.kind == "Kustomization":
+        required += [
+            (("spec", "interval"), str),
+            (("spec", "prune"), bool),
+            (("spec", "sourceRef", "kind"), str),
+            (("spec", "sourceRef", "name"), str),
+        ]
+    out = []
+    for path, typ in required:
+        value = get_path(obj.doc, path)
+        if not isinstance(value, typ) or value == "":
+            out.append(
+                f"{who}: required field {'.'.join(path)} is missing or not a "
+                f"{'boolean' if typ is bool else 'string'} (found {value!r})"
+            )
+    return out
+
+
+def _pin_problems(
+    hr: KubeObject,
+    by_key: Mapping[tuple[str, str | None, str | None], KubeObject],
+    charts: ChartSet,
+    pin: PinMode,
+) -> list[str]:
+    who = f"{hr.where}: {hr.label}"
+
+    def lookup(kind: str, ref: Mapping[str, Any]) -> KubeObject | None:
+        ns = ref.get("namespace") or hr.namespace
+        found = by_key.get((kind, ns, ref.get("name")))
+        if found is None:
+            matches = [o for (k, _, n), o in by_key.items() if k == kind and n == ref.get("name")]
+            found = matches[0] if len(matches) == 1 else None
+        return found
+
+    if pin == "version":
+        spec = get_path(hr.doc, ("spec", "chart", "spec"))
+        if not isinstance(spec, dict):
+            return [f"{who}: expected spec.chart.spec (--chart-pin version)"]
+        chart = spec.get("chart")
+        published = charts.charts.get(str(chart))
+        if published is None:
+            return [f"{who}: chart {chart!r} was not published by this release"]
+        out = []
+        if spec.get("version") != published.version:
+            out.append(
+                f"{who}: chart {chart} version {spec.get('version')!r}, expected the "
+                f"published {published.version!r} (a kustomize patch overrides it?)"
+            )
+        if spec.get("reconcileStrategy") == "Revision":
+            out.append(f"{who}: reconcileStrategy Revision is left (a kustomize patch?)")
+        repo = lookup("HelmRepository", spec["sourceRef"])
+        if repo is None:
+            out.append(
+                f"{who}: its HelmRepository {spec['sourceRef'].get('name')} is not in "
+                "any kustomize build of the bundle"
+            )
+        elif get_path(repo.doc, ("spec", "url")) != charts.helm_repository_url:
+            out.append(
+                f"{who}: HelmRepository url {get_path(repo.doc, ('spec', 'url'))!r}, expected "
+                f"{charts.helm_repository_url!r}"
+            )
+        return out
+    ref = get_path(hr.doc, ("spec", "chartRef"))
+    if not isinstance(ref, dict) or ref.get("kind") != "OCIRepository":
+        return [f"{who}: expected spec.chartRef to an OCIRepository (--chart-pin digest)"]
+    source = lookup("OCIRepository", ref)
+    if source is None:
+        return [f"{who}: its OCIRepository {ref.get('name')} is not in any kustomize build"]
+    url = get_path(source.doc, ("spec", "url"))
+    published = next((c for c in charts.charts.values() if url == f"oci://{c.repository}"), None)
+    if published is None:
+        return [f"{who}: OCIRepository url {url!r} is not a chart this release published"]
+    out = []
+    if get_path(source.doc, ("spec", "ref", "digest")) != str(published.digest):
+        out.append(f"{who}: OCIRepository {source.name} does not pin {published.digest}")
+    if get_path(source.doc, ("spec", "layerSelector")) != {
+        "mediaType": mt.HELM_CHART_LAYER,
+        "operation": "copy",
+    }:
+        out.append(
+            f"{who}: OCIRepository {source.name} must select the Helm chart layer "
+            "with operation copy"
+        )
+    return out
+
+
+def kustomizations_in(built_docs: Sequence[object], where: str) -> list[KustomizationRef]:
+    """Flux Kustomizations found in one build's output (paths they name)."""
+    sink = _Problems()
+    refs = []
+    for obj in objects_of((where, d) for d in built_docs):
+        if obj.is_flux and obj.kind == "Kustomization":
+            ref = flux_path(obj, sink)
+            if ref is not None:
+                refs.append(ref)
+    return refs
