@@ -437,6 +437,7 @@ def prepare_bundle(
     revision: str | None = None,
     kubectl: str | None = None,
     render_dir: Path | None = None,
+    values_profile: str | None = None,
 ) -> PreparedBundle:
     """Read, rewrite, validate and pack the bundle. No registry access.
 
@@ -461,7 +462,7 @@ def prepare_bundle(
         _check_output_dir(render_dir, overlay)
     files = read_overlay(overlay)
     log.info("rendering the overlay %s (%d files, %s)", overlay, len(files), config.origin)
-    render = render_bundle(files, charts, pin)
+    render = render_bundle(files, charts, pin, values_profile or config.values_profile)
     for warning in render.warnings:
         log.warning("%s", warning)
     for path in render.reserialised:

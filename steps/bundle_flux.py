@@ -37,6 +37,7 @@ No file system, network or subprocess here: :mod:`steps.bundle` does the I/O.
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -45,6 +46,7 @@ from steps import chartpkg
 from steps.bundle_yaml import (
     DeleteKey,
     Edit,
+    KeyPath,
     ReplaceKey,
     SetScalar,
     YamlFile,
@@ -270,8 +272,23 @@ def oci_repository_name(helm_repository: str, chart: str) -> str:
     return f"{helm_repository}-{chart}"
 
 
-def render_bundle(files: Mapping[str, bytes], charts: ChartSet, pin: PinMode) -> RenderResult:
-    """The bundle's files: ``files`` with HelmReleases pinned to ``charts`` (pure)."""
+_VALUES_KEY_RE = re.compile(r"^([a-z0-9-]+)\.[a-z0-9]([a-z0-9-]*[a-z0-9])?\.yaml$")
+
+
+def render_bundle(
+    files: Mapping[str, bytes],
+    charts: ChartSet,
+    pin: PinMode,
+    values_profile: str | None = None,
+) -> RenderResult:
+    """The bundle's files: ``files`` with HelmReleases pinned to ``charts`` (pure).
+
+    With ``values_profile``, every ``valuesFrom`` ConfigMap key of the form
+    ``<name>.<profile>.yaml`` is pointed at that profile: the appliance creates
+    the ConfigMap keys from the release's ``profileValues``, which are keyed by
+    the release's profile, so a HelmRelease reading another profile's key would
+    find nothing.
+    """
     parsed = {p: parse_yaml(p, data) for p, data in sorted(files.items()) if is_yaml(p)}
     objects = file_objects(parsed.values())
     problems = _Problems()
@@ -327,6 +344,9 @@ def render_bundle(files: Mapping[str, bytes], charts: ChartSet, pin: PinMode) ->
                     "namespace": str(repo.namespace),
                 }
                 add_edit(obj, ReplaceKey(("spec", "chart"), "chartRef", ref))
+            if values_profile:
+                for key_path, value in _values_key_edits(obj, values_profile):
+                    add_edit(obj, SetScalar(key_path, value))
         elif obj.is_flux and obj.kind == "Kustomization":
             _check_flux_kustomization(obj, problems)
 
@@ -382,6 +402,25 @@ def render_bundle(files: Mapping[str, bytes], charts: ChartSet, pin: PinMode) ->
         warnings=warnings,
         kustomizations=kustomizations,
     )
+
+
+def _values_key_edits(obj: KubeObject, profile: str) -> list[tuple[KeyPath, str]]:
+    """valuesFrom ConfigMap keys of ``obj`` that must name ``profile`` instead."""
+    out: list[tuple[KeyPath, str]] = []
+    entries = get_path(obj.doc, ("spec", "valuesFrom"))
+    if not isinstance(entries, list):
+        return out
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict) or entry.get("kind") != "ConfigMap":
+            continue
+        key = entry.get("valuesKey")
+        match = _VALUES_KEY_RE.match(key) if isinstance(key, str) else None
+        if match is None:
+            continue
+        wanted = f"{match.group(1)}.{profile}.yaml"
+        if key != wanted:
+            out.append((("spec", "valuesFrom", index, "valuesKey"), wanted))
+    return out
 
 
 def chart_oci_repository(repo: KubeObject, chart: PublishedChart) -> dict[str, Any]:

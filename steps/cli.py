@@ -180,9 +180,13 @@ def cmd_bundle_publish(args: argparse.Namespace) -> dict[str, Any]:
         revision=args.revision,
         kubectl=args.kubectl,
         render_dir=args.dry_run,
+        values_profile=args.values_profile,
     )
     if args.dry_run:
-        return bundle.dry_run_result(prepared, args.dry_run)
+        result = bundle.dry_run_result(prepared, args.dry_run)
+        if args.out:  # a dry-run release goes on to build its manifest from this
+            write_json_file(args.out, {k: v for k, v in result.items() if k != "diff"})
+        return result
     with make_client(args) as client:
         result = bundle.publish_prepared(client, prepared)
     if args.out:
@@ -362,6 +366,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=_env("ALGA_CHART_PIN", "version"),
         help="version: pin spec.chart.spec.version (default); digest: one OCIRepository per "
         "chart pinned by manifest digest, and spec.chartRef (env ALGA_CHART_PIN)",
+    )
+    bundle_publish.add_argument(
+        "--values-profile",
+        metavar="P",
+        help="profile whose values keys the HelmReleases read (valuesFrom ...<profile>.yaml); "
+        "default: the release config's (single-node)",
     )
     bundle_publish.add_argument(
         "--kubectl",

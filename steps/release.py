@@ -133,6 +133,7 @@ def release_steps(p: PublishParams, outdir: str) -> list[Step]:
                 out("charts"),
                 "--version",
                 p.version,
+                *opt("--values-profile", p.values_profile),
                 *provenance,
                 "--chart-pin",
                 p.chart_pin,

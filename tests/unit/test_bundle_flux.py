@@ -359,3 +359,41 @@ def test_human_summary() -> None:
     assert text.startswith(
         "--- a/x\n+++ b/x\ndry run: 1 file(s) rewritten; the rendered bundle is in /d\n"
     )
+
+
+def test_values_keys_follow_the_release_profile() -> None:
+    """The appliance keys the values ConfigMaps by the release's profile; every
+    HelmRelease must read that profile's key."""
+    from steps.bundle import read_overlay
+    from steps.bundle_flux import ChartSet, PublishedChart, render_bundle
+    from steps.oci.reference import Digest
+
+    root = Path(__file__).resolve().parents[2] / "flux"
+    files = read_overlay(root)
+    charts = ChartSet(
+        registry="127.0.0.1:5000",
+        namespace="nine-minds",
+        charts={
+            name: PublishedChart(
+                name,
+                "0.1.0-c0123456789",
+                Digest.parse("sha256:" + "a" * 64),
+                f"127.0.0.1:5000/nine-minds/charts/{name}",
+            )
+            for name in (
+                "sebastian",
+                "pgbouncer",
+                "temporal",
+                "temporal-worker",
+                "workflow-worker",
+                "email-service",
+            )
+        },
+    )
+    same = render_bundle(files, charts, "version", "single-node")
+    talos = render_bundle(files, charts, "version", "talos-single-node")
+    release = "base/releases/email-service.yaml"
+    assert b"valuesKey: email-service.single-node.yaml" in same.files[release]
+    assert b"valuesKey: email-service.talos-single-node.yaml" in talos.files[release]
+    assert b"single-node.yaml" not in talos.files[release].replace(b"talos-single-node", b"")
+    assert talos.reserialised == ()  # a line edit, comments kept
