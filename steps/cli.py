@@ -400,6 +400,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     bundle_publish.set_defaults(handler=cmd_bundle_publish, human=bundle_human)
 
+    from steps.cli_release import add_release_commands
+
+    add_release_commands(commands)
+
     control_plane = commands.add_parser(
         "control-plane",
         help="publish the control-plane image (setup UI and host-service), pinned by digest",

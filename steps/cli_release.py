@@ -189,8 +189,205 @@ def cmd_promote(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _verify_channel(args: argparse.Namespace, channel: str, digest: Any) -> None:
-    """Placeholder hook: resolved through the consume library once it lands."""
-    log.info("verify: channel %s -> %s", channel, digest)
+    """After a move: resolve the channel as an appliance does and compare digests."""
+    verify_release(args, channel, expected_digest=str(digest))
+
+
+# -- resolve / verify / inspect (through the consume library) ------------------------------
+
+
+def _consume() -> Any:
+    from consume import release_consume
+
+    return release_consume
+
+
+def _anonymous(args: argparse.Namespace) -> bool:
+    choice = getattr(args, "verify_anonymous", None)
+    if choice is None:  # default: anonymous where appliances pull anonymously
+        return bool(args.registry == "ghcr.io")
+    return bool(choice)
+
+
+def resolve_ref(args: argparse.Namespace, ref: str, *, anonymous: bool = False) -> Any:
+    """Resolve ``ref`` exactly as an appliance would (the consume library)."""
+    from steps.channels import release_repository
+    from steps.errors import Transient
+    from steps.oci.auth import Credentials
+
+    rc = _consume()
+    credentials = None if anonymous else Credentials.from_environment(args.password_file)
+    try:
+        return rc.resolve(
+            ref,
+            registry=args.registry,
+            repository=release_repository(args.namespace),
+            credentials=(credentials.username, credentials.password) if credentials else None,
+            ca_file=str(args.ca_file) if args.ca_file else None,
+            plain_http=args.plain_http,
+        )
+    except rc.ConsumeError as exc:
+        kind = {2: BadInput, 3: Refused, 75: Transient}.get(exc.exit_code)
+        message = f"resolving {ref} as an appliance would: {exc.message}"
+        hint = exc.hint
+        if anonymous and isinstance(exc, rc.AuthError):
+            hint = (
+                f"appliances pull anonymously: make the package "
+                f"{args.namespace}/alga-appliance-release (and every package it references) "
+                "public, or verify with --no-verify-anonymous"
+            )
+        if kind is None:
+            from steps.errors import ReleaseError
+
+            raise ReleaseError(message, hint=hint) from None
+        raise kind(message, hint=hint) from None
+
+
+def verify_release(
+    args: argparse.Namespace,
+    channel: str,
+    *,
+    expected_digest: str | None,
+    expected_config: str | None = None,
+) -> dict[str, Any]:
+    from steps import channels
+    from steps.oci.auth import Credentials
+    from steps.oci.client import RegistryClient
+
+    anonymous = _anonymous(args)
+    resolution = resolve_ref(args, channel, anonymous=anonymous)
+    problems = []
+    if expected_digest and resolution.manifest_digest != expected_digest:
+        problems.append(
+            f"channel {channel} resolves to {resolution.manifest_digest}, expected "
+            f"{expected_digest}"
+        )
+    if expected_config and resolution.config_digest != expected_config:
+        problems.append(
+            f"the release's config digest is {resolution.config_digest}, expected {expected_config}"
+        )
+    credentials = None if anonymous else Credentials.from_environment(args.password_file)
+    with RegistryClient(
+        args.registry,
+        credentials=credentials,
+        plain_http=args.plain_http,
+        insecure_hosts=tuple(args.insecure_registry),
+        verify=str(args.ca_file) if args.ca_file else True,
+    ) as client:
+        pieces = channels.release_pieces(client, args.namespace, resolution.manifest)
+    for piece in pieces:
+        if piece.present is False:
+            problems.append(
+                f"{piece.kind} {piece.name} missing: {piece.reference}"
+                + (f" ({piece.detail})" if piece.detail else "")
+            )
+    if problems:
+        raise Refused(
+            f"verification of channel {channel} failed:\n  " + "\n  ".join(problems),
+            hint="the channel may have moved concurrently, or a piece is private or deleted"
+            + ("; appliances pull anonymously, so make every package public" if anonymous else ""),
+        )
+    log.info(
+        "verified: %s -> %s (%s), %d pieces present%s",
+        channel,
+        resolution.version,
+        resolution.manifest_digest,
+        len(pieces),
+        " anonymously" if anonymous else "",
+    )
+    return {
+        "verified": True,
+        "channel": channel,
+        "version": resolution.version,
+        "manifestDigest": resolution.manifest_digest,
+        "configDigest": resolution.config_digest,
+        "anonymous": anonymous,
+        "pieces": [p.to_json() for p in pieces],
+    }
+
+
+def cmd_verify(args: argparse.Namespace) -> dict[str, Any]:
+    from steps.channels import check_channel
+
+    channel = check_channel(args.channel)
+    expected = expected_config = None
+    if args.manifest:
+        data = _read_json(args.manifest, "manifest step result")
+        expected, expected_config = data.get("digest"), data.get("configDigest")
+        if data.get("status") == "would-push":
+            raise BadInput("the manifest step was a dry run; nothing to verify")
+    result = verify_release(
+        args, channel, expected_digest=expected, expected_config=expected_config
+    )
+    return _write_out(args, result)
+
+
+def cmd_resolve(args: argparse.Namespace) -> dict[str, Any]:
+    resolution = resolve_ref(args, args.ref, anonymous=bool(args.anonymous))
+    data: dict[str, Any] = resolution.to_json()
+    return data
+
+
+def _human_resolve(result: dict[str, Any]) -> str:
+    m = result.get("manifest", {})
+    rows = [
+        ("reference", result.get("reference")),
+        ("version", result.get("version")),
+        ("channel", m.get("channel")),
+        ("manifest digest", result.get("manifestDigest")),
+        ("config digest", result.get("configDigest")),
+        ("bundle", f"{m.get('config', {}).get('repository')}@{m.get('config', {}).get('digest')}"),
+        ("control plane", m.get("controlPlane")),
+        ("values profile", m.get("valuesProfile")),
+    ]
+    rows += [(f"image {k}", v) for k, v in sorted((m.get("images") or {}).items())]
+    rows += [(f"chart {k}", v) for k, v in sorted((m.get("charts") or {}).items())]
+    return "\n".join(f"{k:<24} {v}" for k, v in rows)
+
+
+def cmd_inspect(args: argparse.Namespace) -> dict[str, Any]:
+    from steps import channels
+    from steps.oci.auth import Credentials
+    from steps.oci.client import RegistryClient
+
+    resolution = resolve_ref(args, args.ref, anonymous=bool(args.anonymous))
+    credentials = None if args.anonymous else Credentials.from_environment(args.password_file)
+    with RegistryClient(
+        args.registry,
+        credentials=credentials,
+        plain_http=args.plain_http,
+        insecure_hosts=tuple(args.insecure_registry),
+        verify=str(args.ca_file) if args.ca_file else True,
+    ) as client:
+        pieces = channels.release_pieces(client, args.namespace, resolution.manifest)
+    return {
+        "reference": args.ref,
+        "version": resolution.version,
+        "channel": resolution.manifest.get("channel"),
+        "manifestDigest": resolution.manifest_digest,
+        "configDigest": resolution.config_digest,
+        "complete": all(p.present is not False for p in pieces),
+        "pieces": [p.to_json() for p in pieces],
+    }
+
+
+def _human_inspect(result: dict[str, Any]) -> str:
+    lines = [
+        f"release {result['version']} ({result['reference']})",
+        f"  manifest {result['manifestDigest']}",
+        f"  config   {result['configDigest']}",
+        "",
+        f"{'kind':<14} {'name':<16} {'present':<8} reference",
+    ]
+    for p in result["pieces"]:
+        mark = {True: "yes", False: "MISSING", None: "n/a"}[p["present"]]
+        lines.append(
+            f"{p['kind']:<14} {p['name']:<16} {mark:<8} {p['reference']}"
+            + (f"  ({p['detail']})" if p["detail"] else "")
+        )
+    lines.append("")
+    lines.append("complete" if result["complete"] else "INCOMPLETE: some pieces are missing")
+    return "\n".join(lines)
 
 
 # -- publish (the whole release in one process) -------------------------------------------------
@@ -255,6 +452,32 @@ def cmd_publish(args: argparse.Namespace) -> dict[str, Any]:
         "dryRun": bool(args.dry_run),
     }
     return summary
+
+
+def _human_publish(result: dict[str, Any]) -> str:
+    move = result.get("channelMove") or {}
+    config = result.get("config") or {}
+    lines = [
+        f"release {result['version']} -> {result['channel']}"
+        + (" (dry run: nothing written)" if result.get("dryRun") else ""),
+        f"  manifest       {result.get('repository')}@{result.get('manifestDigest')}",
+        f"  bundle         {config.get('repository')}@{config.get('digest')}",
+        f"  control plane  {result.get('controlPlane')}",
+    ]
+    for key, tag in sorted((result.get("images") or {}).items()):
+        lines.append(f"  image          {key}={tag}")
+    for name, chart in sorted((result.get("charts") or {}).items()):
+        lines.append(f"  chart          {name} {chart['version']}")
+    if move.get("moved"):
+        lines.append(
+            f"  channel        {result['channel']}: {move.get('fromVersion') or '(none)'}"
+            f" -> {move.get('version')}"
+        )
+    elif not result.get("dryRun"):
+        lines.append(f"  channel        {result['channel']} already at {move.get('version')}")
+    if result.get("verified"):
+        lines.append("  verified       resolved as an appliance does; every piece present")
+    return "\n".join(lines)
 
 
 # -- parsers ---------------------------------------------------------------------------
@@ -475,6 +698,67 @@ def add_release_commands(commands: Any) -> None:
     cli.add_output_options(promote)
     promote.set_defaults(handler=cmd_promote)
 
+    # verify
+    verify = commands.add_parser(
+        "verify",
+        formatter_class=formatter,
+        help="resolve a channel as an appliance does and check every digest and piece",
+        description="Resolve <channel> through the consume library (the same code appliances\n"
+        "vendor), compare the manifest and config digests with what was published, and\n"
+        "check that every artifact the release references is present. By default, for\n"
+        "ghcr.io, all of this is done anonymously, as appliances pull: a package left\n"
+        "private fails here, naming the package to make public.",
+    )
+    verify.add_argument("--channel", required=True, metavar="C", help="nightly or stable")
+    verify.add_argument(
+        "--manifest",
+        type=Path,
+        metavar="FILE",
+        help="the manifest step's result (expected digests)",
+    )
+    verify.add_argument(
+        "--verify-anonymous",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="verify without credentials (default: on for ghcr.io)",
+    )
+    verify.add_argument("--out", type=Path, metavar="FILE", help="also write the JSON result here")
+    cli.add_registry_options(verify)
+    cli.add_output_options(verify)
+    verify.set_defaults(handler=cmd_verify)
+
+    # resolve / inspect
+    for name, handler, human, text in (
+        (
+            "resolve",
+            cmd_resolve,
+            _human_resolve,
+            "resolve a channel, version or sha256: digest to a verified release manifest",
+        ),
+        (
+            "inspect",
+            cmd_inspect,
+            _human_inspect,
+            "what a release references, and whether each piece is in the registry",
+        ),
+    ):
+        sub = commands.add_parser(
+            name,
+            formatter_class=formatter,
+            help=text,
+            description=text,
+            epilog=f"example:\n  alga-release {name} nightly\n  alga-release {name} 1.4.0 --json",
+        )
+        sub.add_argument("ref", metavar="REF", help="nightly, stable, a version or sha256:...")
+        sub.add_argument(
+            "--anonymous",
+            action="store_true",
+            help="do not send credentials (as an appliance pulls)",
+        )
+        cli.add_registry_options(sub)
+        cli.add_output_options(sub)
+        sub.set_defaults(handler=handler, human=human)
+
     # publish
     publish = commands.add_parser(
         "publish",
@@ -544,4 +828,4 @@ def add_release_commands(commands: Any) -> None:
     )
     cli.add_registry_options(publish)
     cli.add_output_options(publish)
-    publish.set_defaults(handler=cmd_publish)
+    publish.set_defaults(handler=cmd_publish, human=_human_publish)
