@@ -183,7 +183,9 @@ def check_release_version(version: str) -> str:
     return version
 
 
-def load_charts_file(path: Path, registry: str, namespace: str) -> ChartSet:
+def load_charts_file(
+    path: Path, registry: str, namespace: str, *, dry_run: bool = False
+) -> ChartSet:
     """Read ``charts.json`` (what ``charts publish --out`` wrote) and check it."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -194,7 +196,7 @@ def load_charts_file(path: Path, registry: str, namespace: str) -> ChartSet:
         ) from None
     except ValueError as exc:
         raise BadInput(f"--charts {path} is not valid JSON: {exc}") from None
-    return parse_charts_json(data, str(path), registry, namespace)
+    return parse_charts_json(data, str(path), registry, namespace, dry_run=dry_run)
 
 
 def read_overlay(root: Path) -> dict[str, bytes]:
@@ -455,7 +457,7 @@ def prepare_bundle(
             hint="--source must be a checkout of alga-psa (or a tree laid out per --config)",
         )
     overlay = config.overlay_dir(source)
-    charts = load_charts_file(charts_file, registry, namespace)
+    charts = load_charts_file(charts_file, registry, namespace, dry_run=render_dir is not None)
     revision = parse_revision(revision) if revision else git_revision(overlay)
     source_url = clean_source_url(source_url) if source_url else git_source_url(overlay)
     if render_dir is not None:

@@ -109,16 +109,19 @@ class ChartSet:
         return f"oci://{self.registry}/{self.namespace}/charts"
 
 
-def parse_charts_json(data: object, origin: str, registry: str, namespace: str) -> ChartSet:
+def parse_charts_json(
+    data: object, origin: str, registry: str, namespace: str, *, dry_run: bool = False
+) -> ChartSet:
     """Validate what ``charts publish --out`` wrote; its repositories must be
-    ``<registry>/<namespace>/charts/<name>`` of this command."""
+    ``<registry>/<namespace>/charts/<name>`` of this command. A dry run's plan is
+    accepted only by a dry run (``dry_run``): a real bundle must pin pushed charts."""
     if not isinstance(data, dict) or not isinstance(data.get("charts"), dict):
         raise BadInput(
             f"{origin}: expected a JSON object with a 'charts' mapping "
             "(what `alga-release charts publish --out FILE` writes)",
             hint="pass the --out file of charts publish",
         )
-    if data.get("dryRun"):
+    if data.get("dryRun") and not dry_run:
         raise BadInput(
             f"{origin} is the result of a dry run: its charts were not pushed",
             hint="run `alga-release charts publish` without --dry-run and pass its --out file",
@@ -159,7 +162,7 @@ def parse_charts_json(data: object, origin: str, registry: str, namespace: str) 
                 "re-publish the charts to this registry",
             )
         status = entry.get("status", "pushed")
-        if status not in ("pushed", "unchanged"):
+        if status not in ("pushed", "unchanged") and not (dry_run and status == "would-push"):
             raise BadInput(
                 f"{where}: status {status!r}: the chart was not published",
                 hint="pass the --out file of a real `charts publish` run",

@@ -151,7 +151,7 @@ def cmd_charts_publish(args: argparse.Namespace) -> dict[str, Any]:
             stats.bytes_uploaded,
             stats.blobs_existing,
         )
-    if args.out and not args.dry_run:
+    if args.out:  # a dry run writes its plan too: the next dry-run step reads it
         write_json_file(args.out, result)
     return result
 
@@ -476,8 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
             "`podman system service` works too), push it to\n"
             "<registry>/<namespace>/alga-appliance-control-plane:TAG with the registry\n"
             "credentials, and return the pinned reference (the pushed digest, checked with\n"
-            "a HEAD). The build context honours .dockerignore. An existing TAG is kept and\n"
-            "returned without building (tags are immutable; builds are not reproducible)."
+            "a HEAD). The build context is the checkout root (as alga-psa builds it) minus\n"
+            "what .dockerignore excludes. An existing TAG is kept and returned without\n"
+            "building (tags are immutable; builds are not reproducible)."
         ),
         epilog=(
             "example:\n"
@@ -494,12 +495,12 @@ def build_parser() -> argparse.ArgumentParser:
     cp_build.add_argument(
         "--context",
         metavar="DIR",
-        help="build context, relative to --source (default ee/appliance/control-plane)",
+        help="build context, relative to --source (default: the checkout root)",
     )
     cp_build.add_argument(
         "--dockerfile",
         metavar="FILE",
-        help="Dockerfile, relative to --source (default <context>/Dockerfile)",
+        help="Dockerfile, relative to --source (default ee/appliance/control-plane/Dockerfile)",
     )
     cp_build.add_argument(
         "--build-arg",
@@ -567,7 +568,7 @@ def cmd_control_plane_copy(args: argparse.Namespace) -> dict[str, Any]:
             stats.blobs_mounted,
             stats.blobs_existing,
         )
-    if args.out and not args.dry_run:
+    if args.out:  # a dry run writes its plan too: the next dry-run step reads it
         write_json_file(args.out, result)
     return result
 

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from steps.errors import BadInput, Refused
+from steps.errors import BadInput, Refused, ReleaseError
 
 log = logging.getLogger("alga_release")
 
@@ -152,6 +152,8 @@ def _move(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     with _cli().make_client(args) as client:
         repository = channels.release_repository(args.namespace)
         head = client.head_manifest(repository, version)
+        if head is None and args.dry_run and getattr(args, "manifest", None):
+            return _write_out(args, _dry_move(client, args, channel, version))
         if head is None:
             raise Refused(
                 f"release {client.registry}/{repository}:{version} does not exist",
@@ -178,6 +180,33 @@ def _move(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     data = result.to_json()
     data["dryRun"] = bool(args.dry_run)
     return _write_out(args, data)
+
+
+def _dry_move(client: Any, args: argparse.Namespace, channel: str, version: str) -> dict[str, Any]:
+    """A dry-run release: the release is not in the registry; judge the move from the
+    manifest step's result (the downgrade gate; completeness needs the pushed pieces)."""
+    from steps import channels
+
+    data = _read_json(args.manifest, "manifest step result")
+    before = channels.channel_state(client, args.namespace, channel)
+    problem = channels.downgrade_problem(
+        before.version, version, allow_downgrade=args.allow_downgrade, reason=args.reason
+    )
+    if problem:
+        raise Refused(
+            f"channel {channel}: {problem}",
+            hint="to roll back on purpose: --allow-downgrade --reason '<why>'",
+        )
+    return {
+        "channel": channel,
+        "from": str(before.digest) if before.digest else None,
+        "fromVersion": before.version,
+        "to": data.get("digest"),
+        "version": version,
+        "moved": False,
+        "record": None,
+        "dryRun": True,
+    }
 
 
 def cmd_channel_move(args: argparse.Namespace) -> dict[str, Any]:
@@ -431,7 +460,13 @@ def cmd_publish(args: argparse.Namespace) -> dict[str, Any]:
         steps = release.release_steps(params, outdir)
         for number, step in enumerate(steps, 1):
             log.info("[%d/%d] %s", number, len(steps), step.name)
-            step_args = parser.parse_args(step.argv)
+            try:
+                step_args = parser.parse_args(step.argv)
+            except SystemExit:  # a generated argv that does not parse is a bug here
+                raise ReleaseError(
+                    f"internal error: the {step.name} step's arguments do not parse: "
+                    f"{step.argv}"
+                ) from None
             results[step.name] = step_args.handler(step_args)
     charts = results["charts"].get("charts", {})
     manifest = results["manifest"]
@@ -654,6 +689,12 @@ def add_release_commands(commands: Any) -> None:
         "complete and not a downgrade; records the move in the channel history.",
     )
     move_options(move)
+    move.add_argument(
+        "--manifest",
+        type=Path,
+        metavar="FILE",
+        help="the manifest step's result; lets a dry run judge a release that was not pushed",
+    )
     move.add_argument(
         "--kind",
         choices=("publish", "promote"),

@@ -197,6 +197,8 @@ def release_steps(p: PublishParams, outdir: str) -> list[Step]:
                 *opt("--reason", p.reason),
                 "--kind",
                 "publish",
+                "--manifest",
+                out("manifest"),
                 *opt("--run", p.run),
                 "--out",
                 out("channel"),
