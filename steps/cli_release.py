@@ -419,6 +419,124 @@ def _human_inspect(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# -- history / rollback / diff ---------------------------------------------------------
+
+
+def cmd_history(args: argparse.Namespace) -> dict[str, Any]:
+    from steps import channels
+
+    channel = channels.check_channel(args.channel)
+    with _cli().make_client(args) as client:
+        records = channels.history(client, args.namespace, channel)
+        current = channels.channel_state(client, args.namespace, channel)
+    return {
+        "channel": channel,
+        "current": {
+            "digest": str(current.digest) if current.digest else None,
+            "version": current.version,
+        },
+        "moves": [r.to_json() for r in records],
+    }
+
+
+def _human_history(result: dict[str, Any]) -> str:
+    lines = [
+        f"channel {result['channel']}: now {result['current']['version'] or '(none)'}"
+        f" {result['current']['digest'] or ''}".rstrip(),
+        "",
+    ]
+    if not result["moves"]:
+        return "\n".join([*lines, "(no recorded moves)"])
+    lines.append(f"{'time (UTC)':<28} {'kind':<9} {'from':<14} {'to':<14} {'actor':<24} reason")
+    for m in result["moves"]:
+        lines.append(
+            f"{m['time']:<28} {m['kind']:<9} {m.get('fromVersion') or '(none)':<14} "
+            f"{m['version']:<14} {m['actor']:<24} {m.get('reason') or ''}"
+            + (f"  [run {m['run']}]" if m.get("run") else "")
+        )
+    return "\n".join(lines)
+
+
+def cmd_rollback(args: argparse.Namespace) -> dict[str, Any]:
+    from steps import channels
+    from steps.oci.reference import Digest
+
+    channel = channels.check_channel(args.channel)
+    if not args.reason or not args.reason.strip():
+        raise BadInput("rollback needs a non-empty --reason (it is recorded in the history)")
+    with _cli().make_client(args) as client:
+        records = channels.history(client, args.namespace, channel)
+        current = channels.channel_state(client, args.namespace, channel)
+        record = channels.previous_release(records, current.digest)
+        if record is None or not record.from_digest:
+            raise Refused(
+                f"channel {channel}: no recorded move led to its current release "
+                f"{current.digest or '(none)'}, so there is no previous release to return to",
+                hint="promote the wanted version explicitly: alga-release promote --version V "
+                "--channel C --allow-downgrade --reason '...'",
+            )
+        verify = None
+        if not args.dry_run:
+
+            def verify(digest: Digest) -> None:
+                _verify_channel(args, channel, digest)
+
+        result = channels.move_channel(
+            client,
+            args.namespace,
+            channel,
+            Digest.parse(record.from_digest),
+            kind="rollback",
+            allow_downgrade=True,
+            reason=args.reason,
+            run=args.run,
+            dry_run=args.dry_run,
+            verify=verify,
+        )
+    data = result.to_json()
+    data["dryRun"] = bool(args.dry_run)
+    return _write_out(args, data)
+
+
+def _release_for(client: Any, namespace: str, ref: str) -> tuple[Any, dict[str, Any]]:
+    from steps import channels
+    from steps.oci.reference import Digest
+
+    target: Any = Digest.parse(ref) if ref.startswith("sha256:") else ref
+    if isinstance(target, str) and target not in channels.CHANNELS:
+        _version(target)
+    digest, _, _, release = channels.read_release(client, namespace, target)
+    return digest, release
+
+
+def cmd_diff(args: argparse.Namespace) -> dict[str, Any]:
+    from steps import diff
+
+    with _cli().make_client(args) as client:
+        digest_a, release_a = _release_for(client, args.namespace, args.a)
+        digest_b, release_b = _release_for(client, args.namespace, args.b)
+        files_a = diff.bundle_files(client, release_a)
+        files_b = diff.bundle_files(client, release_b)
+    result = diff.diff_releases(release_a, release_b, files_a, files_b)
+    result["a"] = {
+        "ref": args.a,
+        "version": release_a.get("version"),
+        "manifestDigest": str(digest_a),
+    }
+    result["b"] = {
+        "ref": args.b,
+        "version": release_b.get("version"),
+        "manifestDigest": str(digest_b),
+    }
+    return result
+
+
+def _human_diff(result: dict[str, Any]) -> str:
+    from steps import diff
+
+    return diff.human_diff(result)
+
+
 # -- publish (the whole release in one process) -------------------------------------------------
 
 
@@ -464,8 +582,7 @@ def cmd_publish(args: argparse.Namespace) -> dict[str, Any]:
                 step_args = parser.parse_args(step.argv)
             except SystemExit:  # a generated argv that does not parse is a bug here
                 raise ReleaseError(
-                    f"internal error: the {step.name} step's arguments do not parse: "
-                    f"{step.argv}"
+                    f"internal error: the {step.name} step's arguments do not parse: {step.argv}"
                 ) from None
             results[step.name] = step_args.handler(step_args)
     charts = results["charts"].get("charts", {})
@@ -738,6 +855,68 @@ def add_release_commands(commands: Any) -> None:
     cli.add_registry_options(promote)
     cli.add_output_options(promote)
     promote.set_defaults(handler=cmd_promote)
+
+    # history / rollback / diff
+    hist = commands.add_parser(
+        "history",
+        formatter_class=formatter,
+        help="every recorded move of a channel (who, when, from, to, why)",
+        description="List the channel's recorded moves, oldest first. Every publish, promote\n"
+        "and rollback records its move as a small OCI artifact in the release repository.",
+        epilog="example:\n  alga-release history stable",
+    )
+    hist.add_argument("channel", metavar="CHANNEL", help="nightly or stable")
+    cli.add_registry_options(hist)
+    cli.add_output_options(hist)
+    hist.set_defaults(handler=cmd_history, human=_human_history)
+
+    rollback = commands.add_parser(
+        "rollback",
+        formatter_class=formatter,
+        help="re-point a channel at the release it pointed at before its last move",
+        description="Find, in the channel's history, the move that brought it to its current\n"
+        "release, and move it back to where it was before (a recorded downgrade). The\n"
+        "same gates as promote apply, except the downgrade one.",
+        epilog="example:\n  alga-release rollback stable --reason 'login broken in 1.4.0'",
+    )
+    rollback.add_argument("channel", metavar="CHANNEL", help="nightly or stable")
+    rollback.add_argument(
+        "--reason",
+        default=cli._env("ALGA_REASON"),
+        metavar="TEXT",
+        help="why (required; recorded in the history; env ALGA_REASON)",
+    )
+    rollback.add_argument(
+        "--run",
+        default=cli._env("ALGA_RUN"),
+        metavar="NAME",
+        help="the run recorded with the move (env ALGA_RUN)",
+    )
+    rollback.add_argument(
+        "--dry-run",
+        action="store_true",
+        default=cli._env_flag("ALGA_DRY_RUN"),
+        help="check, move nothing",
+    )
+    rollback.add_argument("--out", type=Path, metavar="FILE", help="also write the JSON result")
+    cli.add_registry_options(rollback)
+    cli.add_output_options(rollback)
+    rollback.set_defaults(handler=cmd_rollback)
+
+    diff_parser = commands.add_parser(
+        "diff",
+        formatter_class=formatter,
+        help="what changed between two releases (versions, channels or digests)",
+        description="Compare two releases: chart versions, image tags, control plane, the\n"
+        "rendered overlay file by file, and the profile values.",
+        epilog="example:\n  alga-release diff stable nightly\n"
+        "  alga-release diff 1.3.0 1.4.0 --json",
+    )
+    diff_parser.add_argument("a", metavar="A", help="a version, channel or sha256: digest")
+    diff_parser.add_argument("b", metavar="B", help="a version, channel or sha256: digest")
+    cli.add_registry_options(diff_parser)
+    cli.add_output_options(diff_parser)
+    diff_parser.set_defaults(handler=cmd_diff, human=_human_diff)
 
     # verify
     verify = commands.add_parser(

@@ -20,8 +20,12 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 TAG = "62cdce38"
-IMAGE_REPOS = {"algaCore": "alga-psa-ee", "workflowWorker": "workflow-worker",
-               "emailService": "email-service", "temporalWorker": "temporal-worker"}
+IMAGE_REPOS = {
+    "algaCore": "alga-psa-ee",
+    "workflowWorker": "workflow-worker",
+    "emailService": "email-service",
+    "temporalWorker": "temporal-worker",
+}
 RELEASE_REPO = "nine-minds/alga-appliance-release"
 
 
@@ -43,12 +47,32 @@ def push_images(reg: Registry, tag: str = TAG, control_plane: bool = True) -> No
             push_tiny_image(client, "nine-minds/alga-appliance-control-plane", tag)
 
 
-def publish_args(reg: Registry, src: Path, version: str = "1.0.0", channel: str = "nightly",
-                 tag: str = TAG, host: str | None = None, extra: tuple[str, ...] = ()) -> list[str]:
-    return ["publish", "--source", str(src), "--config", str(src / "release.yaml"),
-            "--version", version, "--channel", channel,
-            *[a for key in IMAGE_REPOS for a in ("--image", f"{key}={tag}")],
-            "--control-plane", tag, *registry_args(reg, host), "--json", *extra]
+def publish_args(
+    reg: Registry,
+    src: Path,
+    version: str = "1.0.0",
+    channel: str = "nightly",
+    tag: str = TAG,
+    host: str | None = None,
+    extra: tuple[str, ...] = (),
+) -> list[str]:
+    return [
+        "publish",
+        "--source",
+        str(src),
+        "--config",
+        str(src / "release.yaml"),
+        "--version",
+        version,
+        "--channel",
+        channel,
+        *[a for key in IMAGE_REPOS for a in ("--image", f"{key}={tag}")],
+        "--control-plane",
+        tag,
+        *registry_args(reg, host),
+        "--json",
+        *extra,
+    ]
 
 
 def channel_digest(reg: Registry, channel: str = "nightly") -> Digest | None:
@@ -130,8 +154,11 @@ def test_registry_failing_mid_publish_leaves_the_channel_and_a_rerun_finishes(
         proxy.reset()
         rerun = cli(publish_args(registry, source, version="1.1.0", host=proxy.host))
     assert rerun.code == 0, rerun.stderr
-    uploads = [r for r in proxy.requests if r.method in ("POST", "PATCH")
-               or (r.method == "PUT" and "/blobs/" in r.path)]
+    uploads = [
+        r
+        for r in proxy.requests
+        if r.method in ("POST", "PATCH") or (r.method == "PUT" and "/blobs/" in r.path)
+    ]
     # Only the release manifest's config blob was missing; every chart and the bundle were there.
     assert all("/alga-appliance-release/" in r.path for r in uploads), uploads
     assert str(channel_digest(registry)) == rerun.json()["manifestDigest"]
@@ -154,8 +181,14 @@ def _break(source: Path, case: str) -> tuple[list[str], dict[str, Any]]:
     """Arguments changes for each bad-input case: (extra args, overrides)."""
     if case == "profile values lacking a key":
         f = source / "flux" / "profiles" / "single-node" / "values" / "alga-core.single-node.yaml"
-        f.write_text("\n".join(line for line in f.read_text().splitlines()
-                               if not line.strip().startswith("domainSuffix:")) + "\n")
+        f.write_text(
+            "\n".join(
+                line
+                for line in f.read_text().splitlines()
+                if not line.strip().startswith("domainSuffix:")
+            )
+            + "\n"
+        )
         return [], {}
     if case == "missing profile":
         return ["--values-profile", "edge-cluster"], {}
@@ -181,8 +214,12 @@ def _break(source: Path, case: str) -> tuple[list[str], dict[str, Any]]:
     ],
 )
 def test_bad_input_moves_no_channel(
-    registry: Registry, source: Path, monkeypatch: pytest.MonkeyPatch,
-    case: str, code: int, expect: str,
+    registry: Registry,
+    source: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    case: str,
+    code: int,
+    expect: str,
 ) -> None:
     push_images(registry, control_plane=case != "missing control plane")
     extra, overrides = _break(source, case)

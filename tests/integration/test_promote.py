@@ -1,0 +1,216 @@
+"""promote, history, rollback and diff on the real registry."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from steps.oci import Digest
+from tests.harness.registry import Registry
+from tests.helpers import cli, client_for, registry_args, registry_env
+from tests.integration.test_publish import (  # the same fixtures and helpers
+    RELEASE_REPO,
+    channel_digest,
+    publish_args,
+    push_images,
+    source,  # noqa: F401  (a fixture)
+)
+
+pytestmark = pytest.mark.integration
+
+
+def publish(
+    reg: Registry, src: Path, version: str, *, tag: str = "62cdce38", change: str | None = None
+) -> dict[str, Any]:
+    """Publish ``version`` to nightly; ``change`` names a chart to change first."""
+    if change:
+        values = src / "examples" / "charts" / change / "values.yaml"
+        values.write_text(values.read_text() + f"\n# {version}\n")
+    result = cli(publish_args(reg, src, version=version, tag=tag))
+    assert result.code == 0, result.stderr
+    out: dict[str, Any] = result.json()
+    return out
+
+
+def promote(reg: Registry, version: str, *extra: str, channel: str = "stable") -> Any:
+    return cli(
+        [
+            "promote",
+            "--version",
+            version,
+            "--channel",
+            channel,
+            *registry_args(reg),
+            "--json",
+            *extra,
+        ]
+    )
+
+
+@pytest.fixture
+def released(registry: Registry, source: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Releases 1.0.0 and 1.1.0 (pgbouncer changed) on nightly; nothing on stable."""
+    push_images(registry)
+    push_images(registry, tag="7a7a7a7")
+    registry_env(monkeypatch, registry).__enter__()
+    first = publish(registry, source, "1.0.0")
+    second = publish(registry, source, "1.1.0", tag="7a7a7a7", change="pgbouncer")
+    return {"1.0.0": first, "1.1.0": second}
+
+
+def test_promote_nightly_to_stable_keeps_the_manifest_digest(
+    registry: Registry, released: dict[str, Any]
+) -> None:
+    result = promote(registry, "1.1.0")
+    assert result.code == 0, result.stderr
+    assert str(channel_digest(registry, "stable")) == released["1.1.0"]["manifestDigest"]
+    assert channel_digest(registry, "stable") == channel_digest(registry, "nightly")
+    again = promote(registry, "1.1.0")
+    assert again.code == 0
+    assert again.json()["moved"] is False  # already so
+
+
+def test_promote_older_is_refused_unless_allowed_with_a_reason(
+    registry: Registry, released: dict[str, Any]
+) -> None:
+    assert promote(registry, "1.1.0").code == 0
+    stable = channel_digest(registry, "stable")
+    older = promote(registry, "1.0.0")
+    assert older.code == 3
+    assert "older" in older.stderr and "1.1.0" in older.stderr
+    assert channel_digest(registry, "stable") == stable
+    no_reason = promote(registry, "1.0.0", "--allow-downgrade")
+    assert no_reason.code == 3 and "--reason" in no_reason.stderr
+    assert channel_digest(registry, "stable") == stable
+    allowed = promote(registry, "1.0.0", "--allow-downgrade", "--reason", "1.1.0 breaks login")
+    assert allowed.code == 0, allowed.stderr
+    assert str(channel_digest(registry, "stable")) == released["1.0.0"]["manifestDigest"]
+    history = cli(["history", "stable", *registry_args(registry), "--json"]).json()
+    last = history["moves"][-1]
+    assert last["reason"] == "1.1.0 breaks login"
+    assert (last["fromVersion"], last["version"]) == ("1.1.0", "1.0.0")
+
+
+def test_incomplete_or_unknown_releases_are_refused(
+    registry: Registry, released: dict[str, Any]
+) -> None:
+    assert promote(registry, "1.0.0").code == 0
+    stable = channel_digest(registry, "stable")
+    config = released["1.1.0"]["config"]
+    with client_for(registry) as client:
+        client.delete_manifest(
+            config["repository"].split("/", 1)[1], Digest.parse(config["digest"])
+        )
+    incomplete = promote(registry, "1.1.0")
+    assert incomplete.code == 3
+    assert "incomplete" in incomplete.stderr and config["digest"] in incomplete.stderr
+    assert channel_digest(registry, "stable") == stable
+    never = promote(registry, "9.9.9")
+    assert never.code == 3 and "9.9.9" in never.stderr
+    assert channel_digest(registry, "stable") == stable
+
+
+def test_two_racing_promotes_end_at_a_verified_release_and_tell_the_truth(
+    registry: Registry, source: Path, released: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    third = publish(registry, source, "1.2.0", change="temporal")
+    candidates = {released["1.1.0"]["manifestDigest"]: "1.1.0", third["manifestDigest"]: "1.2.0"}
+    assert promote(registry, "1.0.0").code == 0
+    env = dict(os.environ, ALGA_RETRY_BASE_DELAY="0")
+    cmd = [
+        sys.executable,
+        "-m",
+        "steps.cli",
+        "promote",
+        "--channel",
+        "stable",
+        *registry_args(registry),
+        "--json",
+    ]
+    procs = [
+        subprocess.Popen(
+            [*cmd, "--version", v],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for v in ("1.1.0", "1.2.0")
+    ]
+    outcomes = []
+    for version, proc in zip(("1.1.0", "1.2.0"), procs, strict=True):
+        out, err = proc.communicate(timeout=120)
+        outcomes.append((version, proc.returncode, json.loads(out), err))
+    final = channel_digest(registry, "stable")
+    assert str(final) in candidates  # one of the two verified releases
+    history = cli(["history", "stable", *registry_args(registry), "--json"]).json()["moves"]
+    for version, code, out, err in outcomes:
+        assert code in (0, 3), err
+        if code == 0:
+            # It says it moved the channel to its release, and the history records that move.
+            assert out["version"] == version and out["moved"] is True
+            assert any(m["version"] == version and m["to"] == out["to"] for m in history)
+        else:
+            # Refused: a concurrent move, or the other promote already made it a downgrade.
+            assert ("moved" in err) or ("older" in err), err
+    winners = [v for v, code, _, _ in outcomes if code == 0]
+    assert winners, "at least one promote must succeed"
+    assert candidates[str(final)] in winners or len(winners) == 2
+    # The channel resolves, as an appliance would, to what it points at.
+    resolved = cli(["resolve", "stable", *registry_args(registry), "--json"]).json()
+    assert resolved["manifestDigest"] == str(final)
+
+
+def test_history_and_rollback_round_trip(registry: Registry, released: dict[str, Any]) -> None:
+    assert promote(registry, "1.0.0").code == 0
+    assert promote(registry, "1.1.0").code == 0
+    no_reason = cli(["rollback", "stable", *registry_args(registry), "--json"])
+    assert no_reason.code == 2
+    back = cli(
+        ["rollback", "stable", "--reason", "bad upgrade", *registry_args(registry), "--json"]
+    )
+    assert back.code == 0, back.stderr
+    assert str(channel_digest(registry, "stable")) == released["1.0.0"]["manifestDigest"]
+    moves = cli(["history", "stable", *registry_args(registry), "--json"]).json()["moves"]
+    assert [(m["kind"], m["version"]) for m in moves] == [
+        ("promote", "1.0.0"),
+        ("promote", "1.1.0"),
+        ("rollback", "1.0.0"),
+    ]
+    assert moves[-1]["reason"] == "bad upgrade"
+    assert moves[-1]["from"] == released["1.1.0"]["manifestDigest"]
+    human = cli(["history", "stable", *registry_args(registry)])
+    assert "rollback" in human.stdout and "bad upgrade" in human.stdout
+    # nightly's history holds the two publishes
+    nightly = cli(["history", "nightly", *registry_args(registry), "--json"]).json()["moves"]
+    assert [(m["kind"], m["version"]) for m in nightly] == [
+        ("publish", "1.0.0"),
+        ("publish", "1.1.0"),
+    ]
+
+
+def test_diff_shows_exactly_what_changed(registry: Registry, released: dict[str, Any]) -> None:
+    result = cli(["diff", "1.0.0", "1.1.0", *registry_args(registry), "--json"])
+    assert result.code == 0, result.stderr
+    d = result.json()
+    assert set(d["charts"]) == {"pgbouncer"}
+    assert d["charts"]["pgbouncer"]["a"] != d["charts"]["pgbouncer"]["b"]
+    assert set(d["images"]) == {"algaCore", "workflowWorker", "emailService", "temporalWorker"}
+    assert d["images"]["algaCore"] == {"a": "62cdce38", "b": "7a7a7a7"}
+    assert d["controlPlane"] is not None  # another control-plane image
+    assert d["profileValues"] == {}
+    assert list(d["bundle"]["changed"]) == ["base/releases/pgbouncer.yaml"]
+    assert d["bundle"]["added"] == [] and d["bundle"]["removed"] == []
+    assert d["identical"] is False
+    same = cli(["diff", "nightly", "1.1.0", *registry_args(registry), "--json"]).json()
+    assert same["identical"] is True
+    human = cli(["diff", "1.0.0", "1.1.0", *registry_args(registry)])
+    assert "chart pgbouncer" in human.stdout and "base/releases/pgbouncer.yaml" in human.stdout
+    with client_for(registry) as client:
+        assert client.head_manifest(RELEASE_REPO, "1.0.0") is not None
