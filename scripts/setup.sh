@@ -28,6 +28,9 @@ apt_packages() {
   have htpasswd || missing+=(apache2-utils)
   have git || missing+=(git)
   have unzip || missing+=(unzip)
+  have buildah || missing+=(buildah)
+  have skopeo || missing+=(skopeo)
+  have podman || missing+=(podman)
   if [ "${#missing[@]}" -gt 0 ]; then
     log "apt-get install ${missing[*]}"
     as_root apt-get update -qq

@@ -764,13 +764,9 @@ def _mount(client: RegistryClient, repository: str, source_repository: str, dige
     """Ask the registry to mount ``digest`` from ``source_repository``; True when it did.
 
     ``RegistryClient.push_blob`` mounts too, but only with the blob's bytes at hand;
-    asking first saves downloading a layer the registry already holds. The client's
-    mount request is the one place this module reaches past its public methods.
+    asking first saves downloading a layer the registry already holds.
     """
-    mounted = client._try_mount(repository, source_repository, digest) is None
-    if mounted:
-        client.stats.blobs_mounted += 1
-    return mounted
+    return client.mount_blob(repository, source_repository, digest)
 
 
 def copy_result_json(result: CopyResult) -> dict[str, Any]:

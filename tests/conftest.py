@@ -29,6 +29,7 @@ registry's log is attached to the report.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -172,3 +173,17 @@ def protected_registry(
     """One registry per mode that checks credentials: basic, token."""
     mode: AuthMode = request.param
     return registry_factory(mode)
+
+
+@pytest.fixture
+def release_source(tmp_path: Path) -> Path:
+    """A private copy of the embedded default: the reference charts, the flux/ overlay
+    and a release config for them (``release.yaml`` at its root)."""
+    import shutil
+
+    root = Path(__file__).resolve().parents[1]
+    src = tmp_path / "release-source"
+    shutil.copytree(root / "examples" / "charts", src / "examples" / "charts")
+    shutil.copytree(root / "flux", src / "flux")
+    shutil.copy(root / "examples" / "release.yaml", src / "release.yaml")
+    return src

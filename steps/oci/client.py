@@ -480,6 +480,16 @@ class RegistryClient:
         self.stats.blobs_uploaded += 1
         return "uploaded"
 
+    def mount_blob(self, repository: str, source: str, digest: Digest) -> bool:
+        """Ask the registry to mount ``digest`` from ``source`` into ``repository``
+        (no bytes move). True when mounted; False when the registry declined."""
+        check_repository(repository)
+        check_repository(source)
+        mounted = self._try_mount(repository, source, digest) is None
+        if mounted:
+            self.stats.blobs_mounted += 1
+        return mounted
+
     def _try_mount(self, repository: str, source: str, digest: Digest) -> str | None:
         """Ask for a cross-repository mount. None when mounted; else the upload URL."""
         query = urlencode({"mount": str(digest), "from": source})

@@ -19,7 +19,6 @@ from tests.integration.test_publish import (  # the same fixtures and helpers
     channel_digest,
     publish_args,
     push_images,
-    source,  # noqa: F401  (a fixture)
 )
 
 pytestmark = pytest.mark.integration
@@ -54,13 +53,15 @@ def promote(reg: Registry, version: str, *extra: str, channel: str = "stable") -
 
 
 @pytest.fixture
-def released(registry: Registry, source: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+def released(
+    registry: Registry, release_source: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, Any]:
     """Releases 1.0.0 and 1.1.0 (pgbouncer changed) on nightly; nothing on stable."""
     push_images(registry)
     push_images(registry, tag="7a7a7a7")
     registry_env(monkeypatch, registry).__enter__()
-    first = publish(registry, source, "1.0.0")
-    second = publish(registry, source, "1.1.0", tag="7a7a7a7", change="pgbouncer")
+    first = publish(registry, release_source, "1.0.0")
+    second = publish(registry, release_source, "1.1.0", tag="7a7a7a7", change="pgbouncer")
     return {"1.0.0": first, "1.1.0": second}
 
 
@@ -117,9 +118,12 @@ def test_incomplete_or_unknown_releases_are_refused(
 
 
 def test_two_racing_promotes_end_at_a_verified_release_and_tell_the_truth(
-    registry: Registry, source: Path, released: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    registry: Registry,
+    release_source: Path,
+    released: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    third = publish(registry, source, "1.2.0", change="temporal")
+    third = publish(registry, release_source, "1.2.0", change="temporal")
     candidates = {released["1.1.0"]["manifestDigest"]: "1.1.0", third["manifestDigest"]: "1.2.0"}
     assert promote(registry, "1.0.0").code == 0
     env = dict(os.environ, ALGA_RETRY_BASE_DELAY="0")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +26,6 @@ IMAGE_REPOS = {
     "temporalWorker": "temporal-worker",
 }
 RELEASE_REPO = "nine-minds/alga-appliance-release"
-
-
-@pytest.fixture
-def source(tmp_path: Path) -> Path:
-    """A private copy of the embedded default (reference charts + flux overlay)."""
-    src = tmp_path / "src"
-    shutil.copytree(ROOT / "examples" / "charts", src / "examples" / "charts")
-    shutil.copytree(ROOT / "flux", src / "flux")
-    shutil.copy(ROOT / "examples" / "release.yaml", src / "release.yaml")
-    return src
 
 
 def push_images(reg: Registry, tag: str = TAG, control_plane: bool = True) -> None:
@@ -82,11 +71,11 @@ def channel_digest(reg: Registry, channel: str = "nightly") -> Digest | None:
 
 
 def test_publish_end_to_end_on_a_token_registry(
-    token_registry: Registry, source: Path, monkeypatch: pytest.MonkeyPatch
+    token_registry: Registry, release_source: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     push_images(token_registry)
     with registry_env(monkeypatch, token_registry):
-        result = cli(publish_args(token_registry, source))
+        result = cli(publish_args(token_registry, release_source))
     assert result.code == 0, result.stderr
     out = result.json()
     assert out["verified"] is True
@@ -120,15 +109,15 @@ def test_publish_end_to_end_on_a_token_registry(
 
 
 def test_identical_rerun_writes_nothing(
-    registry: Registry, source: Path, monkeypatch: pytest.MonkeyPatch, fault_proxy: Any
+    registry: Registry, release_source: Path, monkeypatch: pytest.MonkeyPatch, fault_proxy: Any
 ) -> None:
     push_images(registry)
     proxy = fault_proxy(registry)  # every run goes through it: the registry's name is its
     with registry_env(monkeypatch, registry):
-        first = cli(publish_args(registry, source, host=proxy.host))
+        first = cli(publish_args(registry, release_source, host=proxy.host))
         assert first.code == 0, first.stderr
         proxy.reset()
-        again = cli(publish_args(registry, source, host=proxy.host))
+        again = cli(publish_args(registry, release_source, host=proxy.host))
     assert again.code == 0, again.stderr
     writes = [r for r in proxy.requests if r.method in ("PUT", "POST", "PATCH", "DELETE")]
     assert writes == [], writes
@@ -137,22 +126,24 @@ def test_identical_rerun_writes_nothing(
 
 
 def test_registry_failing_mid_publish_leaves_the_channel_and_a_rerun_finishes(
-    registry: Registry, source: Path, monkeypatch: pytest.MonkeyPatch, fault_proxy: Any
+    registry: Registry, release_source: Path, monkeypatch: pytest.MonkeyPatch, fault_proxy: Any
 ) -> None:
     push_images(registry)
     proxy = fault_proxy(registry)
     with registry_env(monkeypatch, registry):
-        assert cli(publish_args(registry, source, version="1.0.0", host=proxy.host)).code == 0
+        assert (
+            cli(publish_args(registry, release_source, version="1.0.0", host=proxy.host)).code == 0
+        )
         before = channel_digest(registry)
         # 1.1.0 changes one chart; the registry fails when the release manifest is pushed.
-        values = source / "examples" / "charts" / "pgbouncer" / "values.yaml"
+        values = release_source / "examples" / "charts" / "pgbouncer" / "values.yaml"
         values.write_text(values.read_text() + "\n# 1.1.0\n")
         proxy.fail_always(status=503, method="PUT", path=r"/alga-appliance-release/manifests/")
-        failed = cli(publish_args(registry, source, version="1.1.0", host=proxy.host))
+        failed = cli(publish_args(registry, release_source, version="1.1.0", host=proxy.host))
         assert failed.code == 75, failed.stderr
         assert channel_digest(registry) == before  # still the previous, complete release
         proxy.reset()
-        rerun = cli(publish_args(registry, source, version="1.1.0", host=proxy.host))
+        rerun = cli(publish_args(registry, release_source, version="1.1.0", host=proxy.host))
     assert rerun.code == 0, rerun.stderr
     uploads = [
         r
@@ -166,21 +157,28 @@ def test_registry_failing_mid_publish_leaves_the_channel_and_a_rerun_finishes(
 
 
 def test_no_channel_yet_when_the_first_publish_fails(
-    registry: Registry, source: Path, monkeypatch: pytest.MonkeyPatch, fault_proxy: Any
+    registry: Registry, release_source: Path, monkeypatch: pytest.MonkeyPatch, fault_proxy: Any
 ) -> None:
     push_images(registry)
     proxy = fault_proxy(registry)
     proxy.fail_always(status=503, path=r"/alga-appliance-config/")
     with registry_env(monkeypatch, registry):
-        failed = cli(publish_args(registry, source, host=proxy.host))
+        failed = cli(publish_args(registry, release_source, host=proxy.host))
     assert failed.code == 75
     assert channel_digest(registry) is None
 
 
-def _break(source: Path, case: str) -> tuple[list[str], dict[str, Any]]:
+def _break(release_source: Path, case: str) -> tuple[list[str], dict[str, Any]]:
     """Arguments changes for each bad-input case: (extra args, overrides)."""
     if case == "profile values lacking a key":
-        f = source / "flux" / "profiles" / "single-node" / "values" / "alga-core.single-node.yaml"
+        f = (
+            release_source
+            / "flux"
+            / "profiles"
+            / "single-node"
+            / "values"
+            / "alga-core.single-node.yaml"
+        )
         f.write_text(
             "\n".join(
                 line
@@ -215,15 +213,15 @@ def _break(source: Path, case: str) -> tuple[list[str], dict[str, Any]]:
 )
 def test_bad_input_moves_no_channel(
     registry: Registry,
-    source: Path,
+    release_source: Path,
     monkeypatch: pytest.MonkeyPatch,
     case: str,
     code: int,
     expect: str,
 ) -> None:
     push_images(registry, control_plane=case != "missing control plane")
-    extra, overrides = _break(source, case)
-    args = publish_args(registry, source, **overrides, extra=tuple(extra))
+    extra, overrides = _break(release_source, case)
+    args = publish_args(registry, release_source, **overrides, extra=tuple(extra))
     with registry_env(monkeypatch, registry):
         result = cli(args)
     assert result.code == code, (case, result.stderr)
@@ -234,12 +232,12 @@ def test_bad_input_moves_no_channel(
 
 
 def test_dry_run_writes_nothing(
-    registry: Registry, source: Path, monkeypatch: pytest.MonkeyPatch, fault_proxy: Any
+    registry: Registry, release_source: Path, monkeypatch: pytest.MonkeyPatch, fault_proxy: Any
 ) -> None:
     push_images(registry)
     proxy = fault_proxy(registry)
     with registry_env(monkeypatch, registry):
-        result = cli(publish_args(registry, source, host=proxy.host, extra=("--dry-run",)))
+        result = cli(publish_args(registry, release_source, host=proxy.host, extra=("--dry-run",)))
     assert result.code == 0, result.stderr
     assert result.json()["dryRun"] is True
     assert result.json()["manifestDigest"].startswith("sha256:")

@@ -1,0 +1,1742 @@
+#!/usr/bin/env node
+// Resolve an Alga PSA appliance channel to a verified release: the consume library.
+//
+// One ES module for Node 20, no dependencies, so the control plane's Node
+// host-service can vendor it as is. consume/release_consume.py is its Python
+// twin: same functions (snake_case there), same error names, same CLI, and both
+// pass the conformance vectors in consume/vectors. Read them side by side: the
+// sections below are in the same order as there.
+//
+//   node consume/release-consume.mjs nightly --registry ghcr.io \
+//       --repository nine-minds/alga-appliance-release --json
+//
+// What it does:
+//
+// * resolve(ref, options) turns a channel (nightly/stable), a version tag or a
+//   manifest digest into a resolution: the manifest digest, the config digest
+//   and the validated release JSON. On the way it authenticates with the Bearer
+//   token the registry's WWW-Authenticate challenge names (falling back to
+//   https://<host>/token as ghcr.io serves it), sends OCI Accept headers,
+//   follows blob redirects and drops Authorization across hosts, checks the
+//   manifest and the config blob against digest and size, refuses an index or
+//   an unexpected media type, caps every body at 4 MiB, retries 429/5xx and
+//   connection errors a bounded number of times, validates the release JSON
+//   with the rules of schemas/release-manifest.v1.schema.json plus the consumer
+//   contract, and refuses to roll back below the installed version unless the
+//   caller pinned a version or digest.
+// * An optional cache keeps the last good release per reference and the auth
+//   state (the same file format as the Python twin). Warm, when the channel has
+//   not moved, a resolve is one manifest HEAD and no blob download; when the
+//   registry cannot be reached, the cached release comes back with stale: true.
+// * render* build what the appliance applies (plain objects; JSON is YAML).
+//
+// Design (after python-tuf): a pure verification core -- verifyManifest,
+// verifyBlob, schemaProblems, contractProblems, checkRollback, cacheDecision --
+// with no network or file I/O, and all fetching behind one small transport
+// interface: request(method, url, headers, limit) -> Promise<{status, headers,
+// body}>, with one real adapter (HttpTransport, node:http/node:https) and a
+// replay adapter in the tests. Redirects, auth and retries live here, not in
+// the transport, so the library alone decides where Authorization goes.
+//
+// Errors form two families, and the CLI maps them to exit codes:
+//
+//   ConsumeError                       1  anything else
+//    +-- BadInput                      2  a malformed reference, host, option
+//    +-- RepositoryError               3  "the repository is wrong": refused
+//    |    +-- DigestMismatch                bytes or size do not match the digest
+//    |    +-- SizeLimitExceeded             a body or descriptor above the cap
+//    |    +-- UnexpectedMediaType           an index, a wrong config type
+//    |    +-- InvalidManifest               not an image manifest at all
+//    |    +-- IncompleteRelease             the manifest's config blob is missing
+//    |    +-- InvalidRelease                the release JSON breaks the rules
+//    |    +-- RollbackRefused               older than the installed version
+//    +-- DownloadError                 1  "the download failed"
+//         +-- RegistryUnreachable     75  network, timeout, TLS, 5xx after retries
+//         +-- AuthError                1  401/403 after authenticating
+//         +-- NotFound                 1  no such tag or digest
+//
+// Invariants: nothing is returned that was not checked against its digest;
+// plain HTTP only for loopback hosts (registry, token realm and redirects
+// alike); no credential or token ever appears in a message, a log line or the
+// result; Authorization is never sent to an origin other than its own.
+//
+// What it does not do: verify signatures, use HTTP proxies, pull the charts,
+// images or the config bundle (Flux does that, pinned by digest), or parse
+// YAML (the setter is line-based, exactly like the appliance's).
+
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+
+export const VERSION = '1.0.0';
+
+// -- constants -----------------------------------------------------------------
+
+export const DEFAULT_REGISTRY = 'ghcr.io';
+export const DEFAULT_REPOSITORY = 'nine-minds/alga-appliance-release';
+export const DEFAULT_TIMEOUT = 30.0;
+export const DEFAULT_ATTEMPTS = 3;
+/** Every manifest, blob and token body is capped here (the OCI spec's manifest limit). */
+export const MAX_BYTES = 4 * 1024 * 1024;
+export const MAX_REDIRECTS = 5;
+export const CHANNELS = ['nightly', 'stable'];
+
+export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
+export const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
+export const DOCKER_MANIFEST_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
+export const RELEASE_CONFIG = 'application/vnd.alga.appliance.release.config.v1+json';
+export const RELEASE_ARTIFACT = 'application/vnd.alga.appliance.release.v1';
+export const MANIFEST_TYPES = [OCI_MANIFEST, DOCKER_MANIFEST];
+export const INDEX_TYPES = [OCI_INDEX, DOCKER_MANIFEST_LIST];
+// The index types are accepted on the wire only so that an index is refused
+// with a clear error instead of a registry's 404/406.
+export const MANIFEST_ACCEPT = [OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX, DOCKER_MANIFEST_LIST].join(', ');
+// Content types some registries put on any JSON; they say nothing about the manifest kind.
+const GENERIC_TYPES = ['', 'application/json', 'application/octet-stream', 'text/plain'];
+
+export const RELEASE_SCHEMA = 'alga.appliance.release/v1';
+export const CACHE_SCHEMA = 'alga.appliance.release-cache/v1';
+const USER_AGENT = `alga-release-consume/${VERSION} (node)`;
+
+export const ENV_USERNAME = 'ALGA_REGISTRY_USERNAME';
+export const ENV_PASSWORD = 'ALGA_REGISTRY_PASSWORD';
+
+/** The six services, in the order the appliance creates their values ConfigMaps. */
+export const SERVICES = ['alga-core', 'pgbouncer', 'temporal', 'workflow-worker', 'email-service', 'temporal-worker'];
+export const CHARTS = ['sebastian', 'pgbouncer', 'temporal', 'temporal-worker', 'workflow-worker', 'email-service'];
+export const IMAGE_KEYS = ['algaCore', 'workflowWorker', 'emailService', 'temporalWorker'];
+/** Every key path the appliance's setter edits, per service (it fails when one is absent). */
+export const SETTER_PATHS = {
+  'alga-core': [['bootstrap', 'mode'], ['appUrl'], ['host'], ['domainSuffix'], ['setup', 'image', 'tag'], ['server', 'image', 'tag']],
+  'workflow-worker': [['image', 'tag']],
+  'email-service': [['image', 'tag']],
+  'temporal-worker': [['image', 'tag'], ['publicBaseUrl']],
+};
+/** Which image tag goes where when the values ConfigMaps are rendered. */
+export const IMAGE_TAG_PATHS = [
+  ['alga-core', ['setup', 'image', 'tag'], 'algaCore'],
+  ['alga-core', ['server', 'image', 'tag'], 'algaCore'],
+  ['workflow-worker', ['image', 'tag'], 'workflowWorker'],
+  ['email-service', ['image', 'tag'], 'emailService'],
+  ['temporal-worker', ['image', 'tag'], 'temporalWorker'],
+];
+
+export const EXIT_OK = 0;
+export const EXIT_ERROR = 1;
+export const EXIT_BAD_INPUT = 2;
+export const EXIT_REFUSED = 3;
+export const EXIT_UNREACHABLE = 75;
+
+const RETRY_STATUSES = new Set([429, 500, 502, 503, 504]);
+const TOKEN_MARGIN = 30.0; // refresh a token this many seconds before it expires
+const MIN_TOKEN_LIFETIME = 60.0; // the distribution token spec's default and minimum
+const BASE_DELAY = 0.25;
+const MAX_DELAY = 4.0;
+
+// -- errors --------------------------------------------------------------------
+
+/** Root of every error this library raises on purpose. */
+export class ConsumeError extends Error {
+  static exitCode = EXIT_ERROR;
+
+  constructor(message, { hint = null } = {}) {
+    super(message);
+    this.name = new.target.name;
+    this.hint = hint;
+  }
+
+  get exitCode() {
+    return this.constructor.exitCode;
+  }
+
+  /** The text shown to a person: the message, then what to do. */
+  diagnostics() {
+    return this.hint ? `${this.message}\n  hint: ${this.hint}` : this.message;
+  }
+
+  toJSON() {
+    return { error: this.name, family: family(this), message: this.message, hint: this.hint, exitCode: this.exitCode };
+  }
+}
+
+/** The caller asked for something malformed (reference, host, option). */
+export class BadInput extends ConsumeError {
+  static exitCode = EXIT_BAD_INPUT;
+}
+
+/** The repository is wrong: what it served cannot be trusted or used. Refused. */
+export class RepositoryError extends ConsumeError {
+  static exitCode = EXIT_REFUSED;
+}
+
+/** Bytes (or their size) do not match the digest they were asked for or announced with. */
+export class DigestMismatch extends RepositoryError {}
+
+/** A body or a descriptor's size is above the cap. */
+export class SizeLimitExceeded extends RepositoryError {}
+
+/** An index instead of an image manifest, or a media type this library does not accept. */
+export class UnexpectedMediaType extends RepositoryError {}
+
+/** The manifest is not a well-formed image manifest. */
+export class InvalidManifest extends RepositoryError {}
+
+/** The manifest exists but the registry does not have its config blob. */
+export class IncompleteRelease extends RepositoryError {}
+
+/** The release JSON breaks the schema or the consumer contract. */
+export class InvalidRelease extends RepositoryError {
+  constructor(problems, { what = 'the release JSON' } = {}) {
+    const shown = problems.slice(0, 5).join('; ');
+    const more = problems.length > 5 ? ` (and ${problems.length - 5} more)` : '';
+    super(`${what} is invalid: ${shown}${more}`, {
+      hint: 'the publisher must not have pushed this; republish the release',
+    });
+    this.problems = [...problems];
+  }
+
+  toJSON() {
+    return { ...super.toJSON(), problems: this.problems };
+  }
+}
+
+/** The resolved release is older than the installed one and was not pinned. */
+export class RollbackRefused extends RepositoryError {}
+
+/** The download failed: the repository may be fine, we could not read it. */
+export class DownloadError extends ConsumeError {}
+
+/** Network error, timeout, TLS failure, or 429/5xx after the bounded retries. */
+export class RegistryUnreachable extends DownloadError {
+  static exitCode = EXIT_UNREACHABLE;
+
+  constructor(message, { hint = null, retryable = true } = {}) {
+    super(message, { hint });
+    this.retryable = retryable;
+  }
+}
+
+/** The registry or its token service refused us (401/403 after authenticating). */
+export class AuthError extends DownloadError {}
+
+/** No such tag or digest in the repository. */
+export class NotFound extends DownloadError {}
+
+function family(error) {
+  if (error instanceof RepositoryError) return 'RepositoryError';
+  if (error instanceof DownloadError) return 'DownloadError';
+  if (error instanceof BadInput) return 'BadInput';
+  return 'ConsumeError';
+}
+
+// -- small values -----------------------------------------------------------------
+
+/** A username and a password or token; the password never shows when printed. */
+export class Credentials {
+  #password;
+
+  constructor(username, password) {
+    this.username = username;
+    this.#password = password;
+  }
+
+  get password() {
+    return this.#password;
+  }
+
+  basicHeader() {
+    return `Basic ${Buffer.from(`${this.username}:${this.#password}`).toString('base64')}`;
+  }
+
+  toJSON() {
+    return { username: this.username, password: '***' };
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')]() {
+    return `Credentials { username: ${JSON.stringify(this.username)}, password: *** }`;
+  }
+}
+
+// -- pure: names, references, digests ------------------------------------------------
+
+/** An anchored regular expression: the whole string must match, as Python's fullmatch. */
+function full(source) {
+  return new RegExp(`^(?:${source})$`);
+}
+
+const TAG_RE = full('[A-Za-z0-9_][A-Za-z0-9._-]{0,127}');
+const DIGEST_RES = { sha256: full('sha256:[a-f0-9]{64}'), sha512: full('sha512:[a-f0-9]{128}') };
+const REPOSITORY_RE = full('[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*');
+const HOST_RE = full(
+  '(?:localhost|\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?' +
+    '(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*)(?::[0-9]{1,5})?',
+);
+const SEMVER_SOURCE =
+  '(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)' +
+  '(?:-((?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)' +
+  '(?:\\.(?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*))?';
+const SEMVER_RE = full(SEMVER_SOURCE);
+const DIGITS = full('[0-9]+');
+
+/** sha256:<64 hex> or sha512:<128 hex> (lower-case hex). */
+export function isDigest(text) {
+  if (typeof text !== 'string') return false;
+  const algorithm = text.split(':', 1)[0];
+  return Object.hasOwn(DIGEST_RES, algorithm) && DIGEST_RES[algorithm].test(text);
+}
+
+/** The OCI digest of data (sha256 or sha512). */
+export function computeDigest(data, algorithm = 'sha256') {
+  return `${algorithm}:${createHash(algorithm).update(data).digest('hex')}`;
+}
+
+export function digestMatches(data, digest) {
+  return computeDigest(data, digest.split(':', 1)[0]) === digest;
+}
+
+/** Classify a reference: sha256:... digest, a channel, a SemVer version tag, a tag. */
+export function parseRef(ref) {
+  if (typeof ref !== 'string' || !ref) {
+    throw new BadInput('the reference is empty', { hint: 'give a channel, a version or sha256:<hex>' });
+  }
+  if (ref.includes(':')) {
+    if (isDigest(ref)) return { kind: 'digest', value: ref, pinned: true };
+    throw new BadInput(`'${ref}' is not a digest`, { hint: "a digest is sha256:<64 lower-case hex>; a tag holds no ':'" });
+  }
+  if (CHANNELS.includes(ref)) return { kind: 'channel', value: ref, pinned: false };
+  if (!TAG_RE.test(ref)) {
+    throw new BadInput(`'${ref}' is not a valid tag`, { hint: 'tags match [A-Za-z0-9_][A-Za-z0-9._-]{0,127}' });
+  }
+  if (SEMVER_RE.test(ref)) return { kind: 'version', value: ref, pinned: true };
+  return { kind: 'tag', value: ref, pinned: false };
+}
+
+/** A registry HOST[:PORT] (no scheme, no path). */
+export function checkRegistry(host) {
+  if (typeof host !== 'string' || !HOST_RE.test(host)) {
+    throw new BadInput(`'${host}' is not a registry host`, { hint: 'give HOST or HOST:PORT, no scheme' });
+  }
+  return host;
+}
+
+/** A repository path such as nine-minds/alga-appliance-release. */
+export function checkRepository(name) {
+  if (typeof name !== 'string' || name.length > 255 || !REPOSITORY_RE.test(name)) {
+    throw new BadInput(`'${name}' is not a repository name`, {
+      hint: "lower-case components separated by '/', e.g. nine-minds/alga-appliance-release",
+    });
+  }
+  return name;
+}
+
+/** True for localhost, 127.0.0.0/8 and ::1; the port is ignored. */
+export function isLoopback(host) {
+  let name = host;
+  if (name.startsWith('[')) name = name.slice(1, name.indexOf(']'));
+  else if ((name.match(/:/g) || []).length === 1) name = name.split(':')[0];
+  if (name.toLowerCase() === 'localhost') return true;
+  const v4 = name.match(/^([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$/);
+  if (v4) return v4.slice(1).every((octet) => Number(octet) <= 255) && Number(v4[1]) === 127;
+  if (name.includes(':')) {
+    try {
+      return new URL(`http://[${name}]/`).hostname === '[::1]';
+    } catch {
+      return false;
+    }
+  }
+  return false;
+}
+
+// -- pure: versions and anti-rollback ------------------------------------------------
+
+/** SemVer 2 without build metadata -> [major, minor, patch, prerelease identifiers]. */
+export function parseVersion(text) {
+  const match = typeof text === 'string' ? text.match(SEMVER_RE) : null;
+  if (!match) {
+    throw new BadInput(`'${text}' is not a SemVer 2 version`, { hint: "e.g. 1.4.0 or 1.5.0-rc.1 (no '+')" });
+  }
+  const pre = match[4] ? match[4].split('.') : [];
+  return [BigInt(match[1]), BigInt(match[2]), BigInt(match[3]), pre];
+}
+
+/** SemVer 2 precedence: -1 when a < b, 0 when equal, 1 when a > b. */
+export function compareVersions(a, b) {
+  const va = parseVersion(a);
+  const vb = parseVersion(b);
+  for (let i = 0; i < 3; i += 1) {
+    if (va[i] !== vb[i]) return va[i] < vb[i] ? -1 : 1;
+  }
+  const pa = va[3];
+  const pb = vb[3];
+  if (pa.length === pb.length && pa.every((x, i) => x === pb[i])) return 0;
+  if (!pa.length || !pb.length) return !pa.length ? 1 : -1; // a release ranks above its prereleases
+  for (let i = 0; i < Math.min(pa.length, pb.length); i += 1) {
+    const x = pa[i];
+    const y = pb[i];
+    if (x === y) continue;
+    const xn = /^[0-9]+$/.test(x);
+    const yn = /^[0-9]+$/.test(y);
+    if (xn && yn) return BigInt(x) < BigInt(y) ? -1 : 1;
+    if (xn !== yn) return xn ? -1 : 1; // numeric identifiers rank below alphanumeric ones
+    return x < y ? -1 : 1;
+  }
+  return pa.length < pb.length ? -1 : 1;
+}
+
+/**
+ * The anti-rollback decision. Returns true when this is an explicit (pinned) downgrade.
+ * Throws RollbackRefused when version is older than installedVersion and the
+ * reference was a channel or a plain tag rather than a version or digest.
+ */
+export function checkRollback(version, installedVersion, { pinned, reference = '' }) {
+  if (installedVersion === null || installedVersion === undefined) return false;
+  if (compareVersions(version, installedVersion) >= 0) return false;
+  if (pinned) return true;
+  throw new RollbackRefused(
+    `${reference || 'the reference'} resolves to release ${version}, older than the ` +
+      `installed ${installedVersion}; refusing to roll back`,
+    { hint: `to downgrade on purpose, pin the release explicitly: resolve ${version} (the version) or its manifest digest` },
+  );
+}
+
+/**
+ * What to do with a cached release. Pure.
+ * "hit": the registry names the cached manifest digest (the channel has not moved);
+ * "fetch": download and verify; "stale": unreachable and a cached release exists;
+ * "fail": unreachable and nothing cached.
+ */
+export function cacheDecision(cachedDigest, remoteDigest, { reachable }) {
+  if (!reachable) return cachedDigest !== null && cachedDigest !== undefined ? 'stale' : 'fail';
+  if (cachedDigest && remoteDigest && remoteDigest === cachedDigest) return 'hit';
+  return 'fetch';
+}
+
+// -- pure: manifest and blob verification ----------------------------------------
+
+function mediaTypeOf(header) {
+  return (header || '').split(';', 1)[0].trim().toLowerCase();
+}
+
+function isObject(value) {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** Strict JSON from UTF-8 bytes (no BOM), as the Python twin reads it. Throws Error. */
+export function parseJson(data, what) {
+  try {
+    return JSON.parse(UTF8.decode(data));
+  } catch {
+    throw new Error(`${what} is not JSON`);
+  }
+}
+
+const TAMPERED = 'the registry or something between us served altered content; do not trust it';
+
+/**
+ * Check a manifest's bytes and say what they are. Pure; throws a RepositoryError.
+ * expectedDigest is what the caller asked for (a digest reference, or what a HEAD
+ * answered); headerDigest is the registry's Docker-Content-Digest. Both must
+ * match the bytes. The manifest must be one image manifest (OCI or Docker v2)
+ * whose config is the release JSON.
+ */
+export function verifyManifest(data, { contentType = null, headerDigest = null, expectedDigest = null, expectedSize = null } = {}) {
+  if (data.length > MAX_BYTES) throw new SizeLimitExceeded(`the manifest is larger than ${MAX_BYTES} bytes`);
+  if (expectedSize !== null && data.length !== expectedSize) {
+    throw new DigestMismatch(`the manifest is ${data.length} bytes, the registry announced ${expectedSize}`, { hint: TAMPERED });
+  }
+  for (const [claimed, source] of [[expectedDigest, 'requested'], [headerDigest, 'Docker-Content-Digest']]) {
+    if (claimed !== null && !digestMatches(data, claimed)) {
+      throw new DigestMismatch(
+        `the manifest bytes do not match the ${source} digest ${claimed} ` +
+          `(they hash to ${computeDigest(data, claimed.split(':', 1)[0])})`,
+        { hint: TAMPERED },
+      );
+    }
+  }
+  const digest = expectedDigest || computeDigest(data);
+  let doc;
+  try {
+    doc = parseJson(data, 'the manifest');
+  } catch (error) {
+    throw new InvalidManifest(error.message);
+  }
+  if (!isObject(doc)) throw new InvalidManifest('the manifest is not a JSON object');
+  const headerType = mediaTypeOf(contentType);
+  const bodyType = Object.hasOwn(doc, 'mediaType') ? doc.mediaType : null;
+  if (bodyType !== null && typeof bodyType !== 'string') throw new InvalidManifest("the manifest's mediaType is not a string");
+  if (INDEX_TYPES.includes(bodyType) || INDEX_TYPES.includes(headerType) || Object.hasOwn(doc, 'manifests')) {
+    throw new UnexpectedMediaType(`${digest} is an index (${bodyType || headerType || 'has manifests'}), not a release manifest`, {
+      hint: 'a release is a single image manifest whose config blob is the release JSON',
+    });
+  }
+  if (bodyType !== null && !GENERIC_TYPES.includes(headerType) && headerType !== bodyType) {
+    throw new UnexpectedMediaType(`${digest}: Content-Type ${headerType} disagrees with the mediaType ${bodyType}`);
+  }
+  const mediaType = bodyType !== null ? bodyType : headerType;
+  if (!MANIFEST_TYPES.includes(mediaType)) {
+    throw new UnexpectedMediaType(`${digest} has media type ${mediaType || '(none)'}; expected ${OCI_MANIFEST} or ${DOCKER_MANIFEST}`);
+  }
+  if (doc.schemaVersion !== 2) throw new InvalidManifest(`${digest}: schemaVersion is not 2`);
+  const artifactType = Object.hasOwn(doc, 'artifactType') ? doc.artifactType : null;
+  if (artifactType !== null && artifactType !== RELEASE_ARTIFACT) {
+    throw new UnexpectedMediaType(`${digest} has artifactType ${artifactType}; expected ${RELEASE_ARTIFACT}`);
+  }
+  const config = doc.config;
+  if (!isObject(config)) throw new InvalidManifest(`${digest} has no config descriptor`);
+  const configType = Object.hasOwn(config, 'mediaType') ? config.mediaType : null;
+  const configDigest = config.digest;
+  const configSize = config.size;
+  if (typeof configDigest !== 'string' || !isDigest(configDigest)) throw new InvalidManifest(`${digest}: config.digest is not a digest`);
+  if (!Number.isInteger(configSize) || configSize < 0) {
+    throw new InvalidManifest(`${digest}: config.size is not a non-negative integer`);
+  }
+  if (configType !== RELEASE_CONFIG) {
+    throw new UnexpectedMediaType(`${digest}: the config media type is ${configType}; expected ${RELEASE_CONFIG}`, {
+      hint: 'this is not an Alga appliance release artifact',
+    });
+  }
+  if (configSize > MAX_BYTES) {
+    throw new SizeLimitExceeded(`${digest}: the config blob is announced as ${configSize} bytes, above the ${MAX_BYTES}-byte cap`);
+  }
+  if (Object.hasOwn(doc, 'layers') && doc.layers !== null && !Array.isArray(doc.layers)) {
+    throw new InvalidManifest(`${digest}: layers is not a list`);
+  }
+  return { digest, mediaType, configDigest, configSize, size: data.length };
+}
+
+/** Check a blob's bytes against its descriptor. Pure; throws a RepositoryError. */
+export function verifyBlob(data, digest, size) {
+  if (data.length > MAX_BYTES) throw new SizeLimitExceeded(`blob ${digest} is larger than ${MAX_BYTES} bytes`);
+  if (data.length !== size) {
+    throw new DigestMismatch(`blob ${digest} is ${data.length} bytes, the manifest says ${size}`, { hint: TAMPERED });
+  }
+  if (!digestMatches(data, digest)) {
+    throw new DigestMismatch(
+      `blob ${digest} does not match its digest (the bytes hash to ${computeDigest(data, digest.split(':', 1)[0])})`,
+      { hint: TAMPERED },
+    );
+  }
+}
+
+// -- pure: the release JSON ------------------------------------------------------------
+
+const HOSTPART =
+  '(?:(?:localhost|\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?' +
+  '(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+)(?::[0-9]{1,5})?' +
+  '|[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?:[0-9]{1,5})';
+const NSPART = '(?:[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*/)+';
+// Each rule: [regular expression, what a matching value is] -- the schema's patterns, verbatim.
+const RULES = {
+  version: [SEMVER_RE, 'a SemVer 2 version without build metadata'],
+  profile: [full('[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?'), 'a values profile name (a DNS label)'],
+  tag: [TAG_RE, 'an OCI tag'],
+  controlPlane: [
+    full(`${HOSTPART}/${NSPART}alga-appliance-control-plane@sha256:[a-f0-9]{64}`),
+    '<registry>/<namespace>/alga-appliance-control-plane@sha256:<64 hex>',
+  ],
+  configRepository: [full(`${HOSTPART}/${NSPART}alga-appliance-config`), '<registry>/<namespace>/alga-appliance-config without a scheme'],
+  digest: [full('sha256:[a-f0-9]{64}'), 'sha256:<64 lower-case hex>'],
+  profileKey: [
+    full('(?:alga-core|pgbouncer|temporal|workflow-worker|email-service|temporal-worker)\\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\\.yaml'),
+    '<name>.<profile>.yaml for one of the six services',
+  ],
+  supportAgent: [
+    full('ghcr\\.io/nine-minds/alga-appliance-support-agent@sha256:[a-f0-9]{64}'),
+    'ghcr.io/nine-minds/alga-appliance-support-agent@sha256:<64 hex>',
+  ],
+  keyId: [full('[A-Za-z0-9_.-]{1,64}'), 'a key id ([A-Za-z0-9_.-]{1,64})'],
+  source: [full('https://[^\\s]+'), 'an https URL'],
+  revision: [full('[a-f0-9]{40}'), 'a 40-hex git commit SHA'],
+  created: [
+    full('[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\\.[0-9]+)?Z'),
+    'an RFC 3339 UTC time (YYYY-MM-DDThh:mm:ssZ)',
+  ],
+  run: [full('[a-z0-9](?:[-a-z0-9.]*[a-z0-9])?'), 'a Kubernetes object name'],
+};
+
+/**
+ * The calendar half of format: date-time for a string the created pattern matched.
+ * The schema's validator asserts the format (30 February fails although the
+ * pattern matches); a leap second fails too, as it does there.
+ */
+function realDateTime(text) {
+  const [year, month, day] = [Number(text.slice(0, 4)), Number(text.slice(5, 7)), Number(text.slice(8, 10))];
+  const [hour, minute, second] = [Number(text.slice(11, 13)), Number(text.slice(14, 16)), Number(text.slice(17, 19))];
+  if (year < 1 || month < 1 || month > 12) return false;
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  const days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1];
+  return day >= 1 && day <= days && hour <= 23 && minute <= 59 && second <= 59;
+}
+
+function pointer(at, key) {
+  return `${at}/${key.replaceAll('~', '~0').replaceAll('/', '~1')}`;
+}
+
+function show(at) {
+  return at || '(root)';
+}
+
+function length(text) {
+  return [...text].length; // code points, as JSON Schema (and Python's len) counts
+}
+
+/** Code-point order, as Python's sorted() sorts strings. */
+function byCodePoint(a, b) {
+  const x = [...a];
+  const y = [...b];
+  for (let i = 0; i < Math.min(x.length, y.length); i += 1) {
+    const d = x[i].codePointAt(0) - y[i].codePointAt(0);
+    if (d) return d;
+  }
+  return x.length - y.length;
+}
+
+function sortedKeys(obj) {
+  return Object.keys(obj).sort(byCodePoint);
+}
+
+/** Collects problems as "<JSON pointer>: <what is wrong>" in a fixed order. */
+class Checker {
+  constructor() {
+    this.problems = [];
+  }
+
+  add(at, text) {
+    this.problems.push(`${show(at)}: ${text}`);
+  }
+
+  obj(value, at, required, optional = [], { closed = true } = {}) {
+    if (!isObject(value)) {
+      this.add(at, 'must be an object');
+      return null;
+    }
+    for (const key of required) {
+      if (!Object.hasOwn(value, key)) this.add(pointer(at, key), 'is required');
+    }
+    if (closed) {
+      const known = new Set([...required, ...optional]);
+      for (const key of sortedKeys(value).filter((k) => !known.has(k))) this.add(pointer(at, key), 'is not allowed (unknown key)');
+    }
+    return value;
+  }
+
+  string(value, at, rule = null, { maxLength = null, minLength = null, prefix = null, valid = null } = {}) {
+    if (typeof value !== 'string') {
+      this.add(at, 'must be a string');
+      return;
+    }
+    if (maxLength !== null && length(value) > maxLength) this.add(at, `must be at most ${maxLength} characters`);
+    if (minLength !== null && length(value) < minLength) {
+      this.add(at, minLength === 1 ? 'must not be empty' : `needs ${minLength}+ characters`);
+    }
+    if (prefix !== null && !value.startsWith(prefix)) this.add(at, `must start with ${prefix}`);
+    if (rule !== null) {
+      const [pattern, what] = RULES[rule];
+      if (!pattern.test(value) || (valid !== null && !valid(value))) this.add(at, `must be ${what}`);
+    }
+  }
+
+  count(value, at, low, high) {
+    const n = Object.keys(value).length;
+    if (n < low || n > high) this.add(at, `must have ${low === high ? `exactly ${low}` : `${low} to ${high}`} keys, has ${n}`);
+  }
+}
+
+const has = (obj, key) => Object.hasOwn(obj, key);
+
+/**
+ * The rules of schemas/release-manifest.v1.schema.json, as code. Pure.
+ * Returns the problems found (empty when the schema accepts doc), in the same
+ * fixed order as the Python twin.
+ */
+export function schemaProblems(doc) {
+  const c = new Checker();
+  const top = c.obj(
+    doc,
+    '',
+    ['schema', 'version', 'channel', 'valuesProfile', 'images', 'controlPlane', 'config', 'charts', 'profileValues', 'provenance'],
+    ['chartDigests', 'supportAgent', 'supportReceiptKeys'],
+  );
+  if (top === null) return c.problems;
+  if (has(top, 'schema') && top.schema !== RELEASE_SCHEMA) c.add('/schema', `must be ${RELEASE_SCHEMA}`);
+  if (has(top, 'version')) c.string(top.version, '/version', 'version', { maxLength: 128 });
+  if (has(top, 'channel') && !CHANNELS.includes(top.channel)) c.add('/channel', 'must be one of nightly, stable');
+  if (has(top, 'valuesProfile')) c.string(top.valuesProfile, '/valuesProfile', 'profile');
+  if (has(top, 'images')) {
+    const images = c.obj(top.images, '/images', IMAGE_KEYS);
+    for (const key of IMAGE_KEYS) {
+      if (images !== null && has(images, key)) c.string(images[key], `/images/${key}`, 'tag');
+    }
+  }
+  if (has(top, 'controlPlane')) c.string(top.controlPlane, '/controlPlane', 'controlPlane', { maxLength: 512 });
+  if (has(top, 'config')) {
+    const config = c.obj(top.config, '/config', ['repository', 'tag', 'version', 'digest']);
+    if (config !== null) {
+      if (has(config, 'repository')) c.string(config.repository, '/config/repository', 'configRepository', { maxLength: 512 });
+      if (has(config, 'tag')) c.string(config.tag, '/config/tag', 'tag');
+      if (has(config, 'version')) c.string(config.version, '/config/version', 'version', { maxLength: 128 });
+      if (has(config, 'digest')) c.string(config.digest, '/config/digest', 'digest');
+    }
+  }
+  for (const [name, rule, limit] of [['charts', 'version', 128], ['chartDigests', 'digest', null]]) {
+    if (has(top, name)) {
+      const table = c.obj(top[name], `/${name}`, CHARTS);
+      for (const chart of CHARTS) {
+        if (table !== null && has(table, chart)) c.string(table[chart], pointer(`/${name}`, chart), rule, { maxLength: limit });
+      }
+    }
+  }
+  if (has(top, 'profileValues')) {
+    const values = c.obj(top.profileValues, '/profileValues', [], [], { closed: false });
+    if (values !== null) {
+      c.count(values, '/profileValues', 6, 6);
+      for (const key of sortedKeys(values)) {
+        const at = pointer('/profileValues', key);
+        if (!RULES.profileKey[0].test(key)) c.add(at, `is not an allowed key (expected ${RULES.profileKey[1]})`);
+        c.string(values[key], at, null, { minLength: 1 });
+      }
+    }
+  }
+  if (has(top, 'supportAgent')) c.string(top.supportAgent, '/supportAgent', 'supportAgent');
+  if (has(top, 'supportReceiptKeys')) {
+    const keys = c.obj(top.supportReceiptKeys, '/supportReceiptKeys', [], [], { closed: false });
+    if (keys !== null) {
+      c.count(keys, '/supportReceiptKeys', 1, 2);
+      for (const key of sortedKeys(keys)) {
+        const at = pointer('/supportReceiptKeys', key);
+        if (!RULES.keyId[0].test(key)) c.add(at, `is not an allowed key (expected ${RULES.keyId[1]})`);
+        c.string(keys[key], at, null, { maxLength: 8192, prefix: '-----BEGIN PUBLIC KEY-----' });
+      }
+    }
+  }
+  if (has(top, 'provenance')) {
+    const prov = c.obj(top.provenance, '/provenance', ['created'], ['source', 'revision', 'run']);
+    if (prov !== null) {
+      if (has(prov, 'source')) c.string(prov.source, '/provenance/source', 'source', { maxLength: 2048 });
+      if (has(prov, 'revision')) c.string(prov.revision, '/provenance/revision', 'revision');
+      if (has(prov, 'created')) c.string(prov.created, '/provenance/created', 'created', { valid: realDateTime });
+      if (has(prov, 'run')) c.string(prov.run, '/provenance/run', 'run', { maxLength: 253 });
+    }
+  }
+  return c.problems;
+}
+
+/**
+ * The consumer-contract rules JSON Schema cannot say. Pure; doc passed the schema.
+ * (1) profileValues holds exactly <name>.<valuesProfile>.yaml for the six services;
+ * (2) config.tag and config.version equal version; (3) the appliance's
+ * line-based setter finds every key path it edits.
+ */
+export function contractProblems(doc) {
+  const c = new Checker();
+  const { version, valuesProfile: profile } = doc;
+  for (const key of ['tag', 'version']) {
+    if (doc.config[key] !== version) c.add(`/config/${key}`, `must equal version ${version}`);
+  }
+  const values = doc.profileValues;
+  const wanted = SERVICES.map((name) => `${name}.${profile}.yaml`);
+  for (const key of wanted) {
+    if (!has(values, key)) c.add(pointer('/profileValues', key), `is required for valuesProfile ${profile}`);
+  }
+  for (const key of sortedKeys(values).filter((k) => !wanted.includes(k))) {
+    c.add(pointer('/profileValues', key), `does not belong to valuesProfile ${profile}`);
+  }
+  for (const [name, paths] of Object.entries(SETTER_PATHS)) {
+    const key = `${name}.${profile}.yaml`;
+    if (!has(values, key)) continue;
+    for (const keyPath of paths) {
+      try {
+        setYamlScalar(values[key], keyPath, '""');
+      } catch {
+        c.add(pointer('/profileValues', key), `has no ${keyPath.join('.')} for the appliance to set`);
+      }
+    }
+  }
+  return c.problems;
+}
+
+/** Everything wrong with a release JSON: the schema's rules, then the contract's. */
+export function releaseProblems(doc) {
+  const problems = schemaProblems(doc);
+  return problems.length ? problems : contractProblems(doc);
+}
+
+/** Return doc when it is a valid release; throw InvalidRelease otherwise. */
+export function validateRelease(doc) {
+  const problems = releaseProblems(doc);
+  if (problems.length) throw new InvalidRelease(problems);
+  return doc;
+}
+
+/** Parse and validate the config blob's bytes. Pure. */
+export function parseRelease(data) {
+  let doc;
+  try {
+    doc = parseJson(data, 'the config blob');
+  } catch (error) {
+    throw new InvalidRelease([`(root): ${error.message}`]);
+  }
+  return validateRelease(doc);
+}
+
+// -- pure: rendering what the appliance applies --------------------------------------
+
+const KEY_LINE = /^(\s*)([A-Za-z0-9_-]+):(?:\s|$)/;
+
+/**
+ * Set path to the YAML scalar value with the appliance's line-based setter.
+ * A line-for-line port of setYamlScalar in the appliance's setup-engine.mjs so
+ * that what renders here renders there: keys match [A-Za-z0-9_-]+:, nesting is
+ * tracked by indentation (a blank or comment line resets it, exactly as the
+ * appliance does), the first match is replaced by "<indent><key>: <value>" (a
+ * trailing comment is dropped), and a path that is not found throws.
+ */
+export function setYamlScalar(text, keyPath, value) {
+  const output = [];
+  const stack = [];
+  let replaced = false;
+  for (const line of text.split(/\r?\n/)) {
+    const match = line.match(KEY_LINE);
+    const indent = line.match(/^\s*/)?.[0].length || 0;
+    while (stack.length && stack[stack.length - 1].indent >= indent) stack.pop();
+    if (match) {
+      const key = match[2];
+      const parents = stack.map((entry) => entry.key);
+      if (
+        !replaced &&
+        parents.length === keyPath.length - 1 &&
+        parents.every((part, index) => part === keyPath[index]) &&
+        key === keyPath[keyPath.length - 1]
+      ) {
+        output.push(`${line.slice(0, indent)}${key}: ${value}`);
+        replaced = true;
+        stack.push({ indent, key });
+        continue;
+      }
+      stack.push({ indent, key });
+    }
+    output.push(line);
+  }
+  if (!replaced) throw new Error(`Failed to update YAML value ${keyPath.join('.')}`);
+  return output.join('\n');
+}
+
+/** A double-quoted YAML scalar (JSON's string form, as the appliance writes it). */
+export function yamlString(value) {
+  return JSON.stringify(String(value));
+}
+
+/** The Flux OCIRepository the appliance applies: the config bundle pinned by digest. */
+export function renderOciRepository(release, { name = 'alga-appliance', namespace = 'flux-system', interval = '1m0s' } = {}) {
+  return {
+    apiVersion: 'source.toolkit.fluxcd.io/v1beta2',
+    kind: 'OCIRepository',
+    metadata: { name, namespace },
+    spec: { interval, url: `oci://${release.config.repository}`, ref: { digest: release.config.digest } },
+  };
+}
+
+/** The Flux Kustomization the appliance applies: ./base of the bundle, pruned. */
+export function renderKustomization(release, { name = 'alga-appliance', namespace = 'flux-system', interval = '5m0s', path: at = './base' } = {}) {
+  return {
+    apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+    kind: 'Kustomization',
+    metadata: { name, namespace },
+    spec: { interval, path: at, prune: true, sourceRef: { kind: 'OCIRepository', name } },
+  };
+}
+
+/** The six profile values texts with the image tags injected, keyed as in profileValues. Throws naming the path. */
+export function renderValues(release) {
+  const profile = release.valuesProfile;
+  const values = {};
+  for (const name of SERVICES) {
+    const key = `${name}.${profile}.yaml`;
+    const text = release.profileValues[key];
+    if (typeof text !== 'string') throw new Error(`Release manifest is missing profileValues["${key}"].`);
+    values[key] = text;
+  }
+  for (const [name, keyPath, image] of IMAGE_TAG_PATHS) {
+    const key = `${name}.${profile}.yaml`;
+    values[key] = setYamlScalar(values[key], keyPath, yamlString(release.images[image]));
+  }
+  return Object.fromEntries(Object.entries(values).map(([key, text]) => [key, text.endsWith('\n') ? text : `${text}\n`]));
+}
+
+/** The six appliance-values-<name> ConfigMaps, in the appliance's order. */
+export function renderValuesConfigMaps(release, { namespace = 'alga-system' } = {}) {
+  const profile = release.valuesProfile;
+  const values = renderValues(release);
+  return SERVICES.map((name) => ({
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: `appliance-values-${name}`, namespace },
+    data: { [`${name}.${profile}.yaml`]: values[`${name}.${profile}.yaml`] },
+  }));
+}
+
+/** What the appliance applies for a release: six ConfigMaps, the source, the Kustomization. */
+export function renderAll(release) {
+  return [...renderValuesConfigMaps(release), renderOciRepository(release), renderKustomization(release)];
+}
+
+// -- transport ----------------------------------------------------------------------------
+
+// A transport is any object with
+//   request(method, url, headers, limit) -> Promise<{status, headers, body}>
+// (header names lower case, body a Buffer): one HTTP exchange, no redirects
+// followed, at most limit + 1 body bytes read. It throws RegistryUnreachable
+// when no response arrives (retryable false for TLS verification failures) and
+// returns every response, whatever its status.
+
+const TLS_HINT = "the registry's certificate is not trusted; pass --ca-file PEM for a private CA";
+const TLS_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+class StaleSocket extends Error {}
+
+/** The real transport: node:http/node:https (TLS verified) with keep-alive agents. */
+export class HttpTransport {
+  constructor({ caFile = null, timeout = DEFAULT_TIMEOUT } = {}) {
+    this.timeout = timeout;
+    let ca;
+    if (caFile) {
+      try {
+        ca = fs.readFileSync(caFile);
+      } catch (error) {
+        throw new BadInput(`cannot read the CA file ${caFile}: ${error.code || error.message}`);
+      }
+    }
+    this.agents = {
+      'https:': new https.Agent({ keepAlive: true, ca }),
+      'http:': new http.Agent({ keepAlive: true }),
+    };
+  }
+
+  close() {
+    for (const agent of Object.values(this.agents)) agent.destroy();
+  }
+
+  async request(method, url, headers, limit) {
+    for (let attempt = 0; attempt < 2; attempt += 1) {
+      try {
+        return await this.#once(method, url, headers, limit);
+      } catch (error) {
+        // The server closed an idle keep-alive connection: one fresh try.
+        if (error instanceof StaleSocket && attempt === 0) continue;
+        if (error instanceof StaleSocket) throw new RegistryUnreachable(`${method} ${url.split('?')[0]}: connection lost`);
+        throw error;
+      }
+    }
+    throw new RegistryUnreachable(`${method} ${url.split('?')[0]}: connection lost`);
+  }
+
+  #once(method, url, headers, limit) {
+    const target = new URL(url);
+    const where = `${method} ${target.origin}${target.pathname}`;
+    const module = target.protocol === 'https:' ? https : http;
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const done = (fn, value) => {
+        if (!settled) {
+          settled = true;
+          fn(value);
+        }
+      };
+      const req = module.request(target, { method, headers: { ...headers }, agent: this.agents[target.protocol] }, (res) => {
+        const out = {};
+        for (const [name, value] of Object.entries(res.headers)) out[name] = Array.isArray(value) ? value.join(', ') : String(value);
+        const declared = out['content-length'];
+        if (method === 'HEAD' || res.statusCode === 204 || res.statusCode === 304) {
+          res.resume();
+          res.on('end', () => done(resolve, { status: res.statusCode, headers: out, body: Buffer.alloc(0) }));
+        } else if (declared !== undefined && DIGITS.test(declared) && Number(declared) > limit) {
+          res.destroy(); // do not read what we would refuse anyway
+          done(resolve, { status: res.statusCode, headers: out, body: Buffer.alloc(0) });
+        } else {
+          const chunks = [];
+          let total = 0;
+          res.on('data', (chunk) => {
+            chunks.push(chunk);
+            total += chunk.length;
+            if (total > limit) {
+              res.destroy();
+              done(resolve, { status: res.statusCode, headers: out, body: Buffer.concat(chunks).subarray(0, limit + 1) });
+            }
+          });
+          res.on('end', () => done(resolve, { status: res.statusCode, headers: out, body: Buffer.concat(chunks) }));
+          res.on('close', () => {
+            if (!res.complete) done(reject, new RegistryUnreachable(`${where}: connection lost mid-body`));
+          });
+          res.on('error', () => done(reject, new RegistryUnreachable(`${where}: connection lost mid-body`)));
+        }
+      });
+      req.setTimeout(this.timeout * 1000, () => req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT_ALGA' })));
+      req.on('error', (error) => {
+        const code = error.code || '';
+        if (code === 'ETIMEDOUT_ALGA') {
+          done(reject, new RegistryUnreachable(`${where}: timed out after ${this.timeout}s`));
+        } else if (TLS_CODES.has(code) || code.startsWith('ERR_TLS_CERT')) {
+          done(reject, new RegistryUnreachable(`${where}: TLS verification failed (${code})`, { hint: TLS_HINT, retryable: false }));
+        } else if (req.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE')) {
+          done(reject, new StaleSocket(code));
+        } else {
+          done(reject, new RegistryUnreachable(`${where}: ${code || error.message}`));
+        }
+      });
+      req.end();
+    });
+  }
+}
+
+// -- caches --------------------------------------------------------------------------------
+
+// A cache is any object with load() -> doc | null and save(doc) (sync or async).
+
+function cloneJson(value) {
+  return value === null || value === undefined ? null : JSON.parse(JSON.stringify(value));
+}
+
+/** A cache held in memory (tests, or one process resolving many times). */
+export class MemoryCache {
+  constructor(doc = null) {
+    this.doc = cloneJson(doc);
+  }
+
+  load() {
+    return cloneJson(this.doc);
+  }
+
+  save(doc) {
+    this.doc = cloneJson(doc);
+  }
+}
+
+/**
+ * A JSON cache file (mode 0600, replaced atomically); the Python twin reads the same file.
+ * It holds bearer tokens, so keep it where only the appliance's service user can
+ * read it. A missing, unreadable or corrupt file is an empty cache.
+ */
+export class FileCache {
+  constructor(file) {
+    this.path = file;
+  }
+
+  load() {
+    try {
+      const doc = parseJson(fs.readFileSync(this.path), 'the cache');
+      return isObject(doc) ? doc : null;
+    } catch {
+      return null;
+    }
+  }
+
+  save(doc) {
+    const dir = path.dirname(path.resolve(this.path));
+    fs.mkdirSync(dir, { recursive: true });
+    const tmp = path.join(dir, `.release-cache-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`);
+    try {
+      fs.writeFileSync(tmp, JSON.stringify(sortDeep(doc)), { mode: 0o600 });
+      fs.renameSync(tmp, this.path);
+    } catch (error) {
+      try {
+        fs.unlinkSync(tmp);
+      } catch {
+        // nothing to clean up
+      }
+      throw error;
+    }
+  }
+}
+
+function sortDeep(value) {
+  if (Array.isArray(value)) return value.map(sortDeep);
+  if (isObject(value)) return Object.fromEntries(sortedKeys(value).map((key) => [key, sortDeep(value[key])]));
+  return value;
+}
+
+function emptyState() {
+  return { schema: CACHE_SCHEMA, releases: {}, challenges: {}, tokens: {} };
+}
+
+function normaliseState(doc) {
+  const state = emptyState();
+  if (isObject(doc) && doc.schema === CACHE_SCHEMA) {
+    for (const name of ['releases', 'challenges', 'tokens']) {
+      if (isObject(doc[name])) state[name] = doc[name];
+    }
+  }
+  return state;
+}
+
+const BASE64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+function unb64(text) {
+  if (typeof text !== 'string' || !BASE64_RE.test(text)) throw new Error('not base64');
+  return Buffer.from(text, 'base64');
+}
+
+function timestamp(now) {
+  return new Date(Math.floor(now) * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** Re-verify a cache entry from its bytes (digests, media types, rules); null if unusable. */
+export function verifyCached(entry) {
+  if (!isObject(entry)) return null;
+  try {
+    const manifest = unb64(entry.manifest);
+    const config = unb64(entry.config);
+    const digest = entry.manifestDigest;
+    if (typeof digest !== 'string' || !isDigest(digest)) return null;
+    const info = verifyManifest(manifest, { contentType: String(entry.mediaType || ''), expectedDigest: digest });
+    verifyBlob(config, info.configDigest, info.configSize);
+    const release = parseRelease(config);
+    return { manifest, info, config, release, cached: true, stale: false };
+  } catch {
+    return null;
+  }
+}
+
+/** The cached release for target (for a digest: any entry holding that manifest). */
+function findCached(state, key, target) {
+  const entries = state.releases[key];
+  if (!isObject(entries)) return null;
+  if (target.kind === 'digest') {
+    for (const entry of Object.values(entries)) {
+      if (isObject(entry) && entry.manifestDigest === target.value) return verifyCached(entry);
+    }
+    return null;
+  }
+  return has(entries, target.value) ? verifyCached(entries[target.value]) : null;
+}
+
+const MAX_ENTRIES = 16; // per repository; channels are few, pinned versions and digests accumulate
+
+/** Record a verified release under ref; drop expired tokens and the oldest entries. */
+function remember(state, key, ref, outcome, now) {
+  let entries = state.releases[key];
+  if (!isObject(entries)) entries = state.releases[key] = {};
+  entries[ref] = {
+    manifestDigest: outcome.info.digest,
+    mediaType: outcome.info.mediaType,
+    manifest: outcome.manifest.toString('base64'),
+    config: outcome.config.toString('base64'),
+    resolvedAt: timestamp(now),
+  };
+  while (Object.keys(entries).length > MAX_ENTRIES) {
+    const when = (k) => (isObject(entries[k]) ? String(entries[k].resolvedAt ?? '') : '');
+    const candidates = Object.keys(entries).filter((k) => !CHANNELS.includes(k) && k !== ref);
+    const oldest = candidates.reduce((a, b) => (when(b) < when(a) ? b : a));
+    delete entries[oldest];
+  }
+  state.tokens = Object.fromEntries(
+    Object.entries(state.tokens).filter(([, v]) => isObject(v) && typeof v.expiresAt === 'number' && v.expiresAt > now),
+  );
+}
+
+// -- the resolver: auth, redirects, retries ---------------------------------------------------
+
+const CHALLENGE_PARAM = /([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)/g;
+const TOKEN_RE = full('[\\x21-\\x7e]+');
+
+/** The first challenge of a WWW-Authenticate header: {scheme, realm, service, ...}. */
+export function parseChallenge(header) {
+  const text = (header || '').trim();
+  if (!text) return null;
+  const space = text.indexOf(' ');
+  const scheme = space < 0 ? text : text.slice(0, space);
+  const rest = space < 0 ? '' : text.slice(space + 1);
+  const out = { scheme: scheme.toLowerCase() };
+  for (const match of rest.matchAll(CHALLENGE_PARAM)) {
+    const name = match[1].toLowerCase();
+    let value = match[2];
+    if (value.length >= 2 && value[0] === '"' && value[value.length - 1] === '"') value = value.slice(1, -1).replace(/\\(.)/g, '$1');
+    if (name !== 'scheme' && !has(out, name)) out[name] = value;
+  }
+  return out;
+}
+
+function origin(url) {
+  const u = new URL(url);
+  const port = u.port || (u.protocol === 'https:' ? '443' : '80');
+  return `${u.protocol.slice(0, -1)}://${u.hostname.toLowerCase()}:${port}`;
+}
+
+function checkUrl(url, what) {
+  let u;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new DownloadError(`refusing ${what}: ${url.split('?')[0]} is not a URL`);
+  }
+  if (u.protocol === 'https:') return;
+  if (u.protocol === 'http:' && isLoopback(u.host)) return;
+  throw new DownloadError(`refusing ${what} over ${u.protocol.slice(0, -1) || 'no scheme'}: ${u.protocol}//${u.hostname}`, {
+    hint: 'only https (or plain http to a loopback host) is allowed',
+  });
+}
+
+/** One resolve's conversation with a registry: auth state, retries, redirects, counts. */
+class Session {
+  constructor(transport, { registry, repository, scheme, credentials, state, clock, sleep, attempts, tokenRealm, tokenService }) {
+    this.transport = transport;
+    this.registry = registry;
+    this.repository = repository;
+    this.base = `${scheme}://${registry}`;
+    this.credentials = credentials;
+    this.state = state;
+    this.clock = clock;
+    this.sleep = sleep;
+    this.attempts = Math.max(1, attempts);
+    this.scope = `repository:${repository}:pull`;
+    this.requests = 0;
+    this.token = null;
+    this.basic = false;
+    this.challenge = null;
+    let known = state.challenges[registry];
+    if (tokenRealm) known = { scheme: 'bearer', realm: tokenRealm, service: tokenService || registry };
+    else if (!isObject(known) && registry === 'ghcr.io') known = { scheme: 'bearer', realm: 'https://ghcr.io/token', service: 'ghcr.io' };
+    if (isObject(known)) {
+      if (known.scheme === 'basic') {
+        this.basic = credentials !== null;
+      } else if (known.scheme === 'bearer' && typeof known.realm === 'string') {
+        this.challenge = Object.fromEntries(Object.entries(known).map(([k, v]) => [k, String(v)]));
+        this.token = this.cachedToken();
+      }
+    }
+  }
+
+  // -- auth state ---------------------------------------------------------
+
+  tokenKey() {
+    const user = this.credentials ? this.credentials.username : '';
+    return [this.challenge.realm, this.challenge.service ?? '', this.scope, user].join('|');
+  }
+
+  cachedToken() {
+    const entry = this.state.tokens[this.tokenKey()];
+    if (!isObject(entry)) return null;
+    const { token, expiresAt } = entry;
+    if (typeof token !== 'string' || !TOKEN_RE.test(token)) return null;
+    if (typeof expiresAt !== 'number' || expiresAt - TOKEN_MARGIN <= this.clock()) return null;
+    return token;
+  }
+
+  authorization() {
+    if (this.token !== null) return { Authorization: `Bearer ${this.token}` };
+    if (this.basic && this.credentials !== null) return { Authorization: this.credentials.basicHeader() };
+    return {};
+  }
+
+  /** Ask the token service for a pull token. False when an optimistic guess was wrong. */
+  async fetchToken({ optimistic }) {
+    const { realm } = this.challenge;
+    checkUrl(realm, 'the token service');
+    const query = this.challenge.service ? { service: this.challenge.service, scope: this.scope } : { scope: this.scope };
+    const url = realm + (realm.includes('?') ? '&' : '?') + new URLSearchParams(query).toString();
+    const headers = { Accept: 'application/json' };
+    if (this.credentials !== null) headers.Authorization = this.credentials.basicHeader();
+    const resp = await this.retrying('GET', url, headers, MAX_BYTES, { follow: true });
+    if (resp.status === 401 || resp.status === 403) {
+      const who = this.credentials ? `as ${this.credentials.username}` : 'anonymously';
+      throw new AuthError(`the token service refused a pull token for ${this.registry}/${this.repository} ${who} (${resp.status})`, {
+        hint: this.credentials ? 'check the credentials' : 'the package may be private: make it public, or pass credentials',
+      });
+    }
+    if (resp.status !== 200) {
+      if (optimistic) return false;
+      throw new DownloadError(`the token service answered ${resp.status}`);
+    }
+    let body;
+    try {
+      body = parseJson(resp.body, 'the token response');
+    } catch {
+      if (optimistic) return false;
+      throw new DownloadError("the token service's answer is not JSON");
+    }
+    const token = isObject(body) ? body.token || body.access_token : null;
+    if (typeof token !== 'string' || !TOKEN_RE.test(token)) {
+      if (optimistic) return false;
+      throw new DownloadError("the token service's answer holds no usable token");
+    }
+    let lifetime = MIN_TOKEN_LIFETIME;
+    if (typeof body.expires_in === 'number') lifetime = Math.max(body.expires_in, MIN_TOKEN_LIFETIME);
+    this.token = token;
+    this.state.tokens[this.tokenKey()] = { token, expiresAt: this.clock() + lifetime };
+    this.state.challenges[this.registry] = { ...this.challenge };
+    return true;
+  }
+
+  async authenticate(resp) {
+    let challenge = parseChallenge(resp.headers['www-authenticate'] || '');
+    if (challenge !== null && challenge.scheme === 'basic') {
+      if (this.credentials === null) {
+        throw new AuthError(`${this.registry} requires credentials (Basic auth)`, { hint: `set ${ENV_USERNAME} and ${ENV_PASSWORD}` });
+      }
+      this.basic = true;
+      this.token = null;
+      this.state.challenges[this.registry] = { scheme: 'basic' };
+      return;
+    }
+    if (challenge !== null && challenge.scheme !== 'bearer') {
+      throw new AuthError(`${this.registry} asks for unsupported auth '${challenge.scheme}'`);
+    }
+    if (challenge === null || !challenge.realm) {
+      // No usable challenge: the token endpoint where ghcr.io serves it.
+      challenge = { scheme: 'bearer', realm: `${this.base}/token`, service: this.registry };
+    }
+    this.challenge = Object.fromEntries(Object.entries(challenge).filter(([k]) => ['scheme', 'realm', 'service'].includes(k)));
+    this.token = null;
+    await this.fetchToken({ optimistic: false });
+  }
+
+  // -- HTTP ----------------------------------------------------------------
+
+  async hop(method, url, headers, limit) {
+    this.requests += 1;
+    return this.transport.request(method, url, headers, limit);
+  }
+
+  /** One request, following redirects; Authorization never leaves its origin. */
+  async follow(method, url, headers, limit, { follow }) {
+    const start = origin(url);
+    let current = { ...headers };
+    let at = url;
+    for (let i = 0; i <= MAX_REDIRECTS; i += 1) {
+      const resp = await this.hop(method, at, current, limit);
+      const location = resp.headers.location;
+      if (!follow || ![301, 302, 303, 307, 308].includes(resp.status) || !location) return resp;
+      at = new URL(location, at).toString();
+      checkUrl(at, 'a redirect');
+      if (origin(at) !== start) current = Object.fromEntries(Object.entries(current).filter(([k]) => k.toLowerCase() !== 'authorization'));
+    }
+    throw new DownloadError(`more than ${MAX_REDIRECTS} redirects for ${method} ${at.split('?')[0]}`);
+  }
+
+  /** Bounded retries with backoff on 429, 5xx and connection errors. */
+  async retrying(method, url, headers, limit, { follow }) {
+    let last = '';
+    let delay = 0;
+    for (let attempt = 0; attempt < this.attempts; attempt += 1) {
+      if (attempt) await this.sleep(delay);
+      delay = Math.min(BASE_DELAY * 2 ** attempt, MAX_DELAY);
+      let resp;
+      try {
+        resp = await this.follow(method, url, headers, limit, { follow });
+      } catch (error) {
+        if (!(error instanceof RegistryUnreachable) || !error.retryable) throw error;
+        last = error.message;
+        continue;
+      }
+      if (!RETRY_STATUSES.has(resp.status)) return resp;
+      last = `${method} ${url.split('?')[0]} answered ${resp.status}`;
+      const retryAfter = resp.headers['retry-after'] || '';
+      if (DIGITS.test(retryAfter)) delay = Math.min(Number(retryAfter), MAX_DELAY);
+    }
+    throw new RegistryUnreachable(`${this.registry} cannot be reached after ${this.attempts} attempts: ${last}`, {
+      hint: "check the network and the registry's status; the appliance will retry",
+    });
+  }
+
+  /** A request to the registry, authenticated as it asks (at most one challenge round). */
+  async registryRequest(method, at, accept, limit, { follow }) {
+    const url = this.base + at;
+    const needToken = this.token === null && !this.basic && this.challenge !== null;
+    if (needToken && !(await this.fetchToken({ optimistic: true }))) {
+      this.challenge = null; // the guessed or cached realm was wrong: ask the registry
+    }
+    let answeredChallenge = false;
+    for (;;) {
+      const headers = { 'User-Agent': USER_AGENT, ...this.authorization() };
+      if (accept) headers.Accept = accept;
+      const resp = await this.retrying(method, url, headers, limit, { follow });
+      if (resp.status === 401 && !answeredChallenge) {
+        answeredChallenge = true;
+        await this.authenticate(resp);
+        continue;
+      }
+      if (resp.status === 401 || resp.status === 403) {
+        throw new AuthError(`${this.registry} refused ${method} ${at} (${resp.status}) after authenticating`, {
+          hint: 'check the credentials and that the package is readable by them',
+        });
+      }
+      return resp;
+    }
+  }
+}
+
+function contentLength(resp) {
+  const value = (resp.headers['content-length'] || '').trim();
+  return DIGITS.test(value) ? Number(value) : null;
+}
+
+function headerDigest(resp) {
+  const value = (resp.headers['docker-content-digest'] || '').trim();
+  return isDigest(value) ? value : null;
+}
+
+/** Fetch and verify the manifest and the config blob, or confirm the cache still holds. */
+async function fetchRelease(session, target, cached) {
+  const where = `${session.registry}/${session.repository}`;
+  const manifests = `/v2/${session.repository}/manifests/`;
+  let manifestRef = target.value;
+  let expectedDigest = null;
+  let expectedSize = null;
+  if (target.kind === 'digest') {
+    expectedDigest = target.value;
+  } else if (cached !== null) {
+    const head = await session.registryRequest('HEAD', manifests + target.value, MANIFEST_ACCEPT, 0, { follow: false });
+    if (head.status === 404) throw new NotFound(`${where}:${target.value} does not exist`);
+    if (head.status !== 200) throw new DownloadError(`HEAD ${where}:${target.value} answered ${head.status}`);
+    const remote = headerDigest(head);
+    if (cacheDecision(cached.info.digest, remote, { reachable: true }) === 'hit') return cached;
+    if (remote !== null) {
+      // Fetch exactly what the HEAD named, even if the tag moves meanwhile.
+      [manifestRef, expectedDigest, expectedSize] = [remote, remote, contentLength(head)];
+    }
+  }
+  const resp = await session.registryRequest('GET', manifests + manifestRef, MANIFEST_ACCEPT, MAX_BYTES, { follow: true });
+  if (resp.status === 404) {
+    throw new NotFound(`${where}${manifestRef.includes(':') ? '@' : ':'}${manifestRef} does not exist`, {
+      hint: 'check the channel or version; nightly and stable are the channels',
+    });
+  }
+  if (resp.status !== 200) throw new DownloadError(`GET ${where} manifest ${manifestRef} answered ${resp.status}`);
+  const declared = contentLength(resp);
+  if ((declared !== null && declared > MAX_BYTES) || resp.body.length > MAX_BYTES) {
+    throw new SizeLimitExceeded(`the manifest ${manifestRef} is larger than ${MAX_BYTES} bytes`);
+  }
+  const info = verifyManifest(resp.body, {
+    contentType: resp.headers['content-type'] ?? null,
+    headerDigest: headerDigest(resp),
+    expectedDigest,
+    expectedSize,
+  });
+  // Reuse a cached config blob only when it was verified against this very digest.
+  const config = cached !== null && cached.info.configDigest === info.configDigest ? cached.config : await fetchBlob(session, info);
+  const release = parseRelease(config);
+  if (target.kind === 'version' && release.version !== target.value) {
+    throw new InvalidRelease([`/version: the tag ${target.value} holds release version ${release.version}`]);
+  }
+  return { manifest: resp.body, info, config, release, cached: false, stale: false };
+}
+
+/** The config blob's bytes, checked against the manifest's descriptor. */
+async function fetchBlob(session, info) {
+  const where = `${session.registry}/${session.repository}`;
+  const digest = info.configDigest;
+  const blob = await session.registryRequest('GET', `/v2/${session.repository}/blobs/${digest}`, null, info.configSize, { follow: true });
+  if (blob.status === 404) {
+    throw new IncompleteRelease(`${where}@${info.digest} names config blob ${digest}, which the registry lacks`, {
+      hint: 'the release was not pushed completely; republish it',
+    });
+  }
+  if (blob.status !== 200) throw new DownloadError(`GET ${where} blob ${digest} answered ${blob.status}`);
+  const declared = contentLength(blob);
+  if (declared !== null && declared > MAX_BYTES) throw new SizeLimitExceeded(`blob ${digest} is ${declared} bytes, above the ${MAX_BYTES}-byte cap`);
+  if (blob.body.length > info.configSize || (declared !== null && declared !== info.configSize)) {
+    throw new DigestMismatch(`blob ${digest} is served as ${Math.max(declared || 0, blob.body.length)} bytes, the manifest says ${info.configSize}`, {
+      hint: TAMPERED,
+    });
+  }
+  verifyBlob(blob.body, digest, info.configSize);
+  return blob.body;
+}
+
+/** Credentials from ALGA_REGISTRY_USERNAME/ALGA_REGISTRY_PASSWORD; null if unset. */
+export function credentialsFromEnv(env = process.env) {
+  const username = (env[ENV_USERNAME] || '').trim();
+  const password = env[ENV_PASSWORD] || '';
+  if (!username && !password) return null;
+  if (!username || !password) throw new BadInput(`incomplete registry credentials: set ${ENV_USERNAME} and ${ENV_PASSWORD}, or neither`);
+  return new Credentials(username, password);
+}
+
+const defaultSleep = (seconds) => new Promise((done) => setTimeout(done, seconds * 1000));
+
+/**
+ * Resolve ref (channel, version or sha256: digest) to a verified release.
+ * installedVersion turns on anti-rollback: an older release is refused
+ * (RollbackRefused) unless ref pins a version or a digest. cache keeps the last
+ * good release and the auth state: warm resolves of an unmoved channel cost one
+ * manifest HEAD, and when the registry cannot be reached the cached release is
+ * returned with stale: true. tokenRealm (with tokenService, default the registry
+ * host) names the token service up front, as is built in for ghcr.io, to save the
+ * challenge round trip; a wrong guess costs one request and falls back to the
+ * challenge. plainHttp is refused for non-loopback hosts.
+ * Returns the same object the Python twin's Resolution.to_json() returns.
+ */
+export async function resolve(ref, options = {}) {
+  const {
+    registry = DEFAULT_REGISTRY,
+    repository = DEFAULT_REPOSITORY,
+    installedVersion = null,
+    cache = null,
+    transport = null,
+    caFile = null,
+    plainHttp = false,
+    timeout = DEFAULT_TIMEOUT,
+    attempts = DEFAULT_ATTEMPTS,
+    tokenRealm = null,
+    tokenService = null,
+    clock = () => Date.now() / 1000,
+    sleep = defaultSleep,
+  } = options;
+  let { credentials = null } = options;
+  const target = parseRef(ref);
+  checkRegistry(registry);
+  checkRepository(repository);
+  if (plainHttp && !isLoopback(registry)) {
+    throw new BadInput(`refusing plain HTTP to ${registry}: only loopback hosts may use it`, {
+      hint: 'drop --plain-http; use --ca-file for a private CA',
+    });
+  }
+  if (installedVersion !== null) parseVersion(installedVersion);
+  if (tokenRealm !== null) checkUrl(tokenRealm, 'the token service');
+  if (credentials !== null && !(credentials instanceof Credentials)) credentials = new Credentials(credentials.username, credentials.password);
+  const state = normaliseState(cache !== null ? await cache.load() : null);
+  const key = `${registry}/${repository}`;
+  const cached = findCached(state, key, target);
+  const actual = transport !== null ? transport : new HttpTransport({ caFile, timeout });
+  const session = new Session(actual, {
+    registry,
+    repository,
+    scheme: plainHttp ? 'http' : 'https',
+    credentials,
+    state,
+    clock,
+    sleep,
+    attempts,
+    tokenRealm,
+    tokenService,
+  });
+  let outcome;
+  let downgrade;
+  try {
+    if (target.kind === 'digest' && cached !== null) {
+      outcome = cached; // content-addressed: the cached bytes verify against the digest
+    } else {
+      try {
+        outcome = await fetchRelease(session, target, cached);
+      } catch (error) {
+        const digest = cached !== null ? cached.info.digest : null;
+        if (!(error instanceof RegistryUnreachable) || cached === null || cacheDecision(digest, null, { reachable: false }) !== 'stale') throw error;
+        outcome = { ...cached, stale: true };
+      }
+    }
+    downgrade = checkRollback(String(outcome.release.version), installedVersion, { pinned: target.pinned, reference: target.value });
+    if (!outcome.stale) remember(state, key, target.value, outcome, clock());
+  } finally {
+    if (transport === null) actual.close();
+    if (cache !== null) {
+      // The cache is an optimisation: a read-only disk must not fail a resolve.
+      try {
+        await cache.save(state);
+      } catch {
+        // ignored on purpose
+      }
+    }
+  }
+  return {
+    reference: target.value,
+    registry,
+    repository,
+    manifestDigest: outcome.info.digest,
+    mediaType: outcome.info.mediaType,
+    configDigest: outcome.info.configDigest,
+    version: outcome.release.version,
+    channel: outcome.release.channel,
+    manifest: outcome.release,
+    pinned: target.pinned,
+    downgrade,
+    cached: outcome.cached,
+    stale: outcome.stale,
+    requests: session.requests,
+  };
+}
+
+// -- CLI -----------------------------------------------------------------------------------------
+
+function env(name, fallback = null) {
+  const value = process.env[name];
+  return value ? value : fallback;
+}
+
+const HELP = `usage: release-consume.mjs [-h] [--registry HOST[:PORT]] [--repository REPO]
+                          [--installed-version V] [--cache FILE] [--ca-file PEM]
+                          [--plain-http] [--token-realm URL] [--token-service NAME]
+                          [--username USERNAME]
+                          [--password-file FILE] [--timeout TIMEOUT] [--attempts ATTEMPTS]
+                          [--render] [--json] [--version]
+                          REF
+
+Resolve an Alga appliance channel, version or digest to a verified release.
+
+positional arguments:
+  REF                   nightly, stable, a version (1.4.0) or sha256:<hex>
+
+options:
+  -h, --help            show this help message and exit
+  --registry HOST[:PORT]
+                        registry host (env ALGA_REGISTRY; default ${DEFAULT_REGISTRY})
+  --repository REPO     release repository (env ALGA_RELEASE_REPOSITORY; default ${DEFAULT_REPOSITORY})
+  --installed-version V the installed release version; an older channel release is refused
+                        (env ALGA_INSTALLED_VERSION)
+  --cache FILE          cache file for the last good release and tokens (env ALGA_RELEASE_CACHE)
+  --ca-file PEM         trust this CA bundle for TLS (env ALGA_CA_FILE)
+  --plain-http          plain HTTP, loopback hosts only (env ALGA_PLAIN_HTTP=1)
+  --token-realm URL     the registry's token service, to skip the challenge round trip
+                        (env ALGA_TOKEN_REALM; built in for ghcr.io)
+  --token-service NAME  the service name the token service expects with --token-realm
+                        (env ALGA_TOKEN_SERVICE; default the registry host, as ghcr.io uses)
+  --username USERNAME   registry user (else env ${ENV_USERNAME})
+  --password-file FILE  password file (else env ${ENV_PASSWORD})
+  --timeout TIMEOUT     seconds per request (default 30)
+  --attempts ATTEMPTS   tries per request (default 3)
+  --render              print what the appliance applies (a v1 List: six values ConfigMaps, the
+                        OCIRepository and the Kustomization) instead of the release
+  --json                machine-readable result on stdout
+  --version             show program's version number and exit
+
+exit codes: 0 resolved, 2 bad input, 3 refused (invalid, tampered, rollback), 75 registry
+unreachable and nothing cached, 1 anything else. Credentials come from ${ENV_USERNAME}/
+${ENV_PASSWORD} or --username with --password-file, never argv.
+`;
+
+function cliCredentials(values) {
+  if (values.username === undefined && values['password-file'] === undefined) return credentialsFromEnv();
+  let password = process.env[ENV_PASSWORD] || '';
+  if (values['password-file'] !== undefined) {
+    try {
+      password = fs.readFileSync(values['password-file'], 'utf8').trim();
+    } catch (error) {
+      throw new BadInput(`cannot read the password file ${values['password-file']}: ${error.code || error.message}`);
+    }
+  }
+  const username = values.username || process.env[ENV_USERNAME] || '';
+  if (!username || !password) throw new BadInput('incomplete registry credentials: a username and a password are both needed');
+  return new Credentials(username, password);
+}
+
+function human(result) {
+  const release = result.manifest;
+  const lines = [
+    `${result.reference} -> release ${release.version} (channel ${release.channel})`,
+    `  manifest  ${result.registry}/${result.repository}@${result.manifestDigest}`,
+    `  config    ${result.configDigest}`,
+    `  bundle    oci://${release.config.repository}@${release.config.digest}`,
+    `  images    ${IMAGE_KEYS.map((k) => `${k}=${release.images[k]}`).join(', ')}`,
+  ];
+  if (result.downgrade) lines.push('  note      an explicitly pinned downgrade');
+  if (result.stale) lines.push('  STALE     the registry could not be reached; this is the last good release');
+  return lines.join('\n');
+}
+
+function number(text, name) {
+  const value = Number(text);
+  if (!Number.isFinite(value)) throw new BadInput(`--${name}: '${text}' is not a number`);
+  return value;
+}
+
+/** The command line; resolves to the exit code. */
+export async function main(argv = process.argv.slice(2), { stdout = process.stdout, stderr = process.stderr } = {}) {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        registry: { type: 'string' },
+        repository: { type: 'string' },
+        'installed-version': { type: 'string' },
+        cache: { type: 'string' },
+        'ca-file': { type: 'string' },
+        'plain-http': { type: 'boolean' },
+        'token-realm': { type: 'string' },
+        'token-service': { type: 'string' },
+        username: { type: 'string' },
+        'password-file': { type: 'string' },
+        timeout: { type: 'string' },
+        attempts: { type: 'string' },
+        render: { type: 'boolean' },
+        json: { type: 'boolean' },
+        version: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (error) {
+    stderr.write(`${HELP.split('\n\n')[0]}\nrelease-consume.mjs: error: ${error.message}\n`);
+    return EXIT_BAD_INPUT;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    stdout.write(HELP);
+    return EXIT_OK;
+  }
+  if (values.version) {
+    stdout.write(`release-consume.mjs ${VERSION}\n`);
+    return EXIT_OK;
+  }
+  if (positionals.length !== 1) {
+    stderr.write(`${HELP.split('\n\n')[0]}\nrelease-consume.mjs: error: exactly one REF is required\n`);
+    return EXIT_BAD_INPUT;
+  }
+  let result;
+  let output;
+  try {
+    const cacheFile = values.cache ?? env('ALGA_RELEASE_CACHE');
+    result = await resolve(positionals[0], {
+      registry: values.registry ?? env('ALGA_REGISTRY', DEFAULT_REGISTRY),
+      repository: values.repository ?? env('ALGA_RELEASE_REPOSITORY', DEFAULT_REPOSITORY),
+      installedVersion: values['installed-version'] ?? env('ALGA_INSTALLED_VERSION'),
+      credentials: cliCredentials(values),
+      cache: cacheFile ? new FileCache(cacheFile) : null,
+      caFile: values['ca-file'] ?? env('ALGA_CA_FILE'),
+      plainHttp: values['plain-http'] ?? ['1', 'true', 'yes', 'on'].includes((env('ALGA_PLAIN_HTTP') || '').toLowerCase()),
+      timeout: values.timeout !== undefined ? number(values.timeout, 'timeout') : DEFAULT_TIMEOUT,
+      attempts: values.attempts !== undefined ? number(values.attempts, 'attempts') : DEFAULT_ATTEMPTS,
+      tokenRealm: values['token-realm'] ?? env('ALGA_TOKEN_REALM'),
+      tokenService: values['token-service'] ?? env('ALGA_TOKEN_SERVICE'),
+    });
+  } catch (error) {
+    if (!(error instanceof ConsumeError)) throw error;
+    stderr.write(`error: ${error.diagnostics()}\n`);
+    if (values.json) stdout.write(`${JSON.stringify(error.toJSON(), null, 2)}\n`);
+    return error.exitCode;
+  }
+  output = result;
+  if (values.render) {
+    try {
+      output = { apiVersion: 'v1', kind: 'List', items: renderAll(result.manifest) };
+    } catch (error) {
+      stderr.write(`error: ${error.message}\n`); // the release cannot be applied as it is
+      return EXIT_REFUSED;
+    }
+  }
+  if (result.stale) stderr.write('warning: the registry could not be reached; returning the cached release\n');
+  if (values.json || values.render) stdout.write(`${JSON.stringify(output, null, 2)}\n`);
+  else stdout.write(`${human(result)}\n`);
+  return EXIT_OK;
+}
+
+const invokedAs = process.argv[1] ? pathToFileURL(fs.realpathSync(process.argv[1])).href : '';
+if (invokedAs === import.meta.url || fileURLToPath(import.meta.url) === process.argv[1]) {
+  process.exitCode = await main();
+}

@@ -1,0 +1,2038 @@
+#!/usr/bin/env python3
+"""Resolve an Alga PSA appliance channel to a verified release: the consume library.
+
+One file, Python standard library only, so an appliance or a pipeline step can
+vendor it as is. ``consume/release-consume.mjs`` is its JavaScript twin for the
+control plane's Node host-service: same functions (camelCase there), same error
+names, same CLI, and both pass the conformance vectors in ``consume/vectors``.
+
+    python3 consume/release_consume.py nightly --registry ghcr.io \\
+        --repository nine-minds/alga-appliance-release --json
+
+What it does:
+
+* ``resolve(ref, ...)`` turns a channel (``nightly``/``stable``), a version tag
+  or a manifest digest into a :class:`Resolution`: the manifest digest, the
+  config digest and the validated release JSON. On the way it authenticates
+  with the Bearer token the registry's ``WWW-Authenticate`` challenge names
+  (falling back to ``https://<host>/token`` as ghcr.io serves it), sends OCI
+  ``Accept`` headers, follows blob redirects and drops ``Authorization`` across
+  hosts, checks the manifest and the config blob against digest and size,
+  refuses an index or an unexpected media type, caps every body at 4 MiB,
+  retries 429/5xx/connection errors a bounded number of times, validates the
+  release JSON with the rules of ``schemas/release-manifest.v1.schema.json``
+  plus the consumer contract, and refuses to roll back below the installed
+  version unless the caller pinned a version or digest.
+* An optional cache keeps the last good release per reference and the auth
+  state. Warm, when the channel has not moved, a resolve is one manifest HEAD
+  and no blob download; when the registry cannot be reached, the cached release
+  comes back with ``stale`` set.
+* ``render_*`` build what the appliance applies (as plain dicts; JSON is YAML):
+  the ``OCIRepository`` and ``Kustomization`` named ``alga-appliance`` and the
+  six ``appliance-values-<name>`` ConfigMaps with the image tags injected by
+  the same line-based setter the appliance uses.
+
+Design (after python-tuf): a pure verification core -- :func:`verify_manifest`,
+:func:`verify_blob`, :func:`schema_problems`, :func:`contract_problems`,
+:func:`check_rollback`, :func:`cache_decision` -- that does no network or file
+I/O, and all fetching behind one small :class:`Transport` interface with one
+real adapter (:class:`HttpTransport`, ``http.client`` + ``ssl``) and a replay
+adapter in the tests. Redirects, auth and retries live in the library, not in
+the transport, so the library alone decides where ``Authorization`` goes.
+
+Errors form two families, and the CLI maps them to exit codes::
+
+    ConsumeError                       1  anything else
+     +-- BadInput                      2  a malformed reference, host, option
+     +-- RepositoryError               3  "the repository is wrong": refused
+     |    +-- DigestMismatch                bytes or size do not match the digest
+     |    +-- SizeLimitExceeded             a body or descriptor above the cap
+     |    +-- UnexpectedMediaType           an index, a wrong config type
+     |    +-- InvalidManifest               not an image manifest at all
+     |    +-- IncompleteRelease             the manifest's config blob is missing
+     |    +-- InvalidRelease                the release JSON breaks the rules
+     |    +-- RollbackRefused               older than the installed version
+     +-- DownloadError                 1  "the download failed"
+          +-- RegistryUnreachable     75  network, timeout, TLS, 5xx after retries
+          +-- AuthError                1  401/403 after authenticating
+          +-- NotFound                 1  no such tag or digest
+
+Invariants: nothing is returned that was not checked against its digest; plain
+HTTP is used only for loopback hosts (registry, token realm and redirects
+alike); no credential or token ever appears in a message, a log line or the
+result; ``Authorization`` is never sent to an origin other than the one it was
+made for.
+
+What it does not do: verify signatures (the digest chain starts at TLS and the
+manifest digest the caller pins or the channel names), use HTTP proxies, pull
+the charts, images or the config bundle (Flux does that, pinned by digest), or
+parse YAML (the setter is line-based, exactly like the appliance's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import contextlib
+import hashlib
+import http.client
+import ipaddress
+import json
+import os
+import re
+import ssl
+import sys
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+__version__ = "1.0.0"
+
+# -- constants -----------------------------------------------------------------
+
+DEFAULT_REGISTRY = "ghcr.io"
+DEFAULT_REPOSITORY = "nine-minds/alga-appliance-release"
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_ATTEMPTS = 3
+#: Every manifest, blob and token body is capped here (the OCI spec's manifest limit).
+MAX_BYTES = 4 * 1024 * 1024
+MAX_REDIRECTS = 5
+CHANNELS = ("nightly", "stable")
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+RELEASE_CONFIG = "application/vnd.alga.appliance.release.config.v1+json"
+RELEASE_ARTIFACT = "application/vnd.alga.appliance.release.v1"
+MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
+INDEX_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
+# The index types are accepted on the wire only so that an index is refused
+# with a clear error instead of a registry's 404/406.
+MANIFEST_ACCEPT = ", ".join((OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX, DOCKER_MANIFEST_LIST))
+# Content types some registries put on any JSON; they say nothing about the manifest kind.
+GENERIC_TYPES = ("", "application/json", "application/octet-stream", "text/plain")
+
+RELEASE_SCHEMA = "alga.appliance.release/v1"
+CACHE_SCHEMA = "alga.appliance.release-cache/v1"
+USER_AGENT = f"alga-release-consume/{__version__} (python)"
+
+ENV_USERNAME = "ALGA_REGISTRY_USERNAME"
+ENV_PASSWORD = "ALGA_REGISTRY_PASSWORD"
+
+#: The six services, in the order the appliance creates their values ConfigMaps.
+SERVICES = (
+    "alga-core",
+    "pgbouncer",
+    "temporal",
+    "workflow-worker",
+    "email-service",
+    "temporal-worker",
+)
+CHARTS = (
+    "sebastian",
+    "pgbouncer",
+    "temporal",
+    "temporal-worker",
+    "workflow-worker",
+    "email-service",
+)
+IMAGE_KEYS = ("algaCore", "workflowWorker", "emailService", "temporalWorker")
+#: Every key path the appliance's setter edits, per service (it fails when one is absent).
+SETTER_PATHS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "alga-core": (
+        ("bootstrap", "mode"),
+        ("appUrl",),
+        ("host",),
+        ("domainSuffix",),
+        ("setup", "image", "tag"),
+        ("server", "image", "tag"),
+    ),
+    "workflow-worker": (("image", "tag"),),
+    "email-service": (("image", "tag"),),
+    "temporal-worker": (("image", "tag"), ("publicBaseUrl",)),
+}
+#: Which image tag goes where when the values ConfigMaps are rendered.
+IMAGE_TAG_PATHS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("alga-core", ("setup", "image", "tag"), "algaCore"),
+    ("alga-core", ("server", "image", "tag"), "algaCore"),
+    ("workflow-worker", ("image", "tag"), "workflowWorker"),
+    ("email-service", ("image", "tag"), "emailService"),
+    ("temporal-worker", ("image", "tag"), "temporalWorker"),
+)
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_BAD_INPUT = 2
+EXIT_REFUSED = 3
+EXIT_UNREACHABLE = 75
+
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_TOKEN_MARGIN = 30.0  # refresh a token this many seconds before it expires
+_MIN_TOKEN_LIFETIME = 60.0  # the distribution token spec's default and minimum
+_BASE_DELAY = 0.25
+_MAX_DELAY = 4.0
+
+# -- errors --------------------------------------------------------------------
+
+
+class ConsumeError(Exception):
+    """Root of every error this library raises on purpose."""
+
+    exit_code = EXIT_ERROR
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def diagnostics(self) -> str:
+        """The text shown to a person: the message, then what to do."""
+        return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "error": type(self).__name__,
+            "family": _family(self),
+            "message": self.message,
+            "hint": self.hint,
+            "exitCode": self.exit_code,
+        }
+
+
+class BadInput(ConsumeError):
+    """The caller asked for something malformed (reference, host, option)."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class RepositoryError(ConsumeError):
+    """The repository is wrong: what it served cannot be trusted or used. Refused."""
+
+    exit_code = EXIT_REFUSED
+
+
+class DigestMismatch(RepositoryError):
+    """Bytes (or their size) do not match the digest they were asked for or announced with."""
+
+
+class SizeLimitExceeded(RepositoryError):
+    """A body or a descriptor's size is above the cap."""
+
+
+class UnexpectedMediaType(RepositoryError):
+    """An index instead of an image manifest, or a media type this library does not accept."""
+
+
+class InvalidManifest(RepositoryError):
+    """The manifest is not a well-formed image manifest."""
+
+
+class IncompleteRelease(RepositoryError):
+    """The manifest exists but the registry does not have its config blob."""
+
+
+class InvalidRelease(RepositoryError):
+    """The release JSON breaks the schema or the consumer contract."""
+
+    def __init__(self, problems: Sequence[str], *, what: str = "the release JSON") -> None:
+        self.problems = list(problems)
+        shown = "; ".join(self.problems[:5])
+        more = f" (and {len(self.problems) - 5} more)" if len(self.problems) > 5 else ""
+        super().__init__(
+            f"{what} is invalid: {shown}{more}",
+            hint="the publisher must not have pushed this; republish the release",
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), "problems": self.problems}
+
+
+class RollbackRefused(RepositoryError):
+    """The resolved release is older than the installed one and was not pinned."""
+
+
+class DownloadError(ConsumeError):
+    """The download failed: the repository may be fine, we could not read it."""
+
+
+class RegistryUnreachable(DownloadError):
+    """Network error, timeout, TLS failure, or 429/5xx after the bounded retries."""
+
+    exit_code = EXIT_UNREACHABLE
+
+    def __init__(self, message: str, *, hint: str | None = None, retryable: bool = True) -> None:
+        super().__init__(message, hint=hint)
+        self.retryable = retryable
+
+
+class AuthError(DownloadError):
+    """The registry or its token service refused us (401/403 after authenticating)."""
+
+
+class NotFound(DownloadError):
+    """No such tag or digest in the repository."""
+
+
+def _family(error: ConsumeError) -> str:
+    if isinstance(error, RepositoryError):
+        return "RepositoryError"
+    if isinstance(error, DownloadError):
+        return "DownloadError"
+    if isinstance(error, BadInput):
+        return "BadInput"
+    return "ConsumeError"
+
+
+# -- small values -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Response:
+    """One HTTP response as a transport returns it. Header names are lower case."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A username and a password or token; the password never shows in repr."""
+
+    username: str
+    password: str = field(repr=False)
+
+    def basic_header(self) -> str:
+        raw = f"{self.username}:{self.password}".encode()
+        return "Basic " + base64.b64encode(raw).decode("ascii")
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A parsed reference: ``kind`` is channel, version, tag or digest."""
+
+    kind: str
+    value: str
+
+    @property
+    def pinned(self) -> bool:
+        """A version or digest is an explicit pin: it may install an older release."""
+        return self.kind in ("version", "digest")
+
+
+@dataclass(frozen=True)
+class ManifestInfo:
+    """What :func:`verify_manifest` established about a manifest's bytes."""
+
+    digest: str
+    media_type: str
+    config_digest: str
+    config_size: int
+    size: int
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """A verified release. ``manifest`` is the release JSON (validated)."""
+
+    reference: str
+    registry: str
+    repository: str
+    manifest_digest: str
+    media_type: str
+    config_digest: str
+    manifest: dict[str, Any]
+    pinned: bool
+    downgrade: bool
+    cached: bool
+    stale: bool
+    requests: int
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest["version"])
+
+    def to_json(self) -> dict[str, Any]:
+        """The result as JSON (the same keys and values the JavaScript twin returns)."""
+        return {
+            "reference": self.reference,
+            "registry": self.registry,
+            "repository": self.repository,
+            "manifestDigest": self.manifest_digest,
+            "mediaType": self.media_type,
+            "configDigest": self.config_digest,
+            "version": self.manifest["version"],
+            "channel": self.manifest["channel"],
+            "manifest": self.manifest,
+            "pinned": self.pinned,
+            "downgrade": self.downgrade,
+            "cached": self.cached,
+            "stale": self.stale,
+            "requests": self.requests,
+        }
+
+
+# -- pure: names, references, digests ------------------------------------------------
+
+# JavaScript's \s, spelled out (the schema's patterns are ECMA-262 and the appliance runs
+# on Node): Python's \s differs, it takes \x1c-\x1f and not \ufeff.
+_JS_SPACE = "\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+_DIGITS = re.compile(r"[0-9]+")
+_TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+_DIGEST_RES = {
+    "sha256": re.compile(r"sha256:[a-f0-9]{64}"),
+    "sha512": re.compile(r"sha512:[a-f0-9]{128}"),
+}
+_REPOSITORY_RE = re.compile(
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+)
+_HOST_RE = re.compile(
+    r"(?:localhost|\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*)(?::[0-9]{1,5})?"
+)
+_SEMVER_RE = re.compile(
+    r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
+    r"(?:-((?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)"
+    r"(?:\.(?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*))?"
+)
+
+
+def is_digest(text: str) -> bool:
+    """``sha256:<64 hex>`` or ``sha512:<128 hex>`` (lower-case hex)."""
+    algorithm = text.split(":", 1)[0]
+    pattern = _DIGEST_RES.get(algorithm)
+    return pattern is not None and pattern.fullmatch(text) is not None
+
+
+def compute_digest(data: bytes, algorithm: str = "sha256") -> str:
+    """The OCI digest of ``data`` (``sha256`` or ``sha512``)."""
+    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
+
+
+def digest_matches(data: bytes, digest: str) -> bool:
+    return compute_digest(data, digest.split(":", 1)[0]) == digest
+
+
+def parse_ref(ref: str) -> Ref:
+    """Classify a reference: ``sha256:...`` digest, a channel, a SemVer version tag, a tag."""
+    if not isinstance(ref, str) or not ref:
+        raise BadInput("the reference is empty", hint="give a channel, a version or sha256:<hex>")
+    if ":" in ref:
+        if is_digest(ref):
+            return Ref("digest", ref)
+        raise BadInput(
+            f"{ref!r} is not a digest",
+            hint="a digest is sha256:<64 lower-case hex>; a tag holds no ':'",
+        )
+    if ref in CHANNELS:
+        return Ref("channel", ref)
+    if _TAG_RE.fullmatch(ref) is None:
+        raise BadInput(
+            f"{ref!r} is not a valid tag", hint="tags match [A-Za-z0-9_][A-Za-z0-9._-]{0,127}"
+        )
+    if _SEMVER_RE.fullmatch(ref) is not None:
+        return Ref("version", ref)
+    return Ref("tag", ref)
+
+
+def check_registry(host: str) -> str:
+    """A registry ``HOST[:PORT]`` (no scheme, no path)."""
+    if not isinstance(host, str) or _HOST_RE.fullmatch(host) is None:
+        raise BadInput(f"{host!r} is not a registry host", hint="give HOST or HOST:PORT, no scheme")
+    return host
+
+
+def check_repository(name: str) -> str:
+    """A repository path such as ``nine-minds/alga-appliance-release``."""
+    if not isinstance(name, str) or len(name) > 255 or _REPOSITORY_RE.fullmatch(name) is None:
+        raise BadInput(
+            f"{name!r} is not a repository name",
+            hint="lower-case components separated by '/', e.g. nine-minds/alga-appliance-release",
+        )
+    return name
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost``, ``127.0.0.0/8`` and ``::1``; the port is ignored."""
+    name = host
+    if name.startswith("["):
+        name = name[1 : name.find("]")]
+    elif name.count(":") == 1:
+        name = name.split(":", 1)[0]
+    if name.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+# -- pure: versions and anti-rollback ------------------------------------------------
+
+
+def parse_version(text: str) -> tuple[int, int, int, tuple[str, ...]]:
+    """SemVer 2 without build metadata -> (major, minor, patch, prerelease identifiers)."""
+    match = _SEMVER_RE.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
+        raise BadInput(
+            f"{text!r} is not a SemVer 2 version", hint="e.g. 1.4.0 or 1.5.0-rc.1 (no '+')"
+        )
+    pre = tuple(match.group(4).split(".")) if match.group(4) else ()
+    return int(match.group(1)), int(match.group(2)), int(match.group(3)), pre
+
+
+def compare_versions(a: str, b: str) -> int:
+    """SemVer 2 precedence: -1 when a < b, 0 when equal, 1 when a > b."""
+    va, vb = parse_version(a), parse_version(b)
+    if va[:3] != vb[:3]:
+        return -1 if va[:3] < vb[:3] else 1
+    pa, pb = va[3], vb[3]
+    if pa == pb:
+        return 0
+    if not pa or not pb:  # a release ranks above any of its prereleases
+        return 1 if not pa else -1
+    for x, y in zip(pa, pb, strict=False):
+        if x == y:
+            continue
+        xn, yn = x.isdigit(), y.isdigit()
+        if xn and yn:
+            return -1 if int(x) < int(y) else 1
+        if xn != yn:  # numeric identifiers rank below alphanumeric ones
+            return -1 if xn else 1
+        return -1 if x < y else 1
+    return -1 if len(pa) < len(pb) else 1
+
+
+def check_rollback(
+    version: str, installed_version: str | None, *, pinned: bool, reference: str = ""
+) -> bool:
+    """The anti-rollback decision. Returns True when this is an explicit (pinned) downgrade.
+
+    Raises :class:`RollbackRefused` when ``version`` is older than ``installed_version``
+    and the reference was a channel or a plain tag rather than a version or digest.
+    """
+    if installed_version is None:
+        return False
+    if compare_versions(version, installed_version) >= 0:
+        return False
+    if pinned:
+        return True
+    raise RollbackRefused(
+        f"{reference or 'the reference'} resolves to release {version}, older than the "
+        f"installed {installed_version}; refusing to roll back",
+        hint=f"to downgrade on purpose, pin the release explicitly: resolve {version} "
+        "(the version) or its manifest digest",
+    )
+
+
+def cache_decision(cached_digest: str | None, remote_digest: str | None, *, reachable: bool) -> str:
+    """What to do with a cached release. Pure.
+
+    ``"hit"``: the registry names the cached manifest digest (the channel has not
+    moved) -- use the cache, download nothing. ``"fetch"``: download and verify.
+    ``"stale"``: the registry cannot be reached and a cached release exists.
+    ``"fail"``: unreachable and nothing cached.
+    """
+    if not reachable:
+        return "stale" if cached_digest is not None else "fail"
+    if cached_digest is not None and remote_digest is not None and remote_digest == cached_digest:
+        return "hit"
+    return "fetch"
+
+
+# -- pure: manifest and blob verification ----------------------------------------
+
+
+def _media_type_of(header: str | None) -> str:
+    return (header or "").split(";", 1)[0].strip().lower()
+
+
+def _is_int(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(data: bytes, what: str) -> Any:
+    """Strict JSON from UTF-8 bytes (no BOM, no NaN/Infinity), as ``JSON.parse`` reads it."""
+    try:
+        text = data.decode("utf-8")
+        return json.loads(text, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ValueError(f"{what} is not JSON") from exc
+
+
+def verify_manifest(
+    data: bytes,
+    *,
+    content_type: str | None = None,
+    header_digest: str | None = None,
+    expected_digest: str | None = None,
+    expected_size: int | None = None,
+) -> ManifestInfo:
+    """Check a manifest's bytes and say what they are. Pure; raises a RepositoryError.
+
+    ``expected_digest`` is what the caller asked for (a digest reference, or what a
+    HEAD answered); ``header_digest`` is the registry's ``Docker-Content-Digest``.
+    Both must match the bytes. The manifest must be one image manifest (OCI or
+    Docker v2) whose config is the release JSON.
+    """
+    if len(data) > MAX_BYTES:
+        raise SizeLimitExceeded(f"the manifest is larger than {MAX_BYTES} bytes")
+    if expected_size is not None and len(data) != expected_size:
+        raise DigestMismatch(
+            f"the manifest is {len(data)} bytes, the registry announced {expected_size}",
+            hint="the registry or something between us served altered content; do not trust it",
+        )
+    for claimed, source in (
+        (expected_digest, "requested"),
+        (header_digest, "Docker-Content-Digest"),
+    ):
+        if claimed is not None and not digest_matches(data, claimed):
+            raise DigestMismatch(
+                f"the manifest bytes do not match the {source} digest {claimed} "
+                f"(they hash to {compute_digest(data, claimed.split(':', 1)[0])})",
+                hint="the registry or something between us served altered content; do not trust it",
+            )
+    digest = expected_digest or compute_digest(data)
+    try:
+        doc = parse_json(data, "the manifest")
+    except ValueError as exc:
+        raise InvalidManifest(str(exc)) from None
+    if not isinstance(doc, dict):
+        raise InvalidManifest("the manifest is not a JSON object")
+    header_type = _media_type_of(content_type)
+    body_type = doc.get("mediaType")
+    if body_type is not None and not isinstance(body_type, str):
+        raise InvalidManifest("the manifest's mediaType is not a string")
+    if body_type in INDEX_TYPES or header_type in INDEX_TYPES or "manifests" in doc:
+        raise UnexpectedMediaType(
+            f"{digest} is an index ({body_type or header_type or 'has manifests'}), "
+            "not a release manifest",
+            hint="a release is a single image manifest whose config blob is the release JSON",
+        )
+    if body_type is not None and header_type not in GENERIC_TYPES and header_type != body_type:
+        raise UnexpectedMediaType(
+            f"{digest}: Content-Type {header_type} disagrees with the mediaType {body_type}"
+        )
+    media_type = body_type if body_type is not None else header_type
+    if media_type not in MANIFEST_TYPES:
+        raise UnexpectedMediaType(
+            f"{digest} has media type {media_type or '(none)'}; expected {OCI_MANIFEST} "
+            f"or {DOCKER_MANIFEST}"
+        )
+    if doc.get("schemaVersion") != 2 or isinstance(doc.get("schemaVersion"), bool):
+        raise InvalidManifest(f"{digest}: schemaVersion is not 2")
+    artifact_type = doc.get("artifactType")
+    if artifact_type is not None and artifact_type != RELEASE_ARTIFACT:
+        raise UnexpectedMediaType(
+            f"{digest} has artifactType {artifact_type}; expected {RELEASE_ARTIFACT}"
+        )
+    config = doc.get("config")
+    if not isinstance(config, dict):
+        raise InvalidManifest(f"{digest} has no config descriptor")
+    config_type: Any = config.get("mediaType")
+    config_digest: Any = config.get("digest")
+    config_size: Any = config.get("size")
+    if not isinstance(config_digest, str) or not is_digest(config_digest):
+        raise InvalidManifest(f"{digest}: config.digest is not a digest")
+    if not _is_int(config_size) or int(config_size) < 0:
+        raise InvalidManifest(f"{digest}: config.size is not a non-negative integer")
+    size = int(config_size)
+    if config_type != RELEASE_CONFIG:
+        raise UnexpectedMediaType(
+            f"{digest}: the config media type is {config_type}; expected {RELEASE_CONFIG}",
+            hint="this is not an Alga appliance release artifact",
+        )
+    if size > MAX_BYTES:
+        raise SizeLimitExceeded(
+            f"{digest}: the config blob is announced as {size} bytes, above the "
+            f"{MAX_BYTES}-byte cap"
+        )
+    layers = doc.get("layers")
+    if layers is not None and not isinstance(layers, list):
+        raise InvalidManifest(f"{digest}: layers is not a list")
+    return ManifestInfo(digest, media_type, config_digest, size, len(data))
+
+
+def verify_blob(data: bytes, digest: str, size: int) -> None:
+    """Check a blob's bytes against its descriptor. Pure; raises a RepositoryError."""
+    if len(data) > MAX_BYTES:
+        raise SizeLimitExceeded(f"blob {digest} is larger than {MAX_BYTES} bytes")
+    if len(data) != size:
+        raise DigestMismatch(
+            f"blob {digest} is {len(data)} bytes, the manifest says {size}",
+            hint="the registry or something between us served altered content; do not trust it",
+        )
+    if not digest_matches(data, digest):
+        raise DigestMismatch(
+            f"blob {digest} does not match its digest (the bytes hash to "
+            f"{compute_digest(data, digest.split(':', 1)[0])})",
+            hint="the registry or something between us served altered content; do not trust it",
+        )
+
+
+# -- pure: the release JSON ------------------------------------------------------------
+
+_HOSTPART = (
+    r"(?:(?:localhost|\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+)(?::[0-9]{1,5})?"
+    r"|[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?:[0-9]{1,5})"
+)
+_NSPART = r"(?:[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*/)+"
+_VERSION_PATTERN = _SEMVER_RE.pattern
+# Each rule: (regular expression, what a matching value is) -- the schema's patterns, verbatim.
+_RULES: dict[str, tuple[re.Pattern[str], str]] = {
+    "version": (re.compile(_VERSION_PATTERN), "a SemVer 2 version without build metadata"),
+    "profile": (
+        re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"),
+        "a values profile name (a DNS label)",
+    ),
+    "tag": (re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}"), "an OCI tag"),
+    "controlPlane": (
+        re.compile(_HOSTPART + "/" + _NSPART + r"alga-appliance-control-plane@sha256:[a-f0-9]{64}"),
+        "<registry>/<namespace>/alga-appliance-control-plane@sha256:<64 hex>",
+    ),
+    "configRepository": (
+        re.compile(_HOSTPART + "/" + _NSPART + r"alga-appliance-config"),
+        "<registry>/<namespace>/alga-appliance-config without a scheme",
+    ),
+    "digest": (re.compile(r"sha256:[a-f0-9]{64}"), "sha256:<64 lower-case hex>"),
+    "profileKey": (
+        re.compile(
+            r"(?:alga-core|pgbouncer|temporal|workflow-worker|email-service|temporal-worker)"
+            r"\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.yaml"
+        ),
+        "<name>.<profile>.yaml for one of the six services",
+    ),
+    "supportAgent": (
+        re.compile(r"ghcr\.io/nine-minds/alga-appliance-support-agent@sha256:[a-f0-9]{64}"),
+        "ghcr.io/nine-minds/alga-appliance-support-agent@sha256:<64 hex>",
+    ),
+    "keyId": (re.compile(r"[A-Za-z0-9_.-]{1,64}"), "a key id ([A-Za-z0-9_.-]{1,64})"),
+    "source": (re.compile(f"https://[^{_JS_SPACE}]+"), "an https URL"),
+    "revision": (re.compile(r"[a-f0-9]{40}"), "a 40-hex git commit SHA"),
+    "created": (
+        re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?Z"),
+        "an RFC 3339 UTC time (YYYY-MM-DDThh:mm:ssZ)",
+    ),
+    "run": (re.compile(r"[a-z0-9](?:[-a-z0-9.]*[a-z0-9])?"), "a Kubernetes object name"),
+}
+
+
+def _real_date_time(text: str) -> bool:
+    """The calendar half of ``format: date-time`` for a string the ``created`` pattern matched.
+
+    The schema's validator asserts the format (30 February fails although the
+    pattern matches); a leap second fails too, as it does there.
+    """
+    year, month, day = int(text[0:4]), int(text[5:7]), int(text[8:10])
+    hour, minute, second = int(text[11:13]), int(text[14:16]), int(text[17:19])
+    if year < 1 or not 1 <= month <= 12:
+        return False
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    days = (31, 29 if leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)[month - 1]
+    return 1 <= day <= days and hour <= 23 and minute <= 59 and second <= 59
+
+
+def _pointer(path: str, key: str) -> str:
+    return f"{path}/{key.replace('~', '~0').replace('/', '~1')}"
+
+
+def _show(path: str) -> str:
+    return path or "(root)"
+
+
+def _length(text: str) -> int:
+    return len(text)  # code points, as JSON Schema counts (the JavaScript twin spreads the string)
+
+
+class _Checker:
+    """Collects problems as ``<JSON pointer>: <what is wrong>`` in a fixed order."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def add(self, path: str, text: str) -> None:
+        self.problems.append(f"{_show(path)}: {text}")
+
+    def obj(
+        self,
+        value: Any,
+        path: str,
+        required: Sequence[str],
+        optional: Sequence[str] = (),
+        *,
+        closed: bool = True,
+    ) -> dict[str, Any] | None:
+        if not isinstance(value, dict):
+            self.add(path, "must be an object")
+            return None
+        for key in required:
+            if key not in value:
+                self.add(_pointer(path, key), "is required")
+        if closed:
+            known = set(required) | set(optional)
+            for key in sorted(k for k in value if k not in known):
+                self.add(_pointer(path, key), "is not allowed (unknown key)")
+        return value
+
+    def string(
+        self,
+        value: Any,
+        path: str,
+        rule: str | None = None,
+        *,
+        max_length: int | None = None,
+        min_length: int | None = None,
+        prefix: str | None = None,
+        valid: Callable[[str], bool] | None = None,
+    ) -> None:
+        if not isinstance(value, str):
+            self.add(path, "must be a string")
+            return
+        if max_length is not None and _length(value) > max_length:
+            self.add(path, f"must be at most {max_length} characters")
+        if min_length is not None and _length(value) < min_length:
+            self.add(
+                path, "must not be empty" if min_length == 1 else f"needs {min_length}+ characters"
+            )
+        if prefix is not None and not value.startswith(prefix):
+            self.add(path, f"must start with {prefix}")
+        if rule is not None:
+            pattern, what = _RULES[rule]
+            if pattern.fullmatch(value) is None or (valid is not None and not valid(value)):
+                self.add(path, f"must be {what}")
+
+    def count(self, value: dict[str, Any], path: str, low: int, high: int) -> None:
+        if not low <= len(value) <= high:
+            want = f"exactly {low}" if low == high else f"{low} to {high}"
+            self.add(path, f"must have {want} keys, has {len(value)}")
+
+
+def schema_problems(doc: Any) -> list[str]:
+    """The rules of ``schemas/release-manifest.v1.schema.json``, as code. Pure.
+
+    Returns the problems found (empty when the schema accepts ``doc``). The order is
+    fixed (required keys, then each property in schema order, then unknown keys
+    sorted) so that both implementations report the same list. ``format``
+    keywords are annotations here as in the schema's validator; the patterns
+    next to them carry the rules.
+    """
+    c = _Checker()
+    top = c.obj(
+        doc,
+        "",
+        (
+            "schema",
+            "version",
+            "channel",
+            "valuesProfile",
+            "images",
+            "controlPlane",
+            "config",
+            "charts",
+            "profileValues",
+            "provenance",
+        ),
+        ("chartDigests", "supportAgent", "supportReceiptKeys"),
+    )
+    if top is None:
+        return c.problems
+    if "schema" in top and top["schema"] != RELEASE_SCHEMA:
+        c.add("/schema", f"must be {RELEASE_SCHEMA}")
+    if "version" in top:
+        c.string(top["version"], "/version", "version", max_length=128)
+    if "channel" in top and top["channel"] not in CHANNELS:
+        c.add("/channel", "must be one of nightly, stable")
+    if "valuesProfile" in top:
+        c.string(top["valuesProfile"], "/valuesProfile", "profile")
+    if "images" in top:
+        images = c.obj(top["images"], "/images", IMAGE_KEYS)
+        for key in IMAGE_KEYS:
+            if images is not None and key in images:
+                c.string(images[key], f"/images/{key}", "tag")
+    if "controlPlane" in top:
+        c.string(top["controlPlane"], "/controlPlane", "controlPlane", max_length=512)
+    if "config" in top:
+        config = c.obj(top["config"], "/config", ("repository", "tag", "version", "digest"))
+        if config is not None:
+            if "repository" in config:
+                c.string(
+                    config["repository"], "/config/repository", "configRepository", max_length=512
+                )
+            if "tag" in config:
+                c.string(config["tag"], "/config/tag", "tag")
+            if "version" in config:
+                c.string(config["version"], "/config/version", "version", max_length=128)
+            if "digest" in config:
+                c.string(config["digest"], "/config/digest", "digest")
+    for name, rule, limit in (("charts", "version", 128), ("chartDigests", "digest", None)):
+        if name in top:
+            table = c.obj(top[name], f"/{name}", CHARTS)
+            for chart in CHARTS:
+                if table is not None and chart in table:
+                    c.string(table[chart], _pointer(f"/{name}", chart), rule, max_length=limit)
+    if "profileValues" in top:
+        values = c.obj(top["profileValues"], "/profileValues", (), closed=False)
+        if values is not None:
+            c.count(values, "/profileValues", 6, 6)
+            for key in sorted(values):  # sorted: JavaScript lists integer-like keys first
+                path = _pointer("/profileValues", key)
+                if _RULES["profileKey"][0].fullmatch(key) is None:
+                    c.add(path, f"is not an allowed key (expected {_RULES['profileKey'][1]})")
+                c.string(values[key], path, min_length=1)
+    if "supportAgent" in top:
+        c.string(top["supportAgent"], "/supportAgent", "supportAgent")
+    if "supportReceiptKeys" in top:
+        keys = c.obj(top["supportReceiptKeys"], "/supportReceiptKeys", (), closed=False)
+        if keys is not None:
+            c.count(keys, "/supportReceiptKeys", 1, 2)
+            for key in sorted(keys):
+                path = _pointer("/supportReceiptKeys", key)
+                if _RULES["keyId"][0].fullmatch(key) is None:
+                    c.add(path, f"is not an allowed key (expected {_RULES['keyId'][1]})")
+                c.string(keys[key], path, max_length=8192, prefix="-----BEGIN PUBLIC KEY-----")
+    if "provenance" in top:
+        prov = c.obj(top["provenance"], "/provenance", ("created",), ("source", "revision", "run"))
+        if prov is not None:
+            if "source" in prov:
+                c.string(prov["source"], "/provenance/source", "source", max_length=2048)
+            if "revision" in prov:
+                c.string(prov["revision"], "/provenance/revision", "revision")
+            if "created" in prov:
+                c.string(prov["created"], "/provenance/created", "created", valid=_real_date_time)
+            if "run" in prov:
+                c.string(prov["run"], "/provenance/run", "run", max_length=253)
+    return c.problems
+
+
+def contract_problems(doc: dict[str, Any]) -> list[str]:
+    """The consumer-contract rules JSON Schema cannot say. Pure; ``doc`` passed the schema.
+
+    (1) profileValues holds exactly ``<name>.<valuesProfile>.yaml`` for the six
+    services; (2) config.tag and config.version equal version; (3) the
+    appliance's line-based setter finds every key path it edits.
+    """
+    c = _Checker()
+    version, profile = doc["version"], doc["valuesProfile"]
+    for key in ("tag", "version"):
+        if doc["config"][key] != version:
+            c.add(f"/config/{key}", f"must equal version {version}")
+    values = doc["profileValues"]
+    wanted = [f"{name}.{profile}.yaml" for name in SERVICES]
+    for key in wanted:
+        if key not in values:
+            c.add(_pointer("/profileValues", key), f"is required for valuesProfile {profile}")
+    for key in sorted(k for k in values if k not in wanted):
+        c.add(_pointer("/profileValues", key), f"does not belong to valuesProfile {profile}")
+    for name, paths in SETTER_PATHS.items():
+        key = f"{name}.{profile}.yaml"
+        if key not in values:
+            continue
+        for keypath in paths:
+            try:
+                set_yaml_scalar(values[key], keypath, '""')
+            except ValueError:
+                c.add(
+                    _pointer("/profileValues", key),
+                    f"has no {'.'.join(keypath)} for the appliance to set",
+                )
+    return c.problems
+
+
+def release_problems(doc: Any) -> list[str]:
+    """Everything wrong with a release JSON: the schema's rules, then the contract's."""
+    problems = schema_problems(doc)
+    return problems if problems else contract_problems(doc)
+
+
+def validate_release(doc: Any) -> dict[str, Any]:
+    """Return ``doc`` when it is a valid release; raise :class:`InvalidRelease` otherwise."""
+    problems = release_problems(doc)
+    if problems:
+        raise InvalidRelease(problems)
+    assert isinstance(doc, dict)  # schema_problems reported it otherwise
+    return doc
+
+
+def parse_release(data: bytes) -> dict[str, Any]:
+    """Parse and validate the config blob's bytes. Pure."""
+    try:
+        doc = parse_json(data, "the config blob")
+    except ValueError as exc:
+        raise InvalidRelease([f"(root): {exc}"]) from None
+    return validate_release(doc)
+
+
+# -- pure: rendering what the appliance applies --------------------------------------
+
+_KEY_LINE = re.compile(f"^([{_JS_SPACE}]*)([A-Za-z0-9_-]+):(?:[{_JS_SPACE}]|$)")
+_INDENT = re.compile(f"^[{_JS_SPACE}]*")
+
+
+def set_yaml_scalar(text: str, path: Sequence[str], value: str) -> str:
+    """Set ``path`` to the YAML scalar ``value`` with the appliance's line-based setter.
+
+    This is a line-for-line port of ``setYamlScalar`` in the appliance's
+    ``setup-engine.mjs`` so that what renders here renders there: keys match
+    ``[A-Za-z0-9_-]+:``, nesting is tracked by indentation (a blank or
+    comment line resets it, exactly as the appliance does), the first match
+    is replaced by ``<indent><key>: <value>`` (a trailing comment is dropped),
+    and a path that is not found raises ValueError.
+    """
+    output: list[str] = []
+    stack: list[tuple[int, str]] = []
+    replaced = False
+    target = list(path)
+    for line in re.split(r"\r?\n", text):
+        match = _KEY_LINE.match(line)
+        indent_match = _INDENT.match(line)
+        indent = len(indent_match.group(0)) if indent_match else 0
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        if match:
+            key = match.group(2)
+            parents = [entry[1] for entry in stack]
+            if not replaced and parents == target[:-1] and key == target[-1]:
+                output.append(f"{line[:indent]}{key}: {value}")
+                replaced = True
+                stack.append((indent, key))
+                continue
+            stack.append((indent, key))
+        output.append(line)
+    if not replaced:
+        raise ValueError(f"Failed to update YAML value {'.'.join(target)}")
+    return "\n".join(output)
+
+
+def yaml_string(value: str) -> str:
+    """A double-quoted YAML scalar (JSON's string form, as the appliance writes it)."""
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def render_oci_repository(
+    release: Mapping[str, Any],
+    *,
+    name: str = "alga-appliance",
+    namespace: str = "flux-system",
+    interval: str = "1m0s",
+) -> dict[str, Any]:
+    """The Flux OCIRepository the appliance applies: the config bundle pinned by digest."""
+    return {
+        "apiVersion": "source.toolkit.fluxcd.io/v1beta2",
+        "kind": "OCIRepository",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "interval": interval,
+            "url": f"oci://{release['config']['repository']}",
+            "ref": {"digest": release["config"]["digest"]},
+        },
+    }
+
+
+def render_kustomization(
+    release: Mapping[str, Any],
+    *,
+    name: str = "alga-appliance",
+    namespace: str = "flux-system",
+    interval: str = "5m0s",
+    path: str = "./base",
+) -> dict[str, Any]:
+    """The Flux Kustomization the appliance applies: ``./base`` of the bundle, pruned."""
+    del release  # the same for every release; the parameter keeps the helpers uniform
+    return {
+        "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+        "kind": "Kustomization",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "interval": interval,
+            "path": path,
+            "prune": True,
+            "sourceRef": {"kind": "OCIRepository", "name": name},
+        },
+    }
+
+
+def render_values(release: Mapping[str, Any]) -> dict[str, str]:
+    """The six profile values texts with the image tags injected, keyed as in profileValues.
+
+    Raises ValueError (naming the path) when the setter does not find a key path.
+    """
+    profile = release["valuesProfile"]
+    images = release["images"]
+    values: dict[str, str] = {}
+    for name in SERVICES:
+        key = f"{name}.{profile}.yaml"
+        text = release["profileValues"].get(key)
+        if not isinstance(text, str):
+            raise ValueError(f'Release manifest is missing profileValues["{key}"].')
+        values[key] = text
+    for name, path, image in IMAGE_TAG_PATHS:
+        key = f"{name}.{profile}.yaml"
+        values[key] = set_yaml_scalar(values[key], path, yaml_string(images[image]))
+    return {key: text if text.endswith("\n") else text + "\n" for key, text in values.items()}
+
+
+def render_values_configmaps(
+    release: Mapping[str, Any], *, namespace: str = "alga-system"
+) -> list[dict[str, Any]]:
+    """The six ``appliance-values-<name>`` ConfigMaps, in the appliance's order."""
+    profile = release["valuesProfile"]
+    values = render_values(release)
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": f"appliance-values-{name}", "namespace": namespace},
+            "data": {f"{name}.{profile}.yaml": values[f"{name}.{profile}.yaml"]},
+        }
+        for name in SERVICES
+    ]
+
+
+def render_all(release: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """What the appliance applies for a release: six ConfigMaps, the source, the Kustomization."""
+    return [
+        *render_values_configmaps(release),
+        render_oci_repository(release),
+        render_kustomization(release),
+    ]
+
+
+# -- transport ----------------------------------------------------------------------------
+
+
+class Transport(Protocol):
+    """One HTTP exchange, no redirects followed, at most ``limit`` + 1 body bytes read.
+
+    Implementations raise :class:`RegistryUnreachable` when no response arrives
+    (``retryable`` False for TLS verification failures) and return every response,
+    whatever its status. A body longer than ``limit`` may be cut at ``limit`` + 1
+    bytes, and one whose ``Content-Length`` exceeds ``limit`` may be left unread.
+    """
+
+    def request(
+        self, method: str, url: str, headers: Mapping[str, str], limit: int
+    ) -> Response: ...
+
+
+_TLS_HINT = "the registry's certificate is not trusted; pass --ca-file PEM for a private CA"
+
+
+class HttpTransport:
+    """The real transport: ``http.client`` over TLS (verified) with keep-alive per origin."""
+
+    def __init__(self, *, ca_file: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.timeout = timeout
+        try:
+            self._context = ssl.create_default_context(cafile=ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise BadInput(f"cannot read the CA file {ca_file}: {exc}") from None
+        self._pool: dict[tuple[str, str, int], http.client.HTTPConnection] = {}
+
+    def close(self) -> None:
+        for conn in self._pool.values():
+            conn.close()
+        self._pool.clear()
+
+    def __enter__(self) -> HttpTransport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _connection(
+        self, scheme: str, host: str, port: int
+    ) -> tuple[http.client.HTTPConnection, bool]:
+        key = (scheme, host, port)
+        conn = self._pool.get(key)
+        if conn is not None:
+            return conn, True
+        if scheme == "https":
+            conn = http.client.HTTPSConnection(
+                host, port, timeout=self.timeout, context=self._context
+            )
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
+        self._pool[key] = conn
+        return conn, False
+
+    def _drop(self, key: tuple[str, str, int]) -> None:
+        conn = self._pool.pop(key, None)
+        if conn is not None:
+            conn.close()
+
+    def request(self, method: str, url: str, headers: Mapping[str, str], limit: int) -> Response:
+        parts = urllib.parse.urlsplit(url)
+        scheme = parts.scheme
+        host = parts.hostname or ""
+        port = parts.port or (443 if scheme == "https" else 80)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        key = (scheme, host, port)
+        where = f"{method} {scheme}://{parts.netloc}{parts.path}"
+        for attempt in (0, 1):
+            conn, reused = self._connection(scheme, host, port)
+            try:
+                conn.request(method, target, headers=dict(headers))
+                resp = conn.getresponse()
+                return self._read(resp, method, limit, key)
+            except ssl.SSLCertVerificationError as exc:
+                self._drop(key)
+                raise RegistryUnreachable(
+                    f"{where}: TLS verification failed ({exc.verify_message})",
+                    hint=_TLS_HINT,
+                    retryable=False,
+                ) from None
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
+                self._drop(key)
+                if reused and attempt == 0:
+                    continue  # the server closed an idle keep-alive connection: one fresh try
+                raise RegistryUnreachable(
+                    f"{where}: connection lost ({type(exc).__name__})"
+                ) from None
+            except TimeoutError:
+                self._drop(key)
+                raise RegistryUnreachable(f"{where}: timed out after {self.timeout:g}s") from None
+            except (OSError, http.client.HTTPException) as exc:
+                self._drop(key)
+                reason = (
+                    exc.strerror
+                    if isinstance(exc, OSError) and exc.strerror
+                    else type(exc).__name__
+                )
+                raise RegistryUnreachable(f"{where}: {reason}") from None
+        raise RegistryUnreachable(f"{where}: connection lost")  # pragma: no cover
+
+    def _read(
+        self, resp: http.client.HTTPResponse, method: str, limit: int, key: tuple[str, str, int]
+    ) -> Response:
+        headers: dict[str, str] = {}
+        for name, value in resp.getheaders():
+            lname = name.lower()
+            headers[lname] = f"{headers[lname]}, {value}" if lname in headers else value
+        length = headers.get("content-length")
+        if method == "HEAD" or resp.status in (204, 304) or 100 <= resp.status < 200:
+            resp.read()
+            body = b""
+        elif length is not None and _DIGITS.fullmatch(length) and int(length) > limit:
+            self._drop(key)  # do not read what we would refuse anyway
+            return Response(resp.status, headers, b"")
+        else:
+            body = resp.read(limit + 1)
+            if len(body) > limit or (not resp.isclosed() and resp.read(1)):
+                self._drop(key)
+                return Response(resp.status, headers, body[: limit + 1])
+        if resp.will_close:
+            self._drop(key)
+        return Response(resp.status, headers, body)
+
+
+# -- caches --------------------------------------------------------------------------------
+
+
+class Cache(Protocol):
+    """Where the last good releases and the auth state are kept between resolves."""
+
+    def load(self) -> dict[str, Any] | None: ...
+
+    def save(self, doc: dict[str, Any]) -> None: ...
+
+
+class MemoryCache:
+    """A cache held in memory (tests, or one process resolving many times)."""
+
+    def __init__(self, doc: dict[str, Any] | None = None) -> None:
+        self.doc = json.loads(json.dumps(doc)) if doc is not None else None
+
+    def load(self) -> dict[str, Any] | None:
+        return json.loads(json.dumps(self.doc)) if self.doc is not None else None
+
+    def save(self, doc: dict[str, Any]) -> None:
+        self.doc = json.loads(json.dumps(doc))
+
+
+class FileCache:
+    """A JSON cache file (mode 0600, replaced atomically); the JavaScript twin reads the same file.
+
+    It holds bearer tokens, so keep it where only the appliance's service user
+    can read it. A missing, unreadable or corrupt file is an empty cache.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def load(self) -> dict[str, Any] | None:
+        try:
+            with open(self.path, "rb") as fh:
+                doc = parse_json(fh.read(MAX_BYTES * 8), "the cache")
+        except (OSError, ValueError):
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    def save(self, doc: dict[str, Any]) -> None:
+        directory = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".release-cache-", dir=directory)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(doc, fh, sort_keys=True, separators=(",", ":"))
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, self.path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+
+def _empty_state() -> dict[str, Any]:
+    return {"schema": CACHE_SCHEMA, "releases": {}, "challenges": {}, "tokens": {}}
+
+
+def _normalise_state(doc: dict[str, Any] | None) -> dict[str, Any]:
+    state = _empty_state()
+    if isinstance(doc, dict) and doc.get("schema") == CACHE_SCHEMA:
+        for name in ("releases", "challenges", "tokens"):
+            if isinstance(doc.get(name), dict):
+                state[name] = doc[name]
+    return state
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """A verified release and where its bytes came from."""
+
+    manifest: bytes
+    info: ManifestInfo
+    config: bytes
+    release: dict[str, Any]
+    cached: bool = False
+    stale: bool = False
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: Any) -> bytes:
+    if not isinstance(text, str):
+        raise ValueError("not base64")
+    return base64.b64decode(text.encode("ascii"), validate=True)
+
+
+def _timestamp(now: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+
+
+def verify_cached(entry: Any) -> _Outcome | None:
+    """Re-verify a cache entry from its bytes (digests, media types, rules); None if unusable."""
+    if not isinstance(entry, dict):
+        return None
+    try:
+        manifest = _unb64(entry.get("manifest"))
+        config = _unb64(entry.get("config"))
+        digest = entry.get("manifestDigest")
+        if not isinstance(digest, str) or not is_digest(digest):
+            return None
+        info = verify_manifest(
+            manifest, content_type=str(entry.get("mediaType") or ""), expected_digest=digest
+        )
+        verify_blob(config, info.config_digest, info.config_size)
+        release = parse_release(config)
+    except (ValueError, binascii.Error, ConsumeError):
+        return None
+    return _Outcome(manifest, info, config, release, cached=True)
+
+
+def _find_cached(state: dict[str, Any], key: str, target: Ref) -> _Outcome | None:
+    """The cached release for ``target`` (for a digest: any entry holding that manifest)."""
+    entries = state["releases"].get(key)
+    if not isinstance(entries, dict):
+        return None
+    if target.kind == "digest":
+        for entry in entries.values():
+            if isinstance(entry, dict) and entry.get("manifestDigest") == target.value:
+                return verify_cached(entry)
+        return None
+    return verify_cached(entries.get(target.value))
+
+
+_MAX_ENTRIES = 16  # per repository; channels are few, pinned versions and digests accumulate
+
+
+def _remember(state: dict[str, Any], key: str, ref: str, outcome: _Outcome, now: float) -> None:
+    """Record a verified release under ``ref``; drop expired tokens and the oldest entries."""
+    entries = state["releases"].get(key)
+    if not isinstance(entries, dict):
+        entries = state["releases"][key] = {}
+    entries[ref] = {
+        "manifestDigest": outcome.info.digest,
+        "mediaType": outcome.info.media_type,
+        "manifest": _b64(outcome.manifest),
+        "config": _b64(outcome.config),
+        "resolvedAt": _timestamp(now),
+    }
+    while len(entries) > _MAX_ENTRIES:
+        oldest = min(
+            (k for k in entries if k not in CHANNELS and k != ref),
+            key=lambda k: (
+                str(entries[k].get("resolvedAt", "")) if isinstance(entries[k], dict) else ""
+            ),
+        )
+        del entries[oldest]
+    state["tokens"] = {
+        k: v
+        for k, v in state["tokens"].items()
+        if isinstance(v, dict)
+        and isinstance(v.get("expiresAt"), (int, float))
+        and v["expiresAt"] > now
+    }
+
+
+# -- the resolver: auth, redirects, retries ---------------------------------------------------
+
+_CHALLENGE_PARAM = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)')
+_TOKEN_RE = re.compile(r"[\x21-\x7e]+")
+
+
+def parse_challenge(header: str) -> dict[str, str] | None:
+    """The first challenge of a ``WWW-Authenticate`` header: {"scheme", "realm", "service", ...}."""
+    header = (header or "").strip()
+    if not header:
+        return None
+    scheme, _, rest = header.partition(" ")
+    out = {"scheme": scheme.lower()}
+    for match in _CHALLENGE_PARAM.finditer(rest):
+        name, value = match.group(1).lower(), match.group(2)
+        if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        if name != "scheme":
+            out.setdefault(name, value)
+    return out
+
+
+def _origin(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+def _check_url(url: str, what: str) -> None:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "https":
+        return
+    if parts.scheme == "http" and is_loopback(parts.netloc.rsplit("@", 1)[-1]):
+        return
+    raise DownloadError(
+        f"refusing {what} over {parts.scheme or 'no scheme'}: {parts.scheme}://{parts.hostname}",
+        hint="only https (or plain http to a loopback host) is allowed",
+    )
+
+
+class _Session:
+    """One resolve's conversation with a registry: auth state, retries, redirects, counts."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        registry: str,
+        repository: str,
+        scheme: str,
+        credentials: Credentials | None,
+        state: dict[str, Any],
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+        attempts: int,
+        token_realm: str | None,
+        token_service: str | None,
+    ) -> None:
+        self.transport = transport
+        self.registry = registry
+        self.repository = repository
+        self.base = f"{scheme}://{registry}"
+        self.credentials = credentials
+        self.state = state
+        self.clock = clock
+        self.sleep = sleep
+        self.attempts = max(1, attempts)
+        self.scope = f"repository:{repository}:pull"
+        self.requests = 0
+        self.token: str | None = None
+        self.basic = False
+        self.challenge: dict[str, str] | None = None
+        known = state["challenges"].get(registry)
+        if token_realm:
+            known = {"scheme": "bearer", "realm": token_realm, "service": token_service or registry}
+        elif not isinstance(known, dict) and registry == "ghcr.io":
+            known = {"scheme": "bearer", "realm": "https://ghcr.io/token", "service": "ghcr.io"}
+        if isinstance(known, dict):
+            if known.get("scheme") == "basic":
+                self.basic = credentials is not None
+            elif known.get("scheme") == "bearer" and isinstance(known.get("realm"), str):
+                self.challenge = {k: str(v) for k, v in known.items()}
+                self.token = self._cached_token()
+
+    # -- auth state ---------------------------------------------------------
+
+    def _token_key(self) -> str:
+        assert self.challenge is not None
+        user = self.credentials.username if self.credentials else ""
+        return "|".join(
+            (self.challenge["realm"], self.challenge.get("service", ""), self.scope, user)
+        )
+
+    def _cached_token(self) -> str | None:
+        entry = self.state["tokens"].get(self._token_key())
+        if not isinstance(entry, dict):
+            return None
+        token, expires = entry.get("token"), entry.get("expiresAt")
+        if not isinstance(token, str) or not _TOKEN_RE.fullmatch(token):
+            return None
+        if not isinstance(expires, (int, float)) or expires - _TOKEN_MARGIN <= self.clock():
+            return None
+        return token
+
+    def _authorization(self) -> dict[str, str]:
+        if self.token is not None:
+            return {"Authorization": f"Bearer {self.token}"}
+        if self.basic and self.credentials is not None:
+            return {"Authorization": self.credentials.basic_header()}
+        return {}
+
+    def _fetch_token(self, *, optimistic: bool) -> bool:
+        """Ask the token service for a pull token. False when an optimistic guess was wrong."""
+        assert self.challenge is not None
+        realm = self.challenge["realm"]
+        _check_url(realm, "the token service")
+        query = {"scope": self.scope}
+        if self.challenge.get("service"):
+            query = {"service": self.challenge["service"], "scope": self.scope}
+        url = realm + ("&" if "?" in realm else "?") + urllib.parse.urlencode(query)
+        headers = {"Accept": "application/json"}
+        if self.credentials is not None:
+            headers["Authorization"] = self.credentials.basic_header()
+        resp = self._retrying("GET", url, headers, MAX_BYTES, follow=True)
+        if resp.status in (401, 403):
+            who = f"as {self.credentials.username}" if self.credentials else "anonymously"
+            raise AuthError(
+                f"the token service refused a pull token for {self.registry}/{self.repository}"
+                f" {who} ({resp.status})",
+                hint="check the credentials"
+                if self.credentials
+                else "the package may be private: make it public, or pass credentials",
+            )
+        if resp.status != 200:
+            if optimistic:
+                return False
+            raise DownloadError(f"the token service answered {resp.status}")
+        try:
+            body = parse_json(resp.body, "the token response")
+        except ValueError:
+            if optimistic:
+                return False
+            raise DownloadError("the token service's answer is not JSON") from None
+        token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not _TOKEN_RE.fullmatch(token):
+            if optimistic:
+                return False
+            raise DownloadError("the token service's answer holds no usable token")
+        expires_in = body.get("expires_in")
+        lifetime = _MIN_TOKEN_LIFETIME
+        if isinstance(expires_in, (int, float)) and not isinstance(expires_in, bool):
+            lifetime = max(float(expires_in), _MIN_TOKEN_LIFETIME)
+        self.token = token
+        self.state["tokens"][self._token_key()] = {
+            "token": token,
+            "expiresAt": self.clock() + lifetime,
+        }
+        self.state["challenges"][self.registry] = dict(self.challenge)
+        return True
+
+    def _authenticate(self, resp: Response) -> None:
+        challenge = parse_challenge(resp.headers.get("www-authenticate", ""))
+        if challenge is not None and challenge["scheme"] == "basic":
+            if self.credentials is None:
+                raise AuthError(
+                    f"{self.registry} requires credentials (Basic auth)",
+                    hint=f"set {ENV_USERNAME} and {ENV_PASSWORD}",
+                )
+            self.basic, self.token = True, None
+            self.state["challenges"][self.registry] = {"scheme": "basic"}
+            return
+        if challenge is not None and challenge["scheme"] != "bearer":
+            raise AuthError(f"{self.registry} asks for unsupported auth {challenge['scheme']!r}")
+        if challenge is None or not challenge.get("realm"):
+            # No usable challenge: the token endpoint where ghcr.io serves it.
+            challenge = {
+                "scheme": "bearer",
+                "realm": f"{self.base}/token",
+                "service": self.registry,
+            }
+        self.challenge = {k: v for k, v in challenge.items() if k in ("scheme", "realm", "service")}
+        self.token = None
+        self._fetch_token(optimistic=False)
+
+    # -- HTTP ----------------------------------------------------------------
+
+    def _hop(self, method: str, url: str, headers: Mapping[str, str], limit: int) -> Response:
+        self.requests += 1
+        return self.transport.request(method, url, headers, limit)
+
+    def _follow(
+        self, method: str, url: str, headers: Mapping[str, str], limit: int, *, follow: bool
+    ) -> Response:
+        """One request, following redirects; Authorization never leaves its origin."""
+        origin = _origin(url)
+        current = dict(headers)
+        for _ in range(MAX_REDIRECTS + 1):
+            resp = self._hop(method, url, current, limit)
+            location = resp.headers.get("location")
+            if not follow or resp.status not in (301, 302, 303, 307, 308) or not location:
+                return resp
+            url = urllib.parse.urljoin(url, location)
+            _check_url(url, "a redirect")
+            if _origin(url) != origin:
+                current = {k: v for k, v in current.items() if k.lower() != "authorization"}
+        raise DownloadError(f"more than {MAX_REDIRECTS} redirects for {method} {url.split('?')[0]}")
+
+    def _retrying(
+        self, method: str, url: str, headers: Mapping[str, str], limit: int, *, follow: bool
+    ) -> Response:
+        """Bounded retries with backoff on 429, 5xx and connection errors."""
+        last, delay = "", 0.0
+        for attempt in range(self.attempts):
+            if attempt:
+                self.sleep(delay)
+            delay = min(_BASE_DELAY * 2**attempt, _MAX_DELAY)
+            try:
+                resp = self._follow(method, url, headers, limit, follow=follow)
+            except RegistryUnreachable as exc:
+                if not exc.retryable:
+                    raise
+                last = exc.message
+                continue
+            if resp.status not in _RETRY_STATUSES:
+                return resp
+            last = f"{method} {url.split('?')[0]} answered {resp.status}"
+            retry_after = resp.headers.get("retry-after", "")
+            if _DIGITS.fullmatch(retry_after):
+                delay = min(float(retry_after), _MAX_DELAY)
+        raise RegistryUnreachable(
+            f"{self.registry} cannot be reached after {self.attempts} attempts: {last}",
+            hint="check the network and the registry's status; the appliance will retry",
+        )
+
+    def registry_request(
+        self, method: str, path: str, accept: str | None, limit: int, *, follow: bool
+    ) -> Response:
+        """A request to the registry, authenticated as it asks (at most one challenge round)."""
+        url = self.base + path
+        need_token = self.token is None and not self.basic and self.challenge is not None
+        if need_token and not self._fetch_token(optimistic=True):
+            self.challenge = None  # the guessed or cached realm was wrong: ask the registry
+        answered_challenge = False
+        while True:
+            headers = {"User-Agent": USER_AGENT, **self._authorization()}
+            if accept:
+                headers["Accept"] = accept
+            resp = self._retrying(method, url, headers, limit, follow=follow)
+            if resp.status == 401 and not answered_challenge:
+                answered_challenge = True
+                self._authenticate(resp)
+                continue
+            if resp.status in (401, 403):
+                raise AuthError(
+                    f"{self.registry} refused {method} {path} ({resp.status}) after authenticating",
+                    hint="check the credentials and that the package is readable by them",
+                )
+            return resp
+
+
+def _content_length(resp: Response) -> int | None:
+    value = resp.headers.get("content-length", "").strip()
+    return int(value) if _DIGITS.fullmatch(value) else None
+
+
+def _header_digest(resp: Response) -> str | None:
+    value = resp.headers.get("docker-content-digest", "").strip()
+    return value if is_digest(value) else None
+
+
+def _fetch_release(session: _Session, target: Ref, cached: _Outcome | None) -> _Outcome:
+    """Fetch and verify the manifest and the config blob, or confirm the cache still holds."""
+    where = f"{session.registry}/{session.repository}"
+    manifests = f"/v2/{session.repository}/manifests/"
+    manifest_ref, expected_digest, expected_size = target.value, None, None
+    if target.kind == "digest":
+        expected_digest = target.value
+    elif cached is not None:
+        head = session.registry_request(
+            "HEAD", manifests + target.value, MANIFEST_ACCEPT, 0, follow=False
+        )
+        if head.status == 404:
+            raise NotFound(f"{where}:{target.value} does not exist")
+        if head.status != 200:
+            raise DownloadError(f"HEAD {where}:{target.value} answered {head.status}")
+        remote = _header_digest(head)
+        if cache_decision(cached.info.digest, remote, reachable=True) == "hit":
+            return cached
+        if remote is not None:
+            # Fetch exactly what the HEAD named, even if the tag moves meanwhile.
+            manifest_ref, expected_digest, expected_size = remote, remote, _content_length(head)
+    resp = session.registry_request(
+        "GET", manifests + manifest_ref, MANIFEST_ACCEPT, MAX_BYTES, follow=True
+    )
+    if resp.status == 404:
+        raise NotFound(
+            f"{where}{'@' if ':' in manifest_ref else ':'}{manifest_ref} does not exist",
+            hint="check the channel or version; nightly and stable are the channels",
+        )
+    if resp.status != 200:
+        raise DownloadError(f"GET {where} manifest {manifest_ref} answered {resp.status}")
+    length = _content_length(resp)
+    if (length is not None and length > MAX_BYTES) or len(resp.body) > MAX_BYTES:
+        raise SizeLimitExceeded(f"the manifest {manifest_ref} is larger than {MAX_BYTES} bytes")
+    info = verify_manifest(
+        resp.body,
+        content_type=resp.headers.get("content-type"),
+        header_digest=_header_digest(resp),
+        expected_digest=expected_digest,
+        expected_size=expected_size,
+    )
+    if cached is not None and cached.info.config_digest == info.config_digest:
+        config = cached.config  # already verified against this very digest
+    else:
+        config = _fetch_blob(session, info)
+    release = parse_release(config)
+    if target.kind == "version" and release["version"] != target.value:
+        raise InvalidRelease(
+            [f"/version: the tag {target.value} holds release version {release['version']}"]
+        )
+    return _Outcome(resp.body, info, config, release)
+
+
+def _fetch_blob(session: _Session, info: ManifestInfo) -> bytes:
+    """The config blob's bytes, checked against the manifest's descriptor."""
+    where = f"{session.registry}/{session.repository}"
+    digest = info.config_digest
+    blob = session.registry_request(
+        "GET", f"/v2/{session.repository}/blobs/{digest}", None, info.config_size, follow=True
+    )
+    if blob.status == 404:
+        raise IncompleteRelease(
+            f"{where}@{info.digest} names config blob {digest}, which the registry lacks",
+            hint="the release was not pushed completely; republish it",
+        )
+    if blob.status != 200:
+        raise DownloadError(f"GET {where} blob {digest} answered {blob.status}")
+    length = _content_length(blob)
+    if length is not None and length > MAX_BYTES:
+        raise SizeLimitExceeded(f"blob {digest} is {length} bytes, above the {MAX_BYTES}-byte cap")
+    if len(blob.body) > info.config_size or (length is not None and length != info.config_size):
+        raise DigestMismatch(
+            f"blob {digest} is served as {max(length or 0, len(blob.body))} bytes, "
+            f"the manifest says {info.config_size}",
+            hint="the registry or something between us served altered content; do not trust it",
+        )
+    verify_blob(blob.body, digest, info.config_size)
+    return blob.body
+
+
+def credentials_from_env(env: Mapping[str, str] | None = None) -> Credentials | None:
+    """Credentials from ``ALGA_REGISTRY_USERNAME``/``ALGA_REGISTRY_PASSWORD``; None if unset."""
+    source = os.environ if env is None else env
+    username, password = source.get(ENV_USERNAME, "").strip(), source.get(ENV_PASSWORD, "")
+    if not username and not password:
+        return None
+    if not username or not password:
+        raise BadInput(
+            f"incomplete registry credentials: set {ENV_USERNAME} and {ENV_PASSWORD}, or neither"
+        )
+    return Credentials(username, password)
+
+
+def resolve(
+    ref: str,
+    *,
+    registry: str = DEFAULT_REGISTRY,
+    repository: str = DEFAULT_REPOSITORY,
+    installed_version: str | None = None,
+    credentials: Credentials | tuple[str, str] | None = None,
+    cache: Cache | None = None,
+    transport: Transport | None = None,
+    ca_file: str | None = None,
+    plain_http: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+    attempts: int = DEFAULT_ATTEMPTS,
+    token_realm: str | None = None,
+    token_service: str | None = None,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Resolution:
+    """Resolve ``ref`` (channel, version or ``sha256:`` digest) to a verified release.
+
+    ``installed_version`` turns on anti-rollback: an older release is refused
+    (:class:`RollbackRefused`) unless ``ref`` pins a version or a digest.
+    ``cache`` keeps the last good release and the auth state: warm resolves of
+    an unmoved channel cost one manifest HEAD, and when the registry cannot be
+    reached the cached release is returned with ``stale=True``. ``token_realm``
+    (with ``token_service``, default the registry host) names the token service
+    up front, as is built in for ghcr.io, to save the challenge round trip; a
+    wrong guess costs one request and falls back to the challenge.
+    ``plain_http`` is refused for non-loopback hosts.
+    """
+    target = parse_ref(ref)
+    check_registry(registry)
+    check_repository(repository)
+    if plain_http and not is_loopback(registry):
+        raise BadInput(
+            f"refusing plain HTTP to {registry}: only loopback hosts may use it",
+            hint="drop --plain-http; use --ca-file for a private CA",
+        )
+    if installed_version is not None:
+        parse_version(installed_version)
+    if token_realm is not None:
+        _check_url(token_realm, "the token service")
+    if isinstance(credentials, tuple):
+        credentials = Credentials(*credentials)
+    state = _normalise_state(cache.load() if cache is not None else None)
+    key = f"{registry}/{repository}"
+    cached = _find_cached(state, key, target)
+    actual = transport if transport is not None else HttpTransport(ca_file=ca_file, timeout=timeout)
+    session = _Session(
+        actual,
+        registry=registry,
+        repository=repository,
+        scheme="http" if plain_http else "https",
+        credentials=credentials,
+        state=state,
+        clock=clock,
+        sleep=sleep,
+        attempts=attempts,
+        token_realm=token_realm,
+        token_service=token_service,
+    )
+    try:
+        if target.kind == "digest" and cached is not None:
+            outcome = cached  # content-addressed: the cached bytes verify against the digest
+        else:
+            try:
+                outcome = _fetch_release(session, target, cached)
+            except RegistryUnreachable:
+                digest = cached.info.digest if cached is not None else None
+                if cached is None or cache_decision(digest, None, reachable=False) != "stale":
+                    raise
+                outcome = replace(cached, stale=True)
+        downgrade = check_rollback(
+            str(outcome.release["version"]),
+            installed_version,
+            pinned=target.pinned,
+            reference=target.value,
+        )
+        if not outcome.stale:
+            _remember(state, key, target.value, outcome, clock())
+    finally:
+        if transport is None and isinstance(actual, HttpTransport):
+            actual.close()
+        if cache is not None:
+            # The cache is an optimisation: a read-only disk must not fail a resolve.
+            with contextlib.suppress(OSError):
+                cache.save(state)
+    return Resolution(
+        reference=target.value,
+        registry=registry,
+        repository=repository,
+        manifest_digest=outcome.info.digest,
+        media_type=outcome.info.media_type,
+        config_digest=outcome.info.config_digest,
+        manifest=outcome.release,
+        pinned=target.pinned,
+        downgrade=downgrade,
+        cached=outcome.cached,
+        stale=outcome.stale,
+        requests=session.requests,
+    )
+
+
+# -- CLI -----------------------------------------------------------------------------------------
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value else default
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="release_consume.py",
+        description="Resolve an Alga appliance channel, version or digest to a verified release.",
+        epilog="exit codes: 0 resolved, 2 bad input, 3 refused (invalid, tampered, rollback), "
+        "75 registry unreachable and nothing cached, 1 anything else. Credentials come from "
+        f"{ENV_USERNAME}/{ENV_PASSWORD} or --username with --password-file, never argv.",
+    )
+    parser.add_argument(
+        "ref", metavar="REF", help="nightly, stable, a version (1.4.0) or sha256:<hex>"
+    )
+    parser.add_argument(
+        "--registry",
+        default=_env("ALGA_REGISTRY", DEFAULT_REGISTRY),
+        metavar="HOST[:PORT]",
+        help=f"registry host (env ALGA_REGISTRY; default {DEFAULT_REGISTRY})",
+    )
+    parser.add_argument(
+        "--repository",
+        default=_env("ALGA_RELEASE_REPOSITORY", DEFAULT_REPOSITORY),
+        metavar="REPO",
+        help=f"release repository (env ALGA_RELEASE_REPOSITORY; default {DEFAULT_REPOSITORY})",
+    )
+    parser.add_argument(
+        "--installed-version",
+        default=_env("ALGA_INSTALLED_VERSION"),
+        metavar="V",
+        help="the installed release version; an older channel release is refused "
+        "(env ALGA_INSTALLED_VERSION)",
+    )
+    parser.add_argument(
+        "--cache",
+        default=_env("ALGA_RELEASE_CACHE"),
+        metavar="FILE",
+        help="cache file for the last good release and tokens (env ALGA_RELEASE_CACHE)",
+    )
+    parser.add_argument(
+        "--ca-file",
+        default=_env("ALGA_CA_FILE"),
+        metavar="PEM",
+        help="trust this CA bundle for TLS (env ALGA_CA_FILE)",
+    )
+    parser.add_argument(
+        "--plain-http",
+        action="store_true",
+        default=(_env("ALGA_PLAIN_HTTP") or "").lower() in ("1", "true", "yes", "on"),
+        help="plain HTTP, loopback hosts only (env ALGA_PLAIN_HTTP=1)",
+    )
+    parser.add_argument(
+        "--token-realm",
+        default=_env("ALGA_TOKEN_REALM"),
+        metavar="URL",
+        help="the registry's token service, to skip the challenge round trip "
+        "(env ALGA_TOKEN_REALM; built in for ghcr.io)",
+    )
+    parser.add_argument(
+        "--token-service",
+        default=_env("ALGA_TOKEN_SERVICE"),
+        metavar="NAME",
+        help="the service name the token service expects with --token-realm "
+        "(env ALGA_TOKEN_SERVICE; default the registry host, as ghcr.io uses)",
+    )
+    parser.add_argument("--username", default=None, help=f"registry user (else env {ENV_USERNAME})")
+    parser.add_argument(
+        "--password-file",
+        default=None,
+        metavar="FILE",
+        help=f"password file (else env {ENV_PASSWORD})",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per request (default 30)"
+    )
+    parser.add_argument(
+        "--attempts", type=int, default=DEFAULT_ATTEMPTS, help="tries per request (default 3)"
+    )
+    parser.add_argument(
+        "--render",
+        action="store_true",
+        help="print what the appliance applies (a v1 List: six values ConfigMaps, the "
+        "OCIRepository and the Kustomization) instead of the release",
+    )
+    parser.add_argument("--json", action="store_true", help="machine-readable result on stdout")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def _cli_credentials(args: argparse.Namespace) -> Credentials | None:
+    if args.username is None and args.password_file is None:
+        return credentials_from_env()
+    password = os.environ.get(ENV_PASSWORD, "")
+    if args.password_file is not None:
+        try:
+            with open(args.password_file, encoding="utf-8") as fh:
+                password = fh.read().strip()
+        except OSError as exc:
+            raise BadInput(
+                f"cannot read the password file {args.password_file}: {exc.strerror}"
+            ) from None
+    username = args.username or os.environ.get(ENV_USERNAME, "")
+    if not username or not password:
+        raise BadInput("incomplete registry credentials: a username and a password are both needed")
+    return Credentials(username, password)
+
+
+def _human(result: Resolution) -> str:
+    release = result.manifest
+    lines = [
+        f"{result.reference} -> release {release['version']} (channel {release['channel']})",
+        f"  manifest  {result.registry}/{result.repository}@{result.manifest_digest}",
+        f"  config    {result.config_digest}",
+        f"  bundle    oci://{release['config']['repository']}@{release['config']['digest']}",
+        "  images    " + ", ".join(f"{k}={release['images'][k]}" for k in IMAGE_KEYS),
+    ]
+    if result.downgrade:
+        lines.append("  note      an explicitly pinned downgrade")
+    if result.stale:
+        lines.append("  STALE     the registry could not be reached; this is the last good release")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; returns the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        cache = FileCache(args.cache) if args.cache else None
+        result = resolve(
+            args.ref,
+            registry=args.registry,
+            repository=args.repository,
+            installed_version=args.installed_version,
+            credentials=_cli_credentials(args),
+            cache=cache,
+            ca_file=args.ca_file,
+            plain_http=args.plain_http,
+            timeout=args.timeout,
+            attempts=args.attempts,
+            token_realm=args.token_realm,
+            token_service=args.token_service,
+        )
+    except ConsumeError as exc:
+        sys.stderr.write(f"error: {exc.diagnostics()}\n")
+        if args.json:
+            sys.stdout.write(json.dumps(exc.to_json(), indent=2) + "\n")
+        return exc.exit_code
+    output: Any = result.to_json()
+    if args.render:
+        try:
+            output = {"apiVersion": "v1", "kind": "List", "items": render_all(result.manifest)}
+        except ValueError as exc:
+            sys.stderr.write(f"error: {exc}\n")  # the release cannot be applied as it is
+            return EXIT_REFUSED
+    if result.stale:
+        sys.stderr.write(
+            "warning: the registry could not be reached; returning the cached release\n"
+        )
+    if args.json or args.render:
+        sys.stdout.write(json.dumps(output, indent=2) + "\n")
+    else:
+        sys.stdout.write(_human(result) + "\n")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
