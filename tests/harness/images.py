@@ -34,27 +34,40 @@ def tiny_image(content: bytes) -> tuple[bytes, bytes, bytes]:
             "architecture": "amd64",
             "os": "linux",
             "config": {},
-            "rootfs": {"type": "layers",
-                       "diff_ids": ["sha256:" + hashlib.sha256(raw.getvalue()).hexdigest()]},
+            "rootfs": {
+                "type": "layers",
+                "diff_ids": ["sha256:" + hashlib.sha256(raw.getvalue()).hexdigest()],
+            },
         },
-        sort_keys=True, separators=(",", ":"),
+        sort_keys=True,
+        separators=(",", ":"),
     ).encode()
     manifest = json.dumps(
         {
             "schemaVersion": 2,
             "mediaType": mt.OCI_MANIFEST,
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                       "digest": str(Digest.of(config)), "size": len(config)},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                        "digest": str(Digest.of(layer)), "size": len(layer)}],
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": str(Digest.of(config)),
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": str(Digest.of(layer)),
+                    "size": len(layer),
+                }
+            ],
         },
-        sort_keys=True, separators=(",", ":"),
+        sort_keys=True,
+        separators=(",", ":"),
     ).encode()
     return config, layer, manifest
 
 
-def push_tiny_image(client: RegistryClient, repository: str, tag: str,
-                    content: bytes | None = None) -> Digest:
+def push_tiny_image(
+    client: RegistryClient, repository: str, tag: str, content: bytes | None = None
+) -> Digest:
     """Push a tiny image as ``repository:tag``; returns its manifest digest."""
     config, layer, manifest = tiny_image(content or f"{repository}:{tag}\n".encode())
     client.push_blob(repository, config)
