@@ -2,9 +2,10 @@
 SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
+STEP_IMAGE_TAG ?= localhost/alga-release-step:dev
 export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup demo test unit integration lint typecheck bench clean
+.PHONY: help setup demo test unit integration lint typecheck bench clean workflows check-workflows step-image
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -15,7 +16,7 @@ setup: ## install everything (apt packages, helm/kubectl, .venv); idempotent
 demo: setup ## publish the reference charts to a throw-away loopback registry and show them
 	@$(PY) scripts/demo.py
 
-test: setup lint ## the full test suite (what CI runs): lint, types, unit and integration tests
+test: setup lint check-workflows ## the full test suite (what CI runs): lint, types, rendered workflows, unit and integration tests
 	$(PY) -m pytest -q
 
 unit: ## fast pure tests only
@@ -25,9 +26,26 @@ integration: ## tests against the real registry, helm and kubectl
 	$(PY) -m pytest -q tests/integration
 
 lint: ## ruff and mypy --strict on the package
-	$(VENV)/bin/ruff check steps tests scripts bench
-	$(VENV)/bin/ruff format --check steps
+	$(VENV)/bin/ruff check steps pipelines tests scripts bench
+	$(VENV)/bin/ruff format --check steps pipelines
 	$(VENV)/bin/mypy
+
+workflows: ## render pipelines/ (Hera) into workflows-generated/ with `hera generate yaml`
+	rm -rf workflows-generated
+	PYTHONPATH=$(CURDIR) $(VENV)/bin/hera generate yaml pipelines --to workflows-generated
+
+check-workflows: ## fail when workflows-generated/ differs from a fresh render of pipelines/
+	@tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; \
+	PYTHONPATH=$(CURDIR) $(VENV)/bin/hera generate yaml pipelines --to "$$tmp/render" 2>"$$tmp/err" \
+	  || { cat "$$tmp/err" >&2; echo "check-workflows: hera generate yaml failed" >&2; exit 1; }; \
+	if ! diff -ru workflows-generated "$$tmp/render"; then \
+	  echo "check-workflows: workflows-generated/ is stale: run 'make workflows' and commit it" >&2; exit 1; \
+	fi; \
+	echo "check-workflows: workflows-generated/ matches pipelines/"
+
+step-image: ## build the step image with buildah (needs its base images; see README)
+	buildah bud --isolation chroot --storage-driver vfs --layers \
+	  -t $(STEP_IMAGE_TAG) -f Dockerfile .
 
 bench: setup ## benchmark chart publishing against the real helm binary (prints figures)
 	@$(PY) bench/bench_charts.py

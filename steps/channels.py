@@ -407,6 +407,22 @@ def require_complete(
     return pieces
 
 
+def require_valid(release: Mapping[str, Any], what: str) -> None:
+    """Refuse (exit 3) a release that breaks the schema or the consumer contract: a
+    channel must never point appliances at a manifest they cannot use."""
+    from steps.manifest import manifest_problems
+    from steps.profiles import HELM_RELEASE_CHARTS
+
+    problems = manifest_problems(release, helm_releases=HELM_RELEASE_CHARTS)
+    if problems:
+        raise Refused(
+            f"{what} is not a valid release manifest:\n  "
+            + "\n  ".join(problems[:20])
+            + (f"\n  (and {len(problems) - 20} more)" if len(problems) > 20 else ""),
+            hint="republish the release with `alga-release publish`; it validates before pushing",
+        )
+
+
 # -- the move -------------------------------------------------------------------------
 
 
@@ -458,6 +474,7 @@ def move_channel(
     repository = release_repository(namespace)
     digest, data, media_type, release = read_release(client, namespace, target)
     version = str(release.get("version", ""))
+    require_valid(release, f"release {version or '?'} ({digest.short})")
     require_complete(client, namespace, release, f"release {version} ({digest.short})")
     before = channel_state(client, namespace, channel)
     if before.digest == digest:

@@ -19,6 +19,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import traceback
@@ -163,11 +164,26 @@ def _human_charts(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+_DRY_RUN_DEFAULT_DIR = Path("\0default")  # a sentinel no real path can equal
+
+
+def _bundle_dry_run_dir(args: argparse.Namespace) -> Path | None:
+    """Where a dry run renders the bundle: DIR, next to --out, or a fresh temp folder."""
+    if args.dry_run != _DRY_RUN_DEFAULT_DIR:
+        return args.dry_run  # type: ignore[no-any-return]
+    if args.out:
+        target = Path(f"{args.out}.bundle")
+        shutil.rmtree(target, ignore_errors=True)  # ours: a re-run renders it afresh
+        return target
+    return Path(tempfile.mkdtemp(prefix="alga-bundle-"))
+
+
 def cmd_bundle_publish(args: argparse.Namespace) -> dict[str, Any]:
     from steps import bundle
     from steps.config import load_config
 
     config = load_config(args.config)
+    args.dry_run = _bundle_dry_run_dir(args)
     prepared = bundle.prepare_bundle(
         source=args.source,
         config=config,
@@ -278,7 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument(
         "--dry-run",
         action="store_true",
-        help="package and compare with the registry, but push nothing",
+        default=_env_flag("ALGA_DRY_RUN"),
+        help="package and compare with the registry, but push nothing (env ALGA_DRY_RUN=true)",
     )
     add_registry_options(publish)
     add_output_options(publish)
@@ -386,9 +403,14 @@ def build_parser() -> argparse.ArgumentParser:
     bundle_publish.add_argument(
         "--dry-run",
         type=Path,
+        nargs="?",
+        const=_DRY_RUN_DEFAULT_DIR,
+        default=_DRY_RUN_DEFAULT_DIR if _env_flag("ALGA_DRY_RUN") else None,
         metavar="DIR",
         help="write the rendered bundle to DIR (new or empty), print its diff against the "
-        "overlay and the digest it would have; push nothing",
+        "overlay and the digest it would have; push nothing. Without DIR (or with env "
+        "ALGA_DRY_RUN=true) the bundle goes next to --out (<out>.bundle/), else to a "
+        "temporary folder",
     )
     add_registry_options(bundle_publish)
     add_output_options(bundle_publish)

@@ -93,7 +93,8 @@ def cmd_manifest_publish(args: argparse.Namespace) -> dict[str, Any]:
     imgs = _read_json(args.images, "images")
     source: Path = args.source
     profile_values = profiles.load_profile_values(config.overlay_dir(source), profile)
-    revision = args.revision or release.source_revision(source)
+    revision = release.commit_of(args.revision) if args.revision else None
+    revision = revision or release.source_revision(source)
     provenance = {
         "source": args.source_url,
         "revision": revision,

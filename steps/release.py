@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -251,6 +252,16 @@ def revision_created(source: Path, revision: str | None) -> str:
     if epoch.isdigit():
         return _rfc3339(int(epoch))
     return EPOCH
+
+
+_SHA_RE = re.compile(r"^(?:.+@sha1:|.+/)?([a-f0-9]{40})$")
+
+
+def commit_of(revision: str) -> str | None:
+    """The 40-hex commit of ``sha``, ``<ref>@sha1:<sha>`` (Flux's form) or ``<ref>/<sha>``;
+    None for anything else (a branch or tag name alone)."""
+    match = _SHA_RE.match(revision.strip())
+    return match.group(1) if match else None
 
 
 def source_revision(source: Path) -> str | None:

@@ -218,3 +218,31 @@ def test_diff_shows_exactly_what_changed(registry: Registry, released: dict[str,
     assert "chart pgbouncer" in human.stdout and "base/releases/pgbouncer.yaml" in human.stdout
     with client_for(registry) as client:
         assert client.head_manifest(RELEASE_REPO, "1.0.0") is not None
+
+
+def test_an_invalid_release_manifest_is_never_promoted(
+    registry: Registry, released: dict[str, Any]
+) -> None:
+    """A manifest pushed by something else that breaks the contract (here: no
+    temporalWorker image, so appliances would keep running `latest`) is refused."""
+    from steps import manifest as rm
+    from steps.oci import mediatypes as mt
+
+    assert promote(registry, "1.0.0").code == 0
+    stable = channel_digest(registry, "stable")
+    with client_for(registry) as client:
+        head = client.head_manifest(RELEASE_REPO, "1.1.0")
+        assert head is not None
+        blob_digest = Digest.parse(
+            client.get_manifest(RELEASE_REPO, "1.1.0").json()["config"]["digest"]
+        )
+        release = json.loads(client.get_blob(RELEASE_REPO, blob_digest))
+        del release["images"]["temporalWorker"]
+        release["version"] = release["config"]["tag"] = release["config"]["version"] = "1.2.0"
+        config = rm.manifest_bytes(release)
+        client.push_blob(RELEASE_REPO, config)
+        client.put_manifest(RELEASE_REPO, "1.2.0", rm.release_oci_manifest(config), mt.OCI_MANIFEST)
+    result = promote(registry, "1.2.0")
+    assert result.code == 3
+    assert "temporalWorker" in result.stderr
+    assert channel_digest(registry, "stable") == stable

@@ -117,3 +117,61 @@ def test_previous_release_follows_the_current_digest() -> None:
     assert previous_release(records, Digest.parse(b)) is records[1]
     assert previous_release(records, Digest.parse(a)) is None
     assert MoveRecord.from_json(records[1].to_json()) == records[1]
+
+
+def test_commit_of_accepts_the_revision_forms() -> None:
+    from steps.release import commit_of
+
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    assert commit_of(sha) == sha
+    assert commit_of(f"main@sha1:{sha}") == sha
+    assert commit_of(f"refs/tags/v1.4.0@sha1:{sha}") == sha
+    assert commit_of(f"main/{sha}") == sha
+    assert commit_of("main") is None
+    assert commit_of(sha[:12]) is None
+
+
+def test_dry_run_env_reaches_charts_and_bundle(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pathlib import Path
+
+    from steps.cli import _bundle_dry_run_dir, build_parser
+
+    monkeypatch.setenv("ALGA_DRY_RUN", "true")
+    parser = build_parser()
+    charts = parser.parse_args(["charts", "publish", "--source", "."])
+    assert charts.dry_run is True
+    bundle = parser.parse_args(
+        [
+            "bundle",
+            "publish",
+            "--source",
+            ".",
+            "--charts",
+            "c.json",
+            "--version",
+            "1.0.0",
+            "--out",
+            "/tmp/x/bundle.json",
+        ]
+    )
+    assert _bundle_dry_run_dir(bundle) == Path("/tmp/x/bundle.json.bundle")
+    explicit = parser.parse_args(
+        [
+            "bundle",
+            "publish",
+            "--source",
+            ".",
+            "--charts",
+            "c.json",
+            "--version",
+            "1.0.0",
+            "--dry-run",
+            "/tmp/render",
+        ]
+    )
+    assert _bundle_dry_run_dir(explicit) == Path("/tmp/render")
+    monkeypatch.setenv("ALGA_DRY_RUN", "false")
+    real = build_parser().parse_args(
+        ["bundle", "publish", "--source", ".", "--charts", "c.json", "--version", "1.0.0"]
+    )
+    assert real.dry_run is None

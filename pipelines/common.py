@@ -1,0 +1,353 @@
+"""Shared defaults of every Argo template in this package: each decided once, here.
+
+What lives here (and nowhere else):
+
+- **The step image.** Every pod runs one image, built from this repository's
+  ``Dockerfile`` (Python, this package, git and kubectl; non-root uid 10001), referenced
+  by digest only: the ``step-image`` workflow parameter defaults to :data:`STEP_IMAGE`.
+  :data:`STEP_IMAGE_DIGEST` is all zeros until the image is first published (see
+  README, "Argo workflows and the step image"): a run before that fails at the image
+  pull, before it can touch a registry.
+- **Registry credentials.** ``ALGA_REGISTRY_USERNAME`` is the ``registry-username``
+  parameter (default ``robertisaacs``); ``ALGA_REGISTRY_PASSWORD`` comes from the
+  existing Kubernetes secret ``github-token`` (key :data:`REGISTRY_SECRET_KEY`) by
+  ``secretKeyRef`` only. The password is never a parameter, an argument or a literal.
+- **Retries.** Only exit code 75 (transient registry or network failure, the CLI's
+  contract) is retried, with exponential backoff; 2 (bad input), 3 (refused by a
+  gate) and 1 fail at once.
+- **Pod hardening.** Non-root (uid/gid 10001, ``fsGroup`` so the workspace volume is
+  writable), read-only root filesystem, no privilege escalation, all capabilities
+  dropped, the runtime's default seccomp profile. ``HOME``, ``TMPDIR`` and the XDG
+  folders point at an ``emptyDir`` mounted on ``/tmp``; nothing else is writable but
+  the workspace volume.
+- **Limits in time and space.** ``activeDeadlineSeconds`` on every step and on each
+  workflow; ``podGC`` deletes the pods of successful steps (failed ones stay for
+  ``kubectl logs`` until the workflow is deleted).
+- **The channel mutex.** :func:`channel_mutex` names the one lock per channel that
+  every channel move takes: ``alga-appliance-channel-<channel>``.
+- **The exit report.** :func:`report_container` logs the outcome of a run and, for
+  the release, each step's JSON result (what was published, with digests).
+- **``when`` expressions** are built by :func:`quoted_equals`, which quotes both sides,
+  so an empty or odd parameter value compares as a string instead of breaking the
+  expression.
+
+Every template is self-contained (its own security context, volumes, env, retry and
+deadline) rather than inherited from workflow-level ``templateDefaults``: a template
+that another workflow runs through ``templateRef`` (the release runs the promote
+template that way) takes only the template, not its workflow's defaults.
+
+This module does not define a workflow: ``hera generate yaml`` renders nothing from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hera.workflows import Container, EmptyDirVolume, Env, Parameter, RetryStrategy, SecretEnv
+from hera.workflows import models as m
+
+# -- the step image ------------------------------------------------------------------
+
+STEP_IMAGE_REPOSITORY = "ghcr.io/nine-minds/alga-release-step"
+# All zeros = not yet published: pods fail at the image pull, before doing anything.
+# Replace it with the digest `buildah push --digestfile` prints, then `make workflows`.
+STEP_IMAGE_DIGEST = "sha256:" + "0" * 64
+STEP_IMAGE = f"{STEP_IMAGE_REPOSITORY}@{STEP_IMAGE_DIGEST}"
+ENTRYPOINT = "alga-release"
+STEP_UID = 10001
+
+# -- registry and credentials ---------------------------------------------------------
+
+DEFAULT_REGISTRY = "ghcr.io"
+DEFAULT_NAMESPACE = "nine-minds"
+DEFAULT_REGISTRY_USERNAME = "robertisaacs"
+REGISTRY_SECRET = "github-token"
+REGISTRY_SECRET_KEY = "token"  # the key in secret/github-token holding the token
+
+CHANNELS = ("nightly", "stable")
+BOOLEAN = ("false", "true")
+
+# -- files and volumes ------------------------------------------------------------------
+
+SCRATCH_VOLUME = "scratch"
+SCRATCH_DIR = "/tmp"
+SCRATCH_SIZE = "1Gi"
+WORKSPACE_VOLUME = "workspace"
+WORKSPACE_DIR = "/workspace"
+WORKSPACE_SIZE = "4Gi"
+SOURCE_DIR = f"{WORKSPACE_DIR}/src"
+OUT_DIR = f"{WORKSPACE_DIR}/out"
+
+# -- retries and deadlines --------------------------------------------------------------
+
+EXIT_TRANSIENT = 75
+RETRY_LIMIT = 3  # so at most 4 attempts
+RETRY_BACKOFF = m.Backoff(duration="15s", factor=m.IntOrString(2), max_duration="2m")
+STEP_DEADLINE_SECONDS = 900
+REPORT_DEADLINE_SECONDS = 120
+
+# -- naming ----------------------------------------------------------------------------
+
+LABEL_PREFIX = "alga-appliance/"
+MUTEX_PREFIX = "alga-appliance-channel-"
+
+
+def workflow_parameter(name: str) -> str:
+    """``{{workflow.parameters.<name>}}``."""
+    return "{{workflow.parameters." + name + "}}"
+
+
+def input_parameter(name: str) -> str:
+    """``{{inputs.parameters.<name>}}``."""
+    return "{{inputs.parameters." + name + "}}"
+
+
+def task_output(task: str, name: str) -> str:
+    """``{{tasks.<task>.outputs.parameters.<name>}}``."""
+    return "{{tasks." + task + ".outputs.parameters." + name + "}}"
+
+
+def quoted_equals(expression: str, value: str) -> str:
+    """A ``when`` test with both sides quoted: ``'<expression>' == '<value>'``."""
+    return f"'{expression}' == '{value}'"
+
+
+def channel_mutex(channel: str) -> m.Synchronization:
+    """The lock every move of ``channel`` takes (``channel`` may be an expression)."""
+    return m.Synchronization(mutexes=[m.Mutex(name=f"{MUTEX_PREFIX}{channel}")])
+
+
+# -- parameters --------------------------------------------------------------------------
+
+
+def registry_arguments() -> list[Parameter]:
+    """The workflow parameters every template in this package shares."""
+    return [
+        Parameter(
+            name="registry",
+            value=DEFAULT_REGISTRY,
+            description="registry host the release is published to",
+        ),
+        Parameter(
+            name="namespace",
+            value=DEFAULT_NAMESPACE,
+            description="namespace under the registry",
+        ),
+        Parameter(
+            name="registry-username",
+            value=DEFAULT_REGISTRY_USERNAME,
+            description="registry user; the password is the registry secret's token",
+        ),
+        Parameter(
+            name="step-image",
+            value=STEP_IMAGE,
+            description="the alga-release step image, pinned by digest",
+        ),
+    ]
+
+
+def registry_parameter_names() -> list[str]:
+    """Names of :func:`registry_arguments`, in order."""
+    return [p.name for p in registry_arguments() if p.name]
+
+
+def boolean_parameter(name: str, description: str, default: str = "false") -> Parameter:
+    return Parameter(name=name, value=default, enum=list(BOOLEAN), description=description)
+
+
+def channel_parameter(default: str, description: str) -> Parameter:
+    return Parameter(name="channel", value=default, enum=list(CHANNELS), description=description)
+
+
+# -- environment -------------------------------------------------------------------------
+
+
+def scratch_env() -> list[Env]:
+    """Writable HOME, TMPDIR and XDG folders on the scratch ``emptyDir``."""
+    return [
+        Env(name="HOME", value=SCRATCH_DIR),
+        Env(name="TMPDIR", value=SCRATCH_DIR),
+        Env(name="XDG_CACHE_HOME", value=f"{SCRATCH_DIR}/.cache"),
+        Env(name="XDG_CONFIG_HOME", value=f"{SCRATCH_DIR}/.config"),
+        Env(name="PYTHONDONTWRITEBYTECODE", value="1"),
+    ]
+
+
+def registry_env(username: str) -> list[Env | SecretEnv]:
+    """Registry credentials: the user by value, the token by ``secretKeyRef`` only."""
+    return [
+        Env(name="ALGA_REGISTRY_USERNAME", value=username),
+        SecretEnv(
+            name="ALGA_REGISTRY_PASSWORD",
+            secret_name=REGISTRY_SECRET,
+            secret_key=REGISTRY_SECRET_KEY,
+        ),
+    ]
+
+
+# -- pods ---------------------------------------------------------------------------------
+
+
+def retry_strategy() -> RetryStrategy:
+    """Retry exit code 75 only (``retryPolicy: Always`` + the exit-code expression)."""
+    return RetryStrategy(
+        limit=RETRY_LIMIT,
+        retry_policy="Always",
+        expression=f"asInt(lastRetry.exitCode) == {EXIT_TRANSIENT}",
+        backoff=RETRY_BACKOFF,
+    )
+
+
+def pod_security_context() -> m.PodSecurityContext:
+    return m.PodSecurityContext(
+        run_as_non_root=True,
+        run_as_user=STEP_UID,
+        run_as_group=STEP_UID,
+        fs_group=STEP_UID,
+        seccomp_profile=m.SeccompProfile(type="RuntimeDefault"),
+    )
+
+
+def container_security_context() -> m.SecurityContext:
+    return m.SecurityContext(
+        run_as_non_root=True,
+        read_only_root_filesystem=True,
+        allow_privilege_escalation=False,
+        capabilities=m.Capabilities(drop=["ALL"]),
+    )
+
+
+def resources() -> m.ResourceRequirements:
+    return m.ResourceRequirements(
+        requests={"cpu": m.Quantity("100m"), "memory": m.Quantity("256Mi")},
+        limits={"memory": m.Quantity("1Gi")},
+    )
+
+
+def step_container(
+    name: str,
+    *,
+    image: str,
+    args: Sequence[str],
+    env: Sequence[Env | SecretEnv] = (),
+    command: Sequence[str] = (ENTRYPOINT,),
+    inputs: Sequence[Parameter] = (),
+    outputs: Sequence[Parameter] = (),
+    workspace: bool = False,
+    read_only_workspace: bool = False,
+    synchronization: m.Synchronization | None = None,
+    retry: bool = True,
+    deadline_seconds: int = STEP_DEADLINE_SECONDS,
+) -> Container:
+    """A container template with every shared default; must be called in a workflow context.
+
+    ``command`` is always explicit (Argo's emissary executor would otherwise look the
+    image's entrypoint up in the registry).
+    """
+    mounts = (
+        [
+            m.VolumeMount(
+                name=WORKSPACE_VOLUME,
+                mount_path=WORKSPACE_DIR,
+                read_only=read_only_workspace or None,
+            )
+        ]
+        if workspace
+        else []
+    )
+    return Container(
+        name=name,
+        image=image,
+        image_pull_policy="IfNotPresent",
+        command=list(command),
+        args=list(args),
+        env=[*scratch_env(), *env],
+        inputs=list(inputs) or None,
+        outputs=list(outputs) or None,
+        volumes=[
+            EmptyDirVolume(
+                name=SCRATCH_VOLUME, mount_path=SCRATCH_DIR, size_limit=m.Quantity(SCRATCH_SIZE)
+            )
+        ],
+        volume_mounts=mounts or None,
+        security_context=container_security_context(),
+        pod_security_context=pod_security_context(),
+        resources=resources(),
+        retry_strategy=retry_strategy() if retry else None,
+        active_deadline_seconds=deadline_seconds,
+        synchronization=synchronization,
+    )
+
+
+def pod_gc() -> m.PodGC:
+    """Delete the pods of successful steps; keep failed ones for their logs."""
+    return m.PodGC(strategy="OnPodSuccess")
+
+
+def workflow_labels(**expressions: str) -> m.WorkflowMetadata:
+    """Workflow labels from expressions (``labelsFrom``), e.g. the version and channel."""
+    return m.WorkflowMetadata(
+        labels_from={
+            f"{LABEL_PREFIX}{key}": m.LabelValueFrom(expression=expression)
+            for key, expression in expressions.items()
+        }
+    )
+
+
+# -- the exit report ------------------------------------------------------------------------
+
+REPORT_SCRIPT = """\
+echo "$WORKFLOW_NAME: $WORKFLOW_STATUS (version $VERSION, channel $CHANNEL, dry-run $DRY_RUN)"
+if [ "$WORKFLOW_STATUS" != Succeeded ]; then echo "failed steps: $WORKFLOW_FAILURES"; fi
+for step in $RESULTS; do
+  if [ -s "$RESULT_DIR/$step.json" ]; then
+    echo "--- $step"
+    cat "$RESULT_DIR/$step.json"
+  else
+    echo "--- $step: no result"
+  fi
+done
+exit 0
+"""
+
+
+def report_container(
+    name: str,
+    *,
+    image: str,
+    version: str,
+    channel: str,
+    dry_run: str,
+    results: Sequence[str] = (),
+) -> Container:
+    """The ``onExit`` template: log the outcome and each step result found.
+
+    Argo values reach the script only as environment variables, never spliced into
+    its text, so no parameter value can change what the shell runs. With ``results``
+    the workspace is mounted read-only and ``<OUT_DIR>/<step>.json`` is printed for each.
+    It always exits 0: a report must not change the run's outcome.
+    """
+    env: list[Env | SecretEnv] = [
+        Env(name="WORKFLOW_NAME", value="{{workflow.name}}"),
+        Env(name="WORKFLOW_STATUS", value="{{workflow.status}}"),
+        Env(name="WORKFLOW_FAILURES", value="{{workflow.failures}}"),
+        Env(name="VERSION", value=version),
+        Env(name="CHANNEL", value=channel),
+        Env(name="DRY_RUN", value=dry_run),
+    ]
+    if results:
+        env += [
+            Env(name="RESULTS", value=" ".join(results)),
+            Env(name="RESULT_DIR", value=OUT_DIR),
+        ]
+    return step_container(
+        name,
+        image=image,
+        command=("sh", "-c"),
+        args=[REPORT_SCRIPT],
+        env=env,
+        workspace=bool(results),
+        read_only_workspace=True,
+        retry=False,
+        deadline_seconds=REPORT_DEADLINE_SECONDS,
+    )

@@ -1,0 +1,602 @@
+"""The rendered Argo WorkflowTemplates: fresh, strictly valid, wired, hardened, secret-free.
+
+Every test reads the committed files in ``workflows-generated/`` (what GitOps applies),
+except the golden test, which renders ``pipelines/`` in-process the way
+``hera generate yaml`` does and compares the text exactly (``make check-workflows`` runs
+the real CLI).
+
+The strict schema is Hera's own pydantic models' JSON schema
+(``hera.workflows.models.WorkflowTemplate``) with ``additionalProperties: false``
+added to every object that lists its properties, so an unknown or misspelt key
+(``containr:``) is an error, not silently dropped as Argo and pydantic would drop it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import difflib
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+import yaml.dumper
+import yaml.representer
+
+
+@contextlib.contextmanager
+def yaml_representers_kept() -> Iterator[None]:
+    """Undo what importing Hera does to PyYAML for the whole process.
+
+    Hera registers its own ``str`` representer on PyYAML's dumpers when it is imported
+    (quoting ``y``/``n``, block style for multi-line strings). Other tests dump YAML
+    with PyYAML and must not see that, so it is undone right after the import.
+    """
+    classes = {
+        cls
+        for module in (yaml, yaml.representer, yaml.dumper)
+        for cls in vars(module).values()
+        if isinstance(cls, type) and hasattr(cls, "yaml_representers")
+    }
+    own = {
+        cls: dict(cls.__dict__["yaml_representers"])
+        for cls in classes
+        if "yaml_representers" in cls.__dict__
+    }
+    try:
+        yield
+    finally:
+        for cls in classes:
+            if cls in own:
+                cls.yaml_representers = own[cls]
+            elif "yaml_representers" in cls.__dict__:
+                delattr(cls, "yaml_representers")
+
+
+with yaml_representers_kept():
+    from hera.workflows import models as hera_models
+
+    from pipelines import common, promote, release
+
+ROOT = Path(__file__).resolve().parents[2]
+GENERATED = ROOT / "workflows-generated"
+
+Doc = dict[str, Any]
+
+
+# -- loading -------------------------------------------------------------------------
+
+
+@cache
+def committed() -> dict[str, Doc]:
+    """Every committed WorkflowTemplate by ``metadata.name``."""
+    docs: dict[str, Doc] = {}
+    for path in sorted(GENERATED.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            docs[doc["metadata"]["name"]] = doc
+    return docs
+
+
+def doc(name: str) -> Doc:
+    return copy.deepcopy(committed()[name])
+
+
+def templates(d: Doc) -> dict[str, Doc]:
+    return {t["name"]: t for t in d["spec"]["templates"]}
+
+
+def container_templates(d: Doc) -> dict[str, Doc]:
+    return {n: t for n, t in templates(d).items() if "container" in t}
+
+
+def walk(node: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """Every (path, value) pair, depth first; list items get their index as a key."""
+    yield path, node
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from walk(value, (*path, str(key)))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from walk(value, (*path, str(index)))
+
+
+def strings(node: Any) -> Iterator[tuple[tuple[str, ...], str]]:
+    for path, value in walk(node):
+        if isinstance(value, str):
+            yield path, value
+
+
+# -- fresh --------------------------------------------------------------------------
+
+
+def test_the_committed_yaml_is_a_fresh_render(tmp_path: Path) -> None:
+    """What ``make check-workflows`` checks: the real ``hera generate yaml``, compared exactly."""
+    out = tmp_path / "render"
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "hera"),
+            "generate",
+            "yaml",
+            "pipelines",
+            "--to",
+            str(out),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    fresh = {p.name: p.read_text(encoding="utf-8") for p in out.glob("*.yaml")}
+    found = {p.name: p.read_text(encoding="utf-8") for p in GENERATED.glob("*.yaml")}
+    assert sorted(found) == sorted(fresh), "run `make workflows` (stale or missing files)"
+    for name, text in fresh.items():
+        if found[name] != text:
+            diff = "".join(
+                difflib.unified_diff(
+                    found[name].splitlines(True), text.splitlines(True), name, "fresh render"
+                )
+            )
+            pytest.fail(f"workflows-generated/{name} is stale; run `make workflows`:\n{diff}")
+
+
+def test_rendering_is_deterministic() -> None:
+    assert release.build().to_dict() == release.build().to_dict()
+    assert promote.build().to_dict() == promote.build().to_dict()
+    assert release.build().to_dict() == committed()[release.NAME]
+    assert promote.build().to_dict() == committed()[promote.NAME]
+
+
+def test_importing_the_pipelines_leaves_pyyaml_alone() -> None:
+    # with Hera's representer this would be "'n': 'y'\n'y': |-\n  a\n  b\n"
+    assert yaml.safe_dump({"y": "a\nb", "n": "y"}) == "n: y\ny: 'a\n\n  b'\n"
+    assert yaml.dump({"n": "y"}) == "n: y\n"
+
+
+def test_there_are_exactly_the_two_templates() -> None:
+    assert sorted(committed()) == sorted([release.NAME, promote.NAME])
+    for d in committed().values():
+        assert d["apiVersion"] == "argoproj.io/v1alpha1"
+        assert d["kind"] == "WorkflowTemplate"
+
+
+# -- strictly valid -------------------------------------------------------------------
+
+
+@cache
+def strict_schema() -> dict[str, Any]:
+    schema = hera_models.WorkflowTemplate.model_json_schema(by_alias=True)
+    for _, node in walk(schema):
+        if isinstance(node, dict) and "properties" in node and "additionalProperties" not in node:
+            node["additionalProperties"] = False
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return schema
+
+
+def schema_errors(d: Doc) -> list[str]:
+    """Every message, including those nested in ``anyOf`` branches."""
+
+    def flatten(errors: Any) -> Iterator[str]:
+        for error in errors:
+            yield error.message
+            yield from flatten(error.context or [])
+
+    validator = jsonschema.Draft202012Validator(strict_schema())
+    return list(flatten(validator.iter_errors(d)))
+
+
+@pytest.mark.parametrize("name", [release.NAME, promote.NAME])
+def test_every_template_is_valid_under_the_strict_schema(name: str) -> None:
+    assert schema_errors(doc(name)) == []
+
+
+@pytest.mark.parametrize("name", [release.NAME, promote.NAME])
+def test_hera_models_read_every_template_back_unchanged(name: str) -> None:
+    d = doc(name)
+    parsed = hera_models.WorkflowTemplate.model_validate(d)
+    assert parsed.model_dump(by_alias=True, exclude_none=True, mode="json") == d
+
+
+def _rename(d: Doc, path: list[str | int], new_key: str) -> None:
+    node: Any = d
+    for key in path[:-1]:
+        node = node[key]
+    node[new_key] = node.pop(path[-1])
+
+
+@pytest.mark.parametrize(
+    ("path", "typo"),
+    [
+        (["spec", "templates", 0, "container"], "containr"),
+        (["spec", "entrypoint"], "entrypiont"),
+        (["spec", "templates", 0, "retryStrategy", "limit"], "limt"),
+        (["spec", "templates", 1, "container", "securityContext", "readOnlyRootFilesystem"], "ro"),
+        (["spec", "workflowMetadata", "labelsFrom"], "labelFrom"),
+    ],
+)
+def test_a_misspelt_key_fails_the_strict_schema(path: list[str | int], typo: str) -> None:
+    d = doc(release.NAME)
+    _rename(d, path, typo)
+    errors = schema_errors(d)
+    assert any(f"'{typo}' was unexpected" in e for e in errors), errors[:5]
+
+
+def test_the_strict_schema_rejects_a_misspelt_secret_key_ref() -> None:
+    d = doc(release.NAME)
+    env = templates(d)["charts"]["container"]["env"]
+    (password,) = [e for e in env if e["name"] == "ALGA_REGISTRY_PASSWORD"]
+    password["valueFrom"]["secretRef"] = password["valueFrom"].pop("secretKeyRef")
+    assert any("'secretRef' was unexpected" in e for e in schema_errors(d))
+
+
+def test_the_strict_schema_also_rejects_a_misspelt_key_in_a_task() -> None:
+    d = doc(release.NAME)
+    dag = templates(d)[release.ENTRYPOINT]["dag"]
+    dag["tasks"][1]["depend"] = dag["tasks"][1].pop("depends")
+    assert any("'depend' was unexpected" in e for e in schema_errors(d))
+
+
+# -- wired: references, DAGs, templateRefs ------------------------------------------------
+
+_VARIABLE = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
+_GLOBALS = {"workflow.name", "workflow.status", "workflow.failures"}
+
+
+def variables(node: Any) -> set[str]:
+    return {match for _, text in strings(node) for match in _VARIABLE.findall(text)}
+
+
+def _ref_targets() -> set[tuple[str, str]]:
+    """(WorkflowTemplate, template) pairs reached from another workflow by templateRef."""
+    out: set[tuple[str, str]] = set()
+    for d in committed().values():
+        for _, node in walk(d):
+            if isinstance(node, dict) and "templateRef" in node:
+                out.add((node["templateRef"]["name"], node["templateRef"]["template"]))
+    return out
+
+
+@pytest.mark.parametrize("name", [release.NAME, promote.NAME])
+def test_every_variable_names_something_that_exists(name: str) -> None:
+    d = doc(name)
+    declared = {p["name"] for p in d["spec"]["arguments"]["parameters"]}
+    referenced = _ref_targets()
+    for tname, template in templates(d).items():
+        inputs = {p["name"] for p in template.get("inputs", {}).get("parameters", [])}
+        for var in variables(template):
+            if var.startswith("workflow.parameters."):
+                assert (name, tname) not in referenced, (
+                    f"{tname} is run by templateRef from other workflows, so it must read "
+                    f"inputs, not {var}"
+                )
+                assert var.removeprefix("workflow.parameters.") in declared, (tname, var)
+            elif var.startswith("inputs.parameters."):
+                assert var.removeprefix("inputs.parameters.") in inputs, (tname, var)
+            elif var.startswith("tasks."):
+                assert "dag" in template, (tname, var)
+            else:
+                assert var in _GLOBALS, (tname, var)
+    # the workflow-level fields may use workflow parameters and globals only
+    spec_rest = {k: v for k, v in d["spec"].items() if k not in ("templates", "arguments")}
+    for var in variables(spec_rest):
+        assert var in _GLOBALS or var.removeprefix("workflow.parameters.") in declared, var
+    for label in d["spec"]["workflowMetadata"]["labelsFrom"].values():
+        assert label["expression"].removeprefix("workflow.parameters.") in declared
+
+
+def _ancestors(tasks: dict[str, Doc], name: str) -> set[str]:
+    seen: set[str] = set()
+    stack = [name]
+    while stack:
+        for parent in re.findall(r"[A-Za-z0-9-]+", tasks[stack.pop()].get("depends", "")):
+            if parent in tasks and parent not in seen:
+                seen.add(parent)
+                stack.append(parent)
+    return seen
+
+
+@pytest.mark.parametrize("name", [release.NAME, promote.NAME])
+def test_dags_depend_on_existing_earlier_tasks_and_read_only_their_outputs(name: str) -> None:
+    d = doc(name)
+    all_templates = templates(d)
+    for template in all_templates.values():
+        if "dag" not in template:
+            continue
+        tasks = {t["name"]: t for t in template["dag"]["tasks"]}
+        for tname, task in tasks.items():
+            ancestors = _ancestors(tasks, tname)
+            assert tname not in ancestors, f"cycle through {tname}"
+            for parent in re.findall(r"[A-Za-z0-9-]+", task.get("depends", "")):
+                assert parent in tasks or parent in {"Succeeded", "Failed", "Skipped"}, parent
+            for var in variables(task):
+                match = re.fullmatch(r"tasks\.([^.]+)\.outputs\.parameters\.(.+)", var)
+                if not match:
+                    continue
+                source, output = match.groups()
+                assert source in ancestors, f"{tname} reads {source} without depending on it"
+                produced = all_templates[tasks[source]["template"]]["outputs"]["parameters"]
+                assert output in {p["name"] for p in produced}, var
+            if "template" in task:
+                assert task["template"] in all_templates, task["template"]
+                callee = all_templates[task["template"]]
+                _check_arguments(task, callee, where=f"{name}/{tname}")
+
+
+def _check_arguments(task: Doc, callee: Doc, where: str) -> None:
+    given = {p["name"] for p in task.get("arguments", {}).get("parameters", [])}
+    inputs = callee.get("inputs", {}).get("parameters", [])
+    known = {p["name"] for p in inputs}
+    required = {p["name"] for p in inputs if "default" not in p and "value" not in p}
+    assert given <= known, f"{where} passes unknown inputs {sorted(given - known)}"
+    assert required <= given, f"{where} leaves required inputs out: {sorted(required - given)}"
+
+
+def test_every_template_ref_names_a_template_and_inputs_that_exist() -> None:
+    found = 0
+    for name, d in committed().items():
+        for _, node in walk(d):
+            if not (isinstance(node, dict) and "templateRef" in node):
+                continue
+            found += 1
+            ref = node["templateRef"]
+            assert "clusterScope" not in ref
+            assert ref["name"] in committed(), f"{name}: no WorkflowTemplate {ref['name']}"
+            target = templates(committed()[ref["name"]])
+            assert ref["template"] in target, f"{name}: {ref['name']} has no {ref['template']}"
+            callee = target[ref["template"]]
+            _check_arguments(node, callee, where=f"{name}/{node['name']}")
+            # a referenced template brings only itself: every volume it mounts is its own
+            own = {v["name"] for v in callee.get("volumes", [])}
+            for mount in callee.get("container", {}).get("volumeMounts", []):
+                assert mount["name"] in own, f"{ref['template']} mounts {mount['name']}"
+    assert found >= 1
+
+
+def test_the_release_passes_registry_and_image_to_promote_explicitly() -> None:
+    task = templates(doc(release.NAME))[release.PROMOTE_TASK]["dag"]["tasks"][0]
+    given = {p["name"]: p["value"] for p in task["arguments"]["parameters"]}
+    for name in common.registry_parameter_names():
+        assert given[name] == common.workflow_parameter(name)
+    assert given["version"] == "{{workflow.parameters.version}}"
+    assert given["channel"] == release.PROMOTE_CHANNEL
+
+
+_WHEN_CLAUSE = r"'[^']*' (?:==|!=) '[^']*'"
+_WHEN = re.compile(rf"{_WHEN_CLAUSE}(?: (?:&&|\|\|) {_WHEN_CLAUSE})*")
+
+
+def test_when_expressions_quote_both_sides() -> None:
+    whens = [
+        (name, node["when"])
+        for name, d in committed().items()
+        for _, node in walk(d)
+        if isinstance(node, dict) and "when" in node
+    ]
+    assert whens
+    for name, when in whens:
+        assert _WHEN.fullmatch(when), f"{name}: {when!r}"
+
+
+def test_the_exit_handler_exists_and_cannot_fail_the_run() -> None:
+    for d in committed().values():
+        handler = templates(d)[d["spec"]["onExit"]]
+        assert "retryStrategy" not in handler
+        assert handler["container"]["args"][0].rstrip().endswith("exit 0")
+
+
+# -- the secret ----------------------------------------------------------------------------
+
+
+def test_the_secret_is_only_ever_a_secret_key_ref() -> None:
+    for name, d in committed().items():
+        text = (GENERATED / f"{'release' if name == release.NAME else 'promote'}.yaml").read_text()
+        refs = [
+            node["valueFrom"]["secretKeyRef"]
+            for _, node in walk(d)
+            if isinstance(node, dict) and "secretKeyRef" in node.get("valueFrom", {})
+        ]
+        assert refs, name
+        assert all(r == {"name": "github-token", "key": common.REGISTRY_SECRET_KEY} for r in refs)
+        for path, value in strings(d):
+            if "github-token" in value:
+                assert path[-3:] == ("secretKeyRef", "name") or path[-2:] == (
+                    "secretKeyRef",
+                    "name",
+                ), f"{name}: github-token at {'.'.join(path)}"
+        # the raw text too: once per secretKeyRef, nowhere else
+        assert text.count("github-token") == len(refs)
+
+
+def test_credentials_never_travel_as_values_or_arguments() -> None:
+    for name, d in committed().items():
+        for tname, template in container_templates(d).items():
+            container = template["container"]
+            for env in container.get("env", []):
+                if re.search(r"PASSWORD|TOKEN|SECRET", env["name"]):
+                    assert "value" not in env, f"{name}/{tname}: {env['name']} has a value"
+                    assert set(env["valueFrom"]) == {"secretKeyRef"}
+            for arg in container.get("args", []):
+                assert "password" not in arg.lower(), f"{name}/{tname}: {arg!r}"
+            registry_step = container["command"] == [common.ENTRYPOINT]
+            names = {e["name"] for e in container.get("env", [])}
+            if registry_step:
+                assert {"ALGA_REGISTRY_USERNAME", "ALGA_REGISTRY_PASSWORD"} <= names, tname
+        for param in d["spec"]["arguments"]["parameters"]:
+            assert not re.search(r"password|token|secret", param["name"]), param["name"]
+
+
+# -- shared defaults --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [release.NAME, promote.NAME])
+def test_every_pod_is_hardened(name: str) -> None:
+    for tname, template in container_templates(doc(name)).items():
+        pod = template["securityContext"]
+        assert pod["runAsNonRoot"] is True
+        assert pod["runAsUser"] == common.STEP_UID and pod["fsGroup"] == common.STEP_UID
+        assert pod["seccompProfile"] == {"type": "RuntimeDefault"}
+        container = template["container"]
+        ctx = container["securityContext"]
+        assert ctx["readOnlyRootFilesystem"] is True, tname
+        assert ctx["allowPrivilegeEscalation"] is False
+        assert ctx["runAsNonRoot"] is True
+        assert ctx["capabilities"] == {"drop": ["ALL"]}
+        # the only writable places: the scratch emptyDir and (for steps) the workspace
+        assert {"name": "scratch", "emptyDir": {"sizeLimit": "1Gi"}} in template["volumes"]
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        assert mounts["/tmp"] == "scratch"
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        for var in ("HOME", "TMPDIR"):
+            assert env[var] == "/tmp"
+        assert env["XDG_CACHE_HOME"].startswith("/tmp/")
+        assert template["activeDeadlineSeconds"] > 0
+        assert container["command"], f"{tname}: the command must be explicit"
+        assert container["image"] in (
+            "{{workflow.parameters.step-image}}",
+            "{{inputs.parameters.step-image}}",
+        )
+        assert "limits" in container["resources"]
+
+
+@pytest.mark.parametrize("name", [release.NAME, promote.NAME])
+def test_only_exit_code_75_is_retried_with_backoff(name: str) -> None:
+    d = doc(name)
+    assert "retryStrategy" not in d["spec"]
+    for tname, template in container_templates(d).items():
+        if tname == d["spec"]["onExit"]:
+            continue
+        retry = template["retryStrategy"]
+        assert retry["expression"] == "asInt(lastRetry.exitCode) == 75", tname
+        assert retry["retryPolicy"] == "Always"
+        assert retry["limit"] == common.RETRY_LIMIT
+        assert retry["backoff"]["duration"] and retry["backoff"]["factor"] == 2
+        assert retry["backoff"]["maxDuration"]
+
+
+@pytest.mark.parametrize("name", [release.NAME, promote.NAME])
+def test_workflow_level_defaults(name: str) -> None:
+    spec = doc(name)["spec"]
+    assert spec["activeDeadlineSeconds"] > max(
+        t["activeDeadlineSeconds"] for t in container_templates(doc(name)).values()
+    )
+    assert spec["podGC"] == {"strategy": "OnPodSuccess"}
+    assert spec["onExit"] in templates(doc(name))
+    assert spec["workflowMetadata"]["labelsFrom"] == {
+        "alga-appliance/version": {"expression": "workflow.parameters.version"},
+        "alga-appliance/channel": {"expression": "workflow.parameters.channel"},
+    }
+
+
+def test_the_step_image_is_pinned_by_digest_everywhere() -> None:
+    pinned = re.compile(r"[a-z0-9.-]+(?::\d+)?(?:/[a-z0-9._-]+)+@sha256:[0-9a-f]{64}")
+    assert pinned.fullmatch(common.STEP_IMAGE)
+    defaults = [
+        value
+        for d in committed().values()
+        for path, value in strings(d)
+        if "alga-release-step" in value
+    ]
+    assert defaults and all(v == common.STEP_IMAGE for v in defaults)
+    for d in committed().values():
+        params = {p["name"]: p for p in d["spec"]["arguments"]["parameters"]}
+        assert params["step-image"]["value"] == common.STEP_IMAGE
+
+
+def test_release_parameters() -> None:
+    params = {p["name"]: p for p in doc(release.NAME)["spec"]["arguments"]["parameters"]}
+    assert list(params) == [
+        "source-repo",
+        "source-ref",
+        "version",
+        "channel",
+        "alga-core-tag",
+        "workflow-worker-tag",
+        "email-service-tag",
+        "temporal-worker-tag",
+        "control-plane",
+        "values-profile",
+        "promote",
+        "dry-run",
+        "registry",
+        "namespace",
+        "registry-username",
+        "step-image",
+    ]
+    assert params["channel"]["enum"] == ["nightly", "stable"]
+    assert params["values-profile"]["value"] == "single-node"
+    assert params["registry-username"]["value"] == "robertisaacs"
+    assert params["registry"]["value"] == "ghcr.io"
+    assert params["namespace"]["value"] == "nine-minds"
+    for flag in ("promote", "dry-run"):
+        assert params[flag]["value"] == "false" and params[flag]["enum"] == ["false", "true"]
+    for required in ("version", "alga-core-tag", "control-plane"):
+        assert "value" not in params[required]
+
+
+def test_promote_parameters() -> None:
+    params = {p["name"]: p for p in doc(promote.NAME)["spec"]["arguments"]["parameters"]}
+    assert list(params)[:5] == ["version", "channel", "allow-downgrade", "reason", "dry-run"]
+    assert params["channel"]["value"] == "stable"
+    assert params["channel"]["enum"] == ["nightly", "stable"]
+    assert params["allow-downgrade"]["value"] == "false"
+    assert params["reason"]["value"] == ""
+    assert "value" not in params["version"]
+    # the entrypoint's inputs are filled from these arguments: same names, same defaults
+    entry = templates(doc(promote.NAME))[promote.PROMOTE_TEMPLATE]
+    inputs = {p["name"]: p.get("default") for p in entry["inputs"]["parameters"]}
+    assert inputs == {n: p.get("value") for n, p in params.items()}
+    assert doc(promote.NAME)["spec"]["entrypoint"] == promote.PROMOTE_TEMPLATE
+
+
+# -- the channel mutex ---------------------------------------------------------------------
+
+
+def _mutexes(node: Doc) -> list[str]:
+    return [m["name"] for m in node.get("synchronization", {}).get("mutexes", [])]
+
+
+def _moves_a_channel(template: Doc) -> bool:
+    args = template.get("container", {}).get("args", [])
+    return args[:2] == ["channel", "move"] or args[:1] == ["promote"]
+
+
+def test_every_channel_move_holds_the_channel_mutex() -> None:
+    channel = "alga-appliance-channel-{{workflow.parameters.channel}}"
+    rel, pro = doc(release.NAME), doc(promote.NAME)
+    # promote: workflow-level, and not again at template level (that would deadlock)
+    assert _mutexes(pro["spec"]) == [channel]
+    assert "synchronization" not in pro["spec"]["templates"][0]
+    assert all("synchronization" not in t for t in pro["spec"]["templates"])
+    # release: the channel move itself, not the whole workflow
+    assert "synchronization" not in rel["spec"]
+    movers = [n for n, t in templates(rel).items() if _moves_a_channel(t)]
+    assert movers == ["channel"]
+    assert _mutexes(templates(rel)["channel"]) == [channel]
+    # release -> promote by templateRef: the wrapper holds the lock of the promoted channel
+    wrapper = templates(rel)[release.PROMOTE_TASK]
+    assert _mutexes(wrapper) == [f"alga-appliance-channel-{release.PROMOTE_CHANNEL}"]
+    (task,) = wrapper["dag"]["tasks"]
+    assert task["templateRef"] == {"name": promote.NAME, "template": promote.PROMOTE_TEMPLATE}
+    assert _moves_a_channel(templates(pro)[promote.PROMOTE_TEMPLATE])
+    # every lock in either file is a channel lock
+    for d in (rel, pro):
+        for _, node in walk(d):
+            if isinstance(node, dict) and "mutexes" in node:
+                assert all(m["name"].startswith(common.MUTEX_PREFIX) for m in node["mutexes"])
+
+
+def test_scripts_take_argo_values_only_from_the_environment() -> None:
+    for name, d in committed().items():
+        for tname, template in container_templates(d).items():
+            container = template["container"]
+            if container["command"][0] in ("sh", "bash"):
+                assert not variables(container["args"]), f"{name}/{tname} splices a value in"

@@ -1,0 +1,488 @@
+"""No drift between the local run and Argo, and the two shell scripts the templates carry.
+
+- The release DAG is ``release_steps`` task by task: names, order, dependencies and the
+  exact arguments (built here from literal placeholders, not from ``pipelines``).
+- With the placeholders filled in, the arguments are the ones ``alga-release publish``
+  itself runs for the same inputs (its step list is captured before anything runs).
+- Every task's arguments parse with the real ``alga-release`` parser, and the toggles
+  passed as environment variables reach the parsed options.
+- The checkout script clones real git repositories (branch, tag, commit, bad ref, bad
+  URL, retry over an existing checkout); the exit report runs with real ``sh``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from steps.cli import build_parser
+from tests.unit.test_pipelines import yaml_representers_kept
+
+with yaml_representers_kept():
+    from pipelines import common, promote, release
+from steps.release import PublishParams, RegistryParams, Step, release_steps
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = "/workspace/out"
+
+# The placeholders, written out: a change on either side shows up here.
+PLACEHOLDERS = PublishParams(
+    source="/workspace/src",
+    version="{{workflow.parameters.version}}",
+    channel="{{workflow.parameters.channel}}",
+    images={
+        "algaCore": "{{workflow.parameters.alga-core-tag}}",
+        "workflowWorker": "{{workflow.parameters.workflow-worker-tag}}",
+        "emailService": "{{workflow.parameters.email-service-tag}}",
+        "temporalWorker": "{{workflow.parameters.temporal-worker-tag}}",
+    },
+    control_plane="{{workflow.parameters.control-plane}}",
+    values_profile="{{workflow.parameters.values-profile}}",
+    source_url="{{workflow.parameters.source-repo}}",
+    revision="{{inputs.parameters.revision}}",
+    registry=RegistryParams(
+        registry="{{workflow.parameters.registry}}",
+        namespace="{{workflow.parameters.namespace}}",
+    ),
+)
+
+REVISION = "3f2a1b09d8c7e6f5a4b3c2d1e0f9a8b7c6d5e4f3"
+VALUES = {
+    "workflow.parameters.version": "1.4.0",
+    "workflow.parameters.channel": "nightly",
+    "workflow.parameters.alga-core-tag": "62cdce38",
+    "workflow.parameters.workflow-worker-tag": "a1b2c3d",
+    "workflow.parameters.email-service-tag": "0badf00d",
+    "workflow.parameters.temporal-worker-tag": "1234567",
+    "workflow.parameters.control-plane": "62cdce38",
+    "workflow.parameters.values-profile": "single-node",
+    "workflow.parameters.source-repo": "https://github.com/Nine-Minds/alga-psa.git",
+    "workflow.parameters.registry": "ghcr.io",
+    "workflow.parameters.namespace": "nine-minds",
+    "inputs.parameters.revision": REVISION,
+    "inputs.parameters.version": "1.4.0",
+    "inputs.parameters.channel": "stable",
+    "inputs.parameters.registry": "ghcr.io",
+    "inputs.parameters.namespace": "nine-minds",
+}
+
+ENV_TOGGLES = ("ALGA_DRY_RUN", "ALGA_ALLOW_DOWNGRADE", "ALGA_REASON", "ALGA_RUN")
+
+
+def fill(text: str, values: dict[str, str] = VALUES) -> str:
+    filled = re.sub(r"\{\{([^}]+)\}\}", lambda m: values[m.group(1)], text)
+    assert "{{" not in filled
+    return filled
+
+
+@cache
+def load(name: str) -> dict[str, Any]:
+    """A committed file, parsed once (callers must not change it)."""
+    data: dict[str, Any] = yaml.safe_load((ROOT / "workflows-generated" / name).read_text())
+    return data
+
+
+def templates(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {t["name"]: t for t in doc["spec"]["templates"]}
+
+
+def release_tasks() -> list[dict[str, Any]]:
+    doc = load("release.yaml")
+    tasks: list[dict[str, Any]] = templates(doc)[release.ENTRYPOINT]["dag"]["tasks"]
+    return tasks
+
+
+def expected_steps(dry_run: bool = False) -> list[Step]:
+    return release_steps(PublishParams(**{**vars(PLACEHOLDERS), "dry_run": dry_run}), OUT)
+
+
+def env_of(template: dict[str, Any]) -> dict[str, str | None]:
+    return {e["name"]: e.get("value") for e in template["container"].get("env", [])}
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in (*ENV_TOGGLES, "ALGA_RELEASE_CONFIG", "ALGA_REGISTRY", "ALGA_NAMESPACE"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("ALGA_PLAIN_HTTP", "ALGA_CA_FILE", "ALGA_SOURCE_URL", "ALGA_SOURCE_REVISION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("ALGA_CHART_PIN", raising=False)
+    return monkeypatch
+
+
+# -- the DAG is release_steps ----------------------------------------------------------------
+
+
+def test_the_release_dag_is_release_steps_task_by_task() -> None:
+    steps = expected_steps()
+    tasks = release_tasks()
+    names = [t["name"] for t in tasks]
+    assert names == [release.CHECKOUT, *[s.name for s in steps], release.PROMOTE_TASK]
+    assert "depends" not in tasks[0]
+    for before, task in zip(names, tasks[1:], strict=False):
+        assert task["depends"] == before, f"{task['name']} must run right after {before}"
+    all_templates = templates(load("release.yaml"))
+    for step, task in zip(steps, tasks[1:-1], strict=True):
+        template = all_templates[task["template"]]
+        container = template["container"]
+        assert container["command"] == ["alga-release"], step.name
+        assert container["args"] == step.argv, f"{step.name}: arguments drifted"
+        (result,) = template["outputs"]["parameters"]
+        assert result == {"name": "result", "valueFrom": {"path": step.output}}
+        assert step.output == f"{OUT}/{step.name}.json"
+
+
+def test_steps_read_the_checked_out_revision_through_an_input() -> None:
+    all_templates = templates(load("release.yaml"))
+    checkout = all_templates[release.CHECKOUT]
+    assert checkout["outputs"]["parameters"] == [
+        {"name": "revision", "valueFrom": {"path": f"{OUT}/revision"}}
+    ]
+    for task in release_tasks()[1:-1]:
+        uses = any("{{inputs.parameters.revision}}" in a for a in _args(all_templates, task))
+        given = {p["name"]: p["value"] for p in task.get("arguments", {}).get("parameters", [])}
+        if uses:
+            assert given == {"revision": "{{tasks.checkout.outputs.parameters.revision}}"}
+        else:
+            assert given == {}, task["name"]
+
+
+def _args(all_templates: dict[str, dict[str, Any]], task: dict[str, Any]) -> list[str]:
+    args: list[str] = all_templates[task["template"]]["container"]["args"]
+    return args
+
+
+def test_a_dry_run_skips_what_release_steps_drops_and_toggles_the_rest_by_env() -> None:
+    full, dry = expected_steps(), expected_steps(dry_run=True)
+    dropped = {s.name for s in full} - {s.name for s in dry}
+    assert dropped  # verify
+    not_dry = "'{{workflow.parameters.dry-run}}' == 'false'"
+    for task in release_tasks()[1:-1]:
+        assert (task.get("when") == not_dry) == (task["name"] in dropped), task["name"]
+    # locally a dry run adds --dry-run (bundle: --dry-run DIR) and nothing else
+    by_name = {s.name: s for s in full}
+    for step in dry:
+        argv = list(step.argv)
+        if "--dry-run" in argv:
+            at = argv.index("--dry-run")
+            has_value = at + 1 < len(argv) and not argv[at + 1].startswith("--")
+            del argv[at : at + (2 if has_value else 1)]
+        assert argv == by_name[step.name].argv, step.name
+    # ... which Argo passes as ALGA_DRY_RUN on every step instead
+    all_templates = templates(load("release.yaml"))
+    for step in full:
+        assert env_of(all_templates[step.name])["ALGA_DRY_RUN"] == (
+            "{{workflow.parameters.dry-run}}"
+        )
+
+
+def test_the_run_name_goes_to_the_channel_move_only() -> None:
+    all_templates = templates(load("release.yaml"))
+    with_run = [s.name for s in expected_steps() if "ALGA_RUN" in env_of(all_templates[s.name])]
+    assert with_run == ["channel"]
+    assert env_of(all_templates["channel"])["ALGA_RUN"] == "{{workflow.name}}"
+
+
+# -- the same arguments as the local publish -------------------------------------------------
+
+
+def test_the_local_publish_runs_the_same_arguments(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Fill in the placeholders; ``alga-release publish`` must plan exactly these argv."""
+    import steps.release
+
+    captured: list[list[Step]] = []
+    real = steps.release.release_steps
+
+    class Captured(Exception):
+        pass
+
+    def capture(params: PublishParams, outdir: str) -> list[Step]:
+        captured.append(real(params, outdir))
+        raise Captured
+
+    clean_env.setattr(steps.release, "release_steps", capture)
+    images = [
+        f"{k}={VALUES[f'workflow.parameters.{p}']}" for k, p in release.IMAGE_PARAMETERS.items()
+    ]
+    argv = [
+        "publish",
+        "--source",
+        "/workspace/src",
+        "--version",
+        "1.4.0",
+        "--channel",
+        "nightly",
+        *[a for image in images for a in ("--image", image)],
+        "--control-plane",
+        "62cdce38",
+        "--values-profile",
+        "single-node",
+        "--source-url",
+        "https://github.com/Nine-Minds/alga-psa.git",
+        "--revision",
+        REVISION,
+        "--out-dir",
+        str(tmp_path),
+        "--registry",
+        "ghcr.io",
+        "--namespace",
+        "nine-minds",
+    ]
+    args = build_parser().parse_args(argv)
+    with pytest.raises(Captured):
+        args.handler(args)
+    (local,) = captured
+    all_templates = templates(load("release.yaml"))
+    argo = [(t["name"], _args(all_templates, t)) for t in release_tasks()[1:-1]]
+    assert [s.name for s in local] == [name for name, _ in argo]
+    for step, (name, args_) in zip(local, argo, strict=True):
+        filled = [fill(a).replace(OUT, str(tmp_path)) for a in args_]
+        assert filled == step.argv, f"{name}: Argo and the local publish differ"
+
+
+# -- the real parser accepts every task -----------------------------------------------------
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """Parse with the real CLI, built now (env defaults are read when it is built)."""
+    try:
+        return build_parser().parse_args([fill(a) for a in argv])
+    except SystemExit as exc:  # argparse: unknown command or flag
+        raise AssertionError(f"alga-release rejects {argv}") from exc
+
+
+@pytest.mark.parametrize("step", [s.name for s in expected_steps()])
+def test_every_release_task_parses_with_the_real_cli(
+    clean_env: pytest.MonkeyPatch, step: str
+) -> None:
+    args = parse(templates(load("release.yaml"))[step]["container"]["args"])
+    assert callable(args.handler)
+    assert str(getattr(args, "out", "")) == f"{OUT}/{step}.json"
+
+
+def changed_in_a_dry_run() -> set[str]:
+    full = {s.name: s.argv for s in expected_steps()}
+    return {s.name for s in expected_steps(dry_run=True) if s.argv != full[s.name]}
+
+
+def test_the_steps_a_dry_run_changes_are_the_ones_checked_below() -> None:
+    assert changed_in_a_dry_run() == {"charts", "bundle", "manifest", "channel"}
+
+
+@pytest.mark.parametrize("step", ["charts", "bundle", "manifest", "channel"])
+def test_a_dry_run_never_reaches_a_step_that_would_write(
+    clean_env: pytest.MonkeyPatch, step: str
+) -> None:
+    """Each step that changes in a dry run reads ALGA_DRY_RUN, or the checkout refuses it."""
+    all_templates = templates(load("release.yaml"))
+    template = all_templates[step]
+    assert env_of(template)["ALGA_DRY_RUN"] == "{{workflow.parameters.dry-run}}"
+    clean_env.setenv("ALGA_DRY_RUN", "false")
+    assert not getattr(parse(template["container"]["args"]), "dry_run", False)
+    clean_env.setenv("ALGA_DRY_RUN", "true")
+    honoured = bool(getattr(parse(template["container"]["args"]), "dry_run", False))
+    checkout = env_of(all_templates[release.CHECKOUT])
+    assert checkout["DRY_RUN"] == "{{workflow.parameters.dry-run}}"
+    refused = (checkout["DRY_RUN_UNSUPPORTED"] or "").split()
+    assert honoured != (step in refused), (
+        f"{step}: ALGA_DRY_RUN honoured={honoured}, refused by the checkout={step in refused}"
+    )
+
+
+def test_the_channel_move_records_the_run_from_the_environment(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    clean_env.setenv("ALGA_RUN", "alga-appliance-release-x7cct")
+    args = parse(templates(load("release.yaml"))["channel"]["container"]["args"])
+    assert args.run == "alga-appliance-release-x7cct"
+
+
+def test_promote_parses_and_takes_its_toggles_from_the_environment(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    template = templates(load("promote.yaml"))[promote.PROMOTE_TEMPLATE]
+    env = env_of(template)
+    assert env["ALGA_ALLOW_DOWNGRADE"] == "{{inputs.parameters.allow-downgrade}}"
+    assert env["ALGA_REASON"] == "{{inputs.parameters.reason}}"
+    assert env["ALGA_DRY_RUN"] == "{{inputs.parameters.dry-run}}"
+    assert env["ALGA_RUN"] == "{{workflow.name}}"
+    args = template["container"]["args"]
+    for name, value in {
+        "ALGA_ALLOW_DOWNGRADE": "true",
+        "ALGA_REASON": "1.4.1 broke email",
+        "ALGA_DRY_RUN": "true",
+        "ALGA_RUN": "alga-appliance-promote-abcde",
+    }.items():
+        clean_env.setenv(name, value)
+    parsed = parse(args)
+    assert parsed.handler.__name__ == "cmd_promote"
+    assert (parsed.version, parsed.channel) == ("1.4.0", "stable")
+    assert parsed.allow_downgrade and parsed.dry_run
+    assert (parsed.reason, parsed.run) == ("1.4.1 broke email", "alga-appliance-promote-abcde")
+    # the defaults Argo passes: "false" and an empty reason
+    clean_env.setenv("ALGA_ALLOW_DOWNGRADE", "false")
+    clean_env.setenv("ALGA_DRY_RUN", "false")
+    clean_env.setenv("ALGA_REASON", "")
+    parsed = parse(args)
+    assert not parsed.allow_downgrade and not parsed.dry_run and parsed.reason is None
+
+
+# -- the checkout script, with real git -------------------------------------------------------
+
+
+def _git(*args: str, cwd: Path) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.invalid",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.invalid",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+    }
+    out = subprocess.run(
+        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def origin(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A repository with history: main (2 commits), tag v1 (first), branch feature."""
+    work = tmp_path_factory.mktemp("work")
+    _git("init", "-q", "-b", "main", cwd=work)
+    (work / "helm").mkdir()
+    (work / "helm" / "Chart.yaml").write_text("name: sebastian\n")
+    _git("add", ".", cwd=work)
+    _git("commit", "-q", "-m", "chart", "--date", "2024-01-01T00:00:00Z", cwd=work)
+    first = _git("rev-parse", "HEAD", cwd=work)
+    _git("tag", "v1", cwd=work)
+    (work / "README").write_text("later\n")
+    _git("add", ".", cwd=work)
+    _git("commit", "-q", "-m", "readme", "--date", "2024-02-01T00:00:00Z", cwd=work)
+    second = _git("rev-parse", "HEAD", cwd=work)
+    _git("checkout", "-q", "-b", "feature", first, cwd=work)
+    (work / "feature").write_text("f\n")
+    _git("add", ".", cwd=work)
+    _git("commit", "-q", "-m", "feature", cwd=work)
+    feature = _git("rev-parse", "HEAD", cwd=work)
+    _git("checkout", "-q", "main", cwd=work)
+    bare = tmp_path_factory.mktemp("origin") / "alga-psa.git"
+    _git("clone", "-q", "--bare", str(work), str(bare), cwd=work)
+    return {"url": bare.as_uri(), "first": first, "main": second, "feature": feature}
+
+
+def checkout_script() -> str:
+    script: str = templates(load("release.yaml"))[release.CHECKOUT]["container"]["args"][0]
+    return script
+
+
+def run_checkout(
+    tmp: Path, repo: str, ref: str, dry_run: str = "false", unsupported: str = ""
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        "DRY_RUN": dry_run,
+        "DRY_RUN_UNSUPPORTED": unsupported,
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp),
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "SOURCE_REPO": repo,
+        "SOURCE_REF": ref,
+        "SOURCE_DIR": str(tmp / "src"),
+        "OUT_DIR": str(tmp / "out"),
+    }
+    return subprocess.run(
+        ["sh", "-c", checkout_script()], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize(
+    ("ref", "expect"),
+    [("main", "main"), ("v1", "first"), ("feature", "feature"), ("first-sha", "first")],
+)
+def test_checkout_resolves_branches_tags_and_commits(
+    tmp_path: Path, origin: dict[str, str], ref: str, expect: str
+) -> None:
+    ref = origin["first"] if ref == "first-sha" else ref
+    done = run_checkout(tmp_path, origin["url"], ref)
+    assert done.returncode == 0, done.stderr
+    revision = (tmp_path / "out" / "revision").read_text()
+    assert revision == origin[expect]  # no newline: it becomes --revision verbatim
+    assert _git("rev-parse", "HEAD", cwd=tmp_path / "src") == origin[expect]
+    # history is there: a chart's date is its own last commit, not HEAD's
+    if expect == "main":
+        last = _git("log", "-1", "--format=%H", "--", "helm", cwd=tmp_path / "src")
+        assert last == origin["first"]
+    # a retry starts over a previous checkout
+    assert run_checkout(tmp_path, origin["url"], ref).returncode == 0
+
+
+@pytest.mark.parametrize("ref", ["no-such-branch", "-x", ""])
+def test_checkout_refuses_a_ref_that_is_not_there_with_exit_2(
+    tmp_path: Path, origin: dict[str, str], ref: str
+) -> None:
+    done = run_checkout(tmp_path, origin["url"], ref)
+    assert done.returncode == 2, done.stderr
+    assert "source-ref" in done.stderr
+    assert not (tmp_path / "out" / "revision").exists()
+
+
+def test_checkout_refuses_a_dry_run_that_a_step_would_not_honour(
+    tmp_path: Path, origin: dict[str, str]
+) -> None:
+    done = run_checkout(tmp_path, origin["url"], "main", dry_run="true", unsupported="charts")
+    assert done.returncode == 2 and "refusing a dry run" in done.stderr
+    assert not (tmp_path / "src").exists()
+    assert run_checkout(tmp_path, origin["url"], "main", dry_run="true").returncode == 0
+    done = run_checkout(tmp_path, origin["url"], "main", dry_run="false", unsupported="charts")
+    assert done.returncode == 0
+
+
+def test_checkout_treats_a_failed_clone_as_transient(tmp_path: Path) -> None:
+    done = run_checkout(tmp_path, (tmp_path / "missing.git").as_uri(), "main")
+    assert done.returncode == common.EXIT_TRANSIENT, done.stderr
+    assert "cannot clone" in done.stderr
+
+
+# -- the exit report, with real sh ----------------------------------------------------------
+
+
+def test_the_exit_report_prints_the_outcome_and_the_results(tmp_path: Path) -> None:
+    template = templates(load("release.yaml"))["report"]
+    (tmp_path / "charts.json").write_text('{"charts": {"sebastian": {"digest": "sha256:aa"}}}\n')
+    env = {
+        "PATH": os.environ["PATH"],
+        "WORKFLOW_NAME": "alga-appliance-release-x7cct",
+        "WORKFLOW_STATUS": "Failed",
+        "WORKFLOW_FAILURES": '[{"displayName": "bundle", "message": "exit 3"}]',
+        "VERSION": "$(touch pwned)",
+        "CHANNEL": "nightly",
+        "DRY_RUN": "false",
+        "RESULTS": env_of(template)["RESULTS"] or "",
+        "RESULT_DIR": str(tmp_path),
+    }
+    done = subprocess.run(
+        [*template["container"]["command"], *template["container"]["args"]],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0
+    out = done.stdout
+    assert "alga-appliance-release-x7cct: Failed (version $(touch pwned)" in out
+    assert '"displayName": "bundle"' in out
+    assert '--- charts\n{"charts": {"sebastian": {"digest": "sha256:aa"}}}' in out
+    assert "--- bundle: no result" in out and "--- verify: no result" in out
+    assert not (tmp_path / "pwned").exists()
+    assert env["RESULTS"].split() == [s.name for s in expected_steps()]
