@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 STEP_IMAGE_TAG ?= localhost/alga-release-step:dev
 export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup demo test unit integration lint typecheck bench clean workflows check-workflows step-image
+.PHONY: help setup demo test unit integration lint bench clean workflows check-workflows step-image
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -13,7 +13,7 @@ help: ## list the targets
 setup: ## install everything (apt packages, helm/kubectl, .venv); idempotent
 	@bash scripts/setup.sh
 
-demo: setup ## publish the reference charts to a throw-away loopback registry and show them
+demo: setup ## publish a whole release to a throw-away loopback registry and inspect it
 	@$(PY) scripts/demo.py
 
 test: setup lint check-workflows ## the full test suite (what CI runs): lint, types, rendered workflows, unit and integration tests
@@ -25,10 +25,11 @@ unit: ## fast pure tests only
 integration: ## tests against the real registry, helm and kubectl
 	$(PY) -m pytest -q tests/integration
 
-lint: ## ruff and mypy --strict on the package
-	$(VENV)/bin/ruff check steps pipelines tests scripts bench
-	$(VENV)/bin/ruff format --check steps pipelines
+lint: ## ruff and mypy --strict on the package, the pipelines and the consume library
+	$(VENV)/bin/ruff check steps pipelines consume tests scripts bench
+	$(VENV)/bin/ruff format --check steps pipelines consume/release_consume.py
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --strict consume/release_consume.py
 
 workflows: ## render pipelines/ (Hera) into workflows-generated/ with `hera generate yaml`
 	rm -rf workflows-generated
@@ -47,8 +48,9 @@ step-image: ## build the step image with buildah (needs its base images; see REA
 	buildah bud --isolation chroot --storage-driver vfs --layers \
 	  -t $(STEP_IMAGE_TAG) -f Dockerfile .
 
-bench: setup ## benchmark chart publishing against the real helm binary (prints figures)
+bench: setup ## benchmarks that print figures: chart publishing vs helm, consume resolves
 	@$(PY) bench/bench_charts.py
+	@$(PY) bench/bench_consume.py
 
 clean: ## remove build outputs (keeps .venv and .tools)
 	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache out
