@@ -220,6 +220,19 @@ def objects_of(docs: Iterable[tuple[str, object]]) -> list[KubeObject]:
     return out
 
 
+def helm_release_charts(files: Mapping[str, bytes]) -> dict[str, str]:
+    """HelmRelease name -> the chart it installs, for every HelmRelease in ``files``
+    (a chart named by ``spec.chart.spec.chart``; ``alga-core`` installs ``sebastian``)."""
+    parsed = [parse_yaml(p, data) for p, data in sorted(files.items()) if is_yaml(p)]
+    out: dict[str, str] = {}
+    for obj in file_objects(parsed):
+        if obj.is_flux and obj.kind == "HelmRelease" and obj.name:
+            chart = get_path(obj.doc, ("spec", "chart", "spec", "chart"))
+            if isinstance(chart, str) and chart:
+                out[obj.name] = chart
+    return out
+
+
 def file_objects(files: Iterable[YamlFile]) -> list[KubeObject]:
     out = []
     for f in files:

@@ -81,6 +81,8 @@ def cmd_images_check(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_manifest_publish(args: argparse.Namespace) -> dict[str, Any]:
     from steps import manifest as rm
     from steps import profiles, release
+    from steps.bundle import read_overlay
+    from steps.bundle_flux import helm_release_charts
     from steps.channels import channel_state, check_channel
     from steps.config import load_config
 
@@ -93,6 +95,8 @@ def cmd_manifest_publish(args: argparse.Namespace) -> dict[str, Any]:
     imgs = _read_json(args.images, "images")
     source: Path = args.source
     profile_values = profiles.load_profile_values(config.overlay_dir(source), profile)
+    # The charts the overlay's HelmReleases install must be exactly the release's charts.
+    helm_releases = helm_release_charts(read_overlay(config.overlay_dir(source)))
     revision = release.commit_of(args.revision) if args.revision else None
     revision = revision or release.source_revision(source)
     provenance = {
@@ -118,7 +122,7 @@ def cmd_manifest_publish(args: argparse.Namespace) -> dict[str, Any]:
             support_receipt_keys=receipt_keys,
             current=current,
         )
-        rm.validate_manifest(manifest, helm_releases=profiles.HELM_RELEASE_CHARTS)
+        rm.validate_manifest(manifest, helm_releases=helm_releases)
         pushed = release.push_release_manifest(
             client, args.namespace, manifest, dry_run=args.dry_run
         )
@@ -160,6 +164,8 @@ def _move(args: argparse.Namespace, kind: str) -> dict[str, Any]:
                 f"release {client.registry}/{repository}:{version} does not exist",
                 hint="publish it first (alga-release publish), or check the version",
             )
+        if not args.dry_run:
+            _anonymous_precheck(args, version)
         verify = None
         if kind != "publish" and not args.dry_run:
 
@@ -181,6 +187,42 @@ def _move(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     data = result.to_json()
     data["dryRun"] = bool(args.dry_run)
     return _write_out(args, data)
+
+
+def _anonymous_precheck(args: argparse.Namespace, version: str) -> None:
+    """Before a channel moves: when appliances pull anonymously (``--verify-anonymous``,
+    default for ghcr.io), the release and every piece it references must be pullable
+    without credentials. A package left private is refused here, named, before the move."""
+    from steps import channels
+    from steps.oci.client import RegistryClient
+
+    if not _anonymous(args):
+        return
+    try:
+        resolution = resolve_ref(args, version, anonymous=True)
+    except ReleaseError as exc:
+        raise Refused(
+            f"release {version} cannot be pulled anonymously: {exc.message}",
+            hint=f"appliances pull without credentials: make the package "
+            f"{args.namespace}/{channels.RELEASE_REPOSITORY_NAME} public",
+        ) from None
+    with RegistryClient(
+        args.registry,
+        plain_http=args.plain_http,
+        insecure_hosts=tuple(args.insecure_registry),
+        verify=str(args.ca_file) if args.ca_file else True,
+    ) as anonymous:
+        pieces = channels.release_pieces(anonymous, args.namespace, resolution.manifest)
+    private = [p for p in pieces if p.present is False]
+    if private:
+        packages = sorted({p.reference.rsplit("@", 1)[0].rsplit(":", 1)[0] for p in private})
+        raise Refused(
+            f"release {version}: {len(private)} piece(s) cannot be pulled anonymously: "
+            + ", ".join(p.reference for p in private),
+            hint="appliances pull without credentials: make these packages public (or push "
+            "what is missing): " + ", ".join(packages),
+        )
+    log.info("release %s: every piece pullable anonymously", version)
 
 
 def _dry_move(client: Any, args: argparse.Namespace, channel: str, version: str) -> dict[str, Any]:
@@ -562,6 +604,7 @@ def cmd_publish(args: argparse.Namespace) -> dict[str, Any]:
         reason=args.reason,
         run=args.run,
         dry_run=args.dry_run,
+        verify_anonymous=args.verify_anonymous,
         registry=release.RegistryParams(
             registry=args.registry,
             namespace=args.namespace,
@@ -696,6 +739,13 @@ def add_release_commands(commands: Any) -> None:
             help="check every gate, move nothing (env ALGA_DRY_RUN=true)",
         )
         p.add_argument("--out", type=Path, metavar="FILE", help="also write the JSON result here")
+        p.add_argument(
+            "--verify-anonymous",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="after the move, resolve without credentials as appliances pull (default: "
+            "on for ghcr.io)",
+        )
 
     # images check
     images = commands.add_parser(
@@ -900,6 +950,12 @@ def add_release_commands(commands: Any) -> None:
         help="check, move nothing",
     )
     rollback.add_argument("--out", type=Path, metavar="FILE", help="also write the JSON result")
+    rollback.add_argument(
+        "--verify-anonymous",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="after the move, resolve without credentials (default: on for ghcr.io)",
+    )
     cli.add_registry_options(rollback)
     cli.add_output_options(rollback)
     rollback.set_defaults(handler=cmd_rollback)
@@ -1034,6 +1090,13 @@ def add_release_commands(commands: Any) -> None:
         default=cli._env("ALGA_RUN"),
         metavar="NAME",
         help="the run that made it (env ALGA_RUN)",
+    )
+    publish.add_argument(
+        "--verify-anonymous",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="check, before the channel moves and after, that every piece can be pulled "
+        "without credentials, as appliances pull (default: on for ghcr.io)",
     )
     publish.add_argument(
         "--out-dir",

@@ -80,6 +80,7 @@ class PublishParams:
     reason: str | None = None
     run: str | None = None
     dry_run: bool = False
+    verify_anonymous: bool | None = None  # None: the CLI's default (on for ghcr.io)
     registry: RegistryParams = field(default_factory=RegistryParams)
 
 
@@ -108,6 +109,11 @@ def release_steps(p: PublishParams, outdir: str) -> list[Step]:
     reg = p.registry.argv()
     dry = ["--dry-run"] if p.dry_run else []
     provenance = [*opt("--source-url", p.source_url), *opt("--revision", p.revision)]
+    anonymous = (
+        []
+        if p.verify_anonymous is None
+        else ["--verify-anonymous" if p.verify_anonymous else "--no-verify-anonymous"]
+    )
     steps = [
         Step(
             "charts",
@@ -203,6 +209,7 @@ def release_steps(p: PublishParams, outdir: str) -> list[Step]:
                 *opt("--run", p.run),
                 "--out",
                 out("channel"),
+                *anonymous,
                 *reg,
                 *dry,
             ],
@@ -218,6 +225,7 @@ def release_steps(p: PublishParams, outdir: str) -> list[Step]:
                 out("manifest"),
                 "--out",
                 out("verify"),
+                *anonymous,
                 *reg,
             ],
             out("verify"),

@@ -243,3 +243,23 @@ def test_dry_run_writes_nothing(
     assert result.json()["manifestDigest"].startswith("sha256:")
     assert [r for r in proxy.requests if r.method in ("PUT", "POST", "PATCH")] == []
     assert channel_digest(registry) is None
+
+
+def test_a_private_package_fails_before_the_channel_moves(
+    registry_factory: Any, release_source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Appliances pull without credentials: with --verify-anonymous (the default for
+    ghcr.io) a registry that refuses anonymous pulls fails the run before the move,
+    naming the packages to make public."""
+    private = registry_factory("token", allow_anonymous_pull=False)
+    push_images(private)
+    with registry_env(monkeypatch, private):
+        result = cli(publish_args(private, release_source, extra=("--verify-anonymous",)))
+        assert result.code == 3, result.stderr
+        assert "public" in result.stderr
+        assert "alga-appliance-release" in result.stderr
+        assert channel_digest(private) is None
+        # Everything else was published; without the anonymous check the re-run completes.
+        again = cli(publish_args(private, release_source, extra=("--no-verify-anonymous",)))
+    assert again.code == 0, again.stderr
+    assert str(channel_digest(private)) == again.json()["manifestDigest"]
