@@ -679,6 +679,56 @@ def _human_publish(result: dict[str, Any]) -> str:
 # -- parsers ---------------------------------------------------------------------------
 
 
+# -- shared options ----------------------------------------------------------------------
+
+
+def _opt_out(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, metavar="FILE", help="also write the JSON result here")
+
+
+def _opt_run(p: argparse.ArgumentParser, what: str = "the run recorded with the move") -> None:
+    p.add_argument(
+        "--run", default=_cli()._env("ALGA_RUN"), metavar="NAME", help=f"{what} (env ALGA_RUN)"
+    )
+
+
+def _opt_dry_run(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        default=_cli()._env_flag("ALGA_DRY_RUN"),
+        help=f"{what} (env ALGA_DRY_RUN=true)",
+    )
+
+
+def _opt_reason(p: argparse.ArgumentParser, what: str = "why") -> None:
+    p.add_argument(
+        "--reason",
+        default=_cli()._env("ALGA_REASON"),
+        metavar="TEXT",
+        help=f"{what} (recorded in the channel history; env ALGA_REASON)",
+    )
+
+
+def _opt_allow_downgrade(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-downgrade",
+        action="store_true",
+        default=_cli()._env_flag("ALGA_ALLOW_DOWNGRADE"),
+        help="allow the channel to move to an older version (needs --reason; "
+        "env ALGA_ALLOW_DOWNGRADE=true)",
+    )
+
+
+def _opt_verify_anonymous(p: argparse.ArgumentParser, when: str) -> None:
+    p.add_argument(
+        "--verify-anonymous",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"{when}, resolve without credentials as appliances pull (default: on for ghcr.io)",
+    )
+
+
 def add_release_commands(commands: Any) -> None:
     cli = _cli()
     formatter = cli._Formatter
@@ -719,33 +769,11 @@ def add_release_commands(commands: Any) -> None:
     def move_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--version", required=True, metavar="V", help="release version")
         p.add_argument("--channel", required=True, metavar="C", help="nightly or stable")
-        p.add_argument(
-            "--allow-downgrade",
-            action="store_true",
-            default=cli._env_flag("ALGA_ALLOW_DOWNGRADE"),
-            help="allow moving the channel to an older version (needs --reason; "
-            "env ALGA_ALLOW_DOWNGRADE=true)",
-        )
-        p.add_argument(
-            "--reason",
-            default=cli._env("ALGA_REASON"),
-            metavar="TEXT",
-            help="why (recorded in the channel history; env ALGA_REASON)",
-        )
-        p.add_argument(
-            "--dry-run",
-            action="store_true",
-            default=cli._env_flag("ALGA_DRY_RUN"),
-            help="check every gate, move nothing (env ALGA_DRY_RUN=true)",
-        )
-        p.add_argument("--out", type=Path, metavar="FILE", help="also write the JSON result here")
-        p.add_argument(
-            "--verify-anonymous",
-            action=argparse.BooleanOptionalAction,
-            default=None,
-            help="after the move, resolve without credentials as appliances pull (default: "
-            "on for ghcr.io)",
-        )
+        _opt_allow_downgrade(p)
+        _opt_reason(p)
+        _opt_dry_run(p, "check every gate, move nothing")
+        _opt_out(p)
+        _opt_verify_anonymous(p, "before and after the move")
 
     # images check
     images = commands.add_parser(
@@ -761,7 +789,7 @@ def add_release_commands(commands: Any) -> None:
         "Missing images are refused (exit 3), all named at once.",
     )
     image_options(check)
-    check.add_argument("--out", type=Path, metavar="FILE", help="also write the JSON result here")
+    _opt_out(check)
     cli.add_registry_options(check)
     cli.add_output_options(check)
     check.set_defaults(handler=cmd_images_check)
@@ -814,12 +842,7 @@ def add_release_commands(commands: Any) -> None:
     )
     mpub.add_argument("--source-url", metavar="URL", help="source repository URL (provenance)")
     mpub.add_argument("--revision", metavar="REV", help="source git revision (provenance)")
-    mpub.add_argument(
-        "--run",
-        default=cli._env("ALGA_RUN"),
-        metavar="NAME",
-        help="the run that made it (env ALGA_RUN); only recorded when given",
-    )
+    _opt_run(mpub, "the run that made it; only recorded when given")
     mpub.add_argument(
         "--support-agent",
         metavar="REF",
@@ -832,13 +855,8 @@ def add_release_commands(commands: Any) -> None:
         metavar="ID=PEMFILE",
         help="support receipt public key (repeatable, at most 2)",
     )
-    mpub.add_argument("--out", type=Path, metavar="FILE", help="also write the JSON result here")
-    mpub.add_argument(
-        "--dry-run",
-        action="store_true",
-        default=cli._env_flag("ALGA_DRY_RUN"),
-        help="build and validate; push nothing (env ALGA_DRY_RUN=true)",
-    )
+    _opt_out(mpub)
+    _opt_dry_run(mpub, "build and validate; push nothing")
     cli.add_registry_options(mpub)
     cli.add_output_options(mpub)
     mpub.set_defaults(handler=cmd_manifest_publish)
@@ -869,12 +887,7 @@ def add_release_commands(commands: Any) -> None:
         default="publish",
         help="how the move is recorded in the history",
     )
-    move.add_argument(
-        "--run",
-        default=cli._env("ALGA_RUN"),
-        metavar="NAME",
-        help="the run recorded with the move (env ALGA_RUN)",
-    )
+    _opt_run(move)
     cli.add_registry_options(move)
     cli.add_output_options(move)
     move.set_defaults(handler=cmd_channel_move)
@@ -897,12 +910,7 @@ def add_release_commands(commands: Any) -> None:
         if action.dest == "channel":
             action.required = False
             action.help = "channel to move (default stable)"
-    promote.add_argument(
-        "--run",
-        default=cli._env("ALGA_RUN"),
-        metavar="NAME",
-        help="the run recorded with the move (env ALGA_RUN)",
-    )
+    _opt_run(promote)
     cli.add_registry_options(promote)
     cli.add_output_options(promote)
     promote.set_defaults(handler=cmd_promote)
@@ -931,31 +939,11 @@ def add_release_commands(commands: Any) -> None:
         epilog="example:\n  alga-release rollback stable --reason 'login broken in 1.4.0'",
     )
     rollback.add_argument("channel", metavar="CHANNEL", help="nightly or stable")
-    rollback.add_argument(
-        "--reason",
-        default=cli._env("ALGA_REASON"),
-        metavar="TEXT",
-        help="why (required; recorded in the history; env ALGA_REASON)",
-    )
-    rollback.add_argument(
-        "--run",
-        default=cli._env("ALGA_RUN"),
-        metavar="NAME",
-        help="the run recorded with the move (env ALGA_RUN)",
-    )
-    rollback.add_argument(
-        "--dry-run",
-        action="store_true",
-        default=cli._env_flag("ALGA_DRY_RUN"),
-        help="check, move nothing",
-    )
-    rollback.add_argument("--out", type=Path, metavar="FILE", help="also write the JSON result")
-    rollback.add_argument(
-        "--verify-anonymous",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="after the move, resolve without credentials (default: on for ghcr.io)",
-    )
+    _opt_reason(rollback, "why (required)")
+    _opt_run(rollback)
+    _opt_dry_run(rollback, "check, move nothing")
+    _opt_out(rollback)
+    _opt_verify_anonymous(rollback, "after the move")
     cli.add_registry_options(rollback)
     cli.add_output_options(rollback)
     rollback.set_defaults(handler=cmd_rollback)
@@ -993,13 +981,8 @@ def add_release_commands(commands: Any) -> None:
         metavar="FILE",
         help="the manifest step's result (expected digests)",
     )
-    verify.add_argument(
-        "--verify-anonymous",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="verify without credentials (default: on for ghcr.io)",
-    )
-    verify.add_argument("--out", type=Path, metavar="FILE", help="also write the JSON result here")
+    _opt_verify_anonymous(verify, "resolve and check")
+    _opt_out(verify)
     cli.add_registry_options(verify)
     cli.add_output_options(verify)
     verify.set_defaults(handler=cmd_verify)
@@ -1072,44 +1055,17 @@ def add_release_commands(commands: Any) -> None:
         default="version",
         help="pin HelmReleases by chart version (default) or digest",
     )
-    publish.add_argument(
-        "--allow-downgrade",
-        action="store_true",
-        default=cli._env_flag("ALGA_ALLOW_DOWNGRADE"),
-        help="allow the channel to move to an older version (needs --reason; "
-        "env ALGA_ALLOW_DOWNGRADE=true)",
-    )
-    publish.add_argument(
-        "--reason",
-        default=cli._env("ALGA_REASON"),
-        metavar="TEXT",
-        help="recorded with the channel move (env ALGA_REASON)",
-    )
-    publish.add_argument(
-        "--run",
-        default=cli._env("ALGA_RUN"),
-        metavar="NAME",
-        help="the run that made it (env ALGA_RUN)",
-    )
-    publish.add_argument(
-        "--verify-anonymous",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="check, before the channel moves and after, that every piece can be pulled "
-        "without credentials, as appliances pull (default: on for ghcr.io)",
-    )
+    _opt_allow_downgrade(publish)
+    _opt_reason(publish, "why the channel moves")
+    _opt_run(publish, "the run that made it")
+    _opt_verify_anonymous(publish, "before the channel moves and after")
     publish.add_argument(
         "--out-dir",
         type=Path,
         metavar="DIR",
         help="keep each step's JSON result here (default: a temp folder)",
     )
-    publish.add_argument(
-        "--dry-run",
-        action="store_true",
-        default=cli._env_flag("ALGA_DRY_RUN"),
-        help="do everything but write to the registry (env ALGA_DRY_RUN=true)",
-    )
+    _opt_dry_run(publish, "do everything but write to the registry")
     cli.add_registry_options(publish)
     cli.add_output_options(publish)
     publish.set_defaults(handler=cmd_publish, human=_human_publish)
