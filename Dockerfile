@@ -24,7 +24,9 @@ FROM ${PYTHON_IMAGE} AS wheels
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY steps ./steps
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+COPY consume/__init__.py consume/release_consume.py ./consume/
+# The docker extra: `control-plane build` drives a Docker-API engine (the dind sidecar).
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[docker]"
 
 # -- the step image ---------------------------------------------------------------------
 FROM ${PYTHON_IMAGE}
@@ -35,7 +37,7 @@ RUN apt-get update \
     && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin alga
 COPY --from=kubectl /usr/local/bin/kubectl /usr/local/bin/kubectl
 RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
-    pip install --no-cache-dir --no-index --find-links /wheels alga-appliance-release \
+    pip install --no-cache-dir --no-index --find-links /wheels "alga-appliance-release[docker]" \
     && alga-release --version
 ENV HOME=/tmp \
     TMPDIR=/tmp \

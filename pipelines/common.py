@@ -19,7 +19,10 @@ What lives here (and nowhere else):
   writable), read-only root filesystem, no privilege escalation, all capabilities
   dropped, the runtime's default seccomp profile. ``HOME``, ``TMPDIR`` and the XDG
   folders point at an ``emptyDir`` mounted on ``/tmp``; nothing else is writable but
-  the workspace volume.
+  the workspace volume. The one exception is not a step container: the release's
+  control-plane build has a privileged docker-in-docker sidecar (see
+  :mod:`pipelines.control_plane`); :func:`step_container` never relaxes the step's own
+  hardening for it.
 - **Limits in time and space.** ``activeDeadlineSeconds`` on every step and on each
   workflow; ``podGC`` deletes the pods of successful steps (failed ones stay for
   ``kubectl logs`` until the workflow is deleted).
@@ -27,7 +30,8 @@ What lives here (and nowhere else):
   every channel move takes: ``alga-appliance-channel-<channel>``.
 - **The exit report.** :func:`report_container` logs the outcome of a run and, for
   the release, each step's JSON result (what was published, with digests).
-- **``when`` expressions** are built by :func:`quoted_equals`, which quotes both sides,
+- **``when`` expressions** are built by :func:`quoted_equals` (and
+  :func:`quoted_not_equals`), which quote both sides,
   so an empty or odd parameter value compares as a string instead of breaking the
   expression.
 
@@ -41,6 +45,8 @@ This module does not define a workflow: ``hera generate yaml`` renders nothing f
 
 from __future__ import annotations
 
+import argparse
+import os
 from collections.abc import Sequence
 
 from hera.workflows import Container, EmptyDirVolume, Env, Parameter, RetryStrategy, SecretEnv
@@ -110,6 +116,11 @@ def task_output(task: str, name: str) -> str:
 def quoted_equals(expression: str, value: str) -> str:
     """A ``when`` test with both sides quoted: ``'<expression>' == '<value>'``."""
     return f"'{expression}' == '{value}'"
+
+
+def quoted_not_equals(expression: str, value: str) -> str:
+    """A ``when`` test with both sides quoted: ``'<expression>' != '<value>'``."""
+    return f"'{expression}' != '{value}'"
 
 
 def channel_mutex(channel: str) -> m.Synchronization:
@@ -238,11 +249,16 @@ def step_container(
     synchronization: m.Synchronization | None = None,
     retry: bool = True,
     deadline_seconds: int = STEP_DEADLINE_SECONDS,
+    scratch_size: str = SCRATCH_SIZE,
+    sidecars: Sequence[m.UserContainer] = (),
+    sidecar_volumes: Sequence[m.Volume] = (),
 ) -> Container:
     """A container template with every shared default; must be called in a workflow context.
 
     ``command`` is always explicit (Argo's emissary executor would otherwise look the
-    image's entrypoint up in the registry).
+    image's entrypoint up in the registry). ``sidecars`` bring their own security
+    context and mount only ``sidecar_volumes``, which the step container does not mount:
+    the hardening here is the step container's and the pod's, never relaxed for a sidecar.
     """
     mounts = (
         [
@@ -266,8 +282,9 @@ def step_container(
         outputs=list(outputs) or None,
         volumes=[
             EmptyDirVolume(
-                name=SCRATCH_VOLUME, mount_path=SCRATCH_DIR, size_limit=m.Quantity(SCRATCH_SIZE)
-            )
+                name=SCRATCH_VOLUME, mount_path=SCRATCH_DIR, size_limit=m.Quantity(scratch_size)
+            ),
+            *sidecar_volumes,
         ],
         volume_mounts=mounts or None,
         security_context=container_security_context(),
@@ -276,7 +293,36 @@ def step_container(
         retry_strategy=retry_strategy() if retry else None,
         active_deadline_seconds=deadline_seconds,
         synchronization=synchronization,
+        sidecars=list(sidecars) or None,
     )
+
+
+def dry_run_parser() -> argparse.ArgumentParser:
+    """The real ``alga-release`` parser, built with ``ALGA_DRY_RUN=true`` in the environment.
+
+    Options read their environment defaults when the parser is built, so parsing a
+    step's arguments with it shows whether the step would honour Argo's dry-run toggle.
+    """
+    from steps.cli import build_parser
+
+    saved = os.environ.get("ALGA_DRY_RUN")
+    os.environ["ALGA_DRY_RUN"] = "true"
+    try:
+        return build_parser()
+    finally:
+        if saved is None:
+            del os.environ["ALGA_DRY_RUN"]
+        else:
+            os.environ["ALGA_DRY_RUN"] = saved
+
+
+def reads_dry_run(parser: argparse.ArgumentParser, name: str, argv: Sequence[str]) -> bool:
+    """Whether ``argv`` parsed by :func:`dry_run_parser` comes out as a dry run."""
+    try:
+        args = parser.parse_args(list(argv))
+    except SystemExit as exc:  # argparse already printed why
+        raise RuntimeError(f"alga-release rejects the {name} task: {list(argv)}") from exc
+    return bool(getattr(args, "dry_run", None))
 
 
 def pod_gc() -> m.PodGC:

@@ -2,12 +2,13 @@
 
 The DAG::
 
-    checkout -> charts -> bundle -> images -> manifest -> channel -> verify -> promote-stable
+    checkout -> control-plane -> charts -> bundle -> images -> control-plane-check
+             -> manifest -> channel -> verify -> promote-stable
 
-**One description of a release.** Every task after ``checkout`` is one
-:class:`steps.release.Step` of :func:`steps.release.release_steps`, the list that
-``alga-release publish`` runs in-process, called here with Argo expressions as
-parameters (:func:`placeholder_params`). Each task's template runs
+**One description of a release.** Every task but ``checkout`` and the two control-plane
+tasks is one :class:`steps.release.Step` of :func:`steps.release.release_steps`, the list
+that ``alga-release publish`` runs in-process, called here with Argo expressions as
+parameters (:func:`placeholder_params`). Each such task's template runs
 ``alga-release <step.argv>`` exactly, in the same order; the task names are the step
 names and each task depends on the one before. ``tests/unit/test_pipelines_release.py``
 rebuilds the list and compares it with the rendered YAML task by task, and checks
@@ -56,21 +57,29 @@ DAG that takes the ``stable`` mutex itself, because a template reached by
 template cannot hold a template-level copy of it (the promote workflow would then wait
 on its own lock).
 
+**The control plane** (:mod:`pipelines.control_plane`): ``control-plane-mode`` pin
+(default) skips the ``control-plane`` and ``control-plane-check`` tasks; copy and build
+publish ``:<control-plane>`` before anything else is pushed, and the unchanged images
+step resolves that tag for the manifest's ``controlPlane``; ``control-plane-check`` makes
+sure it resolved what the task published. Like ``checkout``, these tasks are Argo-only:
+``alga-release publish`` takes an image that is already published.
+
 What this module does not do: decide anything a step could decide. Gates, versions
-and digests are the steps'. The two short shell scripts (checkout, and the exit report
-in :mod:`pipelines.common`) read every Argo value from the environment, never from
-their own text, and are tested with real ``git`` and ``sh``.
+and digests are the steps'. The short scripts (checkout, the exit report in
+:mod:`pipelines.common`, and the control-plane check) read every Argo value from the
+environment, never from their own text, and are tested with real ``git``, ``sh`` and
+``python3``.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 
 from hera.workflows import DAG, Env, Parameter, SecretEnv, Task, WorkflowTemplate
 from hera.workflows import models as m
 
 from pipelines import common as c
+from pipelines import control_plane as cp
 from pipelines import promote
 from steps.release import PublishParams, RegistryParams, Step, release_steps
 
@@ -95,13 +104,17 @@ IMAGE_PARAMETERS = {
 # Input parameters a step template may use, and the task output each comes from.
 STEP_INPUTS = {"revision": c.task_output(CHECKOUT, "revision")}
 
-CHECKOUT_SCRIPT = """\
+CHECKOUT_SCRIPT = (
+    """\
 set -eu
 if [ "$DRY_RUN" = true ] && [ -n "$DRY_RUN_UNSUPPORTED" ]; then
   echo "checkout: refusing a dry run: alga-release $DRY_RUN_UNSUPPORTED would still write" \\
     "(they do not read ALGA_DRY_RUN yet)" >&2
   exit 2
 fi
+"""
+    + cp.CHECKOUT_GUARD
+    + """\
 case "$SOURCE_REF" in
   ''|-*) echo "checkout: invalid source-ref '$SOURCE_REF'" >&2; exit 2 ;;
 esac
@@ -126,6 +139,7 @@ git -c advice.detachedHead=false checkout --quiet --detach "$commit"
 printf '%s' "$commit" > "$OUT_DIR/revision"
 echo "checkout: $SOURCE_REPO $SOURCE_REF -> $commit"
 """
+)
 
 
 def placeholder_params(*, dry_run: bool = False) -> PublishParams:
@@ -164,28 +178,10 @@ def dry_run_unsupported() -> list[str]:
     (as Argo passes it) is parsed with ``ALGA_DRY_RUN=true``. While any is left, the
     checkout task refuses ``dry-run=true`` (exit 2) rather than let that step write.
     """
-    from steps.cli import build_parser
-
     dry = {s.name: s.argv for s in release_steps(placeholder_params(dry_run=True), c.OUT_DIR)}
     changed = [s for s in planned_steps() if s.name in dry and dry[s.name] != s.argv]
-    saved = os.environ.get("ALGA_DRY_RUN")
-    os.environ["ALGA_DRY_RUN"] = "true"
-    try:
-        parser = build_parser()
-    finally:
-        if saved is None:
-            del os.environ["ALGA_DRY_RUN"]
-        else:
-            os.environ["ALGA_DRY_RUN"] = saved
-    unsupported = []
-    for step in changed:
-        try:
-            args = parser.parse_args(step.argv)
-        except SystemExit as exc:  # argparse already printed why
-            raise RuntimeError(f"alga-release rejects the {step.name} step: {step.argv}") from exc
-        if not getattr(args, "dry_run", None):
-            unsupported.append(step.name)
-    return unsupported
+    parser = c.dry_run_parser()
+    return [s.name for s in changed if not c.reads_dry_run(parser, s.name, s.argv)]
 
 
 def step_inputs(step: Step) -> list[str]:
@@ -208,9 +204,12 @@ def arguments() -> list[Parameter]:
             for key, name in IMAGE_PARAMETERS.items()
         ],
         Parameter(
-            name="control-plane",
-            description="control-plane image: a tag or sha256:<digest> (pinned by digest)",
+            name=cp.TAG,
+            description="control-plane image: pin mode, a tag or sha256:<digest> already in "
+            "<registry>/<namespace>/alga-appliance-control-plane; copy and build mode, the tag "
+            "to publish (immutable, e.g. the short source revision). Pinned by digest",
         ),
+        *cp.arguments(),
         Parameter(
             name="values-profile",
             value="single-node",
@@ -224,6 +223,7 @@ def arguments() -> list[Parameter]:
             "dry-run", "check every step and gate, write nothing (steps read ALGA_DRY_RUN)"
         ),
         *c.registry_arguments(),
+        cp.dind_argument(),
     ]
 
 
@@ -279,6 +279,7 @@ def build() -> WorkflowTemplate:
                 Env(name="OUT_DIR", value=c.OUT_DIR),
                 Env(name="DRY_RUN", value=wp("dry-run")),
                 Env(name="DRY_RUN_UNSUPPORTED", value=" ".join(dry_run_unsupported())),
+                *cp.checkout_env(),
             ],
             outputs=[Parameter(name="revision", value_from=m.ValueFrom(path=REVISION_FILE))],
             workspace=True,
@@ -297,6 +298,9 @@ def build() -> WorkflowTemplate:
             )
             for step in steps
         }
+        control_plane = cp.control_plane_dag(image)
+        outputs = {step.name: step.output for step in steps}
+        control_plane_check = cp.check_template(image, outputs[cp.CHECK_AFTER])
         with DAG(name=PROMOTE_TASK, synchronization=c.channel_mutex(PROMOTE_CHANNEL)) as wrapper:
             Task(
                 name="promote",
@@ -314,10 +318,13 @@ def build() -> WorkflowTemplate:
             version=wp("version"),
             channel=wp("channel"),
             dry_run=wp("dry-run"),
-            results=[s.name for s in steps],
+            results=[cp.TASK, *(s.name for s in steps)],
         )
         with DAG(name=ENTRYPOINT):
             previous = Task(name=CHECKOUT, template=checkout)
+            task = Task(name=cp.TASK, template=control_plane, when=cp.not_pinned())
+            previous >> task
+            previous = task
             for step in steps:
                 task = Task(
                     name=step.name,
@@ -330,6 +337,12 @@ def build() -> WorkflowTemplate:
                 )
                 previous >> task
                 previous = task
+                if step.name == cp.CHECK_AFTER:
+                    task = Task(
+                        name=cp.CHECK_TASK, template=control_plane_check, when=cp.not_pinned()
+                    )
+                    previous >> task
+                    previous = task
             promote_task = Task(
                 name=PROMOTE_TASK,
                 template=wrapper,

@@ -481,7 +481,9 @@ def build_parser() -> argparse.ArgumentParser:
     cp_copy.add_argument(
         "--dry-run",
         action="store_true",
-        help="read the source and compare with the destination; push nothing",
+        default=_env_flag("ALGA_DRY_RUN"),
+        help="read the source and compare with the destination; push nothing "
+        "(env ALGA_DRY_RUN=true)",
     )
     cp_copy.add_argument("--out", type=Path, metavar="FILE", help="also write the JSON result here")
     add_registry_options(cp_copy)
@@ -541,6 +543,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cp_build.add_argument(
         "--out", type=Path, metavar="FILE", help="also write the JSON result here"
+    )
+    cp_build.add_argument(
+        "--dry-run",
+        action="store_true",
+        default=_env_flag("ALGA_DRY_RUN"),
+        help="assemble and check the build context and the tag; build and push nothing "
+        "(env ALGA_DRY_RUN=true)",
     )
     add_registry_options(cp_build)
     add_output_options(cp_build)
@@ -603,6 +612,8 @@ def cmd_control_plane_build(args: argparse.Namespace) -> dict[str, Any]:
     )
     context = controlplane.assemble_context(context_dir, dockerfile)
     build_args = controlplane.parse_build_args(args.build_arg)
+    if args.dry_run:
+        return _control_plane_build_plan(args, context)
     with make_client(args) as client:
         built = controlplane.build_and_push(
             lambda: controlplane.DockerEngine.connect(wait=args.engine_wait),
@@ -615,6 +626,34 @@ def cmd_control_plane_build(args: argparse.Namespace) -> dict[str, Any]:
             platform=args.platform,
         )
     result = built.to_json()
+    if args.out:
+        write_json_file(args.out, result)
+    return result
+
+
+def _control_plane_build_plan(args: argparse.Namespace, context: Any) -> dict[str, Any]:
+    """What a build would do: the context is assembled and checked, the tag looked up;
+    no engine is contacted and nothing is pushed."""
+    from steps import controlplane
+    from steps.images import control_plane_reference
+    from steps.oci.reference import check_tag
+
+    check_tag(args.tag)
+    repository = controlplane.control_plane_repository(args.namespace)
+    with make_client(args) as client:
+        current = client.head_manifest(repository, args.tag)
+    full = f"{args.registry}/{repository}"
+    result: dict[str, Any] = {
+        "repository": full,
+        "tag": args.tag,
+        "status": "existing" if current else "would-build",
+        "contextEntries": len(context.entries),
+        "dryRun": True,
+        "reference": control_plane_reference(args.registry, args.namespace, current.digest)
+        if current
+        else None,
+        "digest": str(current.digest) if current else None,
+    }
     if args.out:
         write_json_file(args.out, result)
     return result

@@ -218,3 +218,54 @@ def test_an_unreachable_engine_is_transient(
     assert result.code == 75, result.stderr
     assert result.json()["error"] == "EngineUnavailable"
     assert "DOCKER_HOST" in result.json()["hint"]
+
+
+def test_build_dry_run_checks_the_context_and_the_tag_without_an_engine(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.harness.images import push_tiny_image
+
+    source = tmp_path / "src"
+    dockerfile = source / "ee" / "appliance" / "control-plane" / "Dockerfile"
+    dockerfile.parent.mkdir(parents=True)
+    dockerfile.write_text("FROM scratch\nCOPY ee/appliance/control-plane/app.txt /app.txt\n")
+    (dockerfile.parent / "app.txt").write_text("ui\n")
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/engine.sock")
+    with registry_env(monkeypatch, registry):
+        plan = cli(
+            [
+                "control-plane",
+                "build",
+                "--source",
+                str(source),
+                "--tag",
+                "3f2a1b0",
+                "--dry-run",
+                *registry_args(registry),
+                "--json",
+            ]
+        )
+        assert plan.code == 0, plan.stderr
+        assert plan.json()["status"] == "would-build"
+        assert plan.json()["contextEntries"] >= 2
+        with client_for(registry) as client:
+            assert (
+                client.head_manifest("nine-minds/alga-appliance-control-plane", "3f2a1b0") is None
+            )
+            digest = push_tiny_image(client, "nine-minds/alga-appliance-control-plane", "3f2a1b0")
+        existing = cli(
+            [
+                "control-plane",
+                "build",
+                "--source",
+                str(source),
+                "--tag",
+                "3f2a1b0",
+                "--dry-run",
+                *registry_args(registry),
+                "--json",
+            ]
+        )
+    assert existing.code == 0, existing.stderr
+    assert existing.json()["status"] == "existing"
+    assert existing.json()["digest"] == str(digest)

@@ -113,7 +113,8 @@ def test_the_build_context_is_only_what_the_wheel_needs(context: Path) -> None:
         for p in files_under(ROOT / "steps")
         if "__pycache__" not in p and not p.endswith(".pyc")
     }
-    assert files_under(context) == {"pyproject.toml", "README.md", *steps}
+    consume = {"consume/__init__.py", "consume/release_consume.py"}
+    assert files_under(context) == {"pyproject.toml", "README.md", *steps, *consume}
     assert (context / "steps" / "data" / "release-manifest.v1.schema.json").is_file()
 
 
@@ -140,7 +141,13 @@ def copy_sources() -> list[str]:
 
 
 def test_every_copy_source_is_in_the_context(context: Path) -> None:
-    assert copy_sources() == ["pyproject.toml", "README.md", "steps"]
+    assert copy_sources() == [
+        "pyproject.toml",
+        "README.md",
+        "steps",
+        "consume/__init__.py",
+        "consume/release_consume.py",
+    ]
     for source in copy_sources():
         assert (context / source).exists(), source
 
@@ -154,6 +161,7 @@ def wheel(context: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         if path.is_dir():
             shutil.copytree(path, src / source)
         else:
+            (src / source).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, src / source)
     out = tmp_path_factory.mktemp("wheels")
     done = run(
@@ -183,6 +191,9 @@ def test_the_wheel_holds_the_package_its_data_and_entry_point(wheel: Path) -> No
         entry_points = zf.read(f"{dist}/entry_points.txt").decode()
     assert "steps/data/release-manifest.v1.schema.json" in names
     assert "steps/py.typed" in names and "steps/cli.py" in names
+    # the consume library the verify step resolves with, without its tests and vectors
+    assert "consume/release_consume.py" in names
+    assert not any(n.startswith("consume/") and not n.endswith(".py") for n in names)
     assert not any(n.startswith(("tests/", "pipelines/", "examples/")) for n in names)
     assert re.search(r"^alga-release = steps\.cli:main$", entry_points, re.M)
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())

@@ -562,3 +562,26 @@ def test_cli_refuses_bad_input_before_any_network(tmp_path: Path) -> None:
     assert "OCI tags cannot hold '+'" in bad_tag.json()["hint"]
     no_context = cli(["control-plane", "build", "--source", str(tmp_path), "--tag", "t", "--json"])
     assert no_context.code == 2 and "--dockerfile" in no_context.json()["hint"]
+
+
+def test_dry_run_env_reaches_control_plane_copy_and_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Argo passes dry-run as ALGA_DRY_RUN so the argument lists stay fixed."""
+    from steps.cli import build_parser
+
+    monkeypatch.setenv("ALGA_DRY_RUN", "true")
+    build = build_parser().parse_args(
+        ["control-plane", "build", "--source", str(tmp_path), "--tag", "3f2a1b0"]
+    )
+    copy = build_parser().parse_args(
+        ["control-plane", "copy", "127.0.0.1:1/x/y:1", "--tag", "3f2a1b0"]
+    )
+    assert build.dry_run is True and copy.dry_run is True
+    monkeypatch.setenv("ALGA_DRY_RUN", "false")
+    assert (
+        build_parser()
+        .parse_args(["control-plane", "build", "--source", str(tmp_path), "--tag", "3f2a1b0"])
+        .dry_run
+        is False
+    )

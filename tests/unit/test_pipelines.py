@@ -64,7 +64,7 @@ def yaml_representers_kept() -> Iterator[None]:
 with yaml_representers_kept():
     from hera.workflows import models as hera_models
 
-    from pipelines import common, promote, release
+    from pipelines import common, control_plane, promote, release
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATED = ROOT / "workflows-generated"
@@ -396,14 +396,19 @@ def test_the_exit_handler_exists_and_cannot_fail_the_run() -> None:
 # -- the secret ----------------------------------------------------------------------------
 
 
+def _secret_refs(node: Any) -> list[Doc]:
+    return [
+        n["valueFrom"]["secretKeyRef"]
+        for _, n in walk(node)
+        if isinstance(n, dict) and "secretKeyRef" in n.get("valueFrom", {})
+    ]
+
+
 def test_the_secret_is_only_ever_a_secret_key_ref() -> None:
     for name, d in committed().items():
         text = (GENERATED / f"{'release' if name == release.NAME else 'promote'}.yaml").read_text()
-        refs = [
-            node["valueFrom"]["secretKeyRef"]
-            for _, node in walk(d)
-            if isinstance(node, dict) and "secretKeyRef" in node.get("valueFrom", {})
-        ]
+        source = [r for r in _secret_refs(d) if r["name"] == control_plane.SOURCE_SECRET]
+        refs = [r for r in _secret_refs(d) if r not in source]
         assert refs, name
         assert all(r == {"name": "github-token", "key": common.REGISTRY_SECRET_KEY} for r in refs)
         for path, value in strings(d):
@@ -414,6 +419,32 @@ def test_the_secret_is_only_ever_a_secret_key_ref() -> None:
                 ), f"{name}: github-token at {'.'.join(path)}"
         # the raw text too: once per secretKeyRef, nowhere else
         assert text.count("github-token") == len(refs)
+
+
+def test_the_copy_reads_its_source_credentials_from_an_optional_secret_only() -> None:
+    """Only the copy template has them; no secret means an anonymous source, not a failure."""
+    from steps.controlplane import ENV_SOURCE_PASSWORD, ENV_SOURCE_USERNAME
+
+    all_templates = templates(doc(release.NAME))
+    for tname, template in all_templates.items():
+        refs = [r for r in _secret_refs(template) if r["name"] == control_plane.SOURCE_SECRET]
+        assert bool(refs) == (tname == control_plane.COPY_TEMPLATE), tname
+    env = {e["name"]: e for e in all_templates[control_plane.COPY_TEMPLATE]["container"]["env"]}
+    secret = control_plane.SOURCE_SECRET
+    assert env[ENV_SOURCE_USERNAME] == {
+        "name": ENV_SOURCE_USERNAME,
+        "valueFrom": {"secretKeyRef": {"name": secret, "key": "username", "optional": True}},
+    }
+    assert env[ENV_SOURCE_PASSWORD] == {
+        "name": ENV_SOURCE_PASSWORD,
+        "valueFrom": {"secretKeyRef": {"name": secret, "key": "password", "optional": True}},
+    }
+    # the secret's name appears in its secretKeyRefs and, for operators, in one description
+    for path, value in strings(doc(release.NAME)):
+        if secret in value:
+            assert path[-2:] == ("secretKeyRef", "name") or value.startswith("copy mode only"), (
+                ".".join(path)
+            )
 
 
 def test_credentials_never_travel_as_values_or_arguments() -> None:
@@ -451,9 +482,12 @@ def test_every_pod_is_hardened(name: str) -> None:
         assert ctx["runAsNonRoot"] is True
         assert ctx["capabilities"] == {"drop": ["ALL"]}
         # the only writable places: the scratch emptyDir and (for steps) the workspace
-        assert {"name": "scratch", "emptyDir": {"sizeLimit": "1Gi"}} in template["volumes"]
+        size = "4Gi" if tname == control_plane.BUILD_TEMPLATE else "1Gi"
+        assert {"name": "scratch", "emptyDir": {"sizeLimit": size}} in template["volumes"]
         mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
         assert mounts["/tmp"] == "scratch"
+        assert set(mounts.values()) <= {"scratch", "workspace"}, tname
+        assert "privileged" not in ctx and "runAsUser" not in ctx, tname
         env = {e["name"]: e.get("value") for e in container["env"]}
         for var in ("HOME", "TMPDIR"):
             assert env[var] == "/tmp"
@@ -496,6 +530,112 @@ def test_workflow_level_defaults(name: str) -> None:
     }
 
 
+# -- the control-plane task ----------------------------------------------------------------
+
+
+def test_only_the_build_has_a_sidecar_and_only_the_sidecar_is_privileged() -> None:
+    for name, d in committed().items():
+        for tname, template in templates(d).items():
+            if tname != control_plane.BUILD_TEMPLATE:
+                assert "sidecars" not in template, f"{name}/{tname}"
+                assert "initContainers" not in template, f"{name}/{tname}"
+        privileged = [
+            ".".join(path) for path, value in walk(d) if path[-1:] == ("privileged",) and value
+        ]
+        expected = [] if name == promote.NAME else [_build_sidecar_path(d) + ".securityContext"]
+        assert [p.rsplit(".", 1)[0] for p in privileged] == expected, name
+
+
+def _build_sidecar_path(d: Doc) -> str:
+    index = [t["name"] for t in d["spec"]["templates"]].index(control_plane.BUILD_TEMPLATE)
+    return f"spec.templates.{index}.sidecars.0"
+
+
+def test_the_dind_sidecar_serves_the_pod_loopback_only_and_sees_no_workspace() -> None:
+    build = templates(doc(release.NAME))[control_plane.BUILD_TEMPLATE]
+    (sidecar,) = build["sidecars"]
+    assert sidecar["name"] == "dind"
+    assert sidecar["image"] == "{{workflow.parameters.dind-image}}"
+    # Argo's sidecar-dind pattern, but dockerd on 127.0.0.1 only (no 0.0.0.0, no socket):
+    # a first argument `dockerd` makes dockerd-entrypoint.sh skip its default --host flags
+    assert sidecar["command"] == ["dockerd-entrypoint.sh"]
+    assert sidecar["args"] == ["dockerd", "--host=tcp://127.0.0.1:2375"]
+    assert sidecar["securityContext"] == {
+        "privileged": True,
+        "runAsUser": 0,
+        "runAsGroup": 0,
+        "runAsNonRoot": False,
+    }
+    assert "mirrorVolumeMounts" not in sidecar
+    assert sidecar["volumeMounts"] == [{"name": "docker-data", "mountPath": "/var/lib/docker"}]
+    assert {"name": "docker-data", "emptyDir": {"sizeLimit": "20Gi"}} in build["volumes"]
+    assert "limits" in sidecar["resources"]
+    env = {e["name"]: e.get("value") for e in build["container"]["env"]}
+    assert env["DOCKER_HOST"] == "tcp://127.0.0.1:2375"
+    # the step container beside it is hardened as every other (test_every_pod_is_hardened)
+    assert build["container"]["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_the_dind_image_is_a_parameter_pinned_by_digest() -> None:
+    pinned = re.compile(r"[a-z0-9.-]+(?::\d+)?(?:/[a-z0-9._-]+)+@sha256:[0-9a-f]{64}")
+    assert pinned.fullmatch(control_plane.DIND_IMAGE)
+    params = {p["name"]: p for p in doc(release.NAME)["spec"]["arguments"]["parameters"]}
+    assert params["dind-image"]["value"] == control_plane.DIND_IMAGE
+    assert "dind-image" not in {
+        p["name"] for p in doc(promote.NAME)["spec"]["arguments"]["parameters"]
+    }
+
+
+def test_the_control_plane_task_runs_by_mode_and_pin_skips_it() -> None:
+    all_templates = templates(doc(release.NAME))
+    tasks = {t["name"]: t for t in all_templates[release.ENTRYPOINT]["dag"]["tasks"]}
+    not_pinned = "'{{workflow.parameters.control-plane-mode}}' != 'pin'"
+    assert tasks["control-plane"]["when"] == not_pinned
+    assert tasks["control-plane"]["template"] == "control-plane"
+    assert tasks["control-plane-check"]["when"] == not_pinned
+    inner = {t["name"]: t for t in all_templates["control-plane"]["dag"]["tasks"]}
+    assert inner == {
+        "copy": {
+            "name": "copy",
+            "template": control_plane.COPY_TEMPLATE,
+            "when": "'{{workflow.parameters.control-plane-mode}}' == 'copy'",
+        },
+        "build": {
+            "name": "build",
+            "template": control_plane.BUILD_TEMPLATE,
+            "when": "'{{workflow.parameters.control-plane-mode}}' == 'build'",
+        },
+    }
+    # every mode of the enum is decided: pin skips both, copy and build run one each
+    params = {p["name"]: p for p in doc(release.NAME)["spec"]["arguments"]["parameters"]}
+    for mode in params["control-plane-mode"]["enum"]:
+        ran = [
+            name
+            for name, task in inner.items()
+            if _when_holds(task["when"], mode) and _when_holds(not_pinned, mode)
+        ]
+        assert ran == ([] if mode == "pin" else [mode]), mode
+    # nothing else is conditional on the mode
+    for name, task in tasks.items():
+        if name not in ("control-plane", "control-plane-check"):
+            assert "control-plane-mode" not in task.get("when", ""), name
+
+
+def _when_holds(when: str, mode: str) -> bool:
+    left, op, right = when.replace("{{workflow.parameters.control-plane-mode}}", mode).split(" ")
+    return (left == right) == (op == "==")
+
+
+def test_the_images_step_runs_after_the_control_plane_and_is_checked_before_the_manifest() -> None:
+    tasks = {t["name"]: t for t in templates(doc(release.NAME))[release.ENTRYPOINT]["dag"]["tasks"]}
+    assert "control-plane" in _ancestors(tasks, "images")
+    assert "checkout" in _ancestors(tasks, "control-plane")
+    assert tasks["control-plane-check"]["depends"] == "images"
+    assert "control-plane-check" in _ancestors(tasks, "manifest")
+    check = templates(doc(release.NAME))[control_plane.CHECK_TASK]
+    assert [p["name"] for p in check["outputs"]["parameters"]] == ["reference", "digest"]
+
+
 def test_the_step_image_is_pinned_by_digest_everywhere() -> None:
     pinned = re.compile(r"[a-z0-9.-]+(?::\d+)?(?:/[a-z0-9._-]+)+@sha256:[0-9a-f]{64}")
     assert pinned.fullmatch(common.STEP_IMAGE)
@@ -523,6 +663,8 @@ def test_release_parameters() -> None:
         "email-service-tag",
         "temporal-worker-tag",
         "control-plane",
+        "control-plane-mode",
+        "control-plane-source",
         "values-profile",
         "promote",
         "dry-run",
@@ -530,7 +672,11 @@ def test_release_parameters() -> None:
         "namespace",
         "registry-username",
         "step-image",
+        "dind-image",
     ]
+    assert params["control-plane-mode"]["value"] == "pin"
+    assert params["control-plane-mode"]["enum"] == ["pin", "copy", "build"]
+    assert params["control-plane-source"]["value"] == ""
     assert params["channel"]["enum"] == ["nightly", "stable"]
     assert params["values-profile"]["value"] == "single-node"
     assert params["registry-username"]["value"] == "robertisaacs"
@@ -598,5 +744,5 @@ def test_scripts_take_argo_values_only_from_the_environment() -> None:
     for name, d in committed().items():
         for tname, template in container_templates(d).items():
             container = template["container"]
-            if container["command"][0] in ("sh", "bash"):
+            if container["command"][0] in ("sh", "bash", "python3"):
                 assert not variables(container["args"]), f"{name}/{tname} splices a value in"

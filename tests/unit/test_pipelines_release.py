@@ -1,21 +1,26 @@
 """No drift between the local run and Argo, and the two shell scripts the templates carry.
 
 - The release DAG is ``release_steps`` task by task: names, order, dependencies and the
-  exact arguments (built here from literal placeholders, not from ``pipelines``).
+  exact arguments (built here from literal placeholders, not from ``pipelines``), with
+  the Argo-only tasks (checkout, control-plane, control-plane-check) where they belong.
 - With the placeholders filled in, the arguments are the ones ``alga-release publish``
   itself runs for the same inputs (its step list is captured before anything runs).
 - Every task's arguments parse with the real ``alga-release`` parser, and the toggles
   passed as environment variables reach the parsed options.
+- The control-plane task's copy and build arguments parse with the real parser too.
 - The checkout script clones real git repositories (branch, tag, commit, bad ref, bad
-  URL, retry over an existing checkout); the exit report runs with real ``sh``.
+  URL, retry over an existing checkout) and refuses bad control-plane inputs; the
+  control-plane check runs with real ``python3``; the exit report runs with real ``sh``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -27,7 +32,7 @@ from steps.cli import build_parser
 from tests.unit.test_pipelines import yaml_representers_kept
 
 with yaml_representers_kept():
-    from pipelines import common, promote, release
+    from pipelines import common, control_plane, promote, release
 from steps.release import PublishParams, RegistryParams, Step, release_steps
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,6 +68,7 @@ VALUES = {
     "workflow.parameters.email-service-tag": "0badf00d",
     "workflow.parameters.temporal-worker-tag": "1234567",
     "workflow.parameters.control-plane": "62cdce38",
+    "workflow.parameters.control-plane-source": "registry.example.com/ci/control-plane:3f2a1b0",
     "workflow.parameters.values-profile": "single-node",
     "workflow.parameters.source-repo": "https://github.com/Nine-Minds/alga-psa.git",
     "workflow.parameters.registry": "ghcr.io",
@@ -100,6 +106,12 @@ def release_tasks() -> list[dict[str, Any]]:
     return tasks
 
 
+def step_tasks() -> list[dict[str, Any]]:
+    """The tasks that are ``release_steps``' steps, in DAG order (no Argo-only task)."""
+    names = {s.name for s in expected_steps()}
+    return [t for t in release_tasks() if t["name"] in names]
+
+
 def expected_steps(dry_run: bool = False) -> list[Step]:
     return release_steps(PublishParams(**{**vars(PLACEHOLDERS), "dry_run": dry_run}), OUT)
 
@@ -125,12 +137,21 @@ def test_the_release_dag_is_release_steps_task_by_task() -> None:
     steps = expected_steps()
     tasks = release_tasks()
     names = [t["name"] for t in tasks]
-    assert names == [release.CHECKOUT, *[s.name for s in steps], release.PROMOTE_TASK]
+    step_names = [s.name for s in steps]
+    at = step_names.index("images") + 1
+    assert names == [
+        release.CHECKOUT,
+        "control-plane",
+        *step_names[:at],
+        "control-plane-check",
+        *step_names[at:],
+        release.PROMOTE_TASK,
+    ]
     assert "depends" not in tasks[0]
     for before, task in zip(names, tasks[1:], strict=False):
         assert task["depends"] == before, f"{task['name']} must run right after {before}"
     all_templates = templates(load("release.yaml"))
-    for step, task in zip(steps, tasks[1:-1], strict=True):
+    for step, task in zip(steps, step_tasks(), strict=True):
         template = all_templates[task["template"]]
         container = template["container"]
         assert container["command"] == ["alga-release"], step.name
@@ -147,6 +168,12 @@ def test_steps_read_the_checked_out_revision_through_an_input() -> None:
         {"name": "revision", "valueFrom": {"path": f"{OUT}/revision"}}
     ]
     for task in release_tasks()[1:-1]:
+        if task["name"] == control_plane.TASK:  # a DAG; its copy and build read no revision
+            for mode in ("copy", "build"):
+                template = all_templates[f"control-plane-{mode}"]
+                assert "inputs" not in template
+                assert not any("revision" in a for a in template["container"]["args"])
+            continue
         uses = any("{{inputs.parameters.revision}}" in a for a in _args(all_templates, task))
         given = {p["name"]: p["value"] for p in task.get("arguments", {}).get("parameters", [])}
         if uses:
@@ -165,7 +192,7 @@ def test_a_dry_run_skips_what_release_steps_drops_and_toggles_the_rest_by_env() 
     dropped = {s.name for s in full} - {s.name for s in dry}
     assert dropped  # verify
     not_dry = "'{{workflow.parameters.dry-run}}' == 'false'"
-    for task in release_tasks()[1:-1]:
+    for task in step_tasks():
         assert (task.get("when") == not_dry) == (task["name"] in dropped), task["name"]
     # locally a dry run adds --dry-run (bundle: --dry-run DIR) and nothing else
     by_name = {s.name: s for s in full}
@@ -243,7 +270,7 @@ def test_the_local_publish_runs_the_same_arguments(
         args.handler(args)
     (local,) = captured
     all_templates = templates(load("release.yaml"))
-    argo = [(t["name"], _args(all_templates, t)) for t in release_tasks()[1:-1]]
+    argo = [(t["name"], _args(all_templates, t)) for t in step_tasks()]
     assert [s.name for s in local] == [name for name, _ in argo]
     for step, (name, args_) in zip(local, argo, strict=True):
         filled = [fill(a).replace(OUT, str(tmp_path)) for a in args_]
@@ -297,6 +324,69 @@ def test_a_dry_run_never_reaches_a_step_that_would_write(
     assert honoured != (step in refused), (
         f"{step}: ALGA_DRY_RUN honoured={honoured}, refused by the checkout={step in refused}"
     )
+
+
+# -- the control-plane task: its arguments, with the real parser -----------------------------
+
+
+def control_plane_args(mode: str) -> list[str]:
+    args: list[str] = templates(load("release.yaml"))[f"control-plane-{mode}"]["container"]["args"]
+    return args
+
+
+def test_every_control_plane_argument_parses_with_the_real_cli(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    copy = parse(control_plane_args("copy"))
+    assert copy.handler.__name__ == "cmd_control_plane_copy"
+    assert copy.source_ref == "registry.example.com/ci/control-plane:3f2a1b0"
+    build = parse(control_plane_args("build"))
+    assert build.handler.__name__ == "cmd_control_plane_build"
+    assert str(build.source) == "/workspace/src"  # the checkout
+    for args in (copy, build):
+        # the tag the images step then resolves: the same parameter as its --control-plane
+        assert args.tag == VALUES["workflow.parameters.control-plane"]
+        assert str(args.out) == f"{OUT}/control-plane.json"
+        assert (args.registry, args.namespace) == ("ghcr.io", "nine-minds")
+        assert not args.plain_http and args.password_file is None
+    (images,) = [s for s in expected_steps() if s.name == "images"]
+    at = images.argv.index("--control-plane")
+    assert images.argv[at + 1] == "{{workflow.parameters.control-plane}}"
+    # the tag published is the one the images step resolves, in the registry it reads
+    registry_args = images.argv[images.argv.index("--registry") :]
+    for mode in ("copy", "build"):
+        args = control_plane_args(mode)
+        assert args[args.index("--tag") + 1] == images.argv[at + 1], mode
+        assert args[-len(registry_args) :] == registry_args, mode
+
+
+def test_the_build_finds_its_engine_from_the_environment(clean_env: pytest.MonkeyPatch) -> None:
+    env = env_of(templates(load("release.yaml"))[control_plane.BUILD_TEMPLATE])
+    assert env["DOCKER_HOST"] == "tcp://127.0.0.1:2375"
+    clean_env.setenv("ALGA_ENGINE_WAIT", env["ALGA_ENGINE_WAIT"] or "")
+    assert parse(control_plane_args("build")).engine_wait == 120.0
+
+
+@pytest.mark.parametrize("mode", ["copy", "build"])
+def test_a_control_plane_dry_run_is_honoured_or_refused_by_the_checkout(
+    clean_env: pytest.MonkeyPatch, mode: str
+) -> None:
+    all_templates = templates(load("release.yaml"))
+    template = all_templates[f"control-plane-{mode}"]
+    assert env_of(template)["ALGA_DRY_RUN"] == "{{workflow.parameters.dry-run}}"
+    clean_env.setenv("ALGA_DRY_RUN", "true")
+    honoured = bool(getattr(parse(template["container"]["args"]), "dry_run", False))
+    refused = env_of(all_templates[release.CHECKOUT])["CONTROL_PLANE_DRY_RUN_UNSUPPORTED"] or ""
+    assert honoured != (mode in refused.split()), f"{mode}: honoured={honoured}"
+
+
+def test_the_control_plane_task_writes_and_reads_no_other_step_file() -> None:
+    """Its result is its own file; the steps' files stay release_steps' files."""
+    outputs = {s.output for s in expected_steps()}
+    assert f"{OUT}/control-plane.json" not in outputs
+    for mode in ("copy", "build"):
+        args = control_plane_args(mode)
+        assert not [a for a in args if a in outputs], mode
 
 
 def test_the_channel_move_records_the_run_from_the_environment(
@@ -386,12 +476,27 @@ def checkout_script() -> str:
     return script
 
 
+PINNED_DIND = "docker.io/library/docker@sha256:" + "ab" * 32
+
+
 def run_checkout(
-    tmp: Path, repo: str, ref: str, dry_run: str = "false", unsupported: str = ""
+    tmp: Path,
+    repo: str,
+    ref: str,
+    dry_run: str = "false",
+    unsupported: str = "",
+    mode: str = "pin",
+    source: str = "",
+    cp_unsupported: str = "copy build",
+    dind: str = PINNED_DIND,
 ) -> subprocess.CompletedProcess[str]:
     env = {
         "DRY_RUN": dry_run,
         "DRY_RUN_UNSUPPORTED": unsupported,
+        "CONTROL_PLANE_MODE": mode,
+        "CONTROL_PLANE_SOURCE": source,
+        "CONTROL_PLANE_DRY_RUN_UNSUPPORTED": cp_unsupported,
+        "DIND_IMAGE": dind,
         "PATH": os.environ["PATH"],
         "HOME": str(tmp),
         "GIT_CONFIG_GLOBAL": os.devnull,
@@ -447,6 +552,75 @@ def test_checkout_refuses_a_dry_run_that_a_step_would_not_honour(
     assert done.returncode == 0
 
 
+def test_the_checkout_gets_every_control_plane_value_from_the_environment() -> None:
+    env = env_of(templates(load("release.yaml"))[release.CHECKOUT])
+    assert env["CONTROL_PLANE_MODE"] == "{{workflow.parameters.control-plane-mode}}"
+    assert env["CONTROL_PLANE_SOURCE"] == "{{workflow.parameters.control-plane-source}}"
+    assert env["DIND_IMAGE"] == "{{workflow.parameters.dind-image}}"
+    assert set((env["CONTROL_PLANE_DRY_RUN_UNSUPPORTED"] or "").split()) <= {"copy", "build"}
+
+
+@pytest.mark.parametrize(
+    ("mode", "source"),
+    [("pin", ""), ("copy", "registry.example.com/ci/control-plane:3f2a1b0"), ("build", "")],
+)
+def test_checkout_accepts_each_control_plane_mode(
+    tmp_path: Path, origin: dict[str, str], mode: str, source: str
+) -> None:
+    done = run_checkout(tmp_path, origin["url"], "main", mode=mode, source=source)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "revision").read_text() == origin["main"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "source", "dind", "says"),
+    [
+        ("copy", "", PINNED_DIND, "needs control-plane-source"),
+        ("copy", "--help", PINNED_DIND, "needs control-plane-source"),
+        ("pin", "registry.example.com/ci/cp:1", PINNED_DIND, "only read by"),
+        ("build", "registry.example.com/ci/cp:1", PINNED_DIND, "only read by"),
+        ("Copy", "registry.example.com/ci/cp:1", PINNED_DIND, "invalid control-plane-mode"),
+        ("", "", PINNED_DIND, "invalid control-plane-mode"),
+        ("build", "", control_plane.DIND_IMAGE, "needs dind-image pinned"),
+    ],
+)
+def test_checkout_refuses_bad_control_plane_inputs_before_cloning(
+    tmp_path: Path, origin: dict[str, str], mode: str, source: str, dind: str, says: str
+) -> None:
+    done = run_checkout(tmp_path, origin["url"], "main", mode=mode, source=source, dind=dind)
+    assert done.returncode == 2, done.stderr
+    assert says in done.stderr
+    assert not (tmp_path / "src").exists()
+
+
+def test_the_placeholder_dind_image_only_matters_in_build_mode(
+    tmp_path: Path, origin: dict[str, str]
+) -> None:
+    placeholder = control_plane.DIND_IMAGE
+    assert run_checkout(tmp_path, origin["url"], "main", dind=placeholder).returncode == 0
+    done = run_checkout(
+        tmp_path, origin["url"], "main", mode="copy", source="r.example/x:1", dind=placeholder
+    )
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("mode", ["copy", "build"])
+def test_checkout_refuses_a_dry_run_the_control_plane_command_would_not_honour(
+    tmp_path: Path, origin: dict[str, str], mode: str
+) -> None:
+    source = "r.example/x:1" if mode == "copy" else ""
+    done = run_checkout(tmp_path, origin["url"], "main", dry_run="true", mode=mode, source=source)
+    assert done.returncode == 2 and "refusing a dry run" in done.stderr, done.stderr
+    assert f"control-plane {mode}" in done.stderr
+    assert not (tmp_path / "src").exists()
+    # pin mode dry-runs; a mode whose command reads ALGA_DRY_RUN would too
+    assert run_checkout(tmp_path, origin["url"], "main", dry_run="true").returncode == 0
+    done = run_checkout(
+        tmp_path, origin["url"], "main", "true", mode=mode, source=source, cp_unsupported=""
+    )
+    assert done.returncode == 0, done.stderr
+
+
 def test_checkout_treats_a_failed_clone_as_transient(tmp_path: Path) -> None:
     done = run_checkout(tmp_path, (tmp_path / "missing.git").as_uri(), "main")
     assert done.returncode == common.EXIT_TRANSIENT, done.stderr
@@ -485,4 +659,81 @@ def test_the_exit_report_prints_the_outcome_and_the_results(tmp_path: Path) -> N
     assert '--- charts\n{"charts": {"sebastian": {"digest": "sha256:aa"}}}' in out
     assert "--- bundle: no result" in out and "--- verify: no result" in out
     assert not (tmp_path / "pwned").exists()
-    assert env["RESULTS"].split() == [s.name for s in expected_steps()]
+    assert env["RESULTS"].split() == ["control-plane", *(s.name for s in expected_steps())]
+
+
+# -- the control-plane check, with real python3 ------------------------------------------------
+
+REFERENCE = "ghcr.io/nine-minds/alga-appliance-control-plane@sha256:" + "c" * 64
+
+
+def run_check(
+    tmp: Path, published: object | None, resolved: object | None
+) -> subprocess.CompletedProcess[str]:
+    template = templates(load("release.yaml"))[control_plane.CHECK_TASK]
+    env = env_of(template)
+    out = tmp / "out"
+    out.mkdir(exist_ok=True)
+    files = {}
+    for name in ("CONTROL_PLANE_RESULT", "IMAGES_RESULT", "REFERENCE_FILE", "DIGEST_FILE"):
+        value = env[name] or ""
+        assert value.startswith(f"{OUT}/"), name
+        files[name] = out / value.removeprefix(f"{OUT}/")
+    for name, data in (("CONTROL_PLANE_RESULT", published), ("IMAGES_RESULT", resolved)):
+        if data is not None:
+            files[name].write_text(json.dumps(data))
+    command = template["container"]["command"]
+    assert command == ["python3", "-c"]
+    return subprocess.run(
+        [sys.executable, "-c", *template["container"]["args"]],
+        env={"PATH": os.environ["PATH"], **{k: str(v) for k, v in files.items()}},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_the_check_reads_the_images_result_release_steps_writes() -> None:
+    env = env_of(templates(load("release.yaml"))[control_plane.CHECK_TASK])
+    (images,) = [s for s in expected_steps() if s.name == "images"]
+    assert env["IMAGES_RESULT"] == images.output
+    assert env["CONTROL_PLANE_RESULT"] == f"{OUT}/control-plane.json"
+    check = templates(load("release.yaml"))[control_plane.CHECK_TASK]
+    outputs = {p["name"]: p["valueFrom"]["path"] for p in check["outputs"]["parameters"]}
+    assert outputs == {"reference": env["REFERENCE_FILE"], "digest": env["DIGEST_FILE"]}
+
+
+def test_the_check_passes_and_exposes_the_reference_the_manifest_pins(tmp_path: Path) -> None:
+    published = {"reference": REFERENCE, "digest": "sha256:" + "c" * 64, "status": "copied"}
+    done = run_check(tmp_path, published, {"controlPlane": REFERENCE, "images": {}})
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "control-plane.reference").read_text() == REFERENCE
+    assert (tmp_path / "out" / "control-plane.digest").read_text() == "sha256:" + "c" * 64
+
+
+def test_the_check_refuses_a_tag_that_moved_with_exit_3(tmp_path: Path) -> None:
+    published = {"reference": REFERENCE, "digest": "sha256:" + "c" * 64}
+    moved = REFERENCE.replace("c" * 64, "d" * 64)
+    done = run_check(tmp_path, published, {"controlPlane": moved})
+    assert done.returncode == 3
+    assert REFERENCE in done.stderr and moved in done.stderr
+    assert not (tmp_path / "out" / "control-plane.reference").exists()
+    # a reference that does not carry its own digest is refused too
+    other_digest = {"reference": REFERENCE, "digest": "sha256:" + "e" * 64}
+    done = run_check(tmp_path, other_digest, {"controlPlane": REFERENCE})
+    assert done.returncode == 3
+
+
+@pytest.mark.parametrize("missing", ["published", "resolved", "malformed"])
+def test_the_check_fails_without_both_results(tmp_path: Path, missing: str) -> None:
+    published: object | None = {"reference": REFERENCE, "digest": "sha256:" + "c" * 64}
+    resolved: object | None = {"controlPlane": REFERENCE}
+    if missing == "published":
+        published = None
+    elif missing == "resolved":
+        resolved = None
+    else:
+        published = {"status": "copied"}
+    done = run_check(tmp_path, published, resolved)
+    assert done.returncode == 1
+    assert "control-plane-check:" in done.stderr
