@@ -525,7 +525,20 @@ def move_channel(
         run=run or default_run(),
         time=when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
     )
-    tag = write_record(client, namespace, record, when)
+    tag: str | None
+    try:
+        tag = write_record(client, namespace, record, when)
+    except RegistryError as exc:
+        # The move happened and stands; failing now would only make a retry a no-op
+        # that records nothing either. Say so loudly instead.
+        tag = None
+        log.warning(
+            "channel %s moved to %s, but its audit record could not be written (%s); "
+            "`history` will not show this move",
+            channel,
+            version,
+            exc.message,
+        )
     log.info(
         "channel %s: %s -> %s (%s)", channel, before.version or "(none)", version, digest.short
     )

@@ -246,3 +246,27 @@ def test_an_invalid_release_manifest_is_never_promoted(
     assert result.code == 3
     assert "temporalWorker" in result.stderr
     assert channel_digest(registry, "stable") == stable
+
+
+def test_a_move_whose_audit_record_fails_stands_and_says_so(
+    registry: Registry, released: dict[str, Any], fault_proxy: Any
+) -> None:
+    # Publishing through another host name would make another release; the releases here
+    # were published directly, so promote through the proxy only touches the channel.
+    proxy = fault_proxy(registry)
+    proxy.fail_always(status=503, method="PUT", path=r"/manifests/move\.")
+    result = cli(
+        [
+            "promote",
+            "--version",
+            "1.0.0",
+            "--channel",
+            "stable",
+            *registry_args(registry, proxy.host),
+            "--json",
+        ]
+    )
+    assert result.code == 0, result.stderr
+    assert result.json()["moved"] is True and result.json()["record"] is None
+    assert "audit record could not be written" in result.stderr
+    assert str(channel_digest(registry, "stable")) == released["1.0.0"]["manifestDigest"]
