@@ -19,15 +19,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from steps import chartpkg
+from steps import chartpkg, sourcetime
 from steps.config import ReleaseConfig
 from steps.errors import BadInput, Refused
 from steps.oci import mediatypes as mt
@@ -37,7 +34,7 @@ from steps.oci.reference import Digest, check_repository
 log = logging.getLogger("alga_release.charts")
 
 VersionPolicy = Literal["content", "exact"]
-EPOCH_CREATED = "1970-01-01T00:00:00Z"
+EPOCH_CREATED = sourcetime.EPOCH
 
 
 @dataclass(frozen=True)
@@ -157,38 +154,11 @@ def chart_repository(registry: str, namespace: str, name: str) -> str:
 def source_created(path: Path) -> str:
     """When the chart's content was last committed (RFC 3339, UTC); never the clock.
 
-    Uses the last git commit touching ``path``; else ``SOURCE_DATE_EPOCH``; else
-    the Unix epoch. Equal content published from different commits can carry
-    different dates; :func:`plan_charts` treats those as the same chart.
+    See :func:`steps.sourcetime.folder_time`. Equal content published from
+    different commits can carry different dates; :func:`plan_charts` treats those
+    as the same chart.
     """
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(path), "log", "-1", "--format=%ct", "--", "."],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-        if out.returncode == 0 and out.stdout.strip().isdigit():
-            status = subprocess.run(
-                ["git", "-C", str(path), "status", "--porcelain", "--", "."],
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=False,
-            )
-            if status.returncode == 0 and not status.stdout.strip():
-                return _rfc3339(int(out.stdout.strip()))
-    except (OSError, subprocess.SubprocessError):
-        pass
-    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    if epoch.isdigit():
-        return _rfc3339(int(epoch))
-    return EPOCH_CREATED
-
-
-def _rfc3339(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return sourcetime.folder_time(path)
 
 
 def build_artifact(

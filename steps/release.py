@@ -15,15 +15,14 @@ never the clock).
 from __future__ import annotations
 
 import logging
-import os
 import re
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from steps import sourcetime
 from steps.channels import release_repository
 from steps.errors import Refused
 from steps.manifest import manifest_bytes, release_annotations, release_oci_manifest
@@ -32,8 +31,6 @@ from steps.oci.client import RegistryClient
 from steps.oci.reference import Digest
 
 log = logging.getLogger("alga_release.release")
-
-EPOCH = "1970-01-01T00:00:00Z"
 
 
 # -- the plan -----------------------------------------------------------------------
@@ -240,26 +237,9 @@ def release_steps(p: PublishParams, outdir: str) -> list[Step]:
 
 
 def revision_created(source: Path, revision: str | None) -> str:
-    """Commit time of ``revision`` (or HEAD) in the ``source`` checkout, RFC 3339 UTC.
-
-    Falls back to ``SOURCE_DATE_EPOCH``, then the Unix epoch: never the clock.
-    """
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(source), "log", "-1", "--format=%ct", revision or "HEAD", "--"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-        if out.returncode == 0 and out.stdout.strip().isdigit():
-            return _rfc3339(int(out.stdout.strip()))
-    except (OSError, subprocess.SubprocessError):
-        pass
-    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    if epoch.isdigit():
-        return _rfc3339(int(epoch))
-    return EPOCH
+    """Commit time of ``revision`` (or HEAD) in the ``source`` checkout, RFC 3339 UTC;
+    never the clock (see :mod:`steps.sourcetime`)."""
+    return sourcetime.revision_time(source, revision)
 
 
 _SHA_RE = re.compile(r"^(?:.+@sha1:|.+/)?([a-f0-9]{40})$")
@@ -285,10 +265,6 @@ def source_revision(source: Path) -> str | None:
         return None
     text = out.stdout.strip()
     return text if out.returncode == 0 and len(text) == 40 else None
-
-
-def _rfc3339(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # -- the release manifest in the registry ---------------------------------------------------

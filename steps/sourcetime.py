@@ -1,0 +1,51 @@
+"""Times of source content, for reproducible artifacts: never the clock.
+
+Every ``created`` date this project writes (chart, bundle and release
+annotations, the release's ``provenance.created``) comes from git: the commit
+time of a revision, or of the last commit touching a folder. Outside git it is
+``SOURCE_DATE_EPOCH`` (the reproducible-builds convention), then the Unix
+epoch. Results are RFC 3339 in UTC with second precision.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+EPOCH = "1970-01-01T00:00:00Z"
+
+
+def rfc3339(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _git(path: Path, *args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(path), *args], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def _fallback() -> str:
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    return rfc3339(int(epoch)) if epoch.isdigit() else EPOCH
+
+
+def folder_time(path: Path) -> str:
+    """When ``path``'s content was last committed. A folder with uncommitted changes
+    has no such time (its content is not any commit's), so the fallback applies."""
+    stamp = (_git(path, "log", "-1", "--format=%ct", "--", ".") or "").strip()
+    if stamp.isdigit() and _git(path, "status", "--porcelain", "--", ".") == "":
+        return rfc3339(int(stamp))
+    return _fallback()
+
+
+def revision_time(checkout: Path, revision: str | None) -> str:
+    """Commit time of ``revision`` (or HEAD) in ``checkout``."""
+    stamp = (_git(checkout, "log", "-1", "--format=%ct", revision or "HEAD", "--") or "").strip()
+    return rfc3339(int(stamp)) if stamp.isdigit() else _fallback()

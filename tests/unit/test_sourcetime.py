@@ -1,0 +1,56 @@
+"""Source times come from git (or SOURCE_DATE_EPOCH), never the clock."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from steps import sourcetime
+
+
+def _git(repo: Path, *args: str, when: str = "2026-03-04T05:06:07+00:00") -> None:
+    env = dict(
+        os.environ,
+        GIT_AUTHOR_DATE=when,
+        GIT_COMMITTER_DATE=when,
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@example.com",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@example.com",
+    )
+    subprocess.run(["git", "-C", str(repo), *args], check=True, env=env, capture_output=True)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    (tmp_path / "chart").mkdir()
+    (tmp_path / "chart" / "a.txt").write_text("a\n")
+    (tmp_path / "other.txt").write_text("o\n")
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", "-A")
+    _git(tmp_path, "commit", "-qm", "one")
+    (tmp_path / "other.txt").write_text("o2\n")
+    _git(tmp_path, "commit", "-qam", "two", when="2026-05-06T07:08:09+00:00")
+    return tmp_path
+
+
+def test_folder_time_is_the_last_commit_touching_it(repo: Path) -> None:
+    assert sourcetime.folder_time(repo / "chart") == "2026-03-04T05:06:07Z"
+    assert sourcetime.revision_time(repo, None) == "2026-05-06T07:08:09Z"
+    assert sourcetime.revision_time(repo, "HEAD~1") == "2026-03-04T05:06:07Z"
+
+
+def test_uncommitted_changes_and_no_git_fall_back(
+    repo: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    (repo / "chart" / "a.txt").write_text("changed\n")
+    assert sourcetime.folder_time(repo / "chart") == sourcetime.EPOCH
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    assert sourcetime.folder_time(repo / "chart") == "2023-11-14T22:13:20Z"
+    plain = tmp_path_factory.mktemp("plain")
+    assert sourcetime.revision_time(plain, None) == "2023-11-14T22:13:20Z"
+    assert sourcetime.revision_time(repo, "no-such-revision") == "2023-11-14T22:13:20Z"
