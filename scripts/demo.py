@@ -11,7 +11,8 @@ loopback registry (the real CNCF distribution registry) and show it resolved.
    as version 1.0.0 on the nightly channel;
 4. publish again with the same inputs: nothing is written;
 5. `alga-release inspect nightly`: what the release references, each piece present;
-6. the real helm pulls one of the published charts.
+6. promote it to stable and show the channel's history;
+7. the real helm pulls one of the published charts.
 
 Nothing leaves this machine, and nothing is left running: the registry stops and its
 storage is removed at the end.
@@ -75,6 +76,9 @@ def main() -> int:
         run("-q", *publish)
         say("inspect nightly: what the release references, and whether each piece is present")
         run("inspect", "nightly", *env_reg)
+        say("promote the tested release to stable, and read the channel's audit trail")
+        run("promote", "--version", "1.0.0", "--channel", "stable", *env_reg)
+        run("history", "stable", *env_reg)
         say("the real helm pulls the chart the release pins for alga-core")
         subprocess.run(
             [HELM, "show", "chart", f"oci://{registry.host}/nine-minds/charts/sebastian",

@@ -252,6 +252,19 @@ def _dry_move(client: Any, args: argparse.Namespace, channel: str, version: str)
     }
 
 
+def _human_move(result: dict[str, Any]) -> str:
+    what = (
+        "would move" if result.get("dryRun") else "moved" if result.get("moved") else "already at"
+    )
+    head = f"{result['channel']}: {what} "
+    if result.get("moved") or result.get("dryRun"):
+        head += f"{result.get('fromVersion') or '(none)'} -> "
+    lines = [head + f"{result['version']} ({result['to']})"]
+    if result.get("record"):
+        lines.append(f"recorded as {result['record']}")
+    return "\n".join(lines)
+
+
 def cmd_channel_move(args: argparse.Namespace) -> dict[str, Any]:
     return _move(args, args.kind)
 
@@ -890,7 +903,7 @@ def add_release_commands(commands: Any) -> None:
     _opt_run(move)
     cli.add_registry_options(move)
     cli.add_output_options(move)
-    move.set_defaults(handler=cmd_channel_move)
+    move.set_defaults(handler=cmd_channel_move, human=_human_move)
 
     # promote
     promote = commands.add_parser(
@@ -913,7 +926,7 @@ def add_release_commands(commands: Any) -> None:
     _opt_run(promote)
     cli.add_registry_options(promote)
     cli.add_output_options(promote)
-    promote.set_defaults(handler=cmd_promote)
+    promote.set_defaults(handler=cmd_promote, human=_human_move)
 
     # history / rollback / diff
     hist = commands.add_parser(
@@ -946,7 +959,7 @@ def add_release_commands(commands: Any) -> None:
     _opt_verify_anonymous(rollback, "after the move")
     cli.add_registry_options(rollback)
     cli.add_output_options(rollback)
-    rollback.set_defaults(handler=cmd_rollback)
+    rollback.set_defaults(handler=cmd_rollback, human=_human_move)
 
     diff_parser = commands.add_parser(
         "diff",
