@@ -42,9 +42,8 @@ the copy pod stays an ordinary step pod. Pin mode skips the whole ``control-plan
 refuses, with exit 2 before cloning: an unknown mode (the parameter is an enum, this is the
 backstop), ``control-plane-source`` given outside copy mode or missing (or starting with
 ``-``) in copy mode, a dry run in a mode whose command does not read ``ALGA_DRY_RUN`` (found
-by asking the real parser when the templates are rendered, as for the release steps: today
-``control-plane copy`` has only a ``--dry-run`` flag and ``build`` has no dry run, so a dry
-run needs ``control-plane-mode=pin``), and build mode while ``dind-image`` is still the
+by asking the real parser when the templates are rendered, as for the release steps; today
+both ``control-plane copy`` and ``build`` read it, so the list is empty), and build mode while ``dind-image`` is still the
 all-zero placeholder (the sidecar would never start and the build would only time out).
 
 **Source-registry credentials (copy).** ``ALGA_SOURCE_REGISTRY_USERNAME`` and
