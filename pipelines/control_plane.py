@@ -44,7 +44,8 @@ backstop), ``control-plane-source`` given outside copy mode or missing (or start
 ``-``) in copy mode, a dry run in a mode whose command does not read ``ALGA_DRY_RUN`` (found
 by asking the real parser when the templates are rendered, as for the release steps; today
 both ``control-plane copy`` and ``build`` read it, so the list is empty), and build mode
-while ``dind-image`` is still the all-zero placeholder (the sidecar would never start and the build would only time out).
+while ``dind-image`` is still the all-zero placeholder (the sidecar would never start and
+the build would only time out).
 
 **Source-registry credentials (copy).** ``ALGA_SOURCE_REGISTRY_USERNAME`` and
 ``ALGA_SOURCE_REGISTRY_PASSWORD`` come by ``secretKeyRef`` from the secret
