@@ -43,7 +43,7 @@ import semver
 from steps.errors import BadInput, Refused
 from steps.oci import mediatypes as mt
 from steps.oci.client import RegistryClient
-from steps.oci.errors import RegistryError
+from steps.oci.errors import RegistryError, TransientRegistryError
 from steps.oci.reference import Digest, Reference, check_repository
 
 log = logging.getLogger("alga_release.channels")
@@ -86,6 +86,14 @@ def parse_version(text: str, what: str = "version") -> semver.Version:
     if version.build:
         raise BadInput(f"{what} {text!r} carries build metadata ('+'), which OCI tags cannot hold")
     return version
+
+
+def _is_semver(text: str) -> bool:
+    try:
+        semver.Version.parse(text)
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 def downgrade_problem(
@@ -252,9 +260,17 @@ def history(client: RegistryClient, namespace: str, channel: str) -> list[MoveRe
 
 @dataclass(frozen=True)
 class ChannelState:
+    """Where a channel points. ``problem`` says why its release could not be read
+    (corrupt or not a release); a registry that could not be reached raises instead."""
+
     digest: Digest | None
     version: str | None
     manifest: dict[str, Any] | None
+    problem: str | None = None
+
+    @property
+    def unreadable(self) -> bool:
+        return self.digest is not None and self.manifest is None
 
 
 def read_release(
@@ -289,6 +305,8 @@ def channel_state(client: RegistryClient, namespace: str, channel: str) -> Chann
         return ChannelState(None, None, None)
     try:
         _, _, _, release = read_release(client, namespace, head.digest)
+    except TransientRegistryError:
+        raise  # never mistake a registry hiccup for "no current release"
     except (Refused, RegistryError) as exc:
         log.warning(
             "channel %s points at %s, which cannot be read: %s",
@@ -296,7 +314,7 @@ def channel_state(client: RegistryClient, namespace: str, channel: str) -> Chann
             head.digest.short,
             exc.message,
         )
-        return ChannelState(head.digest, None, None)
+        return ChannelState(head.digest, None, None, exc.message)
     version = release.get("version")
     return ChannelState(head.digest, version if isinstance(version, str) else None, release)
 
@@ -489,7 +507,29 @@ def move_channel(
             hint="to roll back on purpose: --allow-downgrade --reason '<why>'",
         )
     if before.digest is not None and before.version is None:
-        log.warning("channel %s: its current release cannot be read; no downgrade check", channel)
+        # Without the current version there is no downgrade check: only an explicit,
+        # reasoned override may move such a channel.
+        if not (allow_downgrade and reason and reason.strip()):
+            raise Refused(
+                f"channel {channel} points at {before.digest}, whose release cannot be read "
+                f"({before.problem or 'no version'}); refusing to move it without a downgrade "
+                "check",
+                hint="inspect it (alga-release inspect <digest>); to move anyway: "
+                "--allow-downgrade --reason '<why>'",
+            )
+        log.warning(
+            "channel %s: its current release cannot be read; moving as allowed (%s)",
+            channel,
+            reason,
+        )
+    elif before.version is not None and not _is_semver(before.version):
+        log.warning(
+            "channel %s: its current version %r is not SemVer, so it cannot be compared with "
+            "%s; no downgrade check",
+            channel,
+            before.version,
+            version,
+        )
     if dry_run:
         log.info(
             "dry run: would move %s from %s to %s", channel, before.version or "(none)", version

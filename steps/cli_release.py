@@ -107,7 +107,15 @@ def cmd_manifest_publish(args: argparse.Namespace) -> dict[str, Any]:
     }
     receipt_keys = _receipt_keys(args.support_receipt_key) if args.support_receipt_key else None
     with _cli().make_client(args) as client:
-        current = channel_state(client, args.namespace, channel).manifest
+        state = channel_state(client, args.namespace, channel)
+        if state.unreadable and (args.support_agent is None or receipt_keys is None):
+            raise Refused(
+                f"cannot carry supportAgent/supportReceiptKeys forward: channel {channel}'s "
+                f"current release {state.digest} cannot be read ({state.problem})",
+                hint="give them explicitly (--support-agent REF or '' for none, "
+                "--support-receipt-key ID=PEMFILE), or repair the channel first",
+            )
+        current = state.manifest
         manifest = rm.build_manifest(
             version=version,
             channel=channel,
@@ -232,6 +240,12 @@ def _dry_move(client: Any, args: argparse.Namespace, channel: str, version: str)
 
     data = _read_json(args.manifest, "manifest step result")
     before = channels.channel_state(client, args.namespace, channel)
+    if before.unreadable and not (args.allow_downgrade and args.reason):
+        raise Refused(
+            f"channel {channel}'s current release {before.digest} cannot be read "
+            f"({before.problem}); a move would have no downgrade check",
+            hint="to move anyway: --allow-downgrade --reason '<why>'",
+        )
     problem = channels.downgrade_problem(
         before.version, version, allow_downgrade=args.allow_downgrade, reason=args.reason
     )

@@ -270,3 +270,52 @@ def test_a_move_whose_audit_record_fails_stands_and_says_so(
     assert result.json()["moved"] is True and result.json()["record"] is None
     assert "audit record could not be written" in result.stderr
     assert str(channel_digest(registry, "stable")) == released["1.0.0"]["manifestDigest"]
+
+
+def _config_blob_path(reg: Registry, ref: str) -> str:
+    with client_for(reg) as client:
+        digest = client.get_manifest(RELEASE_REPO, ref).json()["config"]["digest"]
+    return f"/{RELEASE_REPO}/blobs/{digest}"
+
+
+def test_an_unreadable_current_release_never_allows_a_silent_downgrade(
+    registry: Registry, released: dict[str, Any], fault_proxy: Any
+) -> None:
+    """nightly is at 1.1.0. When its release cannot be read, moving it to 1.0.0 must not
+    pass as "no current release": transient errors are retried (75), a corrupt release
+    is refused (3) unless the downgrade is explicit and reasoned."""
+    proxy = fault_proxy(registry)
+    blob = _config_blob_path(registry, "1.1.0")
+    args = [
+        "promote",
+        "--version",
+        "1.0.0",
+        "--channel",
+        "nightly",
+        *registry_args(registry, proxy.host),
+        "--json",
+    ]
+    proxy.fail_always(status=503, method="GET", path=blob)
+    flaky = cli(args)
+    assert flaky.code == 75, flaky.stderr
+    proxy.reset()
+    proxy.corrupt_always(path=blob)
+    corrupt = cli(args)
+    assert corrupt.code == 3, corrupt.stderr
+    assert "cannot be read" in corrupt.stderr
+    assert str(channel_digest(registry, "nightly")) == released["1.1.0"]["manifestDigest"]
+    forced = cli([*args, "--allow-downgrade", "--reason", "nightly's release is corrupt"])
+    assert forced.code == 0, forced.stderr
+    assert str(channel_digest(registry, "nightly")) == released["1.0.0"]["manifestDigest"]
+
+
+def test_support_fields_are_never_dropped_because_the_current_release_is_unreadable(
+    registry: Registry, release_source: Path, released: dict[str, Any], fault_proxy: Any
+) -> None:
+    proxy = fault_proxy(registry)
+    proxy.corrupt_always(path=_config_blob_path(registry, "nightly"))
+    result = cli(publish_args(registry, release_source, version="1.2.0", host=proxy.host))
+    assert result.code == 3, result.stderr
+    assert "cannot carry supportAgent/supportReceiptKeys forward" in result.stderr
+    with client_for(registry) as client:
+        assert client.head_manifest(RELEASE_REPO, "1.2.0") is None
