@@ -181,8 +181,12 @@ def _bundle_dry_run_dir(args: argparse.Namespace) -> Path | None:
 def cmd_bundle_publish(args: argparse.Namespace) -> dict[str, Any]:
     from steps import bundle
     from steps.config import load_config
+    from steps.release import preflight
 
     config = load_config(args.config)
+    # The bundle names the values profile; a profile the appliance cannot use must not
+    # be published under an immutable version.
+    args.values_profile = preflight(args.source, config, args.values_profile)
     args.dry_run = _bundle_dry_run_dir(args)
     prepared = bundle.prepare_bundle(
         source=args.source,

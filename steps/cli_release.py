@@ -612,9 +612,14 @@ def _human_diff(result: dict[str, Any]) -> str:
 
 def cmd_publish(args: argparse.Namespace) -> dict[str, Any]:
     from steps import images, release
+    from steps.channels import check_channel
+    from steps.config import load_config
 
+    # Every check that needs no registry comes first: a push uses up immutable versions.
     wanted = images.parse_image_args(args.image)
     _version(args.version)
+    check_channel(args.channel)
+    release.preflight(args.source, load_config(args.config), args.values_profile)
     params = release.PublishParams(
         source=str(args.source),
         version=args.version,

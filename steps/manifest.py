@@ -635,6 +635,12 @@ def _contract_problems(
         )
 
 
+def profile_values_problems(values: Mapping[str, Any], profile: str) -> list[str]:
+    """The consumer-contract problems of one profile's values alone (no manifest needed):
+    what a publish checks before it pushes anything."""
+    return sorted(set(_profile_values_problems(values, profile)))
+
+
 def _valid_version(version: object) -> bool:
     # An invalid version is reported by the schema; comparing with it would only add noise.
     pattern = _schema()["$defs"]["releaseVersion"]["pattern"]
