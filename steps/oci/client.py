@@ -623,13 +623,17 @@ class RegistryClient:
         disables retries (used inside upload sessions, which restart as a whole).
         """
         url = path if path.startswith(("http://", "https://")) else self.base_url + path
+        self._check_target(url, what)
+        # Credentials go to the registry itself only, never to a host an upload Location
+        # or a redirect names (object storage takes pre-signed URLs).
+        own_origin = _origin(url) == _origin(self.base_url)
         scopes = [scope_for(repository, actions), *extra_scopes]
         max_attempts = attempts or self.retry.attempts
         auth_tried = False
         attempt = 0
         while True:
             request_headers = dict(headers or {})
-            authorization = self._authorization(scopes)
+            authorization = self._authorization(scopes) if own_origin else None
             if authorization:
                 request_headers["Authorization"] = authorization
             try:
@@ -673,6 +677,24 @@ class RegistryClient:
                 return response
             self._raise_for(response, method, what)
 
+    def _check_target(self, url: str, what: str) -> None:
+        """Refuse plain HTTP to any host but loopback or one named as insecure: an upload
+        Location or a redirect must not downgrade an HTTPS registry."""
+        parts = urlsplit(url)
+        if parts.scheme == "https":
+            return
+        if parts.scheme == "http" and (
+            is_loopback(parts.netloc)
+            or parts.netloc in self._insecure_hosts
+            or (self.scheme == "http" and parts.netloc == self.registry)
+        ):
+            return
+        raise InsecureRegistry(
+            f"{what}: refusing {parts.scheme or 'a relative'} URL {parts.scheme}://{parts.netloc}"
+            f"{parts.path} from {self.registry}: plain HTTP only to loopback or named hosts",
+            hint=f"name the host with --insecure-registry {parts.netloc} if this is intended",
+        )
+
     def _send(
         self,
         method: str,
@@ -691,6 +713,7 @@ class RegistryClient:
             hops += 1
             target = urljoin(str(response.url), response.headers.get("Location", ""))
             response.close()
+            self._check_target(target, f"redirect of {method} {urlsplit(url).path}")
             redirect_headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
             if _origin(target) == _origin(url):
                 redirect_headers = dict(headers)

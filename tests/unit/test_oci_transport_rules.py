@@ -1,0 +1,77 @@
+"""Where credentials may go and where plain HTTP may go.
+
+These need hosts that are not loopback (every loopback host is allowed plain HTTP), so a
+registry on 127.0.0.1 cannot play them: an httpx MockTransport answers instead.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from steps.oci import Credentials, Digest, InsecureRegistry, RegistryClient, RetryPolicy
+
+
+def _client(handler: object) -> RegistryClient:
+    return RegistryClient(
+        "reg.example",
+        credentials=Credentials("robot", "s3cret-pw"),
+        transport=httpx.MockTransport(handler),  # type: ignore[arg-type]
+        retry=RetryPolicy(attempts=1, base_delay=0),
+    )
+
+
+def test_an_upload_location_on_another_host_gets_no_credentials() -> None:
+    seen: list[tuple[str, str, str | None]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.method, request.url.host, request.headers.get("Authorization")))
+        if request.method == "HEAD":
+            return httpx.Response(404)
+        if request.method == "POST":
+            return httpx.Response(
+                202, headers={"Location": "https://storage.example/up/1?_state=x"}
+            )
+        return httpx.Response(201, headers={"Docker-Content-Digest": str(Digest.of(b"blob"))})
+
+    with _client(handler) as client:
+        client._basic = True  # credentials are sent up front, as after a Basic challenge
+        assert client.push_blob("ns/repo", b"blob") == "uploaded"
+    put = [s for s in seen if s[0] == "PUT"][0]
+    assert put[1] == "storage.example" and put[2] is None
+    assert all(auth is not None for _, host, auth in seen if host == "reg.example")
+
+
+def test_a_plain_http_upload_location_is_refused() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "HEAD":
+            return httpx.Response(404)
+        return httpx.Response(202, headers={"Location": "http://storage.example/up/1"})
+
+    with _client(handler) as client, pytest.raises(InsecureRegistry) as err:
+        client.push_blob("ns/repo", b"blob")
+    assert "storage.example" in str(err.value)
+    assert "s3cret" not in err.value.diagnostics()
+
+
+def test_a_redirect_to_plain_http_is_refused() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(307, headers={"Location": "http://cdn.example/blob"})
+
+    with _client(handler) as client, pytest.raises(InsecureRegistry):
+        client.get_blob("ns/repo", Digest.of(b"x"))
+
+
+def test_a_redirect_to_https_elsewhere_drops_credentials() -> None:
+    seen: list[tuple[str, str | None]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.host, request.headers.get("Authorization")))
+        if request.url.host == "reg.example":
+            return httpx.Response(307, headers={"Location": "https://cdn.example/blob"})
+        return httpx.Response(200, content=b"x")
+
+    with _client(handler) as client:
+        client._basic = True  # credentials are sent up front, as after a Basic challenge
+        assert client.get_blob("ns/repo", Digest.of(b"x")) == b"x"
+    assert seen[0][1] is not None and seen[1] == ("cdn.example", None)
