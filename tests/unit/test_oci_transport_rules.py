@@ -37,7 +37,7 @@ def test_an_upload_location_on_another_host_gets_no_credentials() -> None:
     with _client(handler) as client:
         client._basic = True  # credentials are sent up front, as after a Basic challenge
         assert client.push_blob("ns/repo", b"blob") == "uploaded"
-    put = [s for s in seen if s[0] == "PUT"][0]
+    put = next(s for s in seen if s[0] == "PUT")
     assert put[1] == "storage.example" and put[2] is None
     assert all(auth is not None for _, host, auth in seen if host == "reg.example")
 
