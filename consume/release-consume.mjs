@@ -1179,7 +1179,7 @@ function origin(url) {
   return `${u.protocol.slice(0, -1)}://${u.hostname.toLowerCase()}:${port}`;
 }
 
-function checkUrl(url, what) {
+function checkUrl(url, what, insecureHosts = []) {
   let u;
   try {
     u = new URL(url);
@@ -1187,7 +1187,7 @@ function checkUrl(url, what) {
     throw new DownloadError(`refusing ${what}: ${url.split('?')[0]} is not a URL`);
   }
   if (u.protocol === 'https:') return;
-  if (u.protocol === 'http:' && isLoopback(u.host)) return;
+  if (u.protocol === 'http:' && (isLoopback(u.host) || insecureHosts.includes(u.host))) return;
   throw new DownloadError(`refusing ${what} over ${u.protocol.slice(0, -1) || 'no scheme'}: ${u.protocol}//${u.hostname}`, {
     hint: 'only https (or plain http to a loopback host) is allowed',
   });
@@ -1195,8 +1195,9 @@ function checkUrl(url, what) {
 
 /** One resolve's conversation with a registry: auth state, retries, redirects, counts. */
 class Session {
-  constructor(transport, { registry, repository, scheme, credentials, state, clock, sleep, attempts, tokenRealm, tokenService }) {
+  constructor(transport, { registry, repository, scheme, credentials, state, clock, sleep, attempts, tokenRealm, tokenService, insecureHosts = [] }) {
     this.transport = transport;
+    this.insecureHosts = [...insecureHosts];
     this.registry = registry;
     this.repository = repository;
     this.base = `${scheme}://${registry}`;
@@ -1248,7 +1249,7 @@ class Session {
   /** Ask the token service for a pull token. False when an optimistic guess was wrong. */
   async fetchToken({ optimistic }) {
     const { realm } = this.challenge;
-    checkUrl(realm, 'the token service');
+    checkUrl(realm, 'the token service', this.insecureHosts);
     const query = this.challenge.service ? { service: this.challenge.service, scope: this.scope } : { scope: this.scope };
     const url = realm + (realm.includes('?') ? '&' : '?') + new URLSearchParams(query).toString();
     const headers = { Accept: 'application/json' };
@@ -1324,7 +1325,7 @@ class Session {
       const location = resp.headers.location;
       if (!follow || ![301, 302, 303, 307, 308].includes(resp.status) || !location) return resp;
       at = new URL(location, at).toString();
-      checkUrl(at, 'a redirect');
+      checkUrl(at, 'a redirect', this.insecureHosts);
       if (origin(at) !== start) current = Object.fromEntries(Object.entries(current).filter(([k]) => k.toLowerCase() !== 'authorization'));
     }
     throw new DownloadError(`more than ${MAX_REDIRECTS} redirects for ${method} ${at.split('?')[0]}`);
@@ -1492,6 +1493,7 @@ export async function resolve(ref, options = {}) {
     transport = null,
     caFile = null,
     plainHttp = false,
+    insecureHosts = [],
     timeout = DEFAULT_TIMEOUT,
     attempts = DEFAULT_ATTEMPTS,
     tokenRealm = null,
@@ -1503,13 +1505,13 @@ export async function resolve(ref, options = {}) {
   const target = parseRef(ref);
   checkRegistry(registry);
   checkRepository(repository);
-  if (plainHttp && !isLoopback(registry)) {
+  if (plainHttp && !(isLoopback(registry) || insecureHosts.includes(registry))) {
     throw new BadInput(`refusing plain HTTP to ${registry}: only loopback hosts may use it`, {
       hint: 'drop --plain-http; use --ca-file for a private CA',
     });
   }
   if (installedVersion !== null) parseVersion(installedVersion);
-  if (tokenRealm !== null) checkUrl(tokenRealm, 'the token service');
+  if (tokenRealm !== null) checkUrl(tokenRealm, 'the token service', insecureHosts);
   if (credentials !== null && !(credentials instanceof Credentials)) credentials = new Credentials(credentials.username, credentials.password);
   const state = normaliseState(cache !== null ? await cache.load() : null);
   const key = `${registry}/${repository}`;
@@ -1526,6 +1528,7 @@ export async function resolve(ref, options = {}) {
     attempts,
     tokenRealm,
     tokenService,
+    insecureHosts,
   });
   let outcome;
   let downgrade;
@@ -1581,7 +1584,8 @@ function env(name, fallback = null) {
 
 const HELP = `usage: release-consume.mjs [-h] [--registry HOST[:PORT]] [--repository REPO]
                           [--installed-version V] [--cache FILE] [--ca-file PEM]
-                          [--plain-http] [--token-realm URL] [--token-service NAME]
+                          [--plain-http] [--insecure-registry HOST]
+                          [--token-realm URL] [--token-service NAME]
                           [--username USERNAME]
                           [--password-file FILE] [--timeout TIMEOUT] [--attempts ATTEMPTS]
                           [--render] [--json] [--version]
@@ -1602,6 +1606,8 @@ options:
   --cache FILE          cache file for the last good release and tokens (env ALGA_RELEASE_CACHE)
   --ca-file PEM         trust this CA bundle for TLS (env ALGA_CA_FILE)
   --plain-http          plain HTTP, loopback hosts only (env ALGA_PLAIN_HTTP=1)
+  --insecure-registry HOST
+                        also allow plain HTTP to this non-loopback HOST (repeatable)
   --token-realm URL     the registry's token service, to skip the challenge round trip
                         (env ALGA_TOKEN_REALM; built in for ghcr.io)
   --token-service NAME  the service name the token service expects with --token-realm
@@ -1669,6 +1675,7 @@ export async function main(argv = process.argv.slice(2), { stdout = process.stdo
         cache: { type: 'string' },
         'ca-file': { type: 'string' },
         'plain-http': { type: 'boolean' },
+        'insecure-registry': { type: 'string', multiple: true },
         'token-realm': { type: 'string' },
         'token-service': { type: 'string' },
         username: { type: 'string' },
@@ -1710,6 +1717,7 @@ export async function main(argv = process.argv.slice(2), { stdout = process.stdo
       cache: cacheFile ? new FileCache(cacheFile) : null,
       caFile: values['ca-file'] ?? env('ALGA_CA_FILE'),
       plainHttp: values['plain-http'] ?? ['1', 'true', 'yes', 'on'].includes((env('ALGA_PLAIN_HTTP') || '').toLowerCase()),
+      insecureHosts: values['insecure-registry'] ?? [],
       timeout: values.timeout !== undefined ? number(values.timeout, 'timeout') : DEFAULT_TIMEOUT,
       attempts: values.attempts !== undefined ? number(values.attempts, 'attempts') : DEFAULT_ATTEMPTS,
       tokenRealm: values['token-realm'] ?? env('ALGA_TOKEN_REALM'),

@@ -1426,11 +1426,12 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
 
 
-def _check_url(url: str, what: str) -> None:
+def _check_url(url: str, what: str, insecure_hosts: Sequence[str] = ()) -> None:
     parts = urllib.parse.urlsplit(url)
     if parts.scheme == "https":
         return
-    if parts.scheme == "http" and is_loopback(parts.netloc.rsplit("@", 1)[-1]):
+    host = parts.netloc.rsplit("@", 1)[-1]
+    if parts.scheme == "http" and (is_loopback(host) or host in insecure_hosts):
         return
     raise DownloadError(
         f"refusing {what} over {parts.scheme or 'no scheme'}: {parts.scheme}://{parts.hostname}",
@@ -1455,8 +1456,10 @@ class _Session:
         attempts: int,
         token_realm: str | None,
         token_service: str | None,
+        insecure_hosts: Sequence[str] = (),
     ) -> None:
         self.transport = transport
+        self.insecure_hosts = tuple(insecure_hosts)
         self.registry = registry
         self.repository = repository
         self.base = f"{scheme}://{registry}"
@@ -1513,7 +1516,7 @@ class _Session:
         """Ask the token service for a pull token. False when an optimistic guess was wrong."""
         assert self.challenge is not None
         realm = self.challenge["realm"]
-        _check_url(realm, "the token service")
+        _check_url(realm, "the token service", self.insecure_hosts)
         query = {"scope": self.scope}
         if self.challenge.get("service"):
             query = {"service": self.challenge["service"], "scope": self.scope}
@@ -1600,7 +1603,7 @@ class _Session:
             if not follow or resp.status not in (301, 302, 303, 307, 308) or not location:
                 return resp
             url = urllib.parse.urljoin(url, location)
-            _check_url(url, "a redirect")
+            _check_url(url, "a redirect", self.insecure_hosts)
             if _origin(url) != origin:
                 current = {k: v for k, v in current.items() if k.lower() != "authorization"}
         raise DownloadError(f"more than {MAX_REDIRECTS} redirects for {method} {url.split('?')[0]}")
@@ -1772,6 +1775,7 @@ def resolve(
     transport: Transport | None = None,
     ca_file: str | None = None,
     plain_http: bool = False,
+    insecure_hosts: Sequence[str] = (),
     timeout: float = DEFAULT_TIMEOUT,
     attempts: int = DEFAULT_ATTEMPTS,
     token_realm: str | None = None,
@@ -1789,12 +1793,13 @@ def resolve(
     (with ``token_service``, default the registry host) names the token service
     up front, as is built in for ghcr.io, to save the challenge round trip; a
     wrong guess costs one request and falls back to the challenge.
-    ``plain_http`` is refused for non-loopback hosts.
+    ``plain_http`` is refused for hosts that are neither loopback nor named in
+    ``insecure_hosts`` (redirects and the token service follow the same rule).
     """
     target = parse_ref(ref)
     check_registry(registry)
     check_repository(repository)
-    if plain_http and not is_loopback(registry):
+    if plain_http and not (is_loopback(registry) or registry in insecure_hosts):
         raise BadInput(
             f"refusing plain HTTP to {registry}: only loopback hosts may use it",
             hint="drop --plain-http; use --ca-file for a private CA",
@@ -1802,7 +1807,7 @@ def resolve(
     if installed_version is not None:
         parse_version(installed_version)
     if token_realm is not None:
-        _check_url(token_realm, "the token service")
+        _check_url(token_realm, "the token service", insecure_hosts)
     if isinstance(credentials, tuple):
         credentials = Credentials(*credentials)
     state = _normalise_state(cache.load() if cache is not None else None)
@@ -1821,6 +1826,7 @@ def resolve(
         attempts=attempts,
         token_realm=token_realm,
         token_service=token_service,
+        insecure_hosts=insecure_hosts,
     )
     try:
         if target.kind == "digest" and cached is not None:
@@ -1921,6 +1927,13 @@ def _parser() -> argparse.ArgumentParser:
         help="plain HTTP, loopback hosts only (env ALGA_PLAIN_HTTP=1)",
     )
     parser.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="also allow plain HTTP to this non-loopback HOST (repeatable)",
+    )
+    parser.add_argument(
         "--token-realm",
         default=_env("ALGA_TOKEN_REALM"),
         metavar="URL",
@@ -2006,6 +2019,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cache=cache,
             ca_file=args.ca_file,
             plain_http=args.plain_http,
+            insecure_hosts=args.insecure_registry,
             timeout=args.timeout,
             attempts=args.attempts,
             token_realm=args.token_realm,

@@ -324,6 +324,7 @@ def resolve_ref(args: argparse.Namespace, ref: str, *, anonymous: bool = False) 
             credentials=(credentials.username, credentials.password) if credentials else None,
             ca_file=str(args.ca_file) if args.ca_file else None,
             plain_http=args.plain_http,
+            insecure_hosts=tuple(args.insecure_registry),
         )
     except rc.ConsumeError as exc:
         kind = {2: BadInput, 3: Refused, 75: Transient}.get(exc.exit_code)

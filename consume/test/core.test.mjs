@@ -294,3 +294,24 @@ test('the CLI: --help, bad input, and the JSON error shape', () => {
   const error = JSON.parse(down.stdout);
   assert.deepEqual([error.error, error.family, error.exitCode], ['RegistryUnreachable', 'DownloadError', 75]);
 });
+
+test('plain HTTP only for loopback or named insecure hosts', async () => {
+  const urls = [];
+  const transport = {
+    async request(method, url) {
+      urls.push(url);
+      throw new rc.RegistryUnreachable('stop here', { retryable: false });
+    },
+  };
+  await assert.rejects(
+    rc.resolve('nightly', { registry: 'registry.internal:5000', plainHttp: true, transport }),
+    (err) => err instanceof rc.BadInput && /plain HTTP/.test(err.message),
+  );
+  await assert.rejects(
+    rc.resolve('nightly', {
+      registry: 'registry.internal:5000', plainHttp: true, insecureHosts: ['registry.internal:5000'], transport, attempts: 1,
+    }),
+    (err) => err instanceof rc.RegistryUnreachable,
+  );
+  assert.match(urls[0], /^http:\/\/registry\.internal:5000\/v2\//);
+});

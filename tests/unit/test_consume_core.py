@@ -460,3 +460,32 @@ def test_cli_json_error_shape(tmp_path: Path) -> None:
     error = json.loads(run.stdout)
     assert error["error"] == "RegistryUnreachable" and error["family"] == "DownloadError"
     assert error["exitCode"] == 75
+
+
+class _FirstUrl:
+    """A transport that records the first URL asked for, then fails the download."""
+
+    def __init__(self) -> None:
+        self.urls: list[str] = []
+
+    def request(self, method: str, url: str, headers: Any, limit: int) -> Any:
+        self.urls.append(url)
+        raise rc.RegistryUnreachable("stop here", retryable=False)
+
+
+def test_plain_http_only_for_loopback_or_named_insecure_hosts() -> None:
+    with pytest.raises(rc.BadInput, match="plain HTTP"):
+        rc.resolve(
+            "nightly", registry="registry.internal:5000", plain_http=True, transport=_FirstUrl()
+        )
+    transport = _FirstUrl()
+    with pytest.raises(rc.RegistryUnreachable):
+        rc.resolve(
+            "nightly",
+            registry="registry.internal:5000",
+            plain_http=True,
+            insecure_hosts=["registry.internal:5000"],
+            transport=transport,
+            attempts=1,
+        )
+    assert transport.urls[0].startswith("http://registry.internal:5000/v2/")
