@@ -875,7 +875,13 @@ def add_release_commands(commands: Any) -> None:
     )
     mpub.add_argument("--source-url", metavar="URL", help="source repository URL (provenance)")
     mpub.add_argument("--revision", metavar="REV", help="source git revision (provenance)")
-    _opt_run(mpub, "the run that made it; only recorded when given")
+    mpub.add_argument(
+        "--run",
+        metavar="NAME",
+        help="record this run in the manifest's provenance (explicit only: a run name in "
+        "the manifest makes every re-run a different release; the channel move records "
+        "the run anyway)",
+    )
     mpub.add_argument(
         "--support-agent",
         metavar="REF",
@@ -1090,7 +1096,7 @@ def add_release_commands(commands: Any) -> None:
     )
     _opt_allow_downgrade(publish)
     _opt_reason(publish, "why the channel moves")
-    _opt_run(publish, "the run that made it")
+    _opt_run(publish, "the run, recorded with the channel move (not in the manifest)")
     _opt_verify_anonymous(publish, "before the channel moves and after")
     publish.add_argument(
         "--out-dir",

@@ -76,7 +76,7 @@ class PublishParams:
     chart_pin: str = "version"
     allow_downgrade: bool = False
     reason: str | None = None
-    run: str | None = None
+    run: str | None = None  # recorded with the channel move only, never in the manifest
     dry_run: bool = False
     verify_anonymous: bool | None = None  # None: the CLI's default (on for ghcr.io)
     registry: RegistryParams = field(default_factory=RegistryParams)
@@ -181,7 +181,6 @@ def release_steps(p: PublishParams, outdir: str) -> list[Step]:
                 "--images",
                 out("images"),
                 *provenance,
-                *opt("--run", p.run),
                 "--out",
                 out("manifest"),
                 *reg,

@@ -285,3 +285,18 @@ def test_a_failed_attempt_does_not_use_up_the_version(
         worker.write_text(good)
         fixed = cli(publish_args(registry, release_source, version="3.0.0"))
     assert fixed.code == 0, fixed.stderr
+
+
+def test_the_run_goes_to_the_audit_record_not_the_manifest(
+    registry: Registry, release_source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    push_images(registry)
+    with registry_env(monkeypatch, registry):
+        monkeypatch.setenv("ALGA_RUN", "alga-appliance-release-abc12")
+        first = cli(publish_args(registry, release_source))
+        monkeypatch.setenv("ALGA_RUN", "alga-appliance-release-zz999")
+        again = cli(publish_args(registry, release_source))
+    assert first.code == 0 and again.code == 0, again.stderr
+    assert first.json()["manifestDigest"] == again.json()["manifestDigest"]
+    history = cli(["history", "nightly", *registry_args(registry), "--json"]).json()["moves"]
+    assert [m["run"] for m in history] == ["alga-appliance-release-abc12"]
