@@ -295,12 +295,16 @@ def _git(path: Path, *args: str) -> str | None:
 
 
 def git_revision(path: Path) -> str | None:
-    """``<branch>@sha1:<HEAD>`` (``sha1:<HEAD>`` when detached) if ``path`` is in git."""
+    """``sha1:<HEAD>`` if ``path`` is in git.
+
+    The commit only, not the branch: the same commit must give the same bundle bytes
+    whether it was checked out on a branch (a workstation) or detached (CI). Pass
+    ``--revision <ref>@sha1:<sha>`` to record a ref.
+    """
     sha = _git(path, "rev-parse", "--verify", "-q", "HEAD")
     if sha is None or not _SHA1_RE.match(sha):
         return None
-    branch = _git(path, "symbolic-ref", "-q", "--short", "HEAD")
-    return f"{branch}@sha1:{sha}" if branch else f"sha1:{sha}"
+    return f"sha1:{sha}"
 
 
 def git_source_url(path: Path) -> str | None:

@@ -250,14 +250,28 @@ def parse_revision(text: str) -> str:
     return f"{match['ref']}@{algo}:{hexpart}" if match["ref"] else f"{algo}:{hexpart}"
 
 
+_SCP_LIKE_RE = re.compile(r"^(?:[A-Za-z0-9._-]+@)?([A-Za-z0-9.-]+):(?!//)([^\s]+)$")
+
+
 def clean_source_url(url: str) -> str:
-    """``url`` without a user or password (a public artifact must not carry credentials)."""
+    """A canonical, credential-free source URL, the same whoever publishes.
+
+    A public artifact must not carry credentials, and the same commit must give the
+    same bytes from a workstation (``git@github.com:o/r.git``) and from CI
+    (``https://github.com/o/r``): user info is dropped, an scp-like ssh remote becomes
+    ``https://host/path``, and a trailing ``.git`` or ``/`` is removed.
+    """
     value = url.strip()
+    scp = _SCP_LIKE_RE.match(value)
+    if scp and "://" not in value:
+        value = f"https://{scp.group(1)}/{scp.group(2)}"
     parts = urllib.parse.urlsplit(value)
     if parts.scheme and parts.netloc and "@" in parts.netloc:
-        host = parts.netloc.rsplit("@", 1)[1]
-        return urllib.parse.urlunsplit(parts._replace(netloc=host))
-    return value
+        parts = parts._replace(netloc=parts.netloc.rsplit("@", 1)[1])
+    if parts.scheme == "ssh" and parts.netloc:
+        parts = parts._replace(scheme="https", netloc=parts.hostname or parts.netloc)
+    path = parts.path.rstrip("/").removesuffix(".git").rstrip("/")
+    return urllib.parse.urlunsplit(parts._replace(path=path))
 
 
 def tar_files(tarball: bytes, limit: int = 256 * 1024 * 1024) -> dict[str, bytes] | None:

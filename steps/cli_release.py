@@ -81,7 +81,8 @@ def cmd_images_check(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_manifest_publish(args: argparse.Namespace) -> dict[str, Any]:
     from steps import manifest as rm
     from steps import profiles, release
-    from steps.bundle import read_overlay
+    from steps.bundle import git_source_url, read_overlay
+    from steps.bundle_artifact import clean_source_url
     from steps.bundle_flux import helm_release_charts
     from steps.channels import channel_state, check_channel
     from steps.config import load_config
@@ -99,8 +100,11 @@ def cmd_manifest_publish(args: argparse.Namespace) -> dict[str, Any]:
     helm_releases = helm_release_charts(read_overlay(config.overlay_dir(source)))
     revision = release.commit_of(args.revision) if args.revision else None
     revision = revision or release.source_revision(source)
+    # The same canonical URL the bundle records (credential-free, https, no .git), from
+    # git when not given; only an https URL is a valid provenance source.
+    source_url = clean_source_url(args.source_url) if args.source_url else git_source_url(source)
     provenance = {
-        "source": args.source_url,
+        "source": source_url if source_url and source_url.startswith("https://") else None,
         "revision": revision,
         "created": release.revision_created(source, revision),
         "run": release.run_label(args.run),

@@ -156,12 +156,15 @@ def test_bad_revisions(bad: str) -> None:
         parse_revision(bad)
 
 
-def test_source_url_loses_credentials() -> None:
-    assert (
-        clean_source_url("https://x:ghp_secret@github.com/o/r.git") == "https://github.com/o/r.git"
-    )
-    assert clean_source_url("git@github.com:o/r.git") == "git@github.com:o/r.git"
-    assert clean_source_url("https://github.com/o/r") == "https://github.com/o/r"
+def test_source_url_loses_credentials_and_is_the_same_whoever_publishes() -> None:
+    assert clean_source_url("https://x:ghp_secret@github.com/o/r.git") == "https://github.com/o/r"
+    for remote in (
+        "git@github.com:o/r.git",
+        "ssh://git@github.com/o/r.git",
+        "https://github.com/o/r/",
+        "https://github.com/o/r",
+    ):
+        assert clean_source_url(remote) == "https://github.com/o/r", remote
 
 
 def test_unified_diff_shows_only_changed_files() -> None:
@@ -242,3 +245,26 @@ def test_overlay_reader_missing_or_empty(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(BadInput, match="holds no files"):
         read_overlay(tmp_path / "empty")
+
+
+def test_the_git_default_revision_is_the_commit_only(tmp_path: Path) -> None:
+    """A branch checkout (workstation) and a detached one (CI) of one commit must give the
+    same bundle, so the default revision names the commit alone."""
+    import subprocess
+
+    from steps.bundle import git_revision
+
+    env = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@e",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@e",
+        "PATH": "/usr/bin:/bin",
+    }
+    (tmp_path / "f").write_text("x")
+    for args in (["init", "-q", "-b", "main"], ["add", "f"], ["commit", "-qm", "c"]):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, env=env)
+    on_branch = git_revision(tmp_path)
+    subprocess.run(["git", "-C", str(tmp_path), "checkout", "-q", "--detach"], check=True, env=env)
+    assert on_branch == git_revision(tmp_path)
+    assert on_branch is not None and on_branch.startswith("sha1:") and len(on_branch) == 45
