@@ -233,26 +233,42 @@ def write_record(client: RegistryClient, namespace: str, record: MoveRecord, whe
     return tag
 
 
-def history(client: RegistryClient, namespace: str, channel: str) -> list[MoveRecord]:
-    """Every recorded move of ``channel``, oldest first."""
-    check_channel(channel)
+def _audit_tags(client: RegistryClient, namespace: str, channel: str) -> list[str]:
+    """The channel's audit tags, oldest first (their names sort by time)."""
     repository = release_repository(namespace)
-    records = []
-    tags = [
-        t
+    stamped = [
+        (m.group(2), t)
         for t in client.list_tags(repository)
         if (m := _AUDIT_TAG_RE.match(t)) and m.group(1) == channel
     ]
-    for tag in sorted(tags, key=lambda t: _AUDIT_TAG_RE.match(t).group(2)):  # type: ignore[union-attr]
-        manifest = client.get_manifest(repository, tag).json()
-        config = manifest.get("config")
-        if not isinstance(config, dict):
-            continue
-        blob = client.get_blob(
-            repository, Digest.parse(str(config.get("digest"))), size=int(config.get("size", -1))
-        )
-        records.append(MoveRecord.from_json(json.loads(blob), tag=tag))
-    return records
+    return [t for _, t in sorted(stamped)]
+
+
+def _read_record(client: RegistryClient, namespace: str, tag: str) -> MoveRecord | None:
+    repository = release_repository(namespace)
+    manifest = client.get_manifest(repository, tag).json()
+    config = manifest.get("config")
+    if not isinstance(config, dict):
+        return None
+    blob = client.get_blob(
+        repository, Digest.parse(str(config.get("digest"))), size=int(config.get("size", -1))
+    )
+    return MoveRecord.from_json(json.loads(blob), tag=tag)
+
+
+def history(client: RegistryClient, namespace: str, channel: str) -> list[MoveRecord]:
+    """Every recorded move of ``channel``, oldest first."""
+    check_channel(channel)
+    records = [
+        _read_record(client, namespace, tag) for tag in _audit_tags(client, namespace, channel)
+    ]
+    return [r for r in records if r is not None]
+
+
+def latest_record(client: RegistryClient, namespace: str, channel: str) -> MoveRecord | None:
+    """The channel's most recent recorded move (a listing and one record read)."""
+    tags = _audit_tags(client, namespace, check_channel(channel))
+    return _read_record(client, namespace, tags[-1]) if tags else None
 
 
 # -- reading releases ---------------------------------------------------------------
@@ -497,7 +513,14 @@ def move_channel(
     before = channel_state(client, namespace, channel)
     if before.digest == digest:
         log.info("channel %s already points at %s (%s)", channel, version, digest.short)
-        return MoveResult(channel, before.digest, before.version, digest, version, False, None)
+        late = (
+            None
+            if dry_run
+            else _record_missing_move(
+                client, namespace, channel, digest, version, kind, reason, actor, run, clock
+            )
+        )
+        return MoveResult(channel, before.digest, before.version, digest, version, False, late)
     problem = downgrade_problem(
         before.version, version, allow_downgrade=allow_downgrade, reason=reason
     )
@@ -585,6 +608,46 @@ def move_channel(
     if verify is not None:
         verify(digest)
     return MoveResult(channel, before.digest, before.version, digest, version, True, tag)
+
+
+def _record_missing_move(
+    client: RegistryClient,
+    namespace: str,
+    channel: str,
+    digest: Digest,
+    version: str,
+    kind: MoveKind,
+    reason: str | None,
+    actor: str | None,
+    run: str | None,
+    clock: Callable[[], datetime],
+) -> str | None:
+    """A channel already at ``digest`` whose history does not say so (a run that moved it
+    died before recording, or it was moved by hand): record it now, so that ``history``
+    and ``rollback`` stay true. Returns the new record's tag, or None when in order."""
+    last = latest_record(client, namespace, channel)
+    if last is not None and last.to_digest == str(digest):
+        return None
+    when = clock()
+    record = MoveRecord(
+        channel=channel,
+        kind=kind,
+        to_digest=str(digest),
+        version=version,
+        from_digest=last.to_digest if last else None,
+        from_version=last.version if last else None,
+        reason=(reason + "; " if reason else "") + "recorded after the move",
+        actor=actor or default_actor(),
+        run=run or default_run(),
+        time=when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+    )
+    try:
+        tag = write_record(client, namespace, record, when)
+    except RegistryError as exc:
+        log.warning("channel %s: could not record its unrecorded move (%s)", channel, exc.message)
+        return None
+    log.info("channel %s: its move to %s had no audit record; recorded it now", channel, version)
+    return tag
 
 
 def previous_release(records: list[MoveRecord], current: Digest | None) -> MoveRecord | None:

@@ -29,6 +29,7 @@ import contextlib
 import ipaddress
 import json
 import logging
+import math
 import os
 import random
 import ssl
@@ -41,6 +42,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 import httpx
 
+from steps.errors import BadInput
 from steps.oci import mediatypes as mt
 from steps.oci.auth import Challenge, Credentials, TokenCache, parse_challenge, scope_for
 from steps.oci.errors import (
@@ -136,16 +138,28 @@ class RetryPolicy:
 
     @classmethod
     def from_environment(cls) -> RetryPolicy:
-        attempts = int(os.environ.get(ENV_RETRY_ATTEMPTS, "5"))
-        delay = float(os.environ.get(ENV_RETRY_DELAY, "0.5"))
+        attempts_text = os.environ.get(ENV_RETRY_ATTEMPTS, "5")
+        delay_text = os.environ.get(ENV_RETRY_DELAY, "0.5")
+        try:
+            attempts = int(attempts_text)
+            delay = float(delay_text)
+        except ValueError:
+            raise BadInput(
+                f"{ENV_RETRY_ATTEMPTS}={attempts_text!r} / {ENV_RETRY_DELAY}={delay_text!r}: "
+                "expected a whole number of attempts and a delay in seconds"
+            ) from None
+        if not math.isfinite(delay):
+            raise BadInput(f"{ENV_RETRY_DELAY}={delay_text!r} is not a finite number of seconds")
         return cls(attempts=max(1, attempts), base_delay=max(0.0, delay))
 
     def delay(self, attempt: int, retry_after: str | None = None) -> float:
         if retry_after is not None:
             try:
-                return min(float(retry_after), self.max_delay)
+                seconds = float(retry_after)
             except ValueError:
-                pass
+                seconds = math.nan  # an HTTP date or garbage: fall back to our backoff
+            if math.isfinite(seconds):
+                return max(0.0, min(seconds, self.max_delay))
         if self.base_delay <= 0:
             return 0.0
         backoff: float = min(self.base_delay * (2**attempt), self.max_delay)
@@ -654,6 +668,14 @@ class RegistryClient:
                 self._backoff(attempt - 1, None, f"{method} {what}: {type(exc).__name__}")
                 continue
             status = response.status_code
+            if status == 401 and isinstance(content, _OneShot):
+                # A token expired inside an upload session: the chunk is spent and the
+                # session cannot be trusted; the caller restarts the whole upload.
+                response.close()
+                raise TransientRegistryError(
+                    f"{what}: {self.registry} asked to authenticate again during an upload",
+                    status=401,
+                )
             if status == 401 and not auth_tried:
                 auth_tried = True
                 challenge = parse_challenge(response.headers.get("WWW-Authenticate", ""))

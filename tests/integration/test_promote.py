@@ -319,3 +319,19 @@ def test_support_fields_are_never_dropped_because_the_current_release_is_unreada
     assert "cannot carry supportAgent/supportReceiptKeys forward" in result.stderr
     with client_for(registry) as client:
         assert client.head_manifest(RELEASE_REPO, "1.2.0") is None
+
+
+def test_an_unrecorded_move_is_recorded_when_the_channel_is_next_confirmed(
+    registry: Registry, released: dict[str, Any]
+) -> None:
+    """A run that moved the channel but died before its audit record (or a move by hand):
+    the retry finds the channel already there and writes the missing record."""
+    with client_for(registry) as client:
+        client.tag(RELEASE_REPO, "1.0.0", "stable")  # moved outside the tool: no record
+    result = promote(registry, "1.0.0")
+    assert result.code == 0, result.stderr
+    assert result.json()["moved"] is False and result.json()["record"]
+    moves = cli(["history", "stable", *registry_args(registry), "--json"]).json()["moves"]
+    assert [(m["version"], m["reason"]) for m in moves] == [("1.0.0", "recorded after the move")]
+    again = promote(registry, "1.0.0")
+    assert again.json()["record"] is None  # in order now: nothing more is written

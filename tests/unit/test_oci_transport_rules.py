@@ -75,3 +75,51 @@ def test_a_redirect_to_https_elsewhere_drops_credentials() -> None:
         client._basic = True  # credentials are sent up front, as after a Basic challenge
         assert client.get_blob("ns/repo", Digest.of(b"x")) == b"x"
     assert seen[0][1] is not None and seen[1] == ("cdn.example", None)
+
+
+def test_a_401_inside_an_upload_session_restarts_the_whole_upload() -> None:
+    """The chunk was spent on the refused request: the upload starts over (new session)."""
+    calls: list[str] = []
+    refused = {"done": False}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.method)
+        if request.method == "HEAD":
+            return httpx.Response(404)
+        if request.method == "POST":
+            return httpx.Response(
+                202, headers={"Location": f"/v2/ns/repo/blobs/uploads/{len(calls)}"}
+            )
+        if request.method == "PATCH":
+            if not refused["done"]:
+                refused["done"] = True
+                return httpx.Response(401, headers={"WWW-Authenticate": 'Basic realm="r"'})
+            assert request.read() == b"ab"  # the body is whole on the fresh session
+            return httpx.Response(202, headers={"Location": request.url.path})
+        return httpx.Response(201)
+
+    client = RegistryClient(
+        "reg.example",
+        credentials=Credentials("robot", "s3cret-pw"),
+        transport=httpx.MockTransport(handler),
+        retry=RetryPolicy(attempts=3, base_delay=0),
+        monolithic_limit=1,
+        chunk_size=2,
+    )
+    with client:
+        assert client.push_blob("ns/repo", b"ab") == "uploaded"
+    assert calls.count("POST") == 2  # the session was restarted, not the chunk re-sent
+
+
+@pytest.mark.parametrize("header", ["-5", "nan", "inf", "Wed, 21 Oct 2026 07:28:00 GMT"])
+def test_odd_retry_after_headers_never_break_the_backoff(header: str) -> None:
+    delay = RetryPolicy(base_delay=0.1).delay(0, header)
+    assert 0.0 <= delay <= 8.0
+
+
+def test_bad_retry_settings_are_bad_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    from steps.errors import BadInput
+
+    monkeypatch.setenv("ALGA_RETRY_ATTEMPTS", "many")
+    with pytest.raises(BadInput, match="ALGA_RETRY_ATTEMPTS"):
+        RetryPolicy.from_environment()
