@@ -238,6 +238,9 @@ def test_the_local_publish_runs_the_same_arguments(
         raise Captured
 
     clean_env.setattr(steps.release, "release_steps", capture)
+    # The preflight reads the checkout's overlay, which the Argo path does not hold here;
+    # it checks inputs only and plans nothing.
+    clean_env.setattr(steps.release, "preflight", lambda _source, _config, profile: profile)
     images = [
         f"{k}={VALUES[f'workflow.parameters.{p}']}" for k, p in release.IMAGE_PARAMETERS.items()
     ]
