@@ -88,7 +88,10 @@ OUT_DIR = f"{WORKSPACE_DIR}/out"
 
 EXIT_TRANSIENT = 75
 RETRY_LIMIT = 3  # so at most 4 attempts
-RETRY_BACKOFF = m.Backoff(duration="15s", factor=m.IntOrString(2), max_duration="2m")
+# `cap` bounds each wait (15 s, 30 s, 60 s, then 2 min at most). Not `maxDuration`: Argo
+# counts that from the first attempt's start and kills retries at it, so a step that ran
+# longer than it before failing would never be retried.
+RETRY_BACKOFF = m.Backoff(duration="15s", factor=m.IntOrString(2), cap="2m")
 STEP_DEADLINE_SECONDS = 900
 REPORT_DEADLINE_SECONDS = 120
 
