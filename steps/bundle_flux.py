@@ -391,6 +391,8 @@ def render_bundle(
     problems.raise_if_any("the overlay")
 
     kustomizations = tuple(_kustomization_refs(objects, problems))
+    for message in kustomize_path_problems(parsed.values()):
+        problems.add(message, _INSIDE_HINT)
     problems.raise_if_any("the overlay")
 
     out = dict(files)
@@ -437,6 +439,95 @@ def _values_key_edits(obj: KubeObject, profile: str) -> list[tuple[KeyPath, str]
         if key != wanted:
             out.append((("spec", "valuesFrom", index, "valuesKey"), wanted))
     return out
+
+
+_KUSTOMIZATION_FILES = frozenset({"kustomization.yaml", "kustomization.yml", "Kustomization"})
+_INSIDE_HINT = (
+    "Flux builds a bundle with nothing outside it (kustomize-controller confines builds to "
+    "the artifact): keep every referenced file inside the overlay, by a relative path"
+)
+
+
+def _kustomize_paths(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """(field, path) for every file or folder a kustomization.yaml (or Component) names."""
+    out: list[tuple[str, str]] = []
+
+    def take(field_name: str, value: object) -> None:
+        if isinstance(value, str) and value:
+            out.append((field_name, value))
+
+    for key in (
+        "resources",
+        "components",
+        "bases",
+        "crds",
+        "patchesStrategicMerge",
+        "transformers",
+        "generators",
+        "validators",
+        "configurations",
+    ):
+        entries = doc.get(key)
+        if isinstance(entries, list):
+            for entry in entries:
+                # an inline patch (a YAML text with a newline) is not a path
+                if not (isinstance(entry, str) and "\n" in entry):
+                    take(key, entry)
+    for key in ("patches", "patchesJson6902", "replacements"):
+        entries = doc.get(key)
+        if isinstance(entries, list):
+            for entry in entries:
+                if isinstance(entry, dict):
+                    take(f"{key}[].path", entry.get("path"))
+    for key in ("configMapGenerator", "secretGenerator"):
+        entries = doc.get(key)
+        if isinstance(entries, list):
+            for entry in entries:
+                if not isinstance(entry, dict):
+                    continue
+                for sub in ("files", "envs"):
+                    for item in entry.get(sub) or []:
+                        if isinstance(item, str):
+                            take(f"{key}[].{sub}", item.rpartition("=")[2])
+                take(f"{key}[].env", entry.get("env"))
+    openapi = doc.get("openapi")
+    if isinstance(openapi, dict):
+        take("openapi.path", openapi.get("path"))
+    if doc.get("helmCharts") or doc.get("helmChartInflationGenerator"):
+        out.append(("helmCharts", "<helm chart inflation>"))
+    return out
+
+
+def kustomize_path_problems(files: Iterable[YamlFile]) -> list[str]:
+    """Paths in the overlay's kustomizations that leave the bundle (pure).
+
+    Validation builds with ``--load-restrictor LoadRestrictionsNone`` (as Flux does for
+    ``../releases``), which would also read an absolute path or a ``../`` past the root
+    from the machine that validates; Flux would refuse the same bundle on every
+    appliance. Remote URLs are left to kustomize.
+    """
+    problems: list[str] = []
+    for f in files:
+        if posixpath.basename(f.path) not in _KUSTOMIZATION_FILES:
+            continue
+        folder = posixpath.dirname(f.path)
+        for index, doc in enumerate(f.docs):
+            if not isinstance(doc, dict):
+                continue
+            where = f"{f.path}:{f.line_of(index)}"
+            for field_name, value in _kustomize_paths(doc):
+                if field_name == "helmCharts":
+                    problems.append(
+                        f"{where}: helmCharts inflation in the bundle (charts come from the "
+                        "published OCI charts through HelmReleases)"
+                    )
+                    continue
+                if "://" in value or value.startswith(("github.com/", "git@")):
+                    continue
+                resolved = posixpath.normpath(posixpath.join(folder, value))
+                if value.startswith("/") or resolved == ".." or resolved.startswith("../"):
+                    problems.append(f"{where}: {field_name} {value!r} is outside the bundle")
+    return problems
 
 
 def chart_oci_repository(repo: KubeObject, chart: PublishedChart) -> dict[str, Any]:

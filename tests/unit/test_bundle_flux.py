@@ -397,3 +397,30 @@ def test_values_keys_follow_the_release_profile() -> None:
     assert b"valuesKey: email-service.talos-single-node.yaml" in talos.files[release]
     assert b"single-node.yaml" not in talos.files[release].replace(b"talos-single-node", b"")
     assert talos.reserialised == ()  # a line edit, comments kept
+
+
+def test_kustomization_paths_must_stay_inside_the_bundle() -> None:
+    """Validation builds without kustomize's load restriction (Flux needs ../releases), so an
+    absolute path or a ../ past the root would be read from the validating machine while
+    Flux refuses the bundle: both are refused up front, with file and line."""
+    from steps.bundle import read_overlay
+    from steps.bundle_flux import kustomize_path_problems
+    from steps.bundle_yaml import parse_yaml
+
+    root = Path(__file__).resolve().parents[2] / "flux"
+    files = read_overlay(root)
+    parsed = [parse_yaml(p, d) for p, d in files.items() if p.endswith((".yaml", ".yml"))]
+    assert kustomize_path_problems(parsed) == []  # ../releases from base/core is inside
+    bad = parse_yaml(
+        "base/core/kustomization.yaml",
+        b"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n"
+        b"  - ../releases/alga-core.yaml\n  - /etc/passwd\n  - ../../../outside.yaml\n"
+        b"configMapGenerator:\n  - name: x\n    files:\n      - token=../../../../var/run/t\n"
+        b"helmCharts:\n  - name: nginx\n",
+    )
+    problems = kustomize_path_problems([bad])
+    assert len(problems) == 4, problems
+    assert all(p.startswith("base/core/kustomization.yaml:1:") for p in problems)
+    assert any("'/etc/passwd'" in p for p in problems)
+    assert any("configMapGenerator[].files" in p for p in problems)
+    assert any("helmCharts" in p for p in problems)
