@@ -437,7 +437,7 @@ def _make_bad(src: Path, case: str) -> None:
         ("git-sourced HelmRelease", "is git-coupled: chart './ee/helm/email-service'"),
         ("kustomize build fails", "`kubectl kustomize` of ./base/core failed"),
         ("wrong Kustomization source", "must read the bundle itself"),
-        ("kustomization reaching outside the overlay", "of ./base/platform failed"),
+        ("kustomization reaching outside the overlay", "is outside the bundle"),
     ],
 )
 def test_bad_input_is_a_clear_error_and_pushes_nothing(
