@@ -12,9 +12,9 @@ This module applies them twice:
 
 The spliced text is then parsed again and must equal the edited documents exactly; if it
 does not (an anchor, a flow-style mapping, a block scalar, a key on a ``- `` line: any
-layout the splicer does not handle), the file is re-serialised with
-``yaml.safe_dump_all(sort_keys=False)`` instead: key order and document order are kept,
-comments are lost. Either way the result parses to exactly the edited documents. A file
+layout the splicer does not handle), the file is re-serialised with a YAML dump
+(``sort_keys=False``; number and bool look-alikes quoted) instead: key and document order
+are kept, comments are lost. Either way the result parses to exactly the edited documents. A file
 with no edit keeps its bytes.
 
 Pure: no file system, no network. PyYAML only (safe loader and dumper).
@@ -182,7 +182,7 @@ def apply_edits(doc: object, edits: Sequence[Edit]) -> object:
 class Rendered:
     data: bytes
     #: "unchanged", "patched" (only the edited spans changed) or "reserialised"
-    #: (written by yaml.safe_dump_all: same documents, comments lost)
+    #: (written by the YAML dumper: same documents, comments lost)
     how: str
 
 
@@ -199,8 +199,9 @@ def render_file(
     patched = _patch_text(file, edits, appended)
     if patched is not None and _parses_to(patched, expected):
         return Rendered(patched.encode("utf-8"), "patched")
-    text = yaml.safe_dump_all(
+    text = yaml.dump_all(
         expected,
+        Dumper=_Yaml12SafeDumper,
         sort_keys=False,
         default_flow_style=False,
         explicit_start=True,
@@ -212,8 +213,13 @@ def render_file(
 
 def dump_document(doc: object) -> str:
     """One document as block YAML, keys in their order, starting with ``---``."""
-    return "---\n" + yaml.safe_dump(
-        doc, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1_000_000
+    return "---\n" + yaml.dump(
+        doc,
+        Dumper=_Yaml12SafeDumper,
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=1_000_000,
     )
 
 
@@ -369,8 +375,9 @@ def _insert_key(text: str, mapping: yaml.MappingNode, edit: SetScalar) -> _Splic
 
 def dump_block(key: str, value: object, *, indent: int, unit: int = 2) -> str:
     """``key: value`` as block YAML, every line indented by ``indent`` spaces."""
-    dumped = yaml.safe_dump(
+    dumped = yaml.dump(
         {key: value},
+        Dumper=_Yaml12SafeDumper,
         sort_keys=False,
         default_flow_style=False,
         indent=max(2, unit),
@@ -382,6 +389,29 @@ def dump_block(key: str, value: object, *, indent: int, unit: int = 2) -> str:
     )
 
 
+# Plain scalars that YAML 1.2 (kustomize, Flux, Helm: Go's yaml) reads as a number, bool or
+# null, even where PyYAML's YAML 1.1 reads a string (1e3, 0o17, +1e3, .5): quote them.
+_YAML12_NON_STRING = re.compile(
+    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+    r"|0o[0-7]+|0x[0-9a-fA-F]+|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"
+    r"|true|True|TRUE|false|False|FALSE|null|Null|NULL|~|yes|Yes|YES|no|No|NO|on|On|ON"
+    r"|off|Off|OFF|y|Y|n|N)$"
+)
+
+
+class _Yaml12SafeDumper(yaml.SafeDumper):
+    """PyYAML's safe dumper, but strings that YAML 1.2 readers take for numbers, bools or
+    null are double-quoted (PyYAML's YAML 1.1 resolver leaves 1e3 or 0o17 plain)."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = '"' if _YAML12_NON_STRING.match(value) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Yaml12SafeDumper.add_representer(str, _represent_str)
+
+
 def render_scalar(value: str, style: str | None) -> str | None:
     """``value`` as a YAML scalar, in the original quoting style when it had one."""
     if "\n" in value:
@@ -390,7 +420,7 @@ def render_scalar(value: str, style: str | None) -> str | None:
         return "'" + value.replace("'", "''") + "'"
     if style == '"':
         return json.dumps(value, ensure_ascii=False)
-    if _PLAIN_SAFE.match(value) and not value.endswith(":"):
+    if _PLAIN_SAFE.match(value) and not value.endswith(":") and not _YAML12_NON_STRING.match(value):
         try:
             if yaml.safe_load(value) == value:
                 return value

@@ -146,7 +146,8 @@ def test_reserialised_file_keeps_key_and_document_order() -> None:
     f = parse_yaml("f.yaml", text.encode())
     out = render_file(f, {0: [SetScalar(("z", "b"), "v")]})
     assert out.how == "reserialised"
-    assert out.data.decode() == "---\nz:\n  b: v\n  a: 2\n---\ny: 1\nx: 2\n"
+    # "y" is quoted: a YAML 1.1 reader (Go's yaml.v2, used by Helm) would take y for true.
+    assert out.data.decode() == '---\nz:\n  b: v\n  a: 2\n---\n"y": 1\nx: 2\n'
 
 
 def test_invalid_yaml_names_file_line_and_column() -> None:
@@ -161,3 +162,19 @@ def test_invalid_yaml_names_file_line_and_column() -> None:
 def test_non_utf8_is_bad_input() -> None:
     with pytest.raises(BadInput, match="not UTF-8"):
         parse_yaml("x.yaml", b"a: \xff\n")
+
+
+def test_strings_that_yaml_1_2_reads_as_numbers_are_quoted() -> None:
+    """Kustomize, Flux and Helm read YAML 1.2 (or 1.1 bools): 1e3, 0o17, .5, yes must stay
+    strings when they are strings, in an edit and in a re-serialised file."""
+    import yaml
+
+    from steps.bundle_yaml import dump_document, render_scalar
+
+    for value in ("1e3", "1234e56", "0o17", "+1e3", ".5", "0.10", "yes", "on", "null"):
+        rendered = render_scalar(value, None)
+        assert rendered is not None and rendered.startswith('"'), value
+        assert yaml.safe_load(rendered) == value
+    assert render_scalar("0.1.0-c0123456789", None) == "0.1.0-c0123456789"
+    dumped = dump_document({"tag": "1234e56", "version": "0.1.0", "count": 3})
+    assert 'tag: "1234e56"' in dumped and "version: 0.1.0" in dumped and "count: 3" in dumped
