@@ -469,6 +469,10 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     # would let "1.4.0\n" pass. Every pattern in our schema ends in a bare '$'.
     if pattern.endswith("$") and not pattern.endswith("\\$"):
         pattern = pattern[:-1] + r"\Z"
+    # ECMA-262's \s is not Python's (it takes U+FEFF and not U+001C..U+001F, U+0085):
+    # spell it out, as the consume library does, so both agree on every string.
+    pattern = pattern.replace(r"[^\s]", rf"[^{_JS_SPACE}]").replace(r"\S", rf"[^{_JS_SPACE}]")
+    pattern = pattern.replace(r"\s", rf"[{_JS_SPACE}]")
     return re.compile(pattern)
 
 

@@ -318,3 +318,14 @@ def test_release_oci_manifest_annotations_come_from_the_manifest() -> None:
     }
     oci = json.loads(rm.release_oci_manifest(rm.manifest_bytes(full), annotations=annotations))
     assert oci["annotations"] == annotations
+
+
+def test_schema_patterns_use_javascripts_whitespace() -> None:
+    """The appliance validates with ECMA-262 regexes: \\s takes U+FEFF but not U+001C. The
+    publisher must agree, or it could publish what appliances refuse."""
+    from steps.manifest import _compiled
+
+    pattern = _compiled("^https://[^\\s]+$")
+    assert pattern.search("https://github.com/a\x1cb")  # not whitespace in JS
+    assert not pattern.search("https://github.com/a\ufeffb")  # whitespace in JS
+    assert not pattern.search("https://github.com/a b")
