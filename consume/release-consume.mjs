@@ -355,6 +355,10 @@ export function isLoopback(host) {
 // -- pure: versions and anti-rollback ------------------------------------------------
 
 /** SemVer 2 without build metadata -> [major, minor, patch, prerelease identifiers]. */
+export function isSemver(text) {
+  return typeof text === 'string' && SEMVER_RE.test(text);
+}
+
 export function parseVersion(text) {
   const match = typeof text === 'string' ? text.match(SEMVER_RE) : null;
   if (!match) {
@@ -394,7 +398,9 @@ export function compareVersions(a, b) {
  * reference was a channel or a plain tag rather than a version or digest.
  */
 export function checkRollback(version, installedVersion, { pinned, reference = '' }) {
-  if (installedVersion === null || installedVersion === undefined) return false;
+  // An installed version that is not SemVer (releases before this scheme, such as
+  // 1.0-rc5.1) cannot be compared: every SemVer release counts as an upgrade from it.
+  if (installedVersion === null || installedVersion === undefined || !isSemver(installedVersion)) return false;
   if (compareVersions(version, installedVersion) >= 0) return false;
   if (pinned) return true;
   throw new RollbackRefused(
@@ -1510,7 +1516,9 @@ export async function resolve(ref, options = {}) {
       hint: 'drop --plain-http; use --ca-file for a private CA',
     });
   }
-  if (installedVersion !== null) parseVersion(installedVersion);
+  if (installedVersion !== null && typeof installedVersion !== 'string') {
+    throw new BadInput('the installed version must be a string');
+  }
   if (tokenRealm !== null) checkUrl(tokenRealm, 'the token service', insecureHosts);
   if (credentials !== null && !(credentials instanceof Credentials)) credentials = new Credentials(credentials.username, credentials.password);
   const state = normaliseState(cache !== null ? await cache.load() : null);

@@ -475,6 +475,10 @@ def is_loopback(host: str) -> bool:
 # -- pure: versions and anti-rollback ------------------------------------------------
 
 
+def is_semver(text: object) -> bool:
+    return isinstance(text, str) and _SEMVER_RE.fullmatch(text) is not None
+
+
 def parse_version(text: str) -> tuple[int, int, int, tuple[str, ...]]:
     """SemVer 2 without build metadata -> (major, minor, patch, prerelease identifiers)."""
     match = _SEMVER_RE.fullmatch(text) if isinstance(text, str) else None
@@ -515,8 +519,10 @@ def check_rollback(
 
     Raises :class:`RollbackRefused` when ``version`` is older than ``installed_version``
     and the reference was a channel or a plain tag rather than a version or digest.
+    An installed version that is not SemVer (releases before this scheme, such as
+    ``1.0-rc5.1``) cannot be compared: every SemVer release counts as an upgrade from it.
     """
-    if installed_version is None:
+    if installed_version is None or not is_semver(installed_version):
         return False
     if compare_versions(version, installed_version) >= 0:
         return False
@@ -1804,8 +1810,8 @@ def resolve(
             f"refusing plain HTTP to {registry}: only loopback hosts may use it",
             hint="drop --plain-http; use --ca-file for a private CA",
         )
-    if installed_version is not None:
-        parse_version(installed_version)
+    if installed_version is not None and not isinstance(installed_version, str):
+        raise BadInput("the installed version must be a string")
     if token_realm is not None:
         _check_url(token_realm, "the token service", insecure_hosts)
     if isinstance(credentials, tuple):

@@ -315,3 +315,9 @@ test('plain HTTP only for loopback or named insecure hosts', async () => {
   );
   assert.match(urls[0], /^http:\/\/registry\.internal:5000\/v2\//);
 });
+
+test('a legacy installed version cannot block an upgrade', () => {
+  assert.equal(rc.checkRollback('1.0.0', '1.0-rc5.1', { pinned: false }), false);
+  assert.equal(rc.checkRollback('0.0.1', '1.0-rc5.1', { pinned: false }), false);
+  assert.throws(() => rc.checkRollback('1.0.0', '1.1.0', { pinned: false }), rc.RollbackRefused);
+});

@@ -489,3 +489,11 @@ def test_plain_http_only_for_loopback_or_named_insecure_hosts() -> None:
             attempts=1,
         )
     assert transport.urls[0].startswith("http://registry.internal:5000/v2/")
+
+
+def test_a_legacy_installed_version_cannot_block_an_upgrade() -> None:
+    """Releases before SemVer (1.0-rc5.1): any SemVer release is an upgrade from them."""
+    assert rc.check_rollback("1.0.0", "1.0-rc5.1", pinned=False) is False
+    assert rc.check_rollback("0.0.1", "1.0-rc5.1", pinned=False) is False
+    with pytest.raises(rc.RollbackRefused):
+        rc.check_rollback("1.0.0", "1.1.0", pinned=False)
