@@ -960,9 +960,12 @@ export class HttpTransport {
     const module = target.protocol === 'https:' ? https : http;
     return new Promise((resolve, reject) => {
       let settled = false;
+      let timedOut = false;
+      let deadline = null;
       const done = (fn, value) => {
         if (!settled) {
           settled = true;
+          clearTimeout(deadline);
           fn(value);
         }
       };
@@ -989,12 +992,20 @@ export class HttpTransport {
           });
           res.on('end', () => done(resolve, { status: res.statusCode, headers: out, body: Buffer.concat(chunks) }));
           res.on('close', () => {
-            if (!res.complete) done(reject, new RegistryUnreachable(`${where}: connection lost mid-body`));
+            if (timedOut) done(reject, new RegistryUnreachable(`${where}: timed out after ${this.timeout}s`));
+            else if (!res.complete) done(reject, new RegistryUnreachable(`${where}: connection lost mid-body`));
           });
           res.on('error', () => done(reject, new RegistryUnreachable(`${where}: connection lost mid-body`)));
         }
       });
-      req.setTimeout(this.timeout * 1000, () => req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT_ALGA' })));
+      const expire = () => {
+        timedOut = true;
+        req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT_ALGA' }));
+      };
+      // Idle sockets and the whole request are both bounded: a registry that drips a byte
+      // at a time must not hold a resolve for longer than the timeout.
+      req.setTimeout(this.timeout * 1000, expire);
+      deadline = setTimeout(expire, this.timeout * 1000);
       req.on('error', (error) => {
         const code = error.code || '';
         if (code === 'ETIMEDOUT_ALGA') {

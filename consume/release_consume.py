@@ -1188,10 +1188,13 @@ class HttpTransport:
         where = f"{method} {scheme}://{parts.netloc}{parts.path}"
         for attempt in (0, 1):
             conn, reused = self._connection(scheme, host, port)
+            # The socket timeout bounds each read; the deadline bounds the whole request,
+            # so a registry that drips a byte at a time cannot hold a resolve.
+            deadline = time.monotonic() + self.timeout
             try:
                 conn.request(method, target, headers=dict(headers))
                 resp = conn.getresponse()
-                return self._read(resp, method, limit, key)
+                return self._read(resp, method, limit, key, deadline)
             except ssl.SSLCertVerificationError as exc:
                 self._drop(key)
                 raise RegistryUnreachable(
@@ -1220,7 +1223,12 @@ class HttpTransport:
         raise RegistryUnreachable(f"{where}: connection lost")  # pragma: no cover
 
     def _read(
-        self, resp: http.client.HTTPResponse, method: str, limit: int, key: tuple[str, str, int]
+        self,
+        resp: http.client.HTTPResponse,
+        method: str,
+        limit: int,
+        key: tuple[str, str, int],
+        deadline: float,
     ) -> Response:
         headers: dict[str, str] = {}
         for name, value in resp.getheaders():
@@ -1234,7 +1242,17 @@ class HttpTransport:
             self._drop(key)  # do not read what we would refuse anyway
             return Response(resp.status, headers, b"")
         else:
-            body = resp.read(limit + 1)
+            parts: list[bytes] = []
+            total = 0
+            while total <= limit:
+                if time.monotonic() > deadline:
+                    raise TimeoutError
+                chunk = resp.read1(min(65536, limit + 1 - total)) if total <= limit else b""
+                if not chunk:
+                    break
+                parts.append(chunk)
+                total += len(chunk)
+            body = b"".join(parts)
             if len(body) > limit or (not resp.isclosed() and resp.read(1)):
                 self._drop(key)
                 return Response(resp.status, headers, body[: limit + 1])

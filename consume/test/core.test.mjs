@@ -321,3 +321,30 @@ test('a legacy installed version cannot block an upgrade', () => {
   assert.equal(rc.checkRollback('0.0.1', '1.0-rc5.1', { pinned: false }), false);
   assert.throws(() => rc.checkRollback('1.0.0', '1.1.0', { pinned: false }), rc.RollbackRefused);
 });
+
+test('a registry that drips bytes cannot hold a request past its timeout', async () => {
+  const server = http.createServer((req, res) => {
+    res.writeHead(200, { 'Content-Length': '1000' });
+    let sent = 0;
+    const timer = setInterval(() => {
+      if (sent >= 1000 || res.destroyed) return clearInterval(timer);
+      res.write('x');
+      sent += 1;
+    }, 50);
+    res.on('close', () => clearInterval(timer));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const transport = new rc.HttpTransport({ timeout: 1 });
+  const started = Date.now();
+  try {
+    await assert.rejects(
+      transport.request('GET', `http://127.0.0.1:${server.address().port}/v2/`, {}, 4096),
+      (err) => err instanceof rc.RegistryUnreachable && /timed out/.test(err.message),
+    );
+    assert.ok(Date.now() - started < 3000);
+  } finally {
+    transport.close();
+    server.closeAllConnections?.();
+    await new Promise((resolve) => server.close(resolve));
+  }
+});

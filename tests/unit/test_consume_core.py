@@ -497,3 +497,36 @@ def test_a_legacy_installed_version_cannot_block_an_upgrade() -> None:
     assert rc.check_rollback("0.0.1", "1.0-rc5.1", pinned=False) is False
     with pytest.raises(rc.RollbackRefused):
         rc.check_rollback("1.0.0", "1.1.0", pinned=False)
+
+
+def test_a_registry_that_drips_bytes_cannot_hold_a_request_past_its_timeout() -> None:
+    import time as _time
+
+    class Drip(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            for _ in range(1000):
+                try:
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                except OSError:
+                    return
+                _time.sleep(0.05)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Drip)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        transport = rc.HttpTransport(timeout=1.0)
+        started = _time.monotonic()
+        with pytest.raises(rc.RegistryUnreachable, match="timed out"):
+            transport.request("GET", f"http://127.0.0.1:{server.server_port}/v2/", {}, 4096)
+        assert _time.monotonic() - started < 3.0  # each byte arrives well within the timeout
+        transport.close()
+    finally:
+        server.shutdown()
+        server.server_close()
