@@ -340,6 +340,15 @@ export function isLoopback(host) {
   if (name.startsWith('[')) name = name.slice(1, name.indexOf(']'));
   else if ((name.match(/:/g) || []).length === 1) name = name.split(':')[0];
   if (name.toLowerCase() === 'localhost') return true;
+  // IPv4 shorthands (127.1, 0x7f000001, 0177.0.0.1) as the WHATWG URL parser reads them,
+  // the same forms the Python twin reads with inet_aton.
+  if (/^[0-9A-Fa-fXx.]+$/.test(name)) {
+    try {
+      name = new URL(`http://${name}/`).hostname;
+    } catch {
+      return false;
+    }
+  }
   const v4 = name.match(/^([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$/);
   if (v4) return v4.slice(1).every((octet) => Number(octet) <= 255) && Number(v4[1]) === 127;
   if (name.includes(':')) {

@@ -81,6 +81,7 @@ import ipaddress
 import json
 import os
 import re
+import socket
 import ssl
 import sys
 import tempfile
@@ -469,6 +470,14 @@ def is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
+        pass
+    # IPv4 shorthands (127.1, 0x7f000001, 0177.0.0.1), as WHATWG URLs (the Node twin)
+    # read them: the classic inet_aton forms.
+    if not re.fullmatch(r"[0-9A-Fa-fXx.]+", name):
+        return False
+    try:
+        return socket.inet_aton(name)[0] == 127
+    except OSError:
         return False
 
 

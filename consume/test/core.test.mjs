@@ -348,3 +348,10 @@ test('a registry that drips bytes cannot hold a request past its timeout', async
     await new Promise((resolve) => server.close(resolve));
   }
 });
+
+test('loopback spellings agree with the Python twin', () => {
+  const cases = [['127.1:5000', true], ['0x7f000001', true], ['0177.0.0.1', true], ['2130706433', true],
+    ['127.0.0.1', true], ['[::1]:80', true], ['localhost', true], ['10.0.0.1', false],
+    ['0x0a000001', false], ['ghcr.io', false], ['127.0.0.1.example.com', false]];
+  for (const [host, loopback] of cases) assert.equal(rc.isLoopback(host), loopback, host);
+});

@@ -530,3 +530,23 @@ def test_a_registry_that_drips_bytes_cannot_hold_a_request_past_its_timeout() ->
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.1:5000", True),
+        ("0x7f000001", True),
+        ("0177.0.0.1", True),
+        ("2130706433", True),
+        ("127.0.0.1", True),
+        ("[::1]:80", True),
+        ("localhost", True),
+        ("10.0.0.1", False),
+        ("0x0a000001", False),
+        ("ghcr.io", False),
+        ("127.0.0.1.example.com", False),
+    ],
+)
+def test_loopback_spellings_agree_with_the_node_twin(host: str, loopback: bool) -> None:
+    assert rc.is_loopback(host) is loopback
