@@ -100,8 +100,10 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def make_client(args: argparse.Namespace) -> RegistryClient:
-    credentials = Credentials.from_environment(args.password_file)
+def make_client(args: argparse.Namespace, *, anonymous: bool = False) -> RegistryClient:
+    """A client for the registry flags in ``args``; ``anonymous`` sends no credentials
+    (as an appliance pulls)."""
+    credentials = None if anonymous else Credentials.from_environment(args.password_file)
     verify: bool | str = str(args.ca_file) if args.ca_file else True
     return RegistryClient(
         args.registry,

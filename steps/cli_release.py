@@ -206,7 +206,6 @@ def _anonymous_precheck(args: argparse.Namespace, version: str) -> None:
     default for ghcr.io), the release and every piece it references must be pullable
     without credentials. A package left private is refused here, named, before the move."""
     from steps import channels
-    from steps.oci.client import RegistryClient
 
     if not _anonymous(args):
         return
@@ -218,12 +217,7 @@ def _anonymous_precheck(args: argparse.Namespace, version: str) -> None:
             hint=f"appliances pull without credentials: make the package "
             f"{args.namespace}/{channels.RELEASE_REPOSITORY_NAME} public",
         ) from None
-    with RegistryClient(
-        args.registry,
-        plain_http=args.plain_http,
-        insecure_hosts=tuple(args.insecure_registry),
-        verify=str(args.ca_file) if args.ca_file else True,
-    ) as anonymous:
+    with _cli().make_client(args, anonymous=True) as anonymous:
         pieces = channels.release_pieces(anonymous, args.namespace, resolution.manifest)
     private = [p for p in pieces if p.present is False]
     if private:
@@ -355,8 +349,6 @@ def verify_release(
     expected_config: str | None = None,
 ) -> dict[str, Any]:
     from steps import channels
-    from steps.oci.auth import Credentials
-    from steps.oci.client import RegistryClient
 
     anonymous = _anonymous(args)
     resolution = resolve_ref(args, channel, anonymous=anonymous)
@@ -370,14 +362,7 @@ def verify_release(
         problems.append(
             f"the release's config digest is {resolution.config_digest}, expected {expected_config}"
         )
-    credentials = None if anonymous else Credentials.from_environment(args.password_file)
-    with RegistryClient(
-        args.registry,
-        credentials=credentials,
-        plain_http=args.plain_http,
-        insecure_hosts=tuple(args.insecure_registry),
-        verify=str(args.ca_file) if args.ca_file else True,
-    ) as client:
+    with _cli().make_client(args, anonymous=anonymous) as client:
         pieces = channels.release_pieces(client, args.namespace, resolution.manifest)
     for piece in pieces:
         if piece.present is False:
@@ -451,18 +436,9 @@ def _human_resolve(result: dict[str, Any]) -> str:
 
 def cmd_inspect(args: argparse.Namespace) -> dict[str, Any]:
     from steps import channels
-    from steps.oci.auth import Credentials
-    from steps.oci.client import RegistryClient
 
     resolution = resolve_ref(args, args.ref, anonymous=bool(args.anonymous))
-    credentials = None if args.anonymous else Credentials.from_environment(args.password_file)
-    with RegistryClient(
-        args.registry,
-        credentials=credentials,
-        plain_http=args.plain_http,
-        insecure_hosts=tuple(args.insecure_registry),
-        verify=str(args.ca_file) if args.ca_file else True,
-    ) as client:
+    with _cli().make_client(args, anonymous=bool(args.anonymous)) as client:
         pieces = channels.release_pieces(client, args.namespace, resolution.manifest)
     return {
         "reference": args.ref,
