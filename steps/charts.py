@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from steps import chartpkg, sourcetime
+from steps.bundle_artifact import tar_files
 from steps.config import ReleaseConfig
 from steps.errors import BadInput, Refused
 from steps.oci import mediatypes as mt
@@ -303,7 +304,7 @@ def _same_chart(
     if _json_or_none(theirs_config) != _json_or_none(artifact.config):
         return False
     theirs = client.get_blob(repository, layer_digest, size=size)
-    return _tar_files(theirs) == _tar_files(artifact.tarball)
+    return tar_files(theirs) == tar_files(artifact.tarball)
 
 
 MAX_CHART_SIZE = 64 * 1024 * 1024
@@ -314,23 +315,6 @@ def _json_or_none(data: bytes) -> object:
         return json.loads(data)
     except ValueError:
         return None
-
-
-def _tar_files(data: bytes) -> dict[str, bytes] | None:
-    """Member name -> content of a gzipped tarball (None if it is not one)."""
-    import io
-    import tarfile
-
-    files: dict[str, bytes] = {}
-    try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-            for member in tar.getmembers():
-                if member.isfile():
-                    extracted = tar.extractfile(member)
-                    files[member.name] = extracted.read() if extracted else b""
-    except (tarfile.TarError, OSError, EOFError):
-        return None
-    return files
 
 
 def push_plan(
