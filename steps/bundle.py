@@ -116,6 +116,7 @@ from steps.oci import mediatypes as mt
 from steps.oci.client import RegistryClient
 from steps.oci.errors import DigestMismatch, InvalidReference
 from steps.oci.reference import Digest, check_registry, check_repository, check_tag
+from steps.sourcetime import git_output
 
 __all__ = [
     "BUNDLE_REPOSITORY",
@@ -281,17 +282,8 @@ def read_overlay(root: Path) -> dict[str, bytes]:
 
 
 def _git(path: Path, *args: str) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(path), *args],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else None
+    out = git_output(path, *args)
+    return out.strip() if out and out.strip() else None
 
 
 def git_revision(path: Path) -> str | None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import re
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -287,18 +286,8 @@ def commit_of(revision: str) -> str | None:
 
 
 def source_revision(source: Path) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(source), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    text = out.stdout.strip()
-    return text if out.returncode == 0 and len(text) == 40 else None
+    text = (sourcetime.git_output(source, "rev-parse", "HEAD") or "").strip()
+    return text if len(text) == 40 else None
 
 
 # -- the release manifest in the registry ---------------------------------------------------

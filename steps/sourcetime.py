@@ -21,7 +21,8 @@ def rfc3339(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _git(path: Path, *args: str) -> str | None:
+def git_output(path: Path, *args: str) -> str | None:
+    """``git -C path args...``'s stdout, or None when git is missing or fails."""
     try:
         out = subprocess.run(
             ["git", "-C", str(path), *args], capture_output=True, text=True, timeout=30, check=False
@@ -39,13 +40,15 @@ def _fallback() -> str:
 def folder_time(path: Path) -> str:
     """When ``path``'s content was last committed. A folder with uncommitted changes
     has no such time (its content is not any commit's), so the fallback applies."""
-    stamp = (_git(path, "log", "-1", "--format=%ct", "--", ".") or "").strip()
-    if stamp.isdigit() and _git(path, "status", "--porcelain", "--", ".") == "":
+    stamp = (git_output(path, "log", "-1", "--format=%ct", "--", ".") or "").strip()
+    if stamp.isdigit() and git_output(path, "status", "--porcelain", "--", ".") == "":
         return rfc3339(int(stamp))
     return _fallback()
 
 
 def revision_time(checkout: Path, revision: str | None) -> str:
     """Commit time of ``revision`` (or HEAD) in ``checkout``."""
-    stamp = (_git(checkout, "log", "-1", "--format=%ct", revision or "HEAD", "--") or "").strip()
+    stamp = (
+        git_output(checkout, "log", "-1", "--format=%ct", revision or "HEAD", "--") or ""
+    ).strip()
     return rfc3339(int(stamp)) if stamp.isdigit() else _fallback()
