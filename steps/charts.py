@@ -35,7 +35,6 @@ from steps.oci.reference import Digest, check_repository
 log = logging.getLogger("alga_release.charts")
 
 VersionPolicy = Literal["content", "exact"]
-EPOCH_CREATED = sourcetime.EPOCH
 
 
 @dataclass(frozen=True)

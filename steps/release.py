@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,9 +88,6 @@ class Step:
     name: str
     argv: list[str]
     output: str
-
-
-STEP_NAMES: tuple[str, ...] = ("charts", "bundle", "images", "manifest", "channel", "verify")
 
 
 def release_steps(p: PublishParams, outdir: str) -> list[Step]:
@@ -347,11 +344,3 @@ def push_release_manifest(
 def run_label(run: str | None) -> str | None:
     """The run that made a release, only when given explicitly (reproducibility)."""
     return run.strip() if run and run.strip() else None
-
-
-def parse_key_values(values: Sequence[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for value in values:
-        key, _, rest = value.partition("=")
-        out[key] = rest
-    return out
