@@ -362,7 +362,7 @@ def release_pieces(
     client: RegistryClient, namespace: str, release: Mapping[str, Any]
 ) -> list[Piece]:
     """Check every artifact a release references (HEAD requests only)."""
-    from steps.images import IMAGE_REPOSITORIES
+    from steps.images import IMAGE_REPOSITORIES, image_repository
 
     pieces: list[Piece] = []
     registry = client.registry
@@ -386,9 +386,9 @@ def release_pieces(
         )
     )
     images = release.get("images") or {}
-    for key, repo_name in IMAGE_REPOSITORIES.items():
+    for key in IMAGE_REPOSITORIES:
         tag = images.get(key)
-        repository = f"{namespace}/{repo_name}"
+        repository = image_repository(namespace, key)
         if not isinstance(tag, str):
             pieces.append(Piece("image", key, f"{registry}/{repository}", False, "no tag"))
             continue
