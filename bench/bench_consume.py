@@ -44,9 +44,9 @@ sys.path.insert(0, str(ROOT / "consume"))
 
 import release_consume as rc  # noqa: E402
 
-from steps import manifest as rm  # noqa: E402
 from steps.oci import Credentials, RegistryClient  # noqa: E402
 from steps.oci import mediatypes as mt  # noqa: E402
+from steps.release import manifest as rm  # noqa: E402
 from tests.harness.registry import Registry, start_registry  # noqa: E402
 
 REPO = "nine-minds/alga-appliance-release"

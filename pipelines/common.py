@@ -306,7 +306,7 @@ def dry_run_parser() -> argparse.ArgumentParser:
     Options read their environment defaults when the parser is built, so parsing a
     step's arguments with it shows whether the step would honour Argo's dry-run toggle.
     """
-    from steps.cli import build_parser
+    from steps.cli.app import build_parser
 
     saved = os.environ.get("ALGA_DRY_RUN")
     os.environ["ALGA_DRY_RUN"] = "true"

@@ -92,8 +92,8 @@ from hera.workflows import DAG, Container, Env, Parameter, SecretEnv, Task
 from hera.workflows import models as m
 
 from pipelines import common as c
-from steps.controlplane import ENV_SOURCE_PASSWORD, ENV_SOURCE_USERNAME
-from steps.release import RegistryParams
+from steps.controlplane.core import ENV_SOURCE_PASSWORD, ENV_SOURCE_USERNAME
+from steps.release.plan import RegistryParams
 
 TASK = "control-plane"  # the DAG task, and its DAG template
 COPY_TEMPLATE = "control-plane-copy"

@@ -28,7 +28,7 @@ from hera.workflows import Env, Parameter, SecretEnv, WorkflowTemplate
 from hera.workflows import models as m
 
 from pipelines import common as c
-from steps.release import RegistryParams
+from steps.release.plan import RegistryParams
 
 NAME = "alga-appliance-promote"
 PROMOTE_TEMPLATE = "promote"

@@ -81,7 +81,7 @@ from hera.workflows import models as m
 from pipelines import common as c
 from pipelines import control_plane as cp
 from pipelines import promote
-from steps.release import PublishParams, RegistryParams, Step, release_steps
+from steps.release.plan import PublishParams, RegistryParams, Step, release_steps
 
 NAME = "alga-appliance-release"
 ENTRYPOINT = "release"

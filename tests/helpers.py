@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from steps.cli import run
+from steps.cli.app import run
 from steps.oci import Credentials, RegistryClient, RetryPolicy
 from tests.harness.registry import Registry
 

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from steps import charts
+from steps.charts import publish as charts
 from steps.config import KNOWN_CHARTS, load_config
 from steps.oci import mediatypes as mt
 from steps.oci.reference import Digest
@@ -541,7 +541,8 @@ def test_same_files_compressed_differently_are_not_an_overwrite(
 ) -> None:
     """Another zlib gives other layer bytes for the same tar: the published bundle is
     kept (status unchanged, its digest returned), neither refused nor overwritten."""
-    from steps import bundle, bundle_artifact
+    from steps.bundle import artifact as bundle_artifact
+    from steps.bundle import publish as bundle
 
     def prepare() -> bundle.PreparedBundle:
         return bundle.prepare_bundle(

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from steps.chartpkg import (
+from steps.charts.package import (
     PackagedChart,
     collect_files,
     content_hash,

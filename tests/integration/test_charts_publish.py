@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from steps import charts
+from steps.charts import publish as charts
 from steps.config import KNOWN_CHARTS, load_config
 from tests.harness.registry import Registry
 from tests.helpers import (
@@ -357,7 +357,7 @@ def test_same_content_compressed_differently_is_not_an_overwrite(
     """Another zlib (or another commit date) gives other bytes for the same files:
     the published version is kept, not refused and not overwritten."""
     first = {r.name: r for r in run_library(registry, source)[0]}
-    from steps import chartpkg
+    from steps.charts import package as chartpkg
 
     monkeypatch.setattr(chartpkg, "GZIP_LEVEL", 1)
     config = load_config(source / "release.yaml")

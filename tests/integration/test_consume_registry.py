@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from steps import manifest as rm
 from steps.oci import mediatypes as mt
+from steps.release import manifest as rm
 from tests.harness.faults import FaultProxy
 from tests.harness.images import push_tiny_image
 from tests.harness.registry import Registry

@@ -225,8 +225,8 @@ def test_an_invalid_release_manifest_is_never_promoted(
 ) -> None:
     """A manifest pushed by something else that breaks the contract (here: no
     temporalWorker image, so appliances would keep running `latest`) is refused."""
-    from steps import manifest as rm
     from steps.oci import mediatypes as mt
+    from steps.release import manifest as rm
 
     assert promote(registry, "1.0.0").code == 0
     stable = channel_digest(registry, "stable")

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from steps import manifest as rm
 from steps.oci import Digest
 from steps.oci import mediatypes as mt
+from steps.release import manifest as rm
 from tests.harness.images import push_tiny_image
 from tests.harness.registry import Registry
 from tests.helpers import cli, client_for, registry_args, registry_env, repositories_on_disk

@@ -114,7 +114,9 @@ def test_the_build_context_is_only_what_the_wheel_needs(context: Path) -> None:
         if "__pycache__" not in p and not p.endswith(".pyc")
     }
     consume = {"consume/__init__.py", "consume/release_consume.py"}
-    assert files_under(context) == {"pyproject.toml", "README.md", *steps, *consume}
+    # steps/data's schema is a link to the one copy in schemas/
+    schema = {"schemas/release-manifest.v1.schema.json"}
+    assert files_under(context) == {"pyproject.toml", "README.md", *steps, *consume, *schema}
     assert (context / "steps" / "data" / "release-manifest.v1.schema.json").is_file()
 
 
@@ -190,7 +192,7 @@ def test_the_wheel_holds_the_package_its_data_and_entry_point(wheel: Path) -> No
         metadata = zf.read(f"{dist}/METADATA").decode()
         entry_points = zf.read(f"{dist}/entry_points.txt").decode()
     assert "steps/data/release-manifest.v1.schema.json" in names
-    assert "steps/py.typed" in names and "steps/cli.py" in names
+    assert "steps/py.typed" in names and "steps/cli/app.py" in names
     # the consume library the verify step resolves with, without its tests and vectors
     assert "consume/release_consume.py" in names
     assert not any(n.startswith("consume/") and not n.endswith(".py") for n in names)
@@ -253,8 +255,8 @@ def test_the_wheel_runs_from_a_clean_venv_without_the_source_tree(
     for command in ("charts", "bundle", "images", "manifest", "channel", "promote", "verify"):
         assert re.search(rf"^\s+{command}\s", done.stdout, re.M), command
     probe = (
-        "import json, steps, steps.manifest; "
-        "print(json.dumps([steps.__file__, steps.manifest.load_schema()['$id']]))"
+        "import json, steps, steps.release.manifest; "
+        "print(json.dumps([steps.__file__, steps.release.manifest.load_schema()['$id']]))"
     )
     done = run([str(bin_ / "python"), "-c", probe], cwd=tmp_path)
     assert done.returncode == 0, done.stderr

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from steps.bundle import check_release_version, read_overlay
-from steps.bundle_artifact import (
+from steps.bundle.artifact import (
     annotations_for,
     build_artifact,
     clean_source_url,
@@ -25,6 +24,7 @@ from steps.bundle_artifact import (
     tar_files,
     unified_diff,
 )
+from steps.bundle.publish import check_release_version, read_overlay
 from steps.errors import BadInput
 from steps.oci.reference import Digest
 
@@ -252,7 +252,7 @@ def test_the_git_default_revision_is_the_commit_only(tmp_path: Path) -> None:
     same bundle, so the default revision names the commit alone."""
     import subprocess
 
-    from steps.bundle import git_revision
+    from steps.bundle.publish import git_revision
 
     env = {
         "GIT_AUTHOR_NAME": "t",

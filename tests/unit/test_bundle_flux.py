@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from steps.bundle import read_overlay
-from steps.bundle_flux import (
+from steps.bundle.flux import (
     ChartSet,
     KustomizationRef,
     PublishedChart,
@@ -18,6 +17,7 @@ from steps.bundle_flux import (
     parse_charts_json,
     render_bundle,
 )
+from steps.bundle.publish import read_overlay
 from steps.config import KNOWN_CHARTS
 from steps.errors import BadInput
 from steps.oci.reference import Digest
@@ -342,7 +342,7 @@ def test_rendering_is_pure_and_idempotent(overlay: dict[str, bytes]) -> None:
 
 
 def test_human_summary() -> None:
-    from steps.bundle import human_summary
+    from steps.bundle.publish import human_summary
 
     result = {
         "repository": "r/nine-minds/alga-appliance-config",
@@ -364,8 +364,8 @@ def test_human_summary() -> None:
 def test_values_keys_follow_the_release_profile() -> None:
     """The appliance keys the values ConfigMaps by the release's profile; every
     HelmRelease must read that profile's key."""
-    from steps.bundle import read_overlay
-    from steps.bundle_flux import ChartSet, PublishedChart, render_bundle
+    from steps.bundle.flux import ChartSet, PublishedChart, render_bundle
+    from steps.bundle.publish import read_overlay
     from steps.oci.reference import Digest
 
     root = Path(__file__).resolve().parents[2] / "flux"
@@ -403,9 +403,9 @@ def test_kustomization_paths_must_stay_inside_the_bundle() -> None:
     """Validation builds without kustomize's load restriction (Flux needs ../releases), so an
     absolute path or a ../ past the root would be read from the validating machine while
     Flux refuses the bundle: both are refused up front, with file and line."""
-    from steps.bundle import read_overlay
-    from steps.bundle_flux import kustomize_path_problems
-    from steps.bundle_yaml import parse_yaml
+    from steps.bundle.flux import kustomize_path_problems
+    from steps.bundle.publish import read_overlay
+    from steps.bundle.yamledit import parse_yaml
 
     root = Path(__file__).resolve().parents[2] / "flux"
     files = read_overlay(root)

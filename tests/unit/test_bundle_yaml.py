@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from steps.bundle_yaml import (
+from steps.bundle.yamledit import (
     DeleteKey,
     Edit,
     ReplaceKey,
@@ -169,7 +169,7 @@ def test_strings_that_yaml_1_2_reads_as_numbers_are_quoted() -> None:
     strings when they are strings, in an edit and in a re-serialised file."""
     import yaml
 
-    from steps.bundle_yaml import dump_document, render_scalar
+    from steps.bundle.yamledit import dump_document, render_scalar
 
     for value in ("1e3", "1234e56", "0o17", "+1e3", ".5", "0.10", "yes", "on", "null"):
         rendered = render_scalar(value, None)

@@ -19,8 +19,8 @@ import pytest
 import semver
 import yaml
 
-from steps import chartpkg
-from steps.chartpkg import (
+from steps.charts import package as chartpkg
+from steps.charts.package import (
     ChartFile,
     ChartSource,
     PackagedChart,

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from steps import controlplane as cp
+from steps.controlplane import core as cp
 from steps.errors import BadInput, ReleaseError
 from steps.oci import mediatypes as mt
 from steps.oci.client import Manifest
@@ -568,7 +568,7 @@ def test_dry_run_env_reaches_control_plane_copy_and_build(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Argo passes dry-run as ALGA_DRY_RUN so the argument lists stay fixed."""
-    from steps.cli import build_parser
+    from steps.cli.app import build_parser
 
     monkeypatch.setenv("ALGA_DRY_RUN", "true")
     build = build_parser().parse_args(

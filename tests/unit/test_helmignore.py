@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from steps import helmignore
+from steps.charts import ignore as helmignore
+from steps.charts.ignore import BadPattern, Rules, go_match, parse
 from steps.errors import EXIT_BAD_INPUT, BadInput
-from steps.helmignore import BadPattern, Rules, go_match, parse
 
 # --------------------------------------------------------------------------
 # go_match: cases from Go's path/filepath match_test.go (Unix)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from steps.channels import (
+from steps.channels.move import (
     _AUDIT_TAG_RE,
     MoveRecord,
     audit_tag,
@@ -16,8 +16,8 @@ from steps.channels import (
     previous_release,
 )
 from steps.errors import BadInput
-from steps.images import check_bare_tag, parse_image_args
 from steps.oci.reference import check_tag
+from steps.release.images import check_bare_tag, parse_image_args
 
 FOUR = [
     "algaCore=62cdce38",
@@ -120,7 +120,7 @@ def test_previous_release_follows_the_current_digest() -> None:
 
 
 def test_commit_of_accepts_the_revision_forms() -> None:
-    from steps.release import commit_of
+    from steps.release.plan import commit_of
 
     sha = "0123456789abcdef0123456789abcdef01234567"
     assert commit_of(sha) == sha
@@ -134,7 +134,7 @@ def test_commit_of_accepts_the_revision_forms() -> None:
 def test_dry_run_env_reaches_charts_and_bundle(monkeypatch: pytest.MonkeyPatch) -> None:
     from pathlib import Path
 
-    from steps.cli import _bundle_dry_run_dir, build_parser
+    from steps.cli.app import _bundle_dry_run_dir, build_parser
 
     monkeypatch.setenv("ALGA_DRY_RUN", "true")
     parser = build_parser()

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from steps import manifest as rm
 from steps.errors import BadInput
 from steps.oci import mediatypes as mt
-from steps.profiles import HELM_RELEASE_CHARTS
+from steps.release import manifest as rm
+from steps.release.profiles import HELM_RELEASE_CHARTS
 
 ROOT = Path(__file__).resolve().parents[2]
 MINIMAL = ROOT / "schemas" / "examples" / "valid" / "minimal.json"
@@ -323,7 +323,7 @@ def test_release_oci_manifest_annotations_come_from_the_manifest() -> None:
 def test_schema_patterns_use_javascripts_whitespace() -> None:
     """The appliance validates with ECMA-262 regexes: \\s takes U+FEFF but not U+001C. The
     publisher must agree, or it could publish what appliances refuse."""
-    from steps.manifest import _compiled
+    from steps.release.manifest import _compiled
 
     pattern = _compiled("^https://[^\\s]+$")
     assert pattern.search("https://github.com/a\x1cb")  # not whitespace in JS

@@ -423,7 +423,7 @@ def test_the_secret_is_only_ever_a_secret_key_ref() -> None:
 
 def test_the_copy_reads_its_source_credentials_from_an_optional_secret_only() -> None:
     """Only the copy template has them; no secret means an anonymous source, not a failure."""
-    from steps.controlplane import ENV_SOURCE_PASSWORD, ENV_SOURCE_USERNAME
+    from steps.controlplane.core import ENV_SOURCE_PASSWORD, ENV_SOURCE_USERNAME
 
     all_templates = templates(doc(release.NAME))
     for tname, template in all_templates.items():

@@ -28,12 +28,12 @@ from typing import Any
 import pytest
 import yaml
 
-from steps.cli import build_parser
+from steps.cli.app import build_parser
 from tests.unit.test_pipelines import yaml_representers_kept
 
 with yaml_representers_kept():
     from pipelines import common, control_plane, promote, release
-from steps.release import PublishParams, RegistryParams, Step, release_steps
+from steps.release.plan import PublishParams, RegistryParams, Step, release_steps
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = "/workspace/out"
@@ -225,10 +225,10 @@ def test_the_local_publish_runs_the_same_arguments(
     clean_env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Fill in the placeholders; ``alga-release publish`` must plan exactly these argv."""
-    import steps.release
+    import steps.release.plan
 
     captured: list[list[Step]] = []
-    real = steps.release.release_steps
+    real = steps.release.plan.release_steps
 
     class Captured(Exception):
         pass
@@ -237,10 +237,10 @@ def test_the_local_publish_runs_the_same_arguments(
         captured.append(real(params, outdir))
         raise Captured
 
-    clean_env.setattr(steps.release, "release_steps", capture)
+    clean_env.setattr(steps.release.plan, "release_steps", capture)
     # The preflight reads the checkout's overlay, which the Argo path does not hold here;
     # it checks inputs only and plans nothing.
-    clean_env.setattr(steps.release, "preflight", lambda _source, _config, profile: profile)
+    clean_env.setattr(steps.release.plan, "preflight", lambda _source, _config, profile: profile)
     images = [
         f"{k}={VALUES[f'workflow.parameters.{p}']}" for k, p in release.IMAGE_PARAMETERS.items()
     ]

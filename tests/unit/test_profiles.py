@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from steps import manifest as rm
-from steps import profiles
 from steps.config import KNOWN_CHARTS
 from steps.errors import BadInput
+from steps.release import manifest as rm
+from steps.release import profiles
 
 ROOT = Path(__file__).resolve().parents[2]
 FLUX = ROOT / "flux"

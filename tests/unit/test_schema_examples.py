@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
-from steps import manifest as rm
 from steps.errors import BadInput
-from steps.profiles import HELM_RELEASE_CHARTS
+from steps.release import manifest as rm
+from steps.release.profiles import HELM_RELEASE_CHARTS
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "schemas" / "release-manifest.v1.schema.json"

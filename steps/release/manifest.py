@@ -64,11 +64,11 @@ from jsonschema import (  # type: ignore[import-untyped]
     validators,
 )
 
-from steps import profiles
 from steps.config import KNOWN_CHARTS
 from steps.errors import BadInput
 from steps.oci import mediatypes as mt
 from steps.oci.reference import Digest
+from steps.release import profiles
 
 MANIFEST_SCHEMA = "alga.appliance.release/v1"
 SCHEMA_FILE = "release-manifest.v1.schema.json"

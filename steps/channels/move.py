@@ -362,7 +362,7 @@ def release_pieces(
     client: RegistryClient, namespace: str, release: Mapping[str, Any]
 ) -> list[Piece]:
     """Check every artifact a release references (HEAD requests only)."""
-    from steps.images import IMAGE_REPOSITORIES, image_repository
+    from steps.release.images import IMAGE_REPOSITORIES, image_repository
 
     pieces: list[Piece] = []
     registry = client.registry
@@ -444,8 +444,8 @@ def require_complete(
 def require_valid(release: Mapping[str, Any], what: str) -> None:
     """Refuse (exit 3) a release that breaks the schema or the consumer contract: a
     channel must never point appliances at a manifest they cannot use."""
-    from steps.manifest import manifest_problems
-    from steps.profiles import HELM_RELEASE_CHARTS
+    from steps.release.manifest import manifest_problems
+    from steps.release.profiles import HELM_RELEASE_CHARTS
 
     problems = manifest_problems(release, helm_releases=HELM_RELEASE_CHARTS)
     if problems:

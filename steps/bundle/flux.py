@@ -42,8 +42,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from steps import chartpkg
-from steps.bundle_yaml import (
+from steps.bundle.yamledit import (
     DeleteKey,
     Edit,
     KeyPath,
@@ -55,6 +54,7 @@ from steps.bundle_yaml import (
     parse_yaml,
     render_file,
 )
+from steps.charts import package as chartpkg
 from steps.errors import BadInput
 from steps.oci import mediatypes as mt
 from steps.oci.errors import InvalidReference

@@ -133,7 +133,7 @@ def write_json_file(path: Path, data: object) -> None:
 
 
 def cmd_charts_publish(args: argparse.Namespace) -> dict[str, Any]:
-    from steps import charts
+    from steps.charts import publish as charts
     from steps.config import load_config
 
     config = load_config(args.config)
@@ -181,9 +181,9 @@ def _bundle_dry_run_dir(args: argparse.Namespace) -> Path | None:
 
 
 def cmd_bundle_publish(args: argparse.Namespace) -> dict[str, Any]:
-    from steps import bundle
+    from steps.bundle import publish as bundle
     from steps.config import load_config
-    from steps.release import preflight
+    from steps.release.plan import preflight
 
     config = load_config(args.config)
     # The bundle names the values profile; a profile the appliance cannot use must not
@@ -422,13 +422,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_output_options(bundle_publish)
 
     def bundle_human(result: dict[str, Any]) -> str:
-        from steps.bundle import human_summary
+        from steps.bundle.publish import human_summary
 
         return human_summary(result)
 
     bundle_publish.set_defaults(handler=cmd_bundle_publish, human=bundle_human)
 
-    from steps.cli_release import add_release_commands
+    from steps.cli.release import add_release_commands
 
     add_release_commands(commands)
 
@@ -567,7 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_control_plane_copy(args: argparse.Namespace) -> dict[str, Any]:
-    from steps import controlplane
+    from steps.controlplane import core as controlplane
 
     spec = controlplane.parse_source(args.source_ref)
     with make_client(args) as client:
@@ -611,7 +611,7 @@ def cmd_control_plane_copy(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_control_plane_build(args: argparse.Namespace) -> dict[str, Any]:
-    from steps import controlplane
+    from steps.controlplane import core as controlplane
 
     context_dir, dockerfile = controlplane.resolve_build_paths(
         args.source, args.context, args.dockerfile
@@ -640,9 +640,9 @@ def cmd_control_plane_build(args: argparse.Namespace) -> dict[str, Any]:
 def _control_plane_build_plan(args: argparse.Namespace, context: Any) -> dict[str, Any]:
     """What a build would do: the context is assembled and checked, the tag looked up;
     no engine is contacted and nothing is pushed."""
-    from steps import controlplane
-    from steps.images import control_plane_reference
+    from steps.controlplane import core as controlplane
     from steps.oci.reference import check_tag
+    from steps.release.images import control_plane_reference
 
     check_tag(args.tag)
     repository = controlplane.control_plane_repository(args.namespace)

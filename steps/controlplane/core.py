@@ -52,7 +52,6 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal, Protocol
 
 from steps.errors import BadInput, Refused, ReleaseError, Transient
-from steps.images import CONTROL_PLANE_REPOSITORY, control_plane_reference
 from steps.oci import mediatypes as mt
 from steps.oci.auth import Credentials
 from steps.oci.client import MAX_MANIFEST_SIZE, Manifest, RegistryClient
@@ -65,6 +64,7 @@ from steps.oci.errors import (
 )
 from steps.oci.reference import Digest, Reference, check_repository, check_tag
 from steps.redact import register_secret
+from steps.release.images import CONTROL_PLANE_REPOSITORY, control_plane_reference
 
 log = logging.getLogger("alga_release.controlplane")
 

@@ -92,7 +92,7 @@ from typing import Any
 import semver
 import yaml
 
-from steps import helmignore
+from steps.charts import ignore as helmignore
 from steps.errors import BadInput
 
 CHART_YAML = "Chart.yaml"

@@ -86,7 +86,7 @@ from typing import Any
 import semver
 import yaml
 
-from steps.bundle_artifact import (
+from steps.bundle.artifact import (
     BundleArtifact,
     annotations_for,
     build_artifact,
@@ -96,7 +96,7 @@ from steps.bundle_artifact import (
     tar_files,
     unified_diff,
 )
-from steps.bundle_flux import (
+from steps.bundle.flux import (
     BASE_PATH,
     PIN_MODES,
     ChartSet,
@@ -109,7 +109,7 @@ from steps.bundle_flux import (
     parse_charts_json,
     render_bundle,
 )
-from steps.charts import source_created
+from steps.charts.publish import source_created
 from steps.config import ReleaseConfig
 from steps.errors import BadInput, Refused, ReleaseError
 from steps.oci import mediatypes as mt

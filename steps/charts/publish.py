@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from steps import chartpkg, sourcetime
-from steps.bundle_artifact import tar_files
+from steps import sourcetime
+from steps.bundle.artifact import tar_files
+from steps.charts import package as chartpkg
 from steps.config import ReleaseConfig
 from steps.errors import BadInput, Refused
 from steps.oci import mediatypes as mt

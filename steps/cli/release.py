@@ -21,7 +21,7 @@ log = logging.getLogger("alga_release")
 
 
 def _cli() -> Any:
-    from steps import cli
+    from steps.cli import app as cli
 
     return cli
 
@@ -45,7 +45,7 @@ def _write_out(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, An
 
 
 def _version(text: str) -> str:
-    from steps.channels import parse_version
+    from steps.channels.move import parse_version
     from steps.oci.errors import InvalidReference
     from steps.oci.reference import check_tag
 
@@ -61,7 +61,7 @@ def _version(text: str) -> str:
 
 
 def cmd_images_check(args: argparse.Namespace) -> dict[str, Any]:
-    from steps import images
+    from steps.release import images
 
     wanted = images.parse_image_args(args.image)
     with _cli().make_client(args) as client:
@@ -79,13 +79,14 @@ def cmd_images_check(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_manifest_publish(args: argparse.Namespace) -> dict[str, Any]:
-    from steps import manifest as rm
-    from steps import profiles, release
-    from steps.bundle import git_source_url, read_overlay
-    from steps.bundle_artifact import clean_source_url
-    from steps.bundle_flux import helm_release_charts
-    from steps.channels import channel_state, check_channel
+    from steps.bundle.artifact import clean_source_url
+    from steps.bundle.flux import helm_release_charts
+    from steps.bundle.publish import git_source_url, read_overlay
+    from steps.channels.move import channel_state, check_channel
     from steps.config import load_config
+    from steps.release import manifest as rm
+    from steps.release import plan as release
+    from steps.release import profiles
 
     version = _version(args.version)
     channel = check_channel(args.channel)
@@ -159,7 +160,7 @@ def _receipt_keys(values: list[str]) -> dict[str, str]:
 
 
 def _move(args: argparse.Namespace, kind: str) -> dict[str, Any]:
-    from steps import channels
+    from steps.channels import move as channels
     from steps.oci.reference import Digest
 
     version = _version(args.version)
@@ -205,7 +206,7 @@ def _anonymous_precheck(args: argparse.Namespace, version: str) -> None:
     """Before a channel moves: when appliances pull anonymously (``--verify-anonymous``,
     default for ghcr.io), the release and every piece it references must be pullable
     without credentials. A package left private is refused here, named, before the move."""
-    from steps import channels
+    from steps.channels import move as channels
 
     if not _anonymous(args):
         return
@@ -234,7 +235,7 @@ def _anonymous_precheck(args: argparse.Namespace, version: str) -> None:
 def _dry_move(client: Any, args: argparse.Namespace, channel: str, version: str) -> dict[str, Any]:
     """A dry-run release: the release is not in the registry; judge the move from the
     manifest step's result (the downgrade gate; completeness needs the pushed pieces)."""
-    from steps import channels
+    from steps.channels import move as channels
 
     data = _read_json(args.manifest, "manifest step result")
     before = channels.channel_state(client, args.namespace, channel)
@@ -308,7 +309,7 @@ def _anonymous(args: argparse.Namespace) -> bool:
 
 def resolve_ref(args: argparse.Namespace, ref: str, *, anonymous: bool = False) -> Any:
     """Resolve ``ref`` exactly as an appliance would (the consume library)."""
-    from steps.channels import release_repository
+    from steps.channels.move import release_repository
     from steps.errors import Transient
     from steps.oci.auth import Credentials
 
@@ -348,7 +349,7 @@ def verify_release(
     expected_digest: str | None,
     expected_config: str | None = None,
 ) -> dict[str, Any]:
-    from steps import channels
+    from steps.channels import move as channels
 
     anonymous = _anonymous(args)
     resolution = resolve_ref(args, channel, anonymous=anonymous)
@@ -396,7 +397,7 @@ def verify_release(
 
 
 def cmd_verify(args: argparse.Namespace) -> dict[str, Any]:
-    from steps.channels import check_channel
+    from steps.channels.move import check_channel
 
     channel = check_channel(args.channel)
     expected = expected_config = None
@@ -435,7 +436,7 @@ def _human_resolve(result: dict[str, Any]) -> str:
 
 
 def cmd_inspect(args: argparse.Namespace) -> dict[str, Any]:
-    from steps import channels
+    from steps.channels import move as channels
 
     resolution = resolve_ref(args, args.ref, anonymous=bool(args.anonymous))
     with _cli().make_client(args, anonymous=bool(args.anonymous)) as client:
@@ -474,7 +475,7 @@ def _human_inspect(result: dict[str, Any]) -> str:
 
 
 def cmd_history(args: argparse.Namespace) -> dict[str, Any]:
-    from steps import channels
+    from steps.channels import move as channels
 
     channel = channels.check_channel(args.channel)
     with _cli().make_client(args) as client:
@@ -509,7 +510,7 @@ def _human_history(result: dict[str, Any]) -> str:
 
 
 def cmd_rollback(args: argparse.Namespace) -> dict[str, Any]:
-    from steps import channels
+    from steps.channels import move as channels
     from steps.oci.reference import Digest
 
     channel = channels.check_channel(args.channel)
@@ -550,7 +551,7 @@ def cmd_rollback(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _release_for(client: Any, namespace: str, ref: str) -> tuple[Any, dict[str, Any]]:
-    from steps import channels
+    from steps.channels import move as channels
     from steps.oci.reference import Digest
 
     target: Any = Digest.parse(ref) if ref.startswith("sha256:") else ref
@@ -561,7 +562,7 @@ def _release_for(client: Any, namespace: str, ref: str) -> tuple[Any, dict[str, 
 
 
 def cmd_diff(args: argparse.Namespace) -> dict[str, Any]:
-    from steps import diff
+    from steps.release import diff
 
     with _cli().make_client(args) as client:
         digest_a, release_a = _release_for(client, args.namespace, args.a)
@@ -583,7 +584,7 @@ def cmd_diff(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _human_diff(result: dict[str, Any]) -> str:
-    from steps import diff
+    from steps.release import diff
 
     return diff.human_diff(result)
 
@@ -592,9 +593,10 @@ def _human_diff(result: dict[str, Any]) -> str:
 
 
 def cmd_publish(args: argparse.Namespace) -> dict[str, Any]:
-    from steps import images, release
-    from steps.channels import check_channel
+    from steps.channels.move import check_channel
     from steps.config import load_config
+    from steps.release import images
+    from steps.release import plan as release
 
     # Every check that needs no registry comes first: a push uses up immutable versions.
     wanted = images.parse_image_args(args.image)

@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from steps import sourcetime
-from steps.channels import release_repository
+from steps.channels.move import release_repository
 from steps.config import ReleaseConfig
 from steps.errors import BadInput, Refused
-from steps.manifest import manifest_bytes, release_annotations, release_oci_manifest
 from steps.oci import mediatypes as mt
 from steps.oci.client import RegistryClient
 from steps.oci.reference import Digest
+from steps.release.manifest import manifest_bytes, release_annotations, release_oci_manifest
 
 log = logging.getLogger("alga_release.release")
 
@@ -241,8 +241,8 @@ def preflight(source: Path, config: ReleaseConfig, profile: str | None) -> str:
     the charts actually published.) Returns the values profile. Raises
     :class:`BadInput` listing every problem.
     """
-    from steps import profiles
-    from steps.manifest import profile_values_problems
+    from steps.release import profiles
+    from steps.release.manifest import profile_values_problems
 
     profile = profile or config.values_profile
     overlay = config.overlay_dir(source)

@@ -1,0 +1,3 @@
+from steps.cli.app import main
+
+main()
