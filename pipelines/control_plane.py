@@ -92,7 +92,7 @@ from hera.workflows import DAG, Container, Env, Parameter, SecretEnv, Task
 from hera.workflows import models as m
 
 from pipelines import common as c
-from steps.controlplane.core import ENV_SOURCE_PASSWORD, ENV_SOURCE_USERNAME
+from steps.controlplane.sources import ENV_SOURCE_PASSWORD, ENV_SOURCE_USERNAME
 from steps.release.plan import RegistryParams
 
 TASK = "control-plane"  # the DAG task, and its DAG template
@@ -163,39 +163,6 @@ if [ "$CONTROL_PLANE_MODE" = build ] && [ "${{DIND_IMAGE##*@}}" = "{DIND_IMAGE_D
     "docker:dind digest (the default is a placeholder)" >&2
   exit 2
 fi
-"""
-
-CHECK_SCRIPT = """\
-import json
-import os
-import sys
-
-
-def load(path):
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except (OSError, ValueError) as exc:
-        sys.exit(f"control-plane-check: cannot read {path}: {exc}")
-
-
-published = load(os.environ["CONTROL_PLANE_RESULT"])
-resolved = load(os.environ["IMAGES_RESULT"]).get("controlPlane")
-reference, digest = published.get("reference"), published.get("digest")
-if not isinstance(reference, str) or not isinstance(digest, str):
-    sys.exit("control-plane-check: the control-plane result has no reference and digest")
-if reference != resolved or not reference.endswith("@" + digest):
-    print(
-        f"control-plane-check: the control-plane task published {reference}, "
-        f"but the images step resolved {resolved}: the tag moved in between",
-        file=sys.stderr,
-    )
-    sys.exit(3)
-with open(os.environ["REFERENCE_FILE"], "w", encoding="utf-8") as fh:
-    fh.write(reference)
-with open(os.environ["DIGEST_FILE"], "w", encoding="utf-8") as fh:
-    fh.write(digest)
-print(f"control-plane-check: the manifest pins {reference}")
 """
 
 
@@ -387,13 +354,17 @@ def check_template(image: str, images_result: str) -> Container:
     return c.step_container(
         CHECK_TASK,
         image=image,
-        command=("python3", "-c"),
-        args=[CHECK_SCRIPT],
-        env=[
-            Env(name="CONTROL_PLANE_RESULT", value=RESULT_FILE),
-            Env(name="IMAGES_RESULT", value=images_result),
-            Env(name="REFERENCE_FILE", value=REFERENCE_FILE),
-            Env(name="DIGEST_FILE", value=DIGEST_FILE),
+        args=[
+            "control-plane",
+            "check",
+            "--images",
+            images_result,
+            "--control-plane-result",
+            RESULT_FILE,
+            "--reference-file",
+            REFERENCE_FILE,
+            "--digest-file",
+            DIGEST_FILE,
         ],
         outputs=[
             Parameter(name="reference", value_from=m.ValueFrom(path=REFERENCE_FILE)),

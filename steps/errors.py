@@ -4,11 +4,29 @@ Every failure the tool reports is a :class:`ReleaseError`. Its subclasses
 say *what kind* of failure it is, which decides the process exit code (a
 contract with Argo Workflows, whose retryStrategy retries only 75)::
 
-    ReleaseError                 1  anything else
-     +-- BadInput                2  the caller asked for something malformed
-     +-- Refused                 3  a gate said no (overwrite, downgrade, incomplete)
-     +-- Transient              75  try again later (registry or network)
+    ReleaseError                     1  anything else
+     +-- BadInput                    2  the caller asked for something malformed
+     |    +-- InvalidVersion             a release version that is not SemVer 2 / an OCI tag
+     |    +-- UnknownChannel             a channel other than nightly or stable
+     |    +-- InvalidInputFile           a flag's file: unreadable, not JSON, not an object
+     |    +-- InvalidReleaseInput        the manifest these inputs make breaks the contract
+     |    +-- steps.oci.errors.InvalidReference, InsecureRegistry
+     +-- Refused                     3  a gate said no; nothing was changed
+     |    +-- ImmutableTagConflict       a published tag holds other content
+     |    +-- Downgrade                  the channel's release is newer (no reason given)
+     |    +-- IncompleteRelease          a piece the release references is missing
+     |    +-- InvalidRelease             a published release breaks the schema/contract
+     |    +-- UnreadableChannel          the channel's current release cannot be read
+     |    +-- ReleaseNotFound            no release under that version or digest
+     |    +-- ConcurrentMove             another writer moved the channel meanwhile
+     |    +-- NotPullableAnonymously     a piece appliances cannot pull without credentials
+     |    +-- VerificationFailed         resolving as an appliance does disagrees
+     +-- Transient                  75  try again later (registry or network)
+     |    +-- steps.oci.errors.TransientRegistryError
      +-- steps.oci.errors.RegistryError and its tree (see there)
+
+The kinds report their family in JSON (``"error": "Refused"``, as before they existed)
+and themselves in ``"kind"``; a script can rely on either.
 
 Messages name the artifact, what was expected, what was found; ``hint`` says
 what to do next. Only :mod:`steps.cli` turns an error into an exit.
@@ -18,7 +36,6 @@ digests and status codes only, never from request headers.
 
 from __future__ import annotations
 
-EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_BAD_INPUT = 2
 EXIT_REFUSED = 3
@@ -43,11 +60,21 @@ class ReleaseError(Exception):
 
     def to_json(self) -> dict[str, object]:
         return {
-            "error": type(self).__name__,
+            "error": self.family(),
+            "kind": type(self).__name__,
             "message": self.message,
             "hint": self.hint,
             "exitCode": self.exit_code,
         }
+
+    @classmethod
+    def family(cls) -> str:
+        """The name scripts have always seen in ``"error"``: the nearest class that is not
+        a failure kind (kinds set ``_kind = True``)."""
+        for klass in cls.__mro__:
+            if not klass.__dict__.get("_kind", False):
+                return klass.__name__
+        return "ReleaseError"  # pragma: no cover - ReleaseError itself is not a kind
 
 
 class BadInput(ReleaseError):
@@ -66,3 +93,102 @@ class Transient(ReleaseError):
     """A failure that may go away on retry (network, 429, 5xx)."""
 
     exit_code = EXIT_TRANSIENT
+
+
+# -- failure kinds ------------------------------------------------------------------------
+# One class per kind of failure; each keeps its family's exit code.
+
+
+class InvalidVersion(BadInput):
+    """A release version that is not SemVer 2 without build metadata, or not an OCI tag."""
+
+    _kind = True
+
+
+class UnknownChannel(BadInput):
+    """A channel name other than the known channels."""
+
+    _kind = True
+
+
+class InvalidInputFile(BadInput):
+    """A file named by a flag cannot be read, or does not hold what it should."""
+
+    _kind = True
+
+
+class InvalidReleaseInput(BadInput):
+    """The release these inputs would make breaks the schema or the consumer contract."""
+
+    _kind = True
+
+
+class ImmutableTagConflict(Refused):
+    """A published, immutable tag already holds other content."""
+
+    _kind = True
+
+    def __init__(
+        self,
+        what: str,
+        reference: str,
+        existing: object,
+        wanted: object,
+        *,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(
+            f"{what} {reference} already exists as {existing}; this run would make it {wanted}",
+            hint=hint
+            or "a published tag is immutable: publish a new version, or re-run with exactly "
+            "the same inputs",
+        )
+        self.reference = reference
+
+
+class Downgrade(Refused):
+    """The channel's current release is newer, and no downgrade was asked for with a reason."""
+
+    _kind = True
+
+
+class IncompleteRelease(Refused):
+    """A piece the release references is missing from the registry."""
+
+    _kind = True
+
+
+class InvalidRelease(Refused):
+    """A published release breaks the schema or the consumer contract."""
+
+    _kind = True
+
+
+class UnreadableChannel(Refused):
+    """The channel points at something that cannot be read as a release."""
+
+    _kind = True
+
+
+class ReleaseNotFound(Refused):
+    """No release is published under that version or digest."""
+
+    _kind = True
+
+
+class ConcurrentMove(Refused):
+    """Someone else moved the channel while we were moving it."""
+
+    _kind = True
+
+
+class NotPullableAnonymously(Refused):
+    """A piece of the release cannot be pulled without credentials, as appliances pull."""
+
+    _kind = True
+
+
+class VerificationFailed(Refused):
+    """Resolving the channel as an appliance does disagrees with what was published."""
+
+    _kind = True

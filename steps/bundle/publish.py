@@ -430,6 +430,7 @@ def prepare_bundle(
     registry: str,
     namespace: str,
     version: str,
+    charts_data: Mapping[str, Any] | None = None,
     pin: PinMode = "version",
     source_url: str | None = None,
     revision: str | None = None,
@@ -440,7 +441,8 @@ def prepare_bundle(
     """Read, rewrite, validate and pack the bundle. No registry access.
 
     With ``render_dir`` the rendered bundle is written (and validated) there, else in a
-    temporary folder.
+    temporary folder. ``charts_data`` is the charts step's result when it ran in this
+    process (``charts_file`` is then only named in messages).
     """
     check_registry(registry)
     repository = check_repository(f"{namespace}/{BUNDLE_REPOSITORY}")
@@ -453,7 +455,12 @@ def prepare_bundle(
             hint="--source must be a checkout of alga-psa (or a tree laid out per --config)",
         )
     overlay = config.overlay_dir(source)
-    charts = load_charts_file(charts_file, registry, namespace, dry_run=render_dir is not None)
+    dry = render_dir is not None
+    charts = (
+        parse_charts_json(charts_data, str(charts_file), registry, namespace, dry_run=dry)
+        if charts_data is not None  # the charts step's result, in the same process
+        else load_charts_file(charts_file, registry, namespace, dry_run=dry)
+    )
     revision = parse_revision(revision) if revision else git_revision(overlay)
     source_url = clean_source_url(source_url) if source_url else git_source_url(overlay)
     if render_dir is not None:

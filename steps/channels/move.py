@@ -40,7 +40,7 @@ from typing import Any, Literal
 
 import semver
 
-from steps.errors import BadInput, Refused
+from steps.errors import BadInput, ConcurrentMove, Refused
 from steps.oci import mediatypes as mt
 from steps.oci.client import RegistryClient
 from steps.oci.errors import RegistryError, TransientRegistryError
@@ -57,10 +57,6 @@ ENV_ACTOR = "ALGA_ACTOR"
 ENV_RUN = "ALGA_RUN"
 
 MoveKind = Literal["publish", "promote", "rollback"]
-
-
-class ConcurrentMove(Refused):
-    """Someone else moved the channel while we were moving it."""
 
 
 def check_channel(name: str) -> str:

@@ -1,5 +1,9 @@
 """A small OCI distribution client on httpx.
 
+One class, :class:`RegistryClient`, with one job: speak the distribution API to one
+registry. It is the largest module on purpose (auth, retries, uploads and verified reads
+belong together); the pure pieces it uses live beside it (``auth``, ``reference``).
+
 What it does: manifests (GET/HEAD with OCI Accept headers, PUT of raw bytes,
 tag by re-putting the exact bytes so the digest never changes), blobs (HEAD,
 verified GET, monolithic upload for small blobs, chunked streaming upload for

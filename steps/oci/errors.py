@@ -11,6 +11,7 @@ is wrong" (it served bytes that do not match what was asked for)::
      |    +-- RegistryRefused               1  the registry rejected a request (4xx)
      |    +-- DigestMismatch                1  bytes served do not match digest or size
      |    +-- TransientRegistryError       75  429, 5xx or connection error after retries
+     |                                          (also a steps.errors.Transient)
      +-- BadInput
           +-- InvalidReference              2  malformed reference, digest, tag or repository
           +-- InsecureRegistry              2  plain HTTP asked for a non-loopback host
@@ -21,7 +22,7 @@ and passwords never appear in them.
 
 from __future__ import annotations
 
-from steps.errors import EXIT_TRANSIENT, BadInput, ReleaseError
+from steps.errors import EXIT_TRANSIENT, BadInput, ReleaseError, Transient
 
 
 class RegistryError(ReleaseError):
@@ -48,7 +49,7 @@ class DigestMismatch(RegistryError):
     """Served content does not match the digest or size it was asked for."""
 
 
-class TransientRegistryError(RegistryError):
+class TransientRegistryError(RegistryError, Transient):
     """The registry kept failing with 429/5xx or could not be reached."""
 
     exit_code = EXIT_TRANSIENT

@@ -15,7 +15,12 @@ from typing import Any
 
 import pytest
 
-from steps.controlplane import core as cp
+from steps.controlplane import build as cp_build
+from steps.controlplane import context as cp_context
+from steps.controlplane import dockerignore as cp_dockerignore
+from steps.controlplane import engine as cp_engine
+from steps.controlplane import graph as cp_graph
+from steps.controlplane import sources as cp_sources
 from steps.errors import BadInput, ReleaseError
 from steps.oci import mediatypes as mt
 from steps.oci.client import Manifest
@@ -74,11 +79,11 @@ class FakeSource:
     def _manifest(self, digest: str) -> Manifest:
         self.reads.append(digest)
         data = self.store[digest]
-        media_type = cp.manifest_media_type(data, None, digest)
+        media_type = cp_graph.manifest_media_type(data, None, digest)
         return Manifest(data, media_type, Digest.parse(digest))
 
     @contextlib.contextmanager
-    def open_blob(self, blob: cp.Blob, workdir: Path) -> Iterator[Path]:
+    def open_blob(self, blob: cp_graph.Blob, workdir: Path) -> Iterator[Path]:
         raise AssertionError("walk must not read blobs")
         yield workdir
 
@@ -91,28 +96,28 @@ HEX = "a" * 64
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("oci-layout:/tmp/out", cp.LayoutSourceSpec(Path("/tmp/out"))),
-        ("oci-layout:/tmp/out:v1", cp.LayoutSourceSpec(Path("/tmp/out"), "v1")),
-        ("oci-layout:./out:latest", cp.LayoutSourceSpec(Path("out"), "latest")),
+        ("oci-layout:/tmp/out", cp_sources.LayoutSourceSpec(Path("/tmp/out"))),
+        ("oci-layout:/tmp/out:v1", cp_sources.LayoutSourceSpec(Path("/tmp/out"), "v1")),
+        ("oci-layout:./out:latest", cp_sources.LayoutSourceSpec(Path("out"), "latest")),
         (
             f"oci-layout:/tmp/out@sha256:{HEX}",
-            cp.LayoutSourceSpec(Path("/tmp/out"), digest=Digest("sha256", HEX)),
+            cp_sources.LayoutSourceSpec(Path("/tmp/out"), digest=Digest("sha256", HEX)),
         ),
-        ("oci-layout:/a:b/out", cp.LayoutSourceSpec(Path("/a:b/out"))),
+        ("oci-layout:/a:b/out", cp_sources.LayoutSourceSpec(Path("/a:b/out"))),
     ],
 )
-def test_parse_layout_sources(text: str, expected: cp.LayoutSourceSpec) -> None:
-    assert cp.parse_source(text) == expected
+def test_parse_layout_sources(text: str, expected: cp_sources.LayoutSourceSpec) -> None:
+    assert cp_sources.parse_source(text) == expected
 
 
 def test_parse_registry_sources() -> None:
-    spec = cp.parse_source("registry.example.com:5000/ci/control-plane:build-1")
-    assert isinstance(spec, cp.RegistrySourceSpec)
+    spec = cp_sources.parse_source("registry.example.com:5000/ci/control-plane:build-1")
+    assert isinstance(spec, cp_sources.RegistrySourceSpec)
     assert spec.reference.registry == "registry.example.com:5000"
     assert spec.reference.repository == "ci/control-plane"
     assert spec.reference.tag == "build-1"
-    spec = cp.parse_source(f"ghcr.io/nine-minds/cp@sha256:{HEX}")
-    assert isinstance(spec, cp.RegistrySourceSpec)
+    spec = cp_sources.parse_source(f"ghcr.io/nine-minds/cp@sha256:{HEX}")
+    assert isinstance(spec, cp_sources.RegistrySourceSpec)
     assert spec.reference.digest == Digest("sha256", HEX)
 
 
@@ -128,18 +133,18 @@ def test_parse_registry_sources() -> None:
 )
 def test_bad_sources_are_bad_input(text: str) -> None:
     with pytest.raises(BadInput) as caught:
-        cp.parse_source(text)
+        cp_sources.parse_source(text)
     assert repr(text)[1:-1] in caught.value.message
 
 
 def test_source_credentials_from_their_own_variables() -> None:
-    assert cp.source_credentials({}) is None
-    creds = cp.source_credentials(
+    assert cp_sources.source_credentials({}) is None
+    creds = cp_sources.source_credentials(
         {"ALGA_SOURCE_REGISTRY_USERNAME": "ci", "ALGA_SOURCE_REGISTRY_PASSWORD": "s3cret-pw"}
     )
     assert creds is not None and creds.username == "ci" and creds.password == "s3cret-pw"
     with pytest.raises(BadInput, match="ALGA_SOURCE_REGISTRY_PASSWORD is not set"):
-        cp.source_credentials({"ALGA_SOURCE_REGISTRY_USERNAME": "ci"})
+        cp_sources.source_credentials({"ALGA_SOURCE_REGISTRY_USERNAME": "ci"})
 
 
 # -- the manifest graph --------------------------------------------------------------------
@@ -150,7 +155,7 @@ def test_walk_an_index_orders_children_first_and_lists_each_blob_once() -> None:
     amd = image_manifest(b'{"architecture":"amd64"}', shared_layer, b"amd64 layer")
     arm = image_manifest(b'{"architecture":"arm64"}', shared_layer)
     index = index_manifest((amd, "amd64"), (arm, "arm64"), (amd, "amd64"))
-    graph = cp.walk(FakeSource(index, amd, arm))
+    graph = cp_graph.walk(FakeSource(index, amd, arm))
     assert [m.digest for m in graph.manifests] == [
         Digest.parse(digest_of(amd)),
         Digest.parse(digest_of(arm)),
@@ -168,19 +173,19 @@ def test_walk_an_index_orders_children_first_and_lists_each_blob_once() -> None:
 
 def test_walk_a_docker_v2_image() -> None:
     manifest = image_manifest(b"{}", b"layer", media_type=mt.DOCKER_MANIFEST)
-    graph = cp.walk(FakeSource(manifest))
+    graph = cp_graph.walk(FakeSource(manifest))
     assert graph.root.media_type == mt.DOCKER_MANIFEST
     assert len(graph.blobs) == 2 and graph.platforms == ()
 
 
 def test_walk_refuses_schema1_and_unknown_media_types() -> None:
     schema1 = json.dumps({"schemaVersion": 1, "name": "x", "fsLayers": []}).encode()
-    with pytest.raises(cp.UnsupportedImage, match="schema 1") as caught:
-        cp.walk(FakeSource(schema1))
+    with pytest.raises(cp_graph.UnsupportedImage, match="schema 1") as caught:
+        cp_graph.walk(FakeSource(schema1))
     assert caught.value.hint is not None and "skopeo copy --format v2s2" in caught.value.hint
     helm = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.cncf.helm.x"}).encode()
-    with pytest.raises(cp.UnsupportedImage, match="not an image or an index"):
-        cp.walk(FakeSource(helm))
+    with pytest.raises(cp_graph.UnsupportedImage, match="not an image or an index"):
+        cp_graph.walk(FakeSource(helm))
 
 
 def test_walk_refuses_a_child_whose_size_differs_from_the_index() -> None:
@@ -189,15 +194,15 @@ def test_walk_refuses_a_child_whose_size_differs_from_the_index() -> None:
     body["manifests"][0]["size"] += 1
     index = json.dumps(body).encode()
     with pytest.raises(DigestMismatch, match="the index says"):
-        cp.walk(FakeSource(index, child))
+        cp_graph.walk(FakeSource(index, child))
 
 
 def test_walk_refuses_malformed_descriptors() -> None:
     manifest = json.dumps(
         {"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST, "config": {"digest": "md5:x"}}
     ).encode()
-    with pytest.raises(cp.UnsupportedImage):
-        cp.walk(FakeSource(manifest))
+    with pytest.raises(cp_graph.UnsupportedImage):
+        cp_graph.walk(FakeSource(manifest))
 
 
 # -- OCI image layouts ----------------------------------------------------------------------
@@ -225,26 +230,26 @@ def test_layout_source_selects_by_tag_digest_or_the_only_entry(tmp_path: Path) -
     layout = write_layout(
         tmp_path / "l", [(one, mt.OCI_MANIFEST, "v1"), (two, mt.OCI_MANIFEST, "v2")], b"{}"
     )
-    by_tag = cp.LayoutSource(cp.LayoutSourceSpec(layout, "v2")).root()
+    by_tag = cp_sources.LayoutSource(cp_sources.LayoutSourceSpec(layout, "v2")).root()
     assert by_tag.data == two and by_tag.media_type == mt.OCI_MANIFEST
-    by_digest = cp.LayoutSource(
-        cp.LayoutSourceSpec(layout, digest=Digest.parse(digest_of(one)))
+    by_digest = cp_sources.LayoutSource(
+        cp_sources.LayoutSourceSpec(layout, digest=Digest.parse(digest_of(one)))
     ).root()
     assert by_digest.data == one
     with pytest.raises(BadInput, match=r"lists 2 manifests.*tags: v1, v2"):
-        cp.LayoutSource(cp.LayoutSourceSpec(layout)).root()
+        cp_sources.LayoutSource(cp_sources.LayoutSourceSpec(layout)).root()
     with pytest.raises(BadInput, match=r"no manifest tagged 'v3'.*tags: v1, v2"):
-        cp.LayoutSource(cp.LayoutSourceSpec(layout, "v3")).root()
+        cp_sources.LayoutSource(cp_sources.LayoutSourceSpec(layout, "v3")).root()
     only = write_layout(tmp_path / "only", [(one, mt.OCI_MANIFEST, None)])
-    assert cp.LayoutSource(cp.LayoutSourceSpec(only)).root().data == one
+    assert cp_sources.LayoutSource(cp_sources.LayoutSourceSpec(only)).root().data == one
 
 
 def test_layout_blobs_are_verified(tmp_path: Path) -> None:
     config, layer = b"{}", b"layer bytes"
     manifest = image_manifest(config, layer)
     layout = write_layout(tmp_path / "l", [(manifest, mt.OCI_MANIFEST, "v1")], config, layer)
-    source = cp.LayoutSource(cp.LayoutSourceSpec(layout, "v1"))
-    blob = cp.Blob(Digest.parse(digest_of(layer)), len(layer), "x")
+    source = cp_sources.LayoutSource(cp_sources.LayoutSourceSpec(layout, "v1"))
+    blob = cp_graph.Blob(Digest.parse(digest_of(layer)), len(layer), "x")
     with source.open_blob(blob, tmp_path) as path:
         assert path.read_bytes() == layer
     (layout / "blobs" / "sha256" / blob.digest.hex).write_bytes(b"LAYER BYTES")
@@ -264,14 +269,14 @@ def test_a_corrupted_layout_manifest_is_refused(tmp_path: Path) -> None:
     path = layout / "blobs" / "sha256" / digest_of(manifest).split(":")[1]
     path.write_bytes(manifest.replace(b"layer", b"LAYER"))
     with pytest.raises(DigestMismatch, match="does not match its digest"):
-        cp.LayoutSource(cp.LayoutSourceSpec(layout, "v1")).root()
+        cp_sources.LayoutSource(cp_sources.LayoutSourceSpec(layout, "v1")).root()
 
 
 def test_not_a_layout(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="is not a folder"):
-        cp.LayoutSource(cp.LayoutSourceSpec(tmp_path / "missing")).root()
+        cp_sources.LayoutSource(cp_sources.LayoutSourceSpec(tmp_path / "missing")).root()
     with pytest.raises(BadInput, match="oci-layout is missing") as caught:
-        cp.LayoutSource(cp.LayoutSourceSpec(tmp_path)).root()
+        cp_sources.LayoutSource(cp_sources.LayoutSourceSpec(tmp_path)).root()
     assert caught.value.hint is not None and "oci:PATH:TAG" in caught.value.hint
 
 
@@ -345,11 +350,13 @@ MOBY_CASES = [
 
 @pytest.mark.parametrize(("pattern", "path", "excluded"), MOBY_CASES)
 def test_dockerignore_patterns_match_like_docker(pattern: str, path: str, excluded: bool) -> None:
-    assert cp.IgnoreMatcher([pattern]).excluded(path) is excluded
+    assert cp_dockerignore.IgnoreMatcher([pattern]).excluded(path) is excluded
 
 
 def test_dockerignore_exceptions_and_order() -> None:
-    matcher = cp.IgnoreMatcher(["docs", "!docs/keep.txt", "*.md", "!README.md", "README-x.md"])
+    matcher = cp_dockerignore.IgnoreMatcher(
+        ["docs", "!docs/keep.txt", "*.md", "!README.md", "README-x.md"]
+    )
     assert matcher.excluded("docs/guide.txt")
     assert not matcher.excluded("docs/keep.txt")
     assert matcher.excluded("CHANGES.md")
@@ -359,12 +366,18 @@ def test_dockerignore_exceptions_and_order() -> None:
 
 def test_read_dockerignore_cleans_like_the_docker_cli() -> None:
     text = "\ufeff# comment\n  \n./a//b/\n/rooted\n! ./keep/\n  spaced  \n #not-a-comment\n"
-    assert cp.read_dockerignore(text) == ["a/b", "rooted", "!keep", "spaced", "#not-a-comment"]
+    assert cp_dockerignore.read_dockerignore(text) == [
+        "a/b",
+        "rooted",
+        "!keep",
+        "spaced",
+        "#not-a-comment",
+    ]
 
 
 def test_an_invalid_pattern_is_bad_input() -> None:
     with pytest.raises(BadInput, match="invalid"):
-        cp.IgnoreMatcher(["a[b"])
+        cp_dockerignore.IgnoreMatcher(["a[b"])
 
 
 # -- build context -------------------------------------------------------------------------
@@ -417,9 +430,9 @@ def test_assemble_context_honours_dockerignore_and_always_sends_the_dockerfile(
     tmp_path: Path,
 ) -> None:
     source = make_checkout(tmp_path / "alga-psa")
-    context_dir, dockerfile = cp.resolve_build_paths(source)
+    context_dir, dockerfile = cp_context.resolve_build_paths(source)
     assert context_dir == source.resolve()
-    context = cp.assemble_context(context_dir, dockerfile)
+    context = cp_context.assemble_context(context_dir, dockerfile)
     assert context.dockerfile_name == "ee/appliance/control-plane/Dockerfile"
     assert context.entries == (
         ".dockerignore",
@@ -455,7 +468,7 @@ def test_assemble_context_honours_dockerignore_and_always_sends_the_dockerfile(
 
 
 def test_excluded_folders_are_not_walked_unless_an_exception_may_reach_inside() -> None:
-    matcher = cp.IgnoreMatcher(cp.read_dockerignore(ALGA_DOCKERIGNORE))
+    matcher = cp_dockerignore.IgnoreMatcher(cp_dockerignore.read_dockerignore(ALGA_DOCKERIGNORE))
     assert matcher.excluded("node_modules") and not matcher.may_reinclude_below("node_modules")
     assert not matcher.excluded("shared/dist")  # re-included by !shared/dist
     core = "packages/core/dist"
@@ -466,21 +479,21 @@ def test_excluded_folders_are_not_walked_unless_an_exception_may_reach_inside() 
 
 def test_a_dockerfile_outside_the_context_is_sent_under_a_fixed_name(tmp_path: Path) -> None:
     source = make_checkout(tmp_path / "alga-psa")
-    context_dir, dockerfile = cp.resolve_build_paths(
+    context_dir, dockerfile = cp_context.resolve_build_paths(
         source, "ee/appliance/host-service", "ee/appliance/control-plane/Dockerfile"
     )
-    context = cp.assemble_context(context_dir, dockerfile)
-    assert context.dockerfile_name == cp.EXTERNAL_DOCKERFILE
+    context = cp_context.assemble_context(context_dir, dockerfile)
+    assert context.dockerfile_name == cp_context.EXTERNAL_DOCKERFILE
     buffer = io.BytesIO()
     context.write_tar(buffer)
     buffer.seek(0)
     with tarfile.open(fileobj=buffer) as tar:
-        extracted = tar.extractfile(cp.EXTERNAL_DOCKERFILE)
+        extracted = tar.extractfile(cp_context.EXTERNAL_DOCKERFILE)
         assert extracted is not None and extracted.read().startswith(b"FROM scratch")
         # No .dockerignore in this context: everything in it is sent, nothing outside.
         assert sorted(tar.getnames()) == sorted(
             [
-                cp.EXTERNAL_DOCKERFILE,
+                cp_context.EXTERNAL_DOCKERFILE,
                 "server.mjs",
                 "node_modules",
                 "node_modules/a",
@@ -491,21 +504,21 @@ def test_a_dockerfile_outside_the_context_is_sent_under_a_fixed_name(tmp_path: P
 
 def test_build_paths_errors_name_the_path_and_the_flag(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="not a folder"):
-        cp.resolve_build_paths(tmp_path / "nope")
+        cp_context.resolve_build_paths(tmp_path / "nope")
     with pytest.raises(BadInput, match="nope is not a folder") as caught:
-        cp.resolve_build_paths(tmp_path, "nope")
+        cp_context.resolve_build_paths(tmp_path, "nope")
     assert caught.value.hint is not None and "--context" in caught.value.hint
     with pytest.raises(
         BadInput, match=r"ee/appliance/control-plane/Dockerfile does not exist"
     ) as caught:
-        cp.resolve_build_paths(tmp_path)
+        cp_context.resolve_build_paths(tmp_path)
     assert caught.value.hint is not None and "--dockerfile" in caught.value.hint
 
 
 def test_parse_build_args() -> None:
-    assert cp.parse_build_args(["A=1", "B=x=y", "C="]) == {"A": "1", "B": "x=y", "C": ""}
+    assert cp_build.parse_build_args(["A=1", "B=x=y", "C="]) == {"A": "1", "B": "x=y", "C": ""}
     with pytest.raises(BadInput, match="KEY=VALUE"):
-        cp.parse_build_args(["nope"])
+        cp_build.parse_build_args(["nope"])
 
 
 # -- engine streams -------------------------------------------------------------------------
@@ -514,23 +527,26 @@ PUSHED = "sha256:" + "b" * 64
 
 
 def test_follow_build_returns_the_image_id_and_raises_on_errors() -> None:
-    events: list[cp.Event] = [{"stream": "STEP 1/2: FROM scratch\n"}, {"aux": {"ID": "sha256:abc"}}]
-    assert cp.follow_build(events, "cp") == "sha256:abc"
-    with pytest.raises(cp.EngineError, match="building cp failed: COPY failed"):
-        cp.follow_build([{"stream": "x"}, {"errorDetail": {"message": "COPY failed"}}], "cp")
+    events: list[cp_engine.Event] = [
+        {"stream": "STEP 1/2: FROM scratch\n"},
+        {"aux": {"ID": "sha256:abc"}},
+    ]
+    assert cp_engine.follow_build(events, "cp") == "sha256:abc"
+    with pytest.raises(cp_engine.EngineError, match="building cp failed: COPY failed"):
+        cp_engine.follow_build([{"stream": "x"}, {"errorDetail": {"message": "COPY failed"}}], "cp")
 
 
 def test_follow_push_reads_dockerd_and_podman_digests() -> None:
-    dockerd: list[cp.Event] = [
+    dockerd: list[cp_engine.Event] = [
         {"status": "Pushed", "id": "abc"},
         {"status": f"v1: digest: {PUSHED} size: 528"},
         {"progressDetail": {}, "aux": {"Tag": "v1", "Digest": PUSHED, "Size": 528}},
     ]
-    assert str(cp.follow_push(dockerd, "cp:v1")) == PUSHED
+    assert str(cp_engine.follow_push(dockerd, "cp:v1")) == PUSHED
     podman = [{"status": f"v1: digest: {PUSHED} size: 420"}]
-    assert str(cp.follow_push(podman, "cp:v1")) == PUSHED
-    with pytest.raises(cp.EngineError, match="reported no digest"):
-        cp.follow_push([{"status": "The push refers to repository [x]"}], "cp:v1")
+    assert str(cp_engine.follow_push(podman, "cp:v1")) == PUSHED
+    with pytest.raises(cp_engine.EngineError, match="reported no digest"):
+        cp_engine.follow_push([{"status": "The push refers to repository [x]"}], "cp:v1")
 
 
 @pytest.mark.parametrize(
@@ -540,12 +556,12 @@ def test_follow_push_reads_dockerd_and_podman_digests() -> None:
         ("unauthorized: authentication required", AuthError),
         ("received unexpected HTTP status: 503 Service Unavailable", TransientRegistryError),
         ("toomanyrequests: slow down", TransientRegistryError),
-        ("manifest invalid", cp.EngineError),
+        ("manifest invalid", cp_engine.EngineError),
     ],
 )
 def test_push_errors_are_classified(message: str, error: type[ReleaseError]) -> None:
     with pytest.raises(error) as caught:
-        cp.follow_push([{"error": message, "errorDetail": {"message": message}}], "cp:v1")
+        cp_engine.follow_push([{"error": message, "errorDetail": {"message": message}}], "cp:v1")
     assert "cp:v1" in caught.value.message and message in caught.value.message
 
 

@@ -134,7 +134,8 @@ def test_commit_of_accepts_the_revision_forms() -> None:
 def test_dry_run_env_reaches_charts_and_bundle(monkeypatch: pytest.MonkeyPatch) -> None:
     from pathlib import Path
 
-    from steps.cli.app import _bundle_dry_run_dir, build_parser
+    from steps.cli.app import build_parser
+    from steps.cli.bundle import _dry_run_dir as _bundle_dry_run_dir
 
     monkeypatch.setenv("ALGA_DRY_RUN", "true")
     parser = build_parser()

@@ -673,37 +673,44 @@ REFERENCE = "ghcr.io/nine-minds/alga-appliance-control-plane@sha256:" + "c" * 64
 def run_check(
     tmp: Path, published: object | None, resolved: object | None
 ) -> subprocess.CompletedProcess[str]:
+    """Run the check task's own argument list with the real ``alga-release``, its
+    workspace paths moved under ``tmp``."""
     template = templates(load("release.yaml"))[control_plane.CHECK_TASK]
-    env = env_of(template)
+    command = template["container"]["command"]
+    assert command == ["alga-release"]
+    args = template["container"]["args"]
+    assert args[:2] == ["control-plane", "check"]
     out = tmp / "out"
     out.mkdir(exist_ok=True)
-    files = {}
-    for name in ("CONTROL_PLANE_RESULT", "IMAGES_RESULT", "REFERENCE_FILE", "DIGEST_FILE"):
-        value = env[name] or ""
-        assert value.startswith(f"{OUT}/"), name
-        files[name] = out / value.removeprefix(f"{OUT}/")
-    for name, data in (("CONTROL_PLANE_RESULT", published), ("IMAGES_RESULT", resolved)):
+    flags = dict(zip(args[2::2], args[3::2], strict=True))
+    for flag in ("--images", "--control-plane-result", "--reference-file", "--digest-file"):
+        assert flags[flag].startswith(f"{OUT}/"), flag
+    local = [a.replace(f"{OUT}/", f"{out}/") for a in args]
+    for flag, data in (("--control-plane-result", published), ("--images", resolved)):
         if data is not None:
-            files[name].write_text(json.dumps(data))
-    command = template["container"]["command"]
-    assert command == ["python3", "-c"]
+            (out / flags[flag].removeprefix(f"{OUT}/")).write_text(json.dumps(data))
     return subprocess.run(
-        [sys.executable, "-c", *template["container"]["args"]],
-        env={"PATH": os.environ["PATH"], **{k: str(v) for k, v in files.items()}},
+        [sys.executable, "-m", "steps.cli", *local],
+        env={"PATH": os.environ["PATH"]},
         capture_output=True,
         text=True,
         timeout=30,
     )
 
 
+def check_files(template: dict[str, Any]) -> dict[str, str]:
+    args = template["container"]["args"]
+    return dict(zip(args[2::2], args[3::2], strict=True))
+
+
 def test_the_check_reads_the_images_result_release_steps_writes() -> None:
-    env = env_of(templates(load("release.yaml"))[control_plane.CHECK_TASK])
-    (images,) = [s for s in expected_steps() if s.name == "images"]
-    assert env["IMAGES_RESULT"] == images.output
-    assert env["CONTROL_PLANE_RESULT"] == f"{OUT}/control-plane.json"
     check = templates(load("release.yaml"))[control_plane.CHECK_TASK]
+    files = check_files(check)
+    (images,) = [s for s in expected_steps() if s.name == "images"]
+    assert files["--images"] == images.output
+    assert files["--control-plane-result"] == f"{OUT}/control-plane.json"
     outputs = {p["name"]: p["valueFrom"]["path"] for p in check["outputs"]["parameters"]}
-    assert outputs == {"reference": env["REFERENCE_FILE"], "digest": env["DIGEST_FILE"]}
+    assert outputs == {"reference": files["--reference-file"], "digest": files["--digest-file"]}
 
 
 def test_the_check_passes_and_exposes_the_reference_the_manifest_pins(tmp_path: Path) -> None:
@@ -738,5 +745,5 @@ def test_the_check_fails_without_both_results(tmp_path: Path, missing: str) -> N
     else:
         published = {"status": "copied"}
     done = run_check(tmp_path, published, resolved)
-    assert done.returncode == 1
-    assert "control-plane-check:" in done.stderr
+    assert done.returncode == 2  # bad input: the check's inputs are missing or malformed
+    assert re.search(r"step('s)? result", done.stderr), done.stderr

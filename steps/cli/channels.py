@@ -1,0 +1,264 @@
+"""Channel commands: ``channel move``, ``promote``, ``history`` and ``rollback``.
+
+The gates and the move itself live in :mod:`steps.channels`; this module turns flags into
+calls and results into output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+from steps.cli import options
+from steps.cli.context import make_client, read_result, write_out
+from steps.cli.output import human_history, human_move
+from steps.cli.release import access, anonymous
+from steps.errors import BadInput, Downgrade, ReleaseNotFound, UnreadableChannel
+
+log = logging.getLogger("alga_release")
+
+
+def _move(args: argparse.Namespace, kind: str) -> dict[str, Any]:
+    from steps.channels import move as channels
+    from steps.names import Channel, ReleaseVersion, release_repository
+    from steps.oci.reference import Digest
+    from steps.release.verify import require_anonymous_pull, verify_channel
+
+    version = ReleaseVersion(args.version, "--version")
+    channel = Channel(args.channel)
+    if args.reason is not None and not args.reason.strip():
+        args.reason = None  # an empty Argo parameter means "no reason"
+    with make_client(args) as client:
+        repository = release_repository(args.namespace)
+        head = client.head_manifest(repository, version)
+        if head is None and args.dry_run and getattr(args, "manifest", None):
+            return write_out(args, _dry_move(client, args, channel, version))
+        if head is None:
+            raise ReleaseNotFound(
+                f"release {client.registry}/{repository}:{version} does not exist",
+                hint="publish it first (alga-release publish), or check the version",
+            )
+        if not args.dry_run and anonymous(args):
+            require_anonymous_pull(access(args), version)
+        verify = None
+        if kind != "publish" and not args.dry_run:
+
+            def verify(digest: Digest) -> None:
+                verify_channel(
+                    access(args),
+                    channel,
+                    expected_digest=str(digest),
+                    anonymous=anonymous(args),
+                )
+
+        result = channels.move_channel(
+            client,
+            args.namespace,
+            channel,
+            head.digest,
+            kind=kind,  # type: ignore[arg-type]
+            allow_downgrade=args.allow_downgrade,
+            reason=args.reason,
+            actor=options.actor(),
+            run=getattr(args, "run", None),
+            dry_run=args.dry_run,
+            verify=verify,
+        )
+    data = result.to_json()
+    data["dryRun"] = bool(args.dry_run)
+    return write_out(args, data)
+
+
+def _dry_move(client: Any, args: argparse.Namespace, channel: str, version: str) -> dict[str, Any]:
+    """A dry-run release: the release is not in the registry; judge the move from the
+    manifest step's result (the downgrade gate; completeness needs the pushed pieces)."""
+    from steps.channels import move as channels
+
+    data = read_result(args, args.manifest, "manifest step result")
+    before = channels.channel_state(client, args.namespace, channel)
+    if before.unreadable and not (args.allow_downgrade and args.reason):
+        raise UnreadableChannel(
+            f"channel {channel}'s current release {before.digest} cannot be read "
+            f"({before.problem}); a move would have no downgrade check",
+            hint="to move anyway: --allow-downgrade --reason '<why>'",
+        )
+    problem = channels.downgrade_problem(
+        before.version, version, allow_downgrade=args.allow_downgrade, reason=args.reason
+    )
+    if problem:
+        raise Downgrade(
+            f"channel {channel}: {problem}",
+            hint="to roll back on purpose: --allow-downgrade --reason '<why>'",
+        )
+    return {
+        "channel": channel,
+        "from": str(before.digest) if before.digest else None,
+        "fromVersion": before.version,
+        "to": data.get("digest"),
+        "version": version,
+        "moved": False,
+        "record": None,
+        "dryRun": True,
+    }
+
+
+def cmd_channel_move(args: argparse.Namespace) -> dict[str, Any]:
+    return _move(args, args.kind)
+
+
+def cmd_promote(args: argparse.Namespace) -> dict[str, Any]:
+    return _move(args, "promote")
+
+
+def cmd_history(args: argparse.Namespace) -> dict[str, Any]:
+    from steps.channels import move as channels
+    from steps.names import Channel
+
+    channel = Channel(args.channel)
+    with make_client(args) as client:
+        records = channels.history(client, args.namespace, channel)
+        current = channels.channel_state(client, args.namespace, channel)
+    return {
+        "channel": channel,
+        "current": {
+            "digest": str(current.digest) if current.digest else None,
+            "version": current.version,
+        },
+        "moves": [r.to_json() for r in records],
+    }
+
+
+def cmd_rollback(args: argparse.Namespace) -> dict[str, Any]:
+    from steps.channels import move as channels
+    from steps.names import Channel
+    from steps.oci.reference import Digest
+    from steps.release.verify import verify_channel
+
+    channel = Channel(args.channel)
+    if not args.reason or not args.reason.strip():
+        raise BadInput("rollback needs a non-empty --reason (it is recorded in the history)")
+    with make_client(args) as client:
+        records = channels.history(client, args.namespace, channel)
+        current = channels.channel_state(client, args.namespace, channel)
+        record = channels.previous_release(records, current.digest)
+        if record is None or not record.from_digest:
+            raise ReleaseNotFound(
+                f"channel {channel}: no recorded move led to its current release "
+                f"{current.digest or '(none)'}, so there is no previous release to return to",
+                hint="promote the wanted version explicitly: alga-release promote --version V "
+                "--channel C --allow-downgrade --reason '...'",
+            )
+        verify = None
+        if not args.dry_run:
+
+            def verify(digest: Digest) -> None:
+                verify_channel(
+                    access(args),
+                    channel,
+                    expected_digest=str(digest),
+                    anonymous=anonymous(args),
+                )
+
+        result = channels.move_channel(
+            client,
+            args.namespace,
+            channel,
+            Digest.parse(record.from_digest),
+            kind="rollback",
+            allow_downgrade=True,
+            reason=args.reason,
+            actor=options.actor(),
+            run=args.run,
+            dry_run=args.dry_run,
+            verify=verify,
+        )
+    data = result.to_json()
+    data["dryRun"] = bool(args.dry_run)
+    return write_out(args, data)
+
+
+def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    def move_options(p: argparse.ArgumentParser, *, channel_required: bool = True) -> None:
+        options.version(p)
+        options.channel(p, required=channel_required)
+        options.allow_downgrade(p)
+        options.reason(p)
+        options.dry_run(p, "check every gate, move nothing")
+        options.out(p)
+        options.verify_anonymous(p, "before and after the move")
+
+    actions = options.group(
+        commands, "channel", "move a channel tag (the last step)", "channel_command"
+    )
+    move = options.command(
+        actions,
+        "move",
+        help="point a channel at a published version, behind the promote gates",
+        description="Point <registry>/<namespace>/alga-appliance-release:<channel> at :<version>\n"
+        "by re-putting the exact manifest bytes, after checking that the release is\n"
+        "complete and not a downgrade; records the move in the channel history.",
+    )
+    move_options(move)
+    move.add_argument(
+        "--manifest",
+        type=Path,
+        metavar="FILE",
+        help="the manifest step's result; lets a dry run judge a release that was not pushed",
+    )
+    move.add_argument(
+        "--kind",
+        choices=("publish", "promote"),
+        default="publish",
+        help="how the move is recorded in the history",
+    )
+    options.run(move)
+    options.leaf(move)
+    move.set_defaults(handler=cmd_channel_move, human=human_move)
+
+    promote = options.command(
+        commands,
+        "promote",
+        help="re-point a channel (default stable) at a published, complete version",
+        description="Promote a published version to a channel. Gates (exit 3 when one fails):\n"
+        "the release manifest exists and validates; every artifact it references exists;\n"
+        "the channel's current release is not newer (unless --allow-downgrade --reason);\n"
+        "the channel did not move concurrently. Promoting the release the channel already\n"
+        "points at is a successful no-op.",
+        epilog="example:\n  alga-release promote --version 1.4.0 --channel stable",
+    )
+    move_options(promote, channel_required=False)
+    options.run(promote)
+    options.leaf(promote)
+    promote.set_defaults(handler=cmd_promote, human=human_move)
+
+    hist = options.command(
+        commands,
+        "history",
+        help="every recorded move of a channel (who, when, from, to, why)",
+        description="List the channel's recorded moves, oldest first. Every publish, promote\n"
+        "and rollback records its move as a small OCI artifact in the release repository.",
+        epilog="example:\n  alga-release history stable",
+    )
+    hist.add_argument("channel", metavar="CHANNEL", help="nightly or stable")
+    options.leaf(hist)
+    hist.set_defaults(handler=cmd_history, human=human_history)
+
+    rollback = options.command(
+        commands,
+        "rollback",
+        help="re-point a channel at the release it pointed at before its last move",
+        description="Find, in the channel's history, the move that brought it to its current\n"
+        "release, and move it back to where it was before (a recorded downgrade). The\n"
+        "same gates as promote apply, except the downgrade one.",
+        epilog="example:\n  alga-release rollback stable --reason 'login broken in 1.4.0'",
+    )
+    rollback.add_argument("channel", metavar="CHANNEL", help="nightly or stable")
+    options.reason(rollback, "why (required)")
+    options.run(rollback)
+    options.dry_run(rollback, "check, move nothing")
+    options.out(rollback)
+    options.verify_anonymous(rollback, "after the move")
+    options.leaf(rollback)
+    rollback.set_defaults(handler=cmd_rollback, human=human_move)

@@ -1,0 +1,225 @@
+"""One run, one set of clients: the state a command shares with the steps it runs.
+
+``alga-release publish`` runs every release step in one process; each step parses its own
+argument list (the same one an Argo task gets) and would, on its own, build registry
+clients, load the config and write its result to a file for the next step to read. A
+:class:`RunContext` made once per process keeps that cheap and exact:
+
+- **clients**: one :class:`~steps.oci.client.RegistryClient` per distinct registry access
+  (host, TLS, credentials, anonymous or not), so a whole release shares one token cache and
+  one connection pool; a ``with`` block around a shared client does not close it, the
+  context does at the end of the run;
+- **step results**: what a step writes with ``--out`` is also kept in memory under that
+  path, and the next step's read of the path returns the value, not a re-parsed file (the
+  file is still written: Argo reads it, and so does a person);
+- **memo**: values a run computes more than once from the same inputs (the release config,
+  the overlay's profile values).
+
+Outside ``publish`` a context serves one command and changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from steps.errors import BadInput, InvalidInputFile
+from steps.oci.auth import Credentials
+from steps.oci.client import RegistryClient
+
+T = TypeVar("T")
+
+
+class RunContext:
+    def __init__(self) -> None:
+        self._clients: dict[tuple[object, ...], RegistryClient] = {}
+        self._results: dict[Path, dict[str, Any]] = {}
+        self._memo: dict[tuple[object, ...], object] = {}
+        self.consume_cache: object | None = None  # a release_consume.MemoryCache, made lazily
+
+    # -- clients -------------------------------------------------------------------------
+
+    def client(self, args: argparse.Namespace, *, anonymous: bool = False) -> RegistryClient:
+        """The run's client for the registry flags in ``args`` (made on first use)."""
+        credentials = None if anonymous else self.credentials(args)
+        key = (
+            args.registry,
+            bool(args.plain_http),
+            tuple(args.insecure_registry),
+            str(args.ca_file) if args.ca_file else None,
+            (credentials.username, credentials.password) if credentials else None,
+        )
+        client = self._clients.get(key)
+        if client is None:
+            verify: bool | str = str(args.ca_file) if args.ca_file else True
+            client = RegistryClient(
+                args.registry,
+                credentials=credentials,
+                plain_http=args.plain_http,
+                insecure_hosts=tuple(args.insecure_registry),
+                verify=verify,
+            )
+            self._clients[key] = client
+        return client
+
+    def credentials(self, args: argparse.Namespace) -> Credentials | None:
+        from steps.cli import options
+
+        password_file: Path | None = args.password_file
+        key = ("credentials", str(password_file))
+        if key not in self._memo:
+            if password_file is not None and str(password_file) == "-":
+                self._memo[key] = _credentials_from_stdin(options.environment())
+            else:
+                self._memo[key] = Credentials.from_environment(
+                    password_file, env=dict(options.environment())
+                )
+        value = self._memo[key]
+        return value if isinstance(value, Credentials) else None
+
+    @property
+    def clients(self) -> list[RegistryClient]:
+        return list(self._clients.values())
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+    # -- step results ----------------------------------------------------------------------
+
+    def write_result(self, path: Path, data: dict[str, Any]) -> None:
+        write_json_file(path, data)
+        self._results[path.resolve()] = data
+
+    def kept_result(self, path: Path) -> dict[str, Any] | None:
+        """The result a step of this run wrote to ``path``, if one did."""
+        return self._results.get(path.resolve())
+
+    def read_result(self, path: Path, what: str) -> dict[str, Any]:
+        kept = self._results.get(path.resolve())
+        if kept is not None:
+            return kept
+        return read_json_file(path, what)
+
+    # -- memo --------------------------------------------------------------------------------
+
+    def memo(self, key: tuple[object, ...], compute: Callable[[], T]) -> T:
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]  # type: ignore[return-value]  # stored by this same key
+
+
+def _credentials_from_stdin(env: Any) -> Credentials | None:
+    import sys
+
+    from steps.oci.auth import ENV_USERNAME
+
+    password = sys.stdin.readline().strip()
+    username = str(env.get(ENV_USERNAME, "")).strip()
+    if not password:
+        raise BadInput("--password-file -: nothing was read from standard input")
+    if not username:
+        raise BadInput(
+            f"--password-file - gives the password; the username comes from env {ENV_USERNAME}, "
+            "which is not set"
+        )
+    return Credentials(username, password)
+
+
+def context_of(args: argparse.Namespace) -> RunContext:
+    ctx = getattr(args, "run_context", None)
+    if ctx is None:  # a handler called directly (tests): a context of its own
+        ctx = RunContext()
+        args.run_context = ctx
+    assert isinstance(ctx, RunContext)
+    return ctx
+
+
+def make_client(
+    args: argparse.Namespace, *, anonymous: bool = False
+) -> contextlib.AbstractContextManager[RegistryClient]:
+    """``with make_client(args) as client:`` -- the run's shared client; leaving the block
+    does not close it (the run does, at its end)."""
+    return contextlib.nullcontext(context_of(args).client(args, anonymous=anonymous))
+
+
+@contextlib.contextmanager
+def own_client(**kwargs: Any) -> Iterator[RegistryClient]:
+    """A client outside the run's set (another registry, e.g. a copy's source)."""
+    client = RegistryClient(**kwargs)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def write_out(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
+    """Write ``result`` to ``--out`` when given (and keep it for the run's next step)."""
+    path = getattr(args, "out", None)
+    if path:
+        context_of(args).write_result(Path(path), result)
+    return result
+
+
+def read_result(args: argparse.Namespace, path: Path, what: str) -> dict[str, Any]:
+    return context_of(args).read_result(path, what)
+
+
+def write_json_file(path: Path, data: object) -> None:
+    """Write JSON atomically: a reader sees the old file or the whole new one."""
+    path = path.resolve()
+    if path.is_dir():
+        raise InvalidInputFile(
+            f"cannot write the result to {path}: it is a folder",
+            hint="give a file path (--out FILE)",
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except (FileExistsError, NotADirectoryError):
+        raise InvalidInputFile(
+            f"cannot write the result to {path}: a parent of it is a file, not a folder",
+            hint="choose another path",
+        ) from None
+    except OSError as exc:
+        raise InvalidInputFile(f"cannot write the result to {path}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json_file(path: Path, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InvalidInputFile(f"cannot read the {what} file {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise InvalidInputFile(f"the {what} file {path} is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidInputFile(f"the {what} file {path} must hold a JSON object")
+    return data
+
+
+def prepare_out_dir(path: Path) -> Path:
+    """A folder for step results: made when missing; a file there is bad input."""
+    if path.exists() and not path.is_dir():
+        raise InvalidInputFile(
+            f"--out-dir {path} is a file, not a folder", hint="name a new or existing folder"
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInputFile(f"cannot make --out-dir {path}: {exc.strerror}") from None
+    return path

@@ -1,0 +1,398 @@
+"""Every command-line option, declared once, with its environment default.
+
+This is the only module under ``steps/`` that reads the process environment (through
+:data:`ENVIRON`, which tests may replace). An option with an environment variable says so
+in its ``--help``; a boolean variable is read by :func:`env_bool`, which knows exactly
+``1/true/yes/on`` and ``0/false/no/off`` (any case) and refuses anything else with exit 2,
+naming the variable: ``ALGA_DRY_RUN=maybe`` must never mean "publish for real".
+
+A command group module asks for the options it takes (``options.registry(parser)``,
+``options.dry_run(parser, "...")``, ...); the flag, its metavar, its env variable and its
+default exist only here, so ``publish`` and ``bundle publish`` cannot read
+``ALGA_CHART_PIN`` differently again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from steps.errors import BadInput
+
+#: the environment the options read; replaced in tests
+ENVIRON: Mapping[str, str] = os.environ
+
+ENV_USERNAME = "ALGA_REGISTRY_USERNAME"
+ENV_PASSWORD = "ALGA_REGISTRY_PASSWORD"
+
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off", "")
+
+
+class InvalidEnvironment(BadInput):
+    """An environment variable holds a value its option cannot take."""
+
+    _kind = True
+
+
+def env_str(name: str, default: str | None = None) -> str | None:
+    """The variable's value; unset or empty is ``default``."""
+    value = ENVIRON.get(name)
+    return value if value not in (None, "") else default
+
+
+def env_bool(name: str) -> bool:
+    """A boolean variable, strictly: unknown words are an error, never "false"."""
+    raw = ENVIRON.get(name)
+    if raw is None:
+        return False
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise InvalidEnvironment(
+        f"environment variable {name}={raw!r} is not a boolean",
+        hint=f"use one of {', '.join(TRUE_WORDS)} (true) or "
+        f"{', '.join(w for w in FALSE_WORDS if w)} (false), or unset it",
+    )
+
+
+def env_float(name: str, default: float) -> float:
+    raw = env_str(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidEnvironment(
+            f"environment variable {name}={raw!r} is not a number", hint=f"e.g. {name}={default:g}"
+        ) from None
+    if value < 0:
+        raise InvalidEnvironment(f"environment variable {name}={raw!r} must not be negative")
+    return value
+
+
+def environment() -> Mapping[str, str]:
+    """The environment, for the few domain calls that take one as a parameter."""
+    return ENVIRON
+
+
+# -- registry and output -------------------------------------------------------------
+
+
+def registry(parser: argparse.ArgumentParser) -> None:
+    """``--registry``, ``--namespace``, TLS and credential options of every registry command."""
+    group = parser.add_argument_group("registry")
+    group.add_argument(
+        "--registry",
+        default=env_str("ALGA_REGISTRY", "ghcr.io"),
+        metavar="HOST[:PORT]",
+        help="registry host (env ALGA_REGISTRY; default ghcr.io)",
+    )
+    group.add_argument(
+        "--namespace",
+        default=env_str("ALGA_NAMESPACE", "nine-minds"),
+        metavar="NS",
+        help="namespace under the registry (env ALGA_NAMESPACE; default nine-minds)",
+    )
+    group.add_argument(
+        "--plain-http",
+        action="store_true",
+        default=env_bool("ALGA_PLAIN_HTTP"),
+        help="use plain HTTP; allowed for loopback hosts, or hosts named by "
+        "--insecure-registry (env ALGA_PLAIN_HTTP=1)",
+    )
+    group.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="allow plain HTTP to this non-loopback HOST (repeatable)",
+    )
+    group.add_argument(
+        "--ca-file",
+        type=Path,
+        default=env_str("ALGA_CA_FILE"),
+        metavar="PEM",
+        help="CA bundle to verify the registry's certificate (env ALGA_CA_FILE)",
+    )
+    group.add_argument(
+        "--password-file",
+        type=Path,
+        metavar="FILE",
+        help=f"read the registry password or token from FILE, '-' for standard input (else env "
+        f"{ENV_PASSWORD}; the username comes from env {ENV_USERNAME})",
+    )
+
+
+def output(parser: argparse.ArgumentParser) -> None:
+    """``--json``, ``-v`` and ``-q`` after the subcommand (they also work before it)."""
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print the machine-readable result on stdout",
+    )
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging"
+    )
+    verbosity.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="only warnings and errors",
+    )
+
+
+def out(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, metavar="FILE", help="also write the JSON result here")
+
+
+def dry_run(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        default=env_bool("ALGA_DRY_RUN"),
+        help=f"{what} (env ALGA_DRY_RUN=true)",
+    )
+
+
+def dry_run_wanted() -> bool:
+    """``ALGA_DRY_RUN`` alone (for options whose ``--dry-run`` takes a value)."""
+    return env_bool("ALGA_DRY_RUN")
+
+
+# -- source and release inputs --------------------------------------------------------------
+
+
+def source(parser: argparse.ArgumentParser, help: str | None = None) -> None:
+    parser.add_argument(
+        "--source",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help=help or "source checkout (alga-psa layout unless --config says otherwise)",
+    )
+
+
+def config(parser: argparse.ArgumentParser, help: str | None = None) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=env_str("ALGA_RELEASE_CONFIG"),
+        metavar="FILE",
+        help=help
+        or "release config mapping chart names to folders and naming the overlay "
+        "(env ALGA_RELEASE_CONFIG; default: the alga-psa layout)",
+    )
+
+
+def version_policy(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--version-policy",
+        choices=("content", "exact"),
+        default=env_str("ALGA_VERSION_POLICY", "content"),
+        help="content: <Chart.yaml version>-c<hash> (default); exact: Chart.yaml's version as "
+        "is (env ALGA_VERSION_POLICY)",
+    )
+
+
+def chart_pin(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--chart-pin",
+        choices=("version", "digest"),
+        default=env_str("ALGA_CHART_PIN", "version"),
+        help="version: pin spec.chart.spec.version (default); digest: one OCIRepository per "
+        "chart pinned by manifest digest, and spec.chartRef (env ALGA_CHART_PIN)",
+    )
+
+
+def values_profile(parser: argparse.ArgumentParser, help: str | None = None) -> None:
+    parser.add_argument(
+        "--values-profile",
+        default=env_str("ALGA_VALUES_PROFILE"),
+        metavar="P",
+        help=help
+        or "values profile (env ALGA_VALUES_PROFILE; default: the release config's, single-node)",
+    )
+
+
+def provenance(parser: argparse.ArgumentParser) -> None:
+    """``--source-url`` and ``--revision``: recorded in the bundle and the release alike."""
+    parser.add_argument(
+        "--source-url",
+        default=env_str("ALGA_SOURCE_URL"),
+        metavar="URL",
+        help="source repository URL, recorded in the bundle and the release's provenance "
+        "(env ALGA_SOURCE_URL; default: the checkout's origin remote, without credentials)",
+    )
+    parser.add_argument(
+        "--revision",
+        default=env_str("ALGA_SOURCE_REVISION"),
+        metavar="REV",
+        help="source revision as <ref>@sha1:<commit> or a commit (env ALGA_SOURCE_REVISION; "
+        "default: the checkout's HEAD)",
+    )
+
+
+def kubectl(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--kubectl",
+        default=env_str("ALGA_KUBECTL"),
+        metavar="PATH",
+        help="kubectl used for `kubectl kustomize` (env ALGA_KUBECTL; default: kubectl on PATH)",
+    )
+
+
+def version(parser: argparse.ArgumentParser, help: str = "release version") -> None:
+    parser.add_argument("--version", required=True, metavar="V", help=help)
+
+
+def channel(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    parser.add_argument(
+        "--channel",
+        required=required,
+        default=None if required else "stable",
+        metavar="C",
+        help="nightly or stable" if required else "channel to move (default stable)",
+    )
+
+
+def images(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="KEY=TAG",
+        help="an app image tag: algaCore=, workflowWorker=, emailService=, "
+        "temporalWorker= (all four required; bare tags)",
+    )
+    parser.add_argument(
+        "--control-plane",
+        required=True,
+        metavar="TAG|sha256:D",
+        help="control-plane image in <registry>/<ns>/alga-appliance-control-plane, "
+        "by tag or digest; pinned by digest in the release",
+    )
+
+
+# -- channel moves -----------------------------------------------------------------------
+
+
+def run(parser: argparse.ArgumentParser, what: str = "the run recorded with the move") -> None:
+    parser.add_argument(
+        "--run", default=env_str("ALGA_RUN"), metavar="NAME", help=f"{what} (env ALGA_RUN)"
+    )
+
+
+def actor() -> str | None:
+    """Who moves a channel, when set (``ALGA_ACTOR``); else the channel code asks the system."""
+    return env_str("ALGA_ACTOR")
+
+
+def reason(parser: argparse.ArgumentParser, what: str = "why") -> None:
+    parser.add_argument(
+        "--reason",
+        default=env_str("ALGA_REASON"),
+        metavar="TEXT",
+        help=f"{what} (recorded in the channel history; env ALGA_REASON)",
+    )
+
+
+def allow_downgrade(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-downgrade",
+        action="store_true",
+        default=env_bool("ALGA_ALLOW_DOWNGRADE"),
+        help="allow the channel to move to an older version (needs --reason; "
+        "env ALGA_ALLOW_DOWNGRADE=true)",
+    )
+
+
+def verify_anonymous(parser: argparse.ArgumentParser, when: str) -> None:
+    parser.add_argument(
+        "--verify-anonymous",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"{when}, resolve without credentials as appliances pull (default: on for ghcr.io)",
+    )
+
+
+def anonymous(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--anonymous",
+        action="store_true",
+        help="do not send credentials (as an appliance pulls)",
+    )
+
+
+# -- the control plane ---------------------------------------------------------------------
+
+
+def source_registry(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--source-plain-http",
+        action="store_true",
+        default=env_bool("ALGA_SOURCE_PLAIN_HTTP"),
+        help="plain HTTP to the source registry (loopback or --insecure-registry hosts; "
+        "env ALGA_SOURCE_PLAIN_HTTP=1)",
+    )
+    parser.add_argument(
+        "--source-ca-file",
+        type=Path,
+        default=env_str("ALGA_SOURCE_CA_FILE"),
+        metavar="PEM",
+        help="CA bundle for the source registry's certificate (env ALGA_SOURCE_CA_FILE)",
+    )
+
+
+def engine_wait(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--engine-wait",
+        type=float,
+        default=env_float("ALGA_ENGINE_WAIT", 30.0),
+        metavar="SECONDS",
+        help="wait this long for the engine to answer (env ALGA_ENGINE_WAIT; default 30)",
+    )
+
+
+# -- parsers ----------------------------------------------------------------------------------
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the descriptions' and epilogs' line breaks (they hold examples)."""
+
+
+def command(
+    subparsers: argparse._SubParsersAction,  # type: ignore[type-arg]  # argparse's own type
+    name: str,
+    **kwargs: Any,
+) -> argparse.ArgumentParser:
+    """A subcommand parser: no flag abbreviations, examples kept as written."""
+    kwargs.setdefault("formatter_class", Formatter)
+    parser: argparse.ArgumentParser = subparsers.add_parser(name, allow_abbrev=False, **kwargs)
+    return parser
+
+
+def group(
+    subparsers: argparse._SubParsersAction,  # type: ignore[type-arg]  # argparse's own type
+    name: str,
+    help: str,
+    dest: str,
+) -> argparse._SubParsersAction:  # type: ignore[type-arg]  # argparse's own type
+    """A command group (``charts``, ``bundle``, ...) and the subparsers of its actions."""
+    parser = command(subparsers, name, help=help)
+    return parser.add_subparsers(dest=dest, metavar="ACTION", required=True)
+
+
+def leaf(parser: argparse.ArgumentParser, *, registry_options: bool = True) -> None:
+    """The options every command that talks to a registry ends with."""
+    if registry_options:
+        registry(parser)
+    output(parser)

@@ -1,0 +1,163 @@
+"""What a person reads: human summaries of results, and colour on a terminal only.
+
+Colour is used when the stream is a TTY, ``NO_COLOR`` is unset (https://no-color.org) and
+``TERM`` is not ``dumb``; ``--json`` output is never coloured. Pure formatting otherwise:
+each ``human_*`` takes the command's JSON result and returns text.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+_CODES = {"red": "31", "green": "32", "yellow": "33", "bold": "1", "dim": "2"}
+
+
+def use_colour(stream: TextIO, env: Mapping[str, str]) -> bool:
+    if "NO_COLOR" in env or env.get("TERM") == "dumb":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+class Painter:
+    """Wraps words in ANSI colour codes when enabled, returns them unchanged otherwise."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def __call__(self, text: str, colour: str) -> str:
+        if not self.enabled or not text:
+            return text
+        return f"\x1b[{_CODES[colour]}m{text}\x1b[0m"
+
+
+PLAIN = Painter(False)
+
+
+def painter_for(stream: TextIO = sys.stdout, env: Mapping[str, str] | None = None) -> Painter:
+    from steps.cli import options
+
+    return Painter(use_colour(stream, options.environment() if env is None else env))
+
+
+# -- charts and the control plane ----------------------------------------------------------
+
+
+def human_charts(result: Mapping[str, Any], paint: Painter = PLAIN) -> str:
+    lines = []
+    for name, entry in sorted(result.get("charts", {}).items()):
+        lines.append(f"{name:<16} {entry['version']:<28} {entry['status']:<10} {entry['digest']}")
+    return "\n".join(lines)
+
+
+def human_control_plane(result: Mapping[str, Any], paint: Painter = PLAIN) -> str:
+    return f"{result['status']:<10} {result['reference']}"
+
+
+# -- channels -----------------------------------------------------------------------------
+
+
+def human_move(result: Mapping[str, Any], paint: Painter = PLAIN) -> str:
+    what = (
+        "would move" if result.get("dryRun") else "moved" if result.get("moved") else "already at"
+    )
+    head = f"{result['channel']}: {paint(what, 'green') if result.get('moved') else what} "
+    if result.get("moved") or result.get("dryRun"):
+        head += f"{result.get('fromVersion') or '(none)'} -> "
+    lines = [head + f"{result['version']} ({result['to']})"]
+    if result.get("record"):
+        lines.append(f"recorded as {result['record']}")
+    return "\n".join(lines)
+
+
+def human_history(result: Mapping[str, Any], paint: Painter = PLAIN) -> str:
+    lines = [
+        f"channel {result['channel']}: now {result['current']['version'] or '(none)'}"
+        f" {result['current']['digest'] or ''}".rstrip(),
+        "",
+    ]
+    if not result["moves"]:
+        return "\n".join([*lines, "(no recorded moves)"])
+    lines.append(f"{'time (UTC)':<28} {'kind':<9} {'from':<14} {'to':<14} {'actor':<24} reason")
+    for m in result["moves"]:
+        lines.append(
+            f"{m['time']:<28} {m['kind']:<9} {m.get('fromVersion') or '(none)':<14} "
+            f"{m['version']:<14} {m['actor']:<24} {m.get('reason') or ''}"
+            + (f"  [run {m['run']}]" if m.get("run") else "")
+        )
+    return "\n".join(lines)
+
+
+# -- releases -----------------------------------------------------------------------------
+
+
+def human_resolve(result: Mapping[str, Any], paint: Painter = PLAIN) -> str:
+    m = result.get("manifest", {})
+    rows = [
+        ("reference", result.get("reference")),
+        ("version", result.get("version")),
+        ("channel", m.get("channel")),
+        ("manifest digest", result.get("manifestDigest")),
+        ("config digest", result.get("configDigest")),
+        ("bundle", f"{m.get('config', {}).get('repository')}@{m.get('config', {}).get('digest')}"),
+        ("control plane", m.get("controlPlane")),
+        ("values profile", m.get("valuesProfile")),
+    ]
+    rows += [(f"image {k}", v) for k, v in sorted((m.get("images") or {}).items())]
+    rows += [(f"chart {k}", v) for k, v in sorted((m.get("charts") or {}).items())]
+    return "\n".join(f"{k:<24} {v}" for k, v in rows)
+
+
+def human_inspect(result: Mapping[str, Any], paint: Painter = PLAIN) -> str:
+    lines = [
+        f"release {result['version']} ({result['reference']})",
+        f"  manifest {result['manifestDigest']}",
+        f"  config   {result['configDigest']}",
+        "",
+        f"{'kind':<14} {'name':<16} {'present':<8} reference",
+    ]
+    for p in result["pieces"]:
+        mark = {True: "yes", False: "MISSING", None: "n/a"}[p["present"]]
+        shown = paint(f"{mark:<8}", "red") if p["present"] is False else f"{mark:<8}"
+        lines.append(
+            f"{p['kind']:<14} {p['name']:<16} {shown} {p['reference']}"
+            + (f"  ({p['detail']})" if p["detail"] else "")
+        )
+    lines.append("")
+    lines.append(
+        paint("complete", "green")
+        if result["complete"]
+        else paint("INCOMPLETE: some pieces are missing", "red")
+    )
+    return "\n".join(lines)
+
+
+def human_publish(result: Mapping[str, Any], paint: Painter = PLAIN) -> str:
+    move = result.get("channelMove") or {}
+    config = result.get("config") or {}
+    lines = [
+        f"release {result['version']} -> {result['channel']}"
+        + (" (dry run: nothing written)" if result.get("dryRun") else ""),
+        f"  manifest       {result.get('repository')}@{result.get('manifestDigest')}",
+        f"  bundle         {config.get('repository')}@{config.get('digest')}",
+        f"  control plane  {result.get('controlPlane')}",
+    ]
+    for key, tag in sorted((result.get("images") or {}).items()):
+        lines.append(f"  image          {key}={tag}")
+    for name, chart in sorted((result.get("charts") or {}).items()):
+        lines.append(f"  chart          {name} {chart['version']}")
+    if move.get("moved"):
+        lines.append(
+            f"  channel        {result['channel']}: {move.get('fromVersion') or '(none)'}"
+            f" -> {move.get('version')}"
+        )
+    elif not result.get("dryRun"):
+        lines.append(f"  channel        {result['channel']} already at {move.get('version')}")
+    if result.get("verified"):
+        lines.append(
+            "  verified       "
+            + paint("resolved as an appliance does; every piece present", "green")
+        )
+    return "\n".join(lines)

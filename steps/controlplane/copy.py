@@ -1,0 +1,306 @@
+"""Publish the control-plane image to ``<registry>/<namespace>/alga-appliance-control-plane``.
+
+Two ways in, both ending in a digest-pinned reference for the release manifest:
+
+* **copy** (:func:`plan_copy`, then :func:`push_copy`): an image that was already
+  built -- in another registry, another repository of the same registry, or an
+  OCI image layout folder -- is copied with the project's OCI client: every blob
+  (config and layers of every platform), every child manifest of an index, the
+  index, then the tag.
+* **build** (:func:`build_and_push`): ``ee/appliance/control-plane/Dockerfile`` of
+  the source checkout is built by a Docker-API engine (``DOCKER_HOST``; in Argo a
+  docker-in-docker sidecar) from a build context assembled here -- the checkout
+  root, as alga-psa builds it, minus what ``.dockerignore`` excludes
+  (:func:`assemble_context`) -- pushed by the engine, and the digest it reports is
+  checked with a HEAD through the OCI client.
+
+Invariants of a copy:
+
+- Manifest bytes are copied exactly, so the digest at the destination is the
+  source's digest.
+- Order: blobs, then child manifests by digest, then the root manifest by digest,
+  then the tag. The tag is written last and only when every piece is in, so a
+  failure anywhere leaves nothing tagged.
+- Every manifest and blob read from a source is checked against its digest and
+  size before it is pushed (registry downloads by the client, layout files here).
+- Large blobs are streamed through a temporary file, never held in memory. In the
+  same registry a blob is mounted from the source repository instead.
+- A tag that exists with a different digest is never moved (:class:`Refused`,
+  exit 3, both digests named). A re-copy finds everything present and uploads
+  nothing.
+
+What it does not do: convert formats, re-compress layers, copy referrers
+(signatures or attestations attached by ``subject``) or anything else the
+manifest graph does not reference. A build is not reproducible (the engine
+stamps times), which is why a build tag that already exists is kept, not rebuilt.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from steps import names
+from steps.controlplane.graph import ImageGraph, ImageSource, walk
+from steps.controlplane.sources import SourceSpec, open_source
+from steps.errors import BadInput, Refused
+from steps.oci.client import RegistryClient
+from steps.oci.errors import (
+    DigestMismatch,
+    InvalidReference,
+)
+from steps.oci.reference import Digest, check_tag
+from steps.release.images import control_plane_reference
+
+log = logging.getLogger("alga_release.controlplane")
+
+# -- plan and push -------------------------------------------------------------------
+
+
+BlobAction = Literal["present", "mount", "upload"]
+
+
+@dataclass(frozen=True)
+class CopyPlan:
+    """What a copy will do; made without writing anything."""
+
+    source: str
+    registry: str
+    repository: str  # namespace/alga-appliance-control-plane
+    tag: str
+    graph: ImageGraph
+    blob_actions: dict[Digest, BlobAction]
+    present_manifests: frozenset[Digest]
+    tagged: bool  # the tag already points at the root digest
+
+    @property
+    def digest(self) -> Digest:
+        return self.graph.root.digest
+
+    @property
+    def reference(self) -> str:
+        namespace = self.repository.rsplit("/", 1)[0]
+        return control_plane_reference(self.registry, namespace, self.digest)
+
+    @property
+    def complete(self) -> bool:
+        """Everything, tag included, is already at the destination."""
+        return (
+            self.tagged
+            and all(a == "present" for a in self.blob_actions.values())
+            and all(m.digest in self.present_manifests for m in self.graph.manifests)
+        )
+
+
+@dataclass
+class CopyResult:
+    plan: CopyPlan
+    blobs: dict[str, int] = field(
+        default_factory=lambda: {"existing": 0, "mounted": 0, "uploaded": 0}
+    )
+    manifests_put: int = 0
+
+
+def control_plane_repository(namespace: str) -> str:
+    return names.control_plane_repository(namespace)
+
+
+def plan_copy(source: ImageSource, client: RegistryClient, namespace: str, tag: str) -> CopyPlan:
+    """Read the source's manifests and compare with the destination (HEADs only).
+
+    Refuses (exit 3) before anything is written when ``tag`` exists at the
+    destination with another digest.
+    """
+    repository = control_plane_repository(namespace)
+    try:
+        check_tag(tag)
+    except InvalidReference as exc:
+        raise BadInput(f"--tag: {exc.message}", hint=exc.hint) from None
+    log.info("reading %s", source.name)
+    graph = walk(source)
+    digest = graph.root.digest
+    current = client.head_manifest(repository, tag)
+    if current is not None and current.digest != digest:
+        raise Refused(
+            _tag_conflict(client.registry, repository, tag, current.digest, source.name, digest),
+            hint="copy it under a new tag (e.g. the source revision), or pin the image "
+            f"already there with --control-plane {tag}",
+        )
+    actions: dict[Digest, BlobAction] = {}
+    for blob in graph.blobs:
+        if client.head_blob(repository, blob.digest) is not None:
+            actions[blob.digest] = "present"
+        elif source.mount_from and source.mount_from != repository:
+            actions[blob.digest] = "mount"
+        else:
+            actions[blob.digest] = "upload"
+    present = frozenset(
+        m.digest for m in graph.manifests if client.head_manifest(repository, m.digest) is not None
+    )
+    plan = CopyPlan(
+        source=source.name,
+        registry=client.registry,
+        repository=repository,
+        tag=tag,
+        graph=graph,
+        blob_actions=actions,
+        present_manifests=present,
+        tagged=current is not None,
+    )
+    missing = [a for a in actions.values() if a != "present"]
+    log.info(
+        "%s is %s (%d manifest(s)%s, %d blob(s), %d missing at %s/%s)",
+        source.name,
+        digest,
+        len(graph.manifests),
+        f", platforms {', '.join(graph.platforms)}" if graph.platforms else "",
+        len(actions),
+        len(missing),
+        client.registry,
+        repository,
+    )
+    return plan
+
+
+def _tag_conflict(
+    registry: str, repository: str, tag: str, existing: Digest, source: str, digest: Digest
+) -> str:
+    return (
+        f"{registry}/{repository}:{tag} already points at {existing}; the source {source} "
+        f"is {digest}. Tags are immutable: nothing was changed"
+    )
+
+
+def push_copy(
+    plan: CopyPlan, source: ImageSource, client: RegistryClient, *, workdir: Path | None = None
+) -> CopyResult:
+    """Push what the plan found missing: blobs, child manifests, root, then the tag."""
+    result = CopyResult(plan)
+    repository = plan.repository
+    with tempfile.TemporaryDirectory(prefix="alga-cp-", dir=workdir) as tmp:
+        for blob in plan.graph.blobs:
+            action = plan.blob_actions[blob.digest]
+            if action == "present":
+                result.blobs["existing"] += 1
+                continue
+            if (
+                action == "mount"
+                and source.mount_from
+                and _mount(client, repository, source.mount_from, blob.digest)
+            ):
+                log.info("blob %s mounted from %s", blob.digest.short, source.mount_from)
+                result.blobs["mounted"] += 1
+                continue
+            log.info("blob %s (%d bytes): copying", blob.digest.short, blob.size)
+            try:
+                with source.open_blob(blob, Path(tmp)) as path:
+                    status = client.push_blob(repository, path, digest=blob.digest)
+            except DigestMismatch as exc:
+                raise DigestMismatch(
+                    exc.message,
+                    hint=f"the source {plan.source} served altered content; nothing was "
+                    f"tagged at {plan.registry}/{repository}. Fix or rebuild the source image",
+                    status=exc.status,
+                ) from None
+            result.blobs[status] += 1
+    for manifest in plan.graph.manifests:
+        if manifest.digest in plan.present_manifests:
+            continue
+        client.put_manifest(repository, manifest.digest, manifest.data, manifest.media_type)
+        result.manifests_put += 1
+        log.info("manifest %s (%s) pushed", manifest.digest.short, manifest.media_type)
+    # The tag goes last, so a failure above leaves nothing tagged. Look again: another
+    # run may have taken the tag since the plan was made.
+    current = client.head_manifest(repository, plan.tag)
+    if current is None:
+        root = plan.graph.root
+        client.put_manifest(repository, plan.tag, root.data, root.media_type)
+        log.info("tagged %s/%s:%s -> %s", plan.registry, repository, plan.tag, plan.digest)
+    elif current.digest != plan.digest:
+        raise Refused(
+            _tag_conflict(
+                plan.registry, repository, plan.tag, current.digest, plan.source, plan.digest
+            ),
+            hint="another run tagged it meanwhile; the pieces pushed are untagged",
+        )
+    return result
+
+
+def _mount(client: RegistryClient, repository: str, source_repository: str, digest: Digest) -> bool:
+    """Ask the registry to mount ``digest`` from ``source_repository``; True when it did.
+
+    ``RegistryClient.push_blob`` mounts too, but only with the blob's bytes at hand;
+    asking first saves downloading a layer the registry already holds.
+    """
+    return client.mount_blob(repository, source_repository, digest)
+
+
+def copy_result_json(result: CopyResult) -> dict[str, Any]:
+    plan = result.plan
+    status = "unchanged" if plan.complete else "copied"
+    return {
+        "reference": plan.reference,
+        "repository": f"{plan.registry}/{plan.repository}",
+        "tag": plan.tag,
+        "digest": str(plan.digest),
+        "mediaType": plan.graph.root.media_type,
+        "platforms": list(plan.graph.platforms),
+        "source": plan.source,
+        "status": status,
+        "blobs": dict(result.blobs),
+        "manifestsPushed": result.manifests_put,
+    }
+
+
+def dry_run_json(plan: CopyPlan) -> dict[str, Any]:
+    return {
+        "dryRun": True,
+        "reference": plan.reference,
+        "repository": f"{plan.registry}/{plan.repository}",
+        "tag": plan.tag,
+        "digest": str(plan.digest),
+        "mediaType": plan.graph.root.media_type,
+        "platforms": list(plan.graph.platforms),
+        "source": plan.source,
+        "status": "unchanged" if plan.complete else "would-copy",
+        "blobs": [
+            {
+                "digest": str(b.digest),
+                "size": b.size,
+                "mediaType": b.media_type,
+                "action": plan.blob_actions[b.digest],
+            }
+            for b in plan.graph.blobs
+        ],
+        "manifests": [
+            {
+                "digest": str(m.digest),
+                "mediaType": m.media_type,
+                "action": "present" if m.digest in plan.present_manifests else "push",
+            }
+            for m in plan.graph.manifests
+        ],
+        "tagAction": "present" if plan.tagged else "tag",
+    }
+
+
+def copy_image(
+    spec: SourceSpec,
+    client: RegistryClient,
+    namespace: str,
+    tag: str,
+    *,
+    source_client: RegistryClient | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Plan, then (unless ``dry_run``) push; returns the JSON result."""
+    source = open_source(spec, client, source_client)
+    plan = plan_copy(source, client, namespace, tag)
+    if dry_run:
+        return dry_run_json(plan)
+    if plan.complete:
+        log.info("%s is already tagged %s, everything present: nothing to do", plan.reference, tag)
+    return copy_result_json(push_copy(plan, source, client))
