@@ -48,9 +48,10 @@ step-image: ## build the step image with buildah (needs its base images; see REA
 	buildah bud --isolation chroot --storage-driver vfs --layers \
 	  -t $(STEP_IMAGE_TAG) -f Dockerfile .
 
-bench: setup ## benchmarks that print figures: chart publishing vs helm, consume resolves
+bench: setup ## benchmarks that print figures: chart publishing vs helm, consume resolves, publish requests
 	@$(PY) bench/bench_charts.py
 	@$(PY) bench/bench_consume.py
+	@$(PY) bench/bench_requests.py --baseline 2b72073
 
 clean: ## remove build outputs (keeps .venv and .tools)
 	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache out
