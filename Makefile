@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 STEP_IMAGE_TAG ?= localhost/alga-release-step:dev
 export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup demo test unit integration lint bench clean workflows check-workflows step-image
+.PHONY: help setup demo test unit integration lint bench clean workflows check-workflows step-image step-image-dockerfile
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -31,20 +31,38 @@ lint: ## ruff and mypy --strict on the package, the pipelines and the consume li
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy --strict consume/release_consume.py
 
-workflows: ## render pipelines/ (Hera) into workflows-generated/ with `hera generate yaml`
+# Render-time image pins (recorded in pipelines/pins.json): make workflows STEP_IMAGE=<repo>@sha256:<hex>
+PIN_ARGS = $(if $(filter undefined,$(origin STEP_IMAGE)),,--step-image '$(STEP_IMAGE)') \
+           $(if $(filter undefined,$(origin DIND_IMAGE)),,--dind-image '$(DIND_IMAGE)')
+
+workflows: ## render pipelines/ into workflows-generated/ (`hera generate yaml`, rbac.yaml); STEP_IMAGE=, DIND_IMAGE= pin images
+	PYTHONPATH=$(CURDIR) $(PY) -m pipelines.pins $(PIN_ARGS)
 	rm -rf workflows-generated
 	PYTHONPATH=$(CURDIR) $(VENV)/bin/hera generate yaml pipelines --to workflows-generated
+	PYTHONPATH=$(CURDIR) $(PY) -m pipelines.rbac workflows-generated
 
 check-workflows: ## fail when workflows-generated/ differs from a fresh render of pipelines/
 	@tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; \
 	PYTHONPATH=$(CURDIR) $(VENV)/bin/hera generate yaml pipelines --to "$$tmp/render" 2>"$$tmp/err" \
 	  || { cat "$$tmp/err" >&2; echo "check-workflows: hera generate yaml failed" >&2; exit 1; }; \
+	PYTHONPATH=$(CURDIR) $(PY) -m pipelines.rbac "$$tmp/render"; \
 	if ! diff -ru workflows-generated "$$tmp/render"; then \
 	  echo "check-workflows: workflows-generated/ is stale: run 'make workflows' and commit it" >&2; exit 1; \
 	fi; \
 	echo "check-workflows: workflows-generated/ matches pipelines/"
 
-step-image: ## build the step image with buildah (needs its base images; see README)
+# make step-image [PUSH_TAG=0.1.0 [PUSH_REGISTRY=ghcr.io PUSH_NAMESPACE=nine-minds PUSH_FLAGS=--plain-http]]
+PUSH_REGISTRY ?= ghcr.io
+PUSH_NAMESPACE ?= nine-minds
+step-image: setup ## build the step image from Debian packages (debootstrap + buildah, no base image); PUSH_TAG= pushes it and prints the STEP_IMAGE to render with
+	bash scripts/step-image.sh build $(STEP_IMAGE_TAG)
+	@if [ -n "$(PUSH_TAG)" ]; then \
+	  ref="$$($(PY) scripts/push_step_image.py --tag '$(PUSH_TAG)' --registry '$(PUSH_REGISTRY)' \
+	    --namespace '$(PUSH_NAMESPACE)' $(PUSH_FLAGS))" || exit $$?; \
+	  echo "pushed; render with: make workflows STEP_IMAGE=$$ref"; \
+	fi
+
+step-image-dockerfile: ## build the step image from the Dockerfile (needs its base image; see README)
 	buildah bud --isolation chroot --storage-driver vfs --layers \
 	  -t $(STEP_IMAGE_TAG) -f Dockerfile .
 

@@ -3,18 +3,37 @@
 What lives here (and nowhere else):
 
 - **The step image.** Every pod runs one image, built from this repository's
-  ``Dockerfile`` (Python, this package, git and kubectl; non-root uid 10001), referenced
-  by digest only: the ``step-image`` workflow parameter defaults to :data:`STEP_IMAGE`.
-  :data:`STEP_IMAGE_DIGEST` is all zeros until the image is first published (see
-  README, "Argo workflows and the step image"): a run before that fails at the image
-  pull, before it can touch a registry.
+  ``Dockerfile`` or by ``make step-image`` (Python, this package, git and kubectl; non-root
+  uid 10001), referenced by digest only: the ``step-image`` workflow parameter. Its default
+  is the digest recorded by ``make workflows STEP_IMAGE=<repo>@sha256:...``
+  (:mod:`pipelines.pins`); until one is recorded the parameter has no default, so Argo
+  refuses a submission without ``-p step-image=...`` before any pod is created.
+- **The Argo version.** :data:`ARGO_MINIMUM` (3.6) is the oldest Argo Workflows the
+  templates are written for (``synchronization.mutexes``); no field newer than it is used
+  (``tests/integration/test_argo_lint.py`` lints with the real ``argo`` CLI at 3.6 and at
+  3.7), and each template says so in its ``workflows.argoproj.io/version`` annotation.
+- **The service account.** Pods run as the ``service-account`` parameter (default
+  :data:`SERVICE_ACCOUNT`, which ``workflows-generated/rbac.yaml`` ships with exactly the
+  permissions the templates need; see :mod:`pipelines.rbac`).
 - **Registry credentials.** ``ALGA_REGISTRY_USERNAME`` is the ``registry-username``
   parameter (default ``robertisaacs``); ``ALGA_REGISTRY_PASSWORD`` comes from the
-  existing Kubernetes secret ``github-token`` (key :data:`REGISTRY_SECRET_KEY`) by
-  ``secretKeyRef`` only. The password is never a parameter, an argument or a literal.
+  Kubernetes secret named by ``registry-secret`` (default ``github-token``), key
+  ``registry-secret-key`` (default ``token``), by ``secretKeyRef`` only. The password is
+  never a parameter, an argument or a literal.
 - **Retries.** Only exit code 75 (transient registry or network failure, the CLI's
-  contract) is retried, with exponential backoff; 2 (bad input), 3 (refused by a
-  gate) and 1 fail at once.
+  contract) is retried by Argo, at once and at most :data:`RETRY_LIMIT` times; 2 (bad
+  input), 3 (refused by a gate) and 1 fail at once. There is deliberately no
+  ``retryStrategy.backoff``: Argo's controller (``processNodeRetries`` in
+  ``workflow/controller/operator.go``, 3.6 to 4.x) waits the backoff *before* it evaluates
+  ``retryStrategy.expression`` or the retry policy, so any backoff would delay every fatal
+  exit too. The waiting is done inside the step instead: the OCI client retries 429, 5xx
+  and dropped connections with exponential backoff (:func:`step_retry_env`: up to 8 tries,
+  1 s doubling, at most 8 s each) before it gives up with 75, and the checkout retries git
+  the same way (:data:`GIT_ATTEMPTS` tries).
+- **Retry and resubmit.** The workspace volume is kept when a run fails
+  (``volumeClaimGC: OnWorkflowSuccess``), so ``argo retry`` re-runs the failed steps on the
+  files the succeeded ones left (the checkout, ``out/<step>.json``); ``argo resubmit`` starts
+  over with a fresh volume and is always safe, because a re-run writes only what is missing.
 - **Pod hardening.** Non-root (uid/gid 10001, ``fsGroup`` so the workspace volume is
   writable), read-only root filesystem, no privilege escalation, all capabilities
   dropped, the runtime's default seccomp profile. ``HOME``, ``TMPDIR`` and the XDG
@@ -47,28 +66,36 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from hera.workflows import Container, EmptyDirVolume, Env, Parameter, RetryStrategy, SecretEnv
 from hera.workflows import models as m
 
+from pipelines import pins, rbac
+
 # -- the step image ------------------------------------------------------------------
 
 STEP_IMAGE_REPOSITORY = "ghcr.io/nine-minds/alga-release-step"
-# All zeros = not yet published: pods fail at the image pull, before doing anything.
-# Replace it with the digest `buildah push --digestfile` prints, then `make workflows`.
-STEP_IMAGE_DIGEST = "sha256:" + "0" * 64
-STEP_IMAGE = f"{STEP_IMAGE_REPOSITORY}@{STEP_IMAGE_DIGEST}"
+# The digest `make workflows STEP_IMAGE=...` recorded in pipelines/pins.json, or None:
+# then `step-image` has no default and a submission must pass it.
+STEP_IMAGE: str | None = pins.load().step_image
 ENTRYPOINT = "alga-release"
 STEP_UID = 10001
+
+# -- Argo ------------------------------------------------------------------------------
+
+ARGO_MINIMUM = "3.6"  # synchronization.mutexes; nothing newer (see the module docstring)
+VERSION_ANNOTATION = "workflows.argoproj.io/version"
+SERVICE_ACCOUNT = rbac.SERVICE_ACCOUNT  # shipped in workflows-generated/rbac.yaml
 
 # -- registry and credentials ---------------------------------------------------------
 
 DEFAULT_REGISTRY = "ghcr.io"
 DEFAULT_NAMESPACE = "nine-minds"
 DEFAULT_REGISTRY_USERNAME = "robertisaacs"
-REGISTRY_SECRET = "github-token"
-REGISTRY_SECRET_KEY = "token"  # the key in secret/github-token holding the token
+REGISTRY_SECRET = "github-token"  # default of the registry-secret parameter
+REGISTRY_SECRET_KEY = "token"  # default of registry-secret-key: the key holding the token
 
 CHANNELS = ("nightly", "stable")
 BOOLEAN = ("false", "true")
@@ -87,11 +114,14 @@ OUT_DIR = f"{WORKSPACE_DIR}/out"
 # -- retries and deadlines --------------------------------------------------------------
 
 EXIT_TRANSIENT = 75
-RETRY_LIMIT = 3  # so at most 4 attempts
-# `cap` bounds each wait (15 s, 30 s, 60 s, then 2 min at most). Not `maxDuration`: Argo
-# counts that from the first attempt's start and kills retries at it, so a step that ran
-# longer than it before failing would never be retried.
-RETRY_BACKOFF = m.Backoff(duration="15s", factor=m.IntOrString(2), cap="2m")
+RETRY_LIMIT = 3  # so at most 4 attempts, each started at once (no Argo backoff: see above)
+# Inside each attempt: the OCI client's own bounded retries (steps/oci RetryPolicy; each
+# wait doubles from the base delay and is capped at 8 s): 1+2+4+8+8+8+8 s at most.
+STEP_RETRY_ATTEMPTS = 8
+STEP_RETRY_BASE_DELAY_SECONDS = 1
+# The checkout's git commands: tries, and the first wait (doubling) between them.
+GIT_ATTEMPTS = 4
+GIT_RETRY_DELAY_SECONDS = 5
 STEP_DEADLINE_SECONDS = 900
 REPORT_DEADLINE_SECONDS = 120
 
@@ -152,12 +182,40 @@ def registry_arguments() -> list[Parameter]:
             value=DEFAULT_REGISTRY_USERNAME,
             description="registry user; the password is the registry secret's token",
         ),
+        step_image_parameter(),
         Parameter(
-            name="step-image",
-            value=STEP_IMAGE,
-            description="the alga-release step image, pinned by digest",
+            name="registry-secret",
+            value=REGISTRY_SECRET,
+            description="Kubernetes secret (in the workflow namespace) holding the registry "
+            "token; whoever submits a run chooses which secret goes to the registry named",
+        ),
+        Parameter(
+            name="registry-secret-key",
+            value=REGISTRY_SECRET_KEY,
+            description="key of registry-secret that holds the token",
         ),
     ]
+
+
+def step_image_parameter() -> Parameter:
+    """``step-image``: the recorded pin as default, or required while there is none."""
+    description = "the alga-release step image, pinned by digest (<repo>@sha256:<hex>)"
+    if STEP_IMAGE is None:
+        return Parameter(
+            name="step-image",
+            description=f"{description}. REQUIRED: no image is recorded yet; pass "
+            "-p step-image=..., or render with `make workflows STEP_IMAGE=...`",
+        )
+    return Parameter(name="step-image", value=STEP_IMAGE, description=description)
+
+
+def service_account_parameter() -> Parameter:
+    return Parameter(
+        name="service-account",
+        value=SERVICE_ACCOUNT,
+        description="ServiceAccount every pod runs as (workflows-generated/rbac.yaml ships "
+        f"{SERVICE_ACCOUNT} with the permissions the executor needs)",
+    )
 
 
 def registry_parameter_names() -> list[str]:
@@ -187,15 +245,27 @@ def scratch_env() -> list[Env]:
     ]
 
 
-def registry_env(username: str) -> list[Env | SecretEnv]:
-    """Registry credentials: the user by value, the token by ``secretKeyRef`` only."""
+def registry_env(parameter: Callable[[str], str]) -> list[Env | SecretEnv]:
+    """Registry credentials: the user by value, the token by ``secretKeyRef`` only.
+
+    ``parameter`` names where the values come from: :func:`workflow_parameter` or
+    :func:`input_parameter` (the promote template, which another workflow may run).
+    """
     return [
-        Env(name="ALGA_REGISTRY_USERNAME", value=username),
+        Env(name="ALGA_REGISTRY_USERNAME", value=parameter("registry-username")),
         SecretEnv(
             name="ALGA_REGISTRY_PASSWORD",
-            secret_name=REGISTRY_SECRET,
-            secret_key=REGISTRY_SECRET_KEY,
+            secret_name=parameter("registry-secret"),
+            secret_key=parameter("registry-secret-key"),
         ),
+    ]
+
+
+def step_retry_env() -> list[Env | SecretEnv]:
+    """The OCI client's own retries inside one attempt (the waiting Argo does not do)."""
+    return [
+        Env(name="ALGA_RETRY_ATTEMPTS", value=str(STEP_RETRY_ATTEMPTS)),
+        Env(name="ALGA_RETRY_BASE_DELAY", value=str(STEP_RETRY_BASE_DELAY_SECONDS)),
     ]
 
 
@@ -203,12 +273,16 @@ def registry_env(username: str) -> list[Env | SecretEnv]:
 
 
 def retry_strategy() -> RetryStrategy:
-    """Retry exit code 75 only (``retryPolicy: Always`` + the exit-code expression)."""
+    """Retry exit code 75 only (``retryPolicy: Always`` + the exit-code expression).
+
+    No ``backoff``: the controller would wait it before evaluating the expression, i.e.
+    after every failure, fatal or not. Without it the expression is evaluated as soon as
+    the failed attempt is seen, and a false one fails the node then.
+    """
     return RetryStrategy(
         limit=RETRY_LIMIT,
         retry_policy="Always",
         expression=f"asInt(lastRetry.exitCode) == {EXIT_TRANSIENT}",
-        backoff=RETRY_BACKOFF,
     )
 
 
@@ -258,7 +332,8 @@ def step_container(
 ) -> Container:
     """A container template with every shared default; must be called in a workflow context.
 
-    ``command`` is always explicit (Argo's emissary executor would otherwise look the
+    A container that runs ``alga-release`` also gets :func:`step_retry_env`. ``command`` is
+    always explicit (Argo's emissary executor would otherwise look the
     image's entrypoint up in the registry). ``sidecars`` bring their own security
     context and mount only ``sidecar_volumes``, which the step container does not mount:
     the hardening here is the step container's and the pod's, never relaxed for a sidecar.
@@ -280,7 +355,7 @@ def step_container(
         image_pull_policy="IfNotPresent",
         command=list(command),
         args=list(args),
-        env=[*scratch_env(), *env],
+        env=[*scratch_env(), *(step_retry_env() if command[0] == ENTRYPOINT else []), *env],
         inputs=list(inputs) or None,
         outputs=list(outputs) or None,
         volumes=[
@@ -341,6 +416,23 @@ def workflow_labels(**expressions: str) -> m.WorkflowMetadata:
             for key, expression in expressions.items()
         }
     )
+
+
+def workflow_settings() -> dict[str, Any]:
+    """What every WorkflowTemplate here sets the same way (keyword arguments for Hera).
+
+    Labels, the minimum Argo version annotation, the service account (a parameter), pod
+    GC, and the version/channel labels of each run.
+    """
+    return {
+        "labels": {"app.kubernetes.io/part-of": "alga-appliance"},
+        "annotations": {VERSION_ANNOTATION: f">= {ARGO_MINIMUM}.0"},
+        "service_account_name": workflow_parameter("service-account"),
+        "pod_gc": pod_gc(),
+        "workflow_metadata": workflow_labels(
+            version="workflow.parameters.version", channel="workflow.parameters.channel"
+        ),
+    }
 
 
 # -- the exit report ------------------------------------------------------------------------

@@ -92,6 +92,7 @@ from hera.workflows import DAG, Container, Env, Parameter, SecretEnv, Task
 from hera.workflows import models as m
 
 from pipelines import common as c
+from pipelines import pins
 from steps.controlplane.sources import ENV_SOURCE_PASSWORD, ENV_SOURCE_USERNAME
 from steps.release.plan import RegistryParams
 
@@ -120,10 +121,12 @@ SOURCE_SECRET_PASSWORD_KEY = "password"
 # -- the docker-in-docker sidecar of the build ---------------------------------------------
 
 DIND_IMAGE_REPOSITORY = "docker.io/library/docker"
-# All zeros = not chosen yet: the checkout refuses build mode until this (or the
-# dind-image parameter) names a published docker:<version>-dind digest.
-DIND_IMAGE_DIGEST = "sha256:" + "0" * 64
-DIND_IMAGE = f"{DIND_IMAGE_REPOSITORY}@{DIND_IMAGE_DIGEST}"
+# All zeros = not chosen yet: the checkout refuses build mode until the dind-image
+# parameter (or its recorded default) names a published docker:<version>-dind digest.
+DIND_IMAGE_DIGEST = pins.PLACEHOLDER_DIGEST
+DIND_PLACEHOLDER = f"{DIND_IMAGE_REPOSITORY}@{DIND_IMAGE_DIGEST}"
+# `make workflows DIND_IMAGE=...` records the real one in pipelines/pins.json.
+DIND_IMAGE = pins.load().dind_image or DIND_PLACEHOLDER
 DIND_CONTAINER = "dind"
 DOCKER_HOST = "tcp://127.0.0.1:2375"
 DOCKER_DATA_VOLUME = "docker-data"
@@ -160,7 +163,8 @@ if [ "$DRY_RUN" = true ]; then
 fi
 if [ "$CONTROL_PLANE_MODE" = build ] && [ "${{DIND_IMAGE##*@}}" = "{DIND_IMAGE_DIGEST}" ]; then
   echo "checkout: control-plane-mode=build needs dind-image pinned to a published" \\
-    "docker:dind digest (the default is a placeholder)" >&2
+    "docker:dind digest (the default is a placeholder): pass -p dind-image=<repo>@sha256:..." \\
+    "or render with make workflows DIND_IMAGE=<repo>@sha256:..." >&2
   exit 2
 fi
 """
@@ -265,7 +269,7 @@ def step_env() -> list[Env | SecretEnv]:
     """As every release step: registry credentials and the dry-run toggle."""
     wp = c.workflow_parameter
     return [
-        *c.registry_env(wp("registry-username")),
+        *c.registry_env(c.workflow_parameter),
         Env(name="ALGA_DRY_RUN", value=wp("dry-run")),
     ]
 

@@ -77,19 +77,15 @@ def build() -> WorkflowTemplate:
     wp = c.workflow_parameter
     with WorkflowTemplate(
         name=NAME,
-        labels={"app.kubernetes.io/part-of": "alga-appliance"},
         entrypoint=PROMOTE_TEMPLATE,
-        arguments=arguments(),
+        arguments=[*arguments(), c.service_account_parameter()],
         on_exit="report",
         synchronization=c.channel_mutex(wp("channel")),
         active_deadline_seconds=WORKFLOW_DEADLINE_SECONDS,
-        pod_gc=c.pod_gc(),
-        workflow_metadata=c.workflow_labels(
-            version="workflow.parameters.version", channel="workflow.parameters.channel"
-        ),
+        **c.workflow_settings(),
     ) as workflow:
         env: list[Env | SecretEnv] = [
-            *c.registry_env(ip("registry-username")),
+            *c.registry_env(c.input_parameter),
             Env(name="ALGA_ALLOW_DOWNGRADE", value=ip("allow-downgrade")),
             Env(name="ALGA_REASON", value=ip("reason")),
             Env(name="ALGA_DRY_RUN", value=ip("dry-run")),

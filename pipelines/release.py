@@ -38,8 +38,20 @@ handler prints every result (the digests of what was published).
 
 The clone is a partial clone (``--filter=blob:none``): the full commit history, so
 that chart and overlay dates from ``git log`` match a local full clone, with file
-contents fetched only for the checked-out tree. A failed clone or fetch exits 75
-(retried); a ref that does not exist exits 2.
+contents fetched only for the checked-out tree. Every git command that talks to the
+remote is tried up to ``GIT_ATTEMPTS`` times, waiting ``GIT_RETRY_DELAY`` seconds (doubling)
+in between: the clone, the fetch of a ref the clone did not bring (a commit or
+``refs/pull/...``) and the checkout, which fetches the tree's file contents lazily. When
+they keep failing the script exits 75 (Argo then retries the whole task). A ref that does not
+exist exits 2 at once: when a fetch fails, ``git ls-remote`` tells an unreachable remote
+(transient, tried again) from a reachable one that has no such ref.
+
+**Retry and resubmit.** A failed run keeps its workspace volume (``volumeClaimGC:
+OnWorkflowSuccess``; the controller deletes it only after a success, or with the
+Workflow), so ``argo retry`` of a failed release re-runs the failed tasks on the same
+checkout and ``out/<step>.json`` files the succeeded tasks left. ``argo resubmit`` runs
+everything again on a new volume; a re-run uploads only what is missing, so it is
+always safe, and it is the recovery when the old volume is gone.
 
 **No fan-out for charts.** One ``charts`` task publishes the six charts: locally the
 whole step takes about 0.4 s, while a pod per chart costs seconds of scheduling, image
@@ -118,24 +130,65 @@ fi
 case "$SOURCE_REF" in
   ''|-*) echo "checkout: invalid source-ref '$SOURCE_REF'" >&2; exit 2 ;;
 esac
-rm -rf "$SOURCE_DIR"
+# again WHAT: after a failed try of WHAT, wait and return 0, or return 1 when none is left
+# (GIT_ATTEMPTS tries of each WHAT, GIT_RETRY_DELAY seconds doubling in between).
+again() {
+  if [ "$1" != "${failing:-}" ]; then
+    failing=$1
+    try=1
+    pause=$GIT_RETRY_DELAY
+  fi
+  if [ "$try" -ge "$GIT_ATTEMPTS" ]; then
+    echo "checkout: $1 failed $try times: giving up with exit 75 (transient)" >&2
+    return 1
+  fi
+  echo "checkout: $1 failed (try $try of $GIT_ATTEMPTS), again in ${pause}s" >&2
+  sleep "$pause"
+  try=$((try + 1))
+  pause=$((pause * 2))
+}
 mkdir -p "$OUT_DIR"
-if ! git clone --quiet --filter=blob:none --no-checkout -- "$SOURCE_REPO" "$SOURCE_DIR"; then
-  echo "checkout: cannot clone $SOURCE_REPO" >&2
-  exit 75
-fi
+until rm -rf "$SOURCE_DIR" \\
+    && git clone --quiet --filter=blob:none --no-checkout -- "$SOURCE_REPO" "$SOURCE_DIR"; do
+  again "git clone of $SOURCE_REPO" || exit 75
+done
 cd "$SOURCE_DIR"
 commit=$(git rev-parse --verify --quiet "refs/remotes/origin/$SOURCE_REF^{commit}" \\
   || git rev-parse --verify --quiet "refs/tags/$SOURCE_REF^{commit}" \\
   || git rev-parse --verify --quiet "$SOURCE_REF^{commit}" || true)
-if [ -z "$commit" ] && git fetch --quiet --filter=blob:none origin "$SOURCE_REF"; then
+if [ -z "$commit" ]; then
+  # Not a branch, tag or commit of the clone: a ref such as refs/pull/N/head, or a commit no
+  # branch reaches. A failed fetch is "not found" (exit 2, at once) only on evidence from a
+  # remote that answers: it lists no such ref, or says it has no such commit.
+  full_sha=$(printf '%s' "$SOURCE_REF" | grep -Ex '[0-9a-f]{40}' || true)
+  fetch_error="${TMPDIR:-/tmp}/checkout-fetch.err"
+  until git fetch --quiet --filter=blob:none origin "$SOURCE_REF" 2>"$fetch_error"; do
+    cat "$fetch_error" >&2
+    if [ -z "$full_sha" ]; then
+      listed=0
+      git ls-remote --quiet --exit-code origin "$SOURCE_REF" >/dev/null || listed=$?
+    elif grep -Eqi "not our ref|unadvertised object|no such remote ref|couldn't find remote ref" \\
+        "$fetch_error" && git ls-remote --quiet origin HEAD >/dev/null; then
+      listed=2
+    else
+      listed=1
+    fi
+    if [ "$listed" = 2 ]; then
+      echo "checkout: source-ref '$SOURCE_REF' not found in $SOURCE_REPO" >&2
+      exit 2
+    fi
+    again "git fetch of $SOURCE_REF" || exit 75
+  done
+  rm -f "$fetch_error"
   commit=$(git rev-parse --verify --quiet "FETCH_HEAD^{commit}" || true)
 fi
 if [ -z "$commit" ]; then
-  echo "checkout: source-ref '$SOURCE_REF' not found in $SOURCE_REPO" >&2
+  echo "checkout: source-ref '$SOURCE_REF' in $SOURCE_REPO is not a commit" >&2
   exit 2
 fi
-git -c advice.detachedHead=false checkout --quiet --detach "$commit"
+until git -c advice.detachedHead=false checkout --quiet --force --detach "$commit"; do
+  again "git checkout of $commit (fetching its files)" || exit 75
+done
 printf '%s' "$commit" > "$OUT_DIR/revision"
 echo "checkout: $SOURCE_REPO $SOURCE_REF -> $commit"
 """
@@ -229,7 +282,7 @@ def arguments() -> list[Parameter]:
 
 def step_env(step: Step) -> list[Env | SecretEnv]:
     env: list[Env | SecretEnv] = [
-        *c.registry_env(c.workflow_parameter("registry-username")),
+        *c.registry_env(c.workflow_parameter),
         Env(name="ALGA_DRY_RUN", value=c.workflow_parameter("dry-run")),
     ]
     if step.name == "channel":
@@ -245,15 +298,11 @@ def build() -> WorkflowTemplate:
     not_dry_run = c.quoted_equals(wp("dry-run"), "false")
     with WorkflowTemplate(
         name=NAME,
-        labels={"app.kubernetes.io/part-of": "alga-appliance"},
         entrypoint=ENTRYPOINT,
-        arguments=arguments(),
+        arguments=[*arguments(), c.service_account_parameter()],
         on_exit="report",
         active_deadline_seconds=WORKFLOW_DEADLINE_SECONDS,
-        pod_gc=c.pod_gc(),
-        workflow_metadata=c.workflow_labels(
-            version="workflow.parameters.version", channel="workflow.parameters.channel"
-        ),
+        **c.workflow_settings(),
         volume_claim_templates=[
             m.PersistentVolumeClaim(
                 metadata=m.ObjectMeta(name=c.WORKSPACE_VOLUME),
@@ -265,7 +314,8 @@ def build() -> WorkflowTemplate:
                 ),
             )
         ],
-        volume_claim_gc=m.VolumeClaimGC(strategy="OnWorkflowCompletion"),
+        # Kept after a failure, for `argo retry` (see the module docstring).
+        volume_claim_gc=m.VolumeClaimGC(strategy="OnWorkflowSuccess"),
     ) as workflow:
         checkout = c.step_container(
             CHECKOUT,
@@ -279,6 +329,8 @@ def build() -> WorkflowTemplate:
                 Env(name="OUT_DIR", value=c.OUT_DIR),
                 Env(name="DRY_RUN", value=wp("dry-run")),
                 Env(name="DRY_RUN_UNSUPPORTED", value=" ".join(dry_run_unsupported())),
+                Env(name="GIT_ATTEMPTS", value=str(c.GIT_ATTEMPTS)),
+                Env(name="GIT_RETRY_DELAY", value=str(c.GIT_RETRY_DELAY_SECONDS)),
                 *cp.checkout_env(),
             ],
             outputs=[Parameter(name="revision", value_from=m.ValueFrom(path=REVISION_FILE))],

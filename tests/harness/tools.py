@@ -6,6 +6,10 @@ What it does:
   ``.tools/bin/helm3`` and ``kubectl`` at ``.tools/bin/kubectl``, falling back
   to ``PATH``. A helm found anywhere is accepted only if ``helm version``
   reports the expected major version. Lookups happen on first use and are cached.
+* :meth:`Tools.go_tool` finds the pinned Go CLIs that ``scripts/go-tools.sh`` builds into
+  ``.tools/bin`` (``cosign``, ``crane``, ``oras``, ``flux``, ``argo`` and ``argo-3.6``), by
+  name there only: another version on ``PATH`` would not be the oracle the tests name.
+  :attr:`Tools.argo` and :attr:`Tools.argo_minimum` are shortcuts for the two argo CLIs.
 * :func:`missing_component` applies the project rule for a missing component:
   when the environment variable ``CI`` is ``"true"`` the test **fails** (a CI
   machine must have everything ``scripts/setup.sh`` installs); otherwise it is
@@ -26,10 +30,21 @@ from typing import NoReturn
 
 import pytest
 
-__all__ = ["PROJECT_ROOT", "Tools", "in_ci", "missing_component"]
+__all__ = ["GO_TOOLS", "PROJECT_ROOT", "Tools", "in_ci", "missing_component"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SETUP_HINT = "scripts/setup.sh"
+
+
+#: The Go CLIs ``scripts/go-tools.sh`` builds, and the version each must report.
+GO_TOOLS = {
+    "cosign": "2.6.5",
+    "crane": "0.22.1",
+    "oras": "1.3.6",
+    "flux": "2.9.5",
+    "argo": "3.7.6",
+    "argo-3.6": "3.6.10",
+}
 
 
 def in_ci() -> bool:
@@ -122,3 +137,24 @@ class Tools:
         if self.kubectl_path is None:
             missing_component("kubectl", f"looked for {self.bin_dir / 'kubectl'} and PATH")
         return self.kubectl_path
+
+    def go_tool(self, name: str) -> Path:
+        """``.tools/bin/<name>``, a pinned Go CLI (skips, or fails under CI=true, when missing)."""
+        if name not in GO_TOOLS:
+            raise KeyError(f"{name} is not one of the Go tools {sorted(GO_TOOLS)}")
+        path = self.bin_dir / name
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            missing_component(
+                f"{name} {GO_TOOLS[name]}", f"looked for {path} (scripts/go-tools.sh builds it)"
+            )
+        return path
+
+    @property
+    def argo(self) -> Path:
+        """The newest Argo Workflows CLI the templates are checked with (3.7)."""
+        return self.go_tool("argo")
+
+    @property
+    def argo_minimum(self) -> Path:
+        """The Argo Workflows CLI at the templates' declared minimum (3.6)."""
+        return self.go_tool("argo-3.6")

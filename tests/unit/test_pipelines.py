@@ -64,7 +64,7 @@ def yaml_representers_kept() -> Iterator[None]:
 with yaml_representers_kept():
     from hera.workflows import models as hera_models
 
-    from pipelines import common, control_plane, promote, release
+    from pipelines import common, control_plane, pins, promote, rbac, release
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATED = ROOT / "workflows-generated"
@@ -81,7 +81,8 @@ def committed() -> dict[str, Doc]:
     docs: dict[str, Doc] = {}
     for path in sorted(GENERATED.glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
-            docs[doc["metadata"]["name"]] = doc
+            if doc["kind"] == "WorkflowTemplate":
+                docs[doc["metadata"]["name"]] = doc
     return docs
 
 
@@ -136,6 +137,7 @@ def test_the_committed_yaml_is_a_fresh_render(tmp_path: Path) -> None:
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
+    assert rbac.main([str(out)]) == 0  # the other half of `make workflows`
     fresh = {p.name: p.read_text(encoding="utf-8") for p in out.glob("*.yaml")}
     found = {p.name: p.read_text(encoding="utf-8") for p in GENERATED.glob("*.yaml")}
     assert sorted(found) == sorted(fresh), "run `make workflows` (stale or missing files)"
@@ -163,6 +165,11 @@ def test_importing_the_pipelines_leaves_pyyaml_alone() -> None:
 
 
 def test_there_are_exactly_the_two_templates() -> None:
+    assert sorted(p.name for p in GENERATED.iterdir()) == [
+        "promote.yaml",
+        rbac.FILE_NAME,
+        "release.yaml",
+    ]
     assert sorted(committed()) == sorted([release.NAME, promote.NAME])
     for d in committed().values():
         assert d["apiVersion"] == "argoproj.io/v1alpha1"
@@ -405,20 +412,23 @@ def _secret_refs(node: Any) -> list[Doc]:
 
 
 def test_the_secret_is_only_ever_a_secret_key_ref() -> None:
+    """Its name and key are parameters (defaults ``github-token`` / ``token``), read by refs."""
     for name, d in committed().items():
-        text = (GENERATED / f"{'release' if name == release.NAME else 'promote'}.yaml").read_text()
         source = [r for r in _secret_refs(d) if r["name"] == control_plane.SOURCE_SECRET]
         refs = [r for r in _secret_refs(d) if r not in source]
         assert refs, name
-        assert all(r == {"name": "github-token", "key": common.REGISTRY_SECRET_KEY} for r in refs)
+        scopes = {"workflow.parameters", "inputs.parameters"}
+        for ref in refs:
+            scope = re.fullmatch(r"\{\{(.+)\.registry-secret\}\}", ref["name"])
+            assert scope and scope[1] in scopes, ref
+            assert ref["key"] == "{{" + scope[1] + ".registry-secret-key}}", ref
+        params = {p["name"]: p for p in d["spec"]["arguments"]["parameters"]}
+        assert params["registry-secret"]["value"] == "github-token" == common.REGISTRY_SECRET
+        assert params["registry-secret-key"]["value"] == "token" == common.REGISTRY_SECRET_KEY
+        # the default name appears only as a default (of the parameter or a template input)
         for path, value in strings(d):
             if "github-token" in value:
-                assert path[-3:] == ("secretKeyRef", "name") or path[-2:] == (
-                    "secretKeyRef",
-                    "name",
-                ), f"{name}: github-token at {'.'.join(path)}"
-        # the raw text too: once per secretKeyRef, nowhere else
-        assert text.count("github-token") == len(refs)
+                assert path[-1] in ("value", "default"), f"{name}: github-token at {path}"
 
 
 def test_the_copy_reads_its_source_credentials_from_an_optional_secret_only() -> None:
@@ -465,7 +475,11 @@ def test_credentials_never_travel_as_values_or_arguments() -> None:
             names = {e["name"] for e in container.get("env", [])}
             if registry_step:
                 assert {"ALGA_REGISTRY_USERNAME", "ALGA_REGISTRY_PASSWORD"} <= names, tname
+        # no credential is a parameter; the two secret parameters only name where it is
         for param in d["spec"]["arguments"]["parameters"]:
+            if param["name"] in ("registry-secret", "registry-secret-key"):
+                assert re.fullmatch(r"[a-z0-9][a-z0-9.-]*", param["value"]), param
+                continue
             assert not re.search(r"password|token|secret", param["name"]), param["name"]
 
 
@@ -506,20 +520,37 @@ def test_every_pod_is_hardened(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", [release.NAME, promote.NAME])
-def test_only_exit_code_75_is_retried_with_backoff(name: str) -> None:
+def test_only_exit_code_75_is_retried_and_fatal_exits_wait_for_nothing(name: str) -> None:
+    """Argo waits ``backoff`` before it evaluates the expression, so there is none.
+
+    ``processNodeRetries`` (workflow/controller/operator.go, v3.6.10 and v3.7.6 alike)
+    handles a failed attempt in this order: shutdown / workflow deadline; then, only if
+    ``retryStrategy.backoff`` is set, maxDuration and the backoff wait (requeue, return);
+    then the retry policy, ``CanRetry``, ``limit``, and last ``expression``. With no
+    ``backoff`` the first pass that sees the failed attempt reaches the expression, and a
+    false one marks the node failed in that pass: exits 1/2/3 fail at once. The waiting
+    between tries of a transient failure happens inside the attempt instead.
+    """
     d = doc(name)
     assert "retryStrategy" not in d["spec"]
     for tname, template in container_templates(d).items():
         if tname == d["spec"]["onExit"]:
+            assert "retryStrategy" not in template
             continue
         retry = template["retryStrategy"]
-        assert retry["expression"] == "asInt(lastRetry.exitCode) == 75", tname
-        assert retry["retryPolicy"] == "Always"
-        assert retry["limit"] == common.RETRY_LIMIT
-        assert retry["backoff"]["duration"] and retry["backoff"]["factor"] == 2
-        # Each wait is capped; no total window that would stop retries of a long step.
-        assert retry["backoff"]["cap"] == "2m"
-        assert "maxDuration" not in retry["backoff"]
+        assert retry == {
+            "expression": "asInt(lastRetry.exitCode) == 75",
+            "limit": common.RETRY_LIMIT,
+            "retryPolicy": "Always",
+        }, tname
+        env = {e["name"]: e.get("value") for e in template["container"].get("env", [])}
+        if template["container"]["command"] == [common.ENTRYPOINT]:
+            # the OCI client's own backoff: up to 8 tries, 1 s doubling (capped at 8 s)
+            assert env["ALGA_RETRY_ATTEMPTS"] == "8" and env["ALGA_RETRY_BASE_DELAY"] == "1"
+        else:
+            assert "ALGA_RETRY_ATTEMPTS" not in env
+    for _, node in walk(d):
+        assert not (isinstance(node, dict) and "backoff" in node)
 
 
 @pytest.mark.parametrize("name", [release.NAME, promote.NAME])
@@ -642,19 +673,28 @@ def test_the_images_step_runs_after_the_control_plane_and_is_checked_before_the_
     assert [p["name"] for p in check["outputs"]["parameters"]] == ["reference", "digest"]
 
 
-def test_the_step_image_is_pinned_by_digest_everywhere() -> None:
-    pinned = re.compile(r"[a-z0-9.-]+(?::\d+)?(?:/[a-z0-9._-]+)+@sha256:[0-9a-f]{64}")
-    assert pinned.fullmatch(common.STEP_IMAGE)
-    defaults = [
-        value
-        for d in committed().values()
-        for path, value in strings(d)
-        if "alga-release-step" in value
-    ]
-    assert defaults and all(v == common.STEP_IMAGE for v in defaults)
+def test_the_step_image_is_the_recorded_pin_or_required() -> None:
+    """Never a placeholder: without a recorded digest Argo refuses a run that names none."""
+    recorded = pins.load().step_image
+    assert recorded == common.STEP_IMAGE
     for d in committed().values():
         params = {p["name"]: p for p in d["spec"]["arguments"]["parameters"]}
-        assert params["step-image"]["value"] == common.STEP_IMAGE
+        if recorded is None:
+            assert "value" not in params["step-image"]
+            assert "REQUIRED" in params["step-image"]["description"]
+        else:
+            assert params["step-image"]["value"] == recorded
+        # the all-zero digest is only ever the dind image's (and the checkout's test of it)
+        for path, value in strings(d):
+            if pins.PLACEHOLDER_DIGEST in value:
+                assert value == control_plane.DIND_PLACEHOLDER or "DIND_IMAGE" in value, path
+        for template in templates(d).values():
+            if "container" in template:
+                image = template["container"]["image"]
+                assert image in (
+                    "{{workflow.parameters.step-image}}",
+                    "{{inputs.parameters.step-image}}",
+                )
 
 
 def test_release_parameters() -> None:
@@ -678,7 +718,10 @@ def test_release_parameters() -> None:
         "namespace",
         "registry-username",
         "step-image",
+        "registry-secret",
+        "registry-secret-key",
         "dind-image",
+        "service-account",
     ]
     assert params["control-plane-mode"]["value"] == "pin"
     assert params["control-plane-mode"]["enum"] == ["pin", "copy", "build"]
@@ -705,7 +748,9 @@ def test_promote_parameters() -> None:
     # the entrypoint's inputs are filled from these arguments: same names, same defaults
     entry = templates(doc(promote.NAME))[promote.PROMOTE_TEMPLATE]
     inputs = {p["name"]: p.get("default") for p in entry["inputs"]["parameters"]}
-    assert inputs == {n: p.get("value") for n, p in params.items()}
+    # (the service account is the workflow's, not the template's: no input for it)
+    assert inputs == {n: p.get("value") for n, p in params.items() if n != "service-account"}
+    assert list(params)[-1] == "service-account"
     assert doc(promote.NAME)["spec"]["entrypoint"] == promote.PROMOTE_TEMPLATE
 
 

@@ -21,6 +21,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -468,10 +469,28 @@ def origin(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     _git("add", ".", cwd=work)
     _git("commit", "-q", "-m", "feature", cwd=work)
     feature = _git("rev-parse", "HEAD", cwd=work)
+    _git("checkout", "-q", "-b", "pr", first, cwd=work)
+    (work / "pr").write_text("p\n")
+    _git("add", ".", cwd=work)
+    _git("commit", "-q", "-m", "pull request", cwd=work)
+    pull = _git("rev-parse", "HEAD", cwd=work)
     _git("checkout", "-q", "main", cwd=work)
     bare = tmp_path_factory.mktemp("origin") / "alga-psa.git"
     _git("clone", "-q", "--bare", str(work), str(bare), cwd=work)
-    return {"url": bare.as_uri(), "first": first, "main": second, "feature": feature}
+    # As on GitHub: a pull request's head is a ref a clone does not fetch, no branch reaches
+    # it, any commit can be fetched by id, and partial clones fetch file contents lazily.
+    _git("update-ref", "refs/pull/1/head", pull, cwd=bare)
+    _git("branch", "-D", "pr", cwd=bare)
+    _git("config", "uploadpack.allowFilter", "true", cwd=bare)
+    _git("config", "uploadpack.allowAnySHA1InWant", "true", cwd=bare)
+    return {
+        "url": bare.as_uri(),
+        "path": str(bare),
+        "first": first,
+        "main": second,
+        "feature": feature,
+        "pull": pull,
+    }
 
 
 def checkout_script() -> str:
@@ -492,8 +511,12 @@ def run_checkout(
     source: str = "",
     cp_unsupported: str = "copy build",
     dind: str = PINNED_DIND,
+    extra_env: dict[str, str] | None = None,
+    git_delay: str = "0",
 ) -> subprocess.CompletedProcess[str]:
     env = {
+        "GIT_ATTEMPTS": str(common.GIT_ATTEMPTS),
+        "GIT_RETRY_DELAY": git_delay,
         "DRY_RUN": dry_run,
         "DRY_RUN_UNSUPPORTED": unsupported,
         "CONTROL_PLANE_MODE": mode,
@@ -507,6 +530,7 @@ def run_checkout(
         "SOURCE_REF": ref,
         "SOURCE_DIR": str(tmp / "src"),
         "OUT_DIR": str(tmp / "out"),
+        **(extra_env or {}),
     }
     return subprocess.run(
         ["sh", "-c", checkout_script()], env=env, capture_output=True, text=True, timeout=60
@@ -627,7 +651,97 @@ def test_checkout_refuses_a_dry_run_the_control_plane_command_would_not_honour(
 def test_checkout_treats_a_failed_clone_as_transient(tmp_path: Path) -> None:
     done = run_checkout(tmp_path, (tmp_path / "missing.git").as_uri(), "main")
     assert done.returncode == common.EXIT_TRANSIENT, done.stderr
-    assert "cannot clone" in done.stderr
+    assert f"git clone of {(tmp_path / 'missing.git').as_uri()} failed 4 times" in done.stderr
+    assert done.stderr.count("again in 0s") == common.GIT_ATTEMPTS - 1
+
+
+# A remote that fails when asked to: git's ext:: transport runs this script as the server
+# for every connection (clone, fetch, ls-remote, the lazy fetch of file contents), and it
+# refuses the calls whose numbers are in FLAKY_FAIL ("all" = every call after the first),
+# as a remote that drops the connection would; the others go to the real git-upload-pack.
+FLAKY_SERVER = """\
+#!/bin/sh
+n=$(( $(cat "$FLAKY_COUNTER" 2>/dev/null || echo 0) + 1 ))
+echo "$n" > "$FLAKY_COUNTER"
+case " $FLAKY_FAIL " in
+  *" $n "*|*" all "*) [ "$n" -gt 1 ] || [ "$FLAKY_FAIL" != all ] && {
+    echo "flaky-remote: connection $n dropped" >&2; exit 1; } ;;
+esac
+exec git "${1#git-}" "$2"
+"""
+
+
+def run_flaky_checkout(
+    tmp: Path, origin: dict[str, str], ref: str, fail: str, git_delay: str = "0"
+) -> tuple[subprocess.CompletedProcess[str], int]:
+    """The checkout against ``origin`` through a flaky remote; also how many connections."""
+    server = tmp / "flaky-remote"
+    server.write_text(FLAKY_SERVER)
+    server.chmod(0o755)
+    counter = tmp / "connections"
+    env = {
+        "FLAKY_COUNTER": str(counter),
+        "FLAKY_FAIL": fail,
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": "protocol.ext.allow",
+        "GIT_CONFIG_VALUE_0": "always",
+    }
+    url = f"ext::{server} %S {origin['path']}"
+    done = run_checkout(tmp, url, ref, extra_env=env, git_delay=git_delay)
+    return done, int(counter.read_text())
+
+
+@pytest.mark.parametrize(
+    ("ref", "expect", "fail", "what"),
+    [
+        # connection 1 is the clone
+        ("main", "main", "1 2", "git clone"),
+        # 1 clone, 2 the lazy fetch of main's files by the checkout
+        ("main", "main", "2 3", "git checkout of"),
+        # 1 clone, 2 fetch of the ref (dropped), 3 ls-remote lists it: transient, 4 fetch again
+        ("refs/pull/1/head", "pull", "2", "git fetch of refs/pull/1/head"),
+        # a commit no branch reaches: 2 and 3 are git's own lazy fetch of it (rev-parse tries
+        # twice), 4 the fetch by id (dropped), 5 that fetch again, 6 the files
+        ("pull-sha", "pull", "2 3 4", "git fetch of"),
+    ],
+)
+def test_checkout_retries_transient_git_failures_after_the_clone(
+    tmp_path: Path, origin: dict[str, str], ref: str, expect: str, fail: str, what: str
+) -> None:
+    ref = origin["pull"] if ref == "pull-sha" else ref
+    done, _ = run_flaky_checkout(tmp_path, origin, ref, fail)
+    assert done.returncode == 0, done.stderr
+    assert "flaky-remote: connection" in done.stderr and what in done.stderr, done.stderr
+    assert (tmp_path / "out" / "revision").read_text() == origin[expect]
+    assert _git("rev-parse", "HEAD", cwd=tmp_path / "src") == origin[expect]
+    # the files are there (the lazy fetch did happen), with the history
+    assert (tmp_path / "src" / "helm" / "Chart.yaml").read_text() == "name: sebastian\n"
+
+
+@pytest.mark.parametrize("ref", ["main", "refs/pull/1/head", "pull-sha"])
+def test_checkout_gives_up_on_a_remote_that_stays_down_with_exit_75(
+    tmp_path: Path, origin: dict[str, str], ref: str
+) -> None:
+    """Everything after the clone fails: tried GIT_ATTEMPTS times, then 75 (Argo retries)."""
+    ref = origin["pull"] if ref == "pull-sha" else ref
+    done, connections = run_flaky_checkout(tmp_path, origin, ref, "all")
+    assert done.returncode == common.EXIT_TRANSIENT, done.stderr
+    assert f"failed {common.GIT_ATTEMPTS} times: giving up with exit 75" in done.stderr
+    assert connections > common.GIT_ATTEMPTS
+    assert not (tmp_path / "out" / "revision").exists()
+
+
+@pytest.mark.parametrize("ref", ["refs/pull/9/head", "c0ffee" * 6 + "c0ff"])
+def test_a_ref_the_remote_does_not_have_fails_at_once_with_exit_2(
+    tmp_path: Path, origin: dict[str, str], ref: str
+) -> None:
+    """Bad input is not retried, nor waited for: the remote answers that it has no such ref."""
+    started = time.monotonic()
+    done, _ = run_flaky_checkout(tmp_path, origin, ref, "", git_delay="30")
+    assert done.returncode == 2, done.stderr
+    assert f"source-ref '{ref}' not found" in done.stderr
+    assert "again in" not in done.stderr
+    assert time.monotonic() - started < 20
 
 
 # -- the exit report, with real sh ----------------------------------------------------------
