@@ -1714,8 +1714,13 @@ class Session {
     throw new DownloadError(`more than ${MAX_REDIRECTS} redirects for ${method} ${at.split('?')[0]}`);
   }
 
-  /** Bounded retries with backoff on 429, 5xx and connection errors. */
-  async retrying(method, url, headers, limit, { follow }) {
+  /**
+   * Bounded retries with backoff on 429, 5xx and connection errors. With expectSize (a
+   * descriptor's size), a 200 body that ends short of it without a Content-Length (a
+   * close-delimited body cut off) is a lost connection too, retried like one:
+   * truncation is transient, never tampering.
+   */
+  async retrying(method, url, headers, limit, { follow, expectSize = null }) {
     let last = '';
     let delay = 0;
     for (let attempt = 0; attempt < this.attempts; attempt += 1) {
@@ -1729,6 +1734,10 @@ class Session {
         last = error.message;
         continue;
       }
+      if (truncated(resp, expectSize)) {
+        last = `${method} ${url.split('?')[0]}: the body ended after ${resp.body.length} of ${expectSize} bytes`;
+        continue;
+      }
       if (!RETRY_STATUSES.has(resp.status)) return resp;
       last = `${method} ${url.split('?')[0]} answered ${resp.status}`;
       const retryAfter = resp.headers['retry-after'] || '';
@@ -1740,7 +1749,7 @@ class Session {
   }
 
   /** A request to the registry, authenticated as it asks (at most one challenge round). */
-  async registryRequest(method, at, accept, limit, { follow }) {
+  async registryRequest(method, at, accept, limit, { follow, expectSize = null }) {
     const url = this.base + at;
     const needToken = this.token === null && !this.basic && this.challenge !== null;
     if (needToken && !(await this.fetchToken({ optimistic: true }))) {
@@ -1750,7 +1759,7 @@ class Session {
     for (;;) {
       const headers = { 'User-Agent': USER_AGENT, ...this.authorization() };
       if (accept) headers.Accept = accept;
-      const resp = await this.retrying(method, url, headers, limit, { follow });
+      const resp = await this.retrying(method, url, headers, limit, { follow, expectSize });
       if (resp.status === 401 && !answeredChallenge) {
         answeredChallenge = true;
         await this.authenticate(resp);
@@ -1764,6 +1773,11 @@ class Session {
       return resp;
     }
   }
+}
+
+/** A 200 body shorter than its descriptor says, with no Content-Length to have kept. */
+function truncated(resp, expectSize) {
+  return expectSize !== null && resp.status === 200 && resp.body.length < expectSize && !Object.hasOwn(resp.headers, 'content-length');
 }
 
 function contentLength(resp) {
@@ -1796,7 +1810,7 @@ async function fetchRelease(session, target, cached, keys) {
       [manifestRef, expectedDigest, expectedSize] = [remote, remote, contentLength(head)];
     }
   }
-  const resp = await session.registryRequest('GET', manifests + manifestRef, MANIFEST_ACCEPT, MAX_BYTES, { follow: true });
+  const resp = await session.registryRequest('GET', manifests + manifestRef, MANIFEST_ACCEPT, MAX_BYTES, { follow: true, expectSize: expectedSize });
   if (resp.status === 404) {
     throw new NotFound(`${where}${manifestRef.includes(':') ? '@' : ':'}${manifestRef} does not exist`, {
       hint: 'check the channel or version; nightly and stable are the channels',
@@ -1830,7 +1844,7 @@ async function fetchRelease(session, target, cached, keys) {
 /** A blob's bytes (`of` names the manifest), checked against its descriptor. */
 async function fetchBlob(session, digest, size, { of }) {
   const where = `${session.registry}/${session.repository}`;
-  const blob = await session.registryRequest('GET', `/v2/${session.repository}/blobs/${digest}`, null, size, { follow: true });
+  const blob = await session.registryRequest('GET', `/v2/${session.repository}/blobs/${digest}`, null, size, { follow: true, expectSize: size });
   if (blob.status === 404) {
     throw new IncompleteRelease(`${where}@${of} names blob ${digest}, which the registry lacks`, {
       hint: 'the release was not pushed completely; republish it',

@@ -88,6 +88,7 @@ import binascii
 import contextlib
 import hashlib
 import http.client
+import io
 import ipaddress
 import json
 import os
@@ -1602,8 +1603,75 @@ class Transport(Protocol):
 _TLS_HINT = "the registry's certificate is not trusted; pass --ca-file PEM for a private CA"
 
 
+def _remaining(deadline: float) -> float:
+    """Seconds left before ``deadline`` (monotonic); TimeoutError once it has passed."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError
+    return left
+
+
+class _DeadlineSocket:
+    """A connected socket whose every blocking call ends by one deadline per request.
+
+    ``http.client`` reads the status line, the headers and the body through
+    ``makefile()``; a plain socket timeout bounds each ``recv`` alone, so a server
+    dripping a byte just inside it could hold a request for ever. Here each ``recv``
+    and ``sendall`` gets only what is left of the request's deadline.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.deadline = time.monotonic()
+        self.readers = 0
+        self.closing = False
+
+    def makefile(self, mode: str = "rb", *args: Any, **kwargs: Any) -> io.BufferedReader:
+        del mode, args, kwargs  # http.client only ever asks for "rb"
+        self.readers += 1
+        return io.BufferedReader(_DeadlineReader(self))
+
+    def sendall(self, data: bytes, *args: Any) -> None:
+        self.sock.settimeout(_remaining(self.deadline))
+        self.sock.sendall(data, *args)
+
+    def close(self) -> None:
+        # As socket.makefile does: an open response still reads from it (http.client
+        # closes the connection as soon as a response says it will close).
+        self.closing = True
+        if self.readers == 0:
+            self.sock.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
+
+
+class _DeadlineReader(io.RawIOBase):
+    def __init__(self, owner: _DeadlineSocket) -> None:
+        self.owner = owner
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        self.owner.sock.settimeout(_remaining(self.owner.deadline))
+        return self.owner.sock.recv_into(buffer)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.owner.readers -= 1
+            if self.owner.closing and self.owner.readers == 0:
+                self.owner.sock.close()
+        super().close()
+
+
 class HttpTransport:
-    """The real transport: ``http.client`` over TLS (verified) with keep-alive per origin."""
+    """The real transport: ``http.client`` over TLS (verified) with keep-alive per origin.
+
+    One deadline (``timeout``) covers each request as a whole: connecting, the TLS
+    handshake, sending, the response headers and the body. A body that ends before its
+    ``Content-Length`` is a lost connection (:class:`RegistryUnreachable`), never a body.
+    """
 
     def __init__(self, *, ca_file: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.timeout = timeout
@@ -1624,13 +1692,11 @@ class HttpTransport:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _connection(
-        self, scheme: str, host: str, port: int
-    ) -> tuple[http.client.HTTPConnection, bool]:
+    def _connection(self, scheme: str, host: str, port: int) -> http.client.HTTPConnection:
         key = (scheme, host, port)
         conn = self._pool.get(key)
         if conn is not None:
-            return conn, True
+            return conn
         if scheme == "https":
             conn = http.client.HTTPSConnection(
                 host, port, timeout=self.timeout, context=self._context
@@ -1638,7 +1704,7 @@ class HttpTransport:
         else:
             conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
         self._pool[key] = conn
-        return conn, False
+        return conn
 
     def _drop(self, key: tuple[str, str, int]) -> None:
         conn = self._pool.pop(key, None)
@@ -1654,14 +1720,23 @@ class HttpTransport:
         key = (scheme, host, port)
         where = f"{method} {scheme}://{parts.netloc}{parts.path}"
         for attempt in (0, 1):
-            conn, reused = self._connection(scheme, host, port)
-            # The socket timeout bounds each read; the deadline bounds the whole request,
-            # so a registry that drips a byte at a time cannot hold a resolve.
+            conn = self._connection(scheme, host, port)
+            # The deadline bounds the whole request, every phase of it, so a registry
+            # that drips a byte at a time cannot hold a resolve.
             deadline = time.monotonic() + self.timeout
+            sock = conn.sock
+            reused = sock is not None
             try:
+                if not isinstance(sock, _DeadlineSocket):
+                    if sock is not None:
+                        sock.close()
+                    sock = self._open(scheme, host, port, deadline)
+                    # http.client only calls sendall, makefile and close on it.
+                    conn.sock = sock
+                sock.deadline = deadline
                 conn.request(method, target, headers=dict(headers))
                 resp = conn.getresponse()
-                return self._read(resp, method, limit, key, deadline)
+                return self._read(resp, method, limit, key, deadline, where)
             except ssl.SSLCertVerificationError as exc:
                 self._drop(key)
                 raise RegistryUnreachable(
@@ -1689,6 +1764,19 @@ class HttpTransport:
                 raise RegistryUnreachable(f"{where}: {reason}") from None
         raise RegistryUnreachable(f"{where}: connection lost")  # pragma: no cover
 
+    def _open(self, scheme: str, host: str, port: int, deadline: float) -> _DeadlineSocket:
+        """Connect (and shake hands) within what is left of ``deadline``."""
+        sock = socket.create_connection((host, port), _remaining(deadline))
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if scheme == "https":
+                sock.settimeout(_remaining(deadline))  # the whole handshake, in _ssl
+                sock = self._context.wrap_socket(sock, server_hostname=host)
+        except BaseException:
+            sock.close()
+            raise
+        return _DeadlineSocket(sock)
+
     def _read(
         self,
         resp: http.client.HTTPResponse,
@@ -1696,6 +1784,7 @@ class HttpTransport:
         limit: int,
         key: tuple[str, str, int],
         deadline: float,
+        where: str,
     ) -> Response:
         headers: dict[str, str] = {}
         for name, value in resp.getheaders():
@@ -1723,6 +1812,13 @@ class HttpTransport:
             if len(body) > limit or (not resp.isclosed() and resp.read(1)):
                 self._drop(key)
                 return Response(resp.status, headers, body[: limit + 1])
+            if length is not None and _DIGITS.fullmatch(length) and len(body) < int(length):
+                # Closed before Content-Length: a lost connection (retried), even when the
+                # bytes that did arrive happen to match a digest.
+                self._drop(key)
+                raise RegistryUnreachable(
+                    f"{where}: connection lost mid-body ({len(body)} of {length} bytes)"
+                )
         if resp.will_close:
             self._drop(key)
         return Response(resp.status, headers, body)
@@ -2123,9 +2219,21 @@ class _Session:
         raise DownloadError(f"more than {MAX_REDIRECTS} redirects for {method} {url.split('?')[0]}")
 
     def _retrying(
-        self, method: str, url: str, headers: Mapping[str, str], limit: int, *, follow: bool
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        limit: int,
+        *,
+        follow: bool,
+        expect_size: int | None = None,
     ) -> Response:
-        """Bounded retries with backoff on 429, 5xx and connection errors."""
+        """Bounded retries with backoff on 429, 5xx and connection errors.
+
+        With ``expect_size`` (a descriptor's size), a 200 body that ends short of it
+        without a ``Content-Length`` (a close-delimited body cut off) is a lost
+        connection too, retried like one: truncation is transient, never tampering.
+        """
         last, delay = "", 0.0
         for attempt in range(self.attempts):
             if attempt:
@@ -2137,6 +2245,12 @@ class _Session:
                 if not exc.retryable:
                     raise
                 last = exc.message
+                continue
+            if _truncated(resp, expect_size):
+                last = (
+                    f"{method} {url.split('?')[0]}: the body ended after {len(resp.body)} of "
+                    f"{expect_size} bytes"
+                )
                 continue
             if resp.status not in _RETRY_STATUSES:
                 return resp
@@ -2150,7 +2264,14 @@ class _Session:
         )
 
     def registry_request(
-        self, method: str, path: str, accept: str | None, limit: int, *, follow: bool
+        self,
+        method: str,
+        path: str,
+        accept: str | None,
+        limit: int,
+        *,
+        follow: bool,
+        expect_size: int | None = None,
     ) -> Response:
         """A request to the registry, authenticated as it asks (at most one challenge round)."""
         url = self.base + path
@@ -2162,7 +2283,9 @@ class _Session:
             headers = {"User-Agent": USER_AGENT, **self._authorization()}
             if accept:
                 headers["Accept"] = accept
-            resp = self._retrying(method, url, headers, limit, follow=follow)
+            resp = self._retrying(
+                method, url, headers, limit, follow=follow, expect_size=expect_size
+            )
             if resp.status == 401 and not answered_challenge:
                 answered_challenge = True
                 self._authenticate(resp)
@@ -2173,6 +2296,16 @@ class _Session:
                     hint="check the credentials and that the package is readable by them",
                 )
             return resp
+
+
+def _truncated(resp: Response, expect_size: int | None) -> bool:
+    """A 200 body shorter than its descriptor says, with no Content-Length to have kept."""
+    return (
+        expect_size is not None
+        and resp.status == 200
+        and len(resp.body) < expect_size
+        and "content-length" not in resp.headers
+    )
 
 
 def _content_length(resp: Response) -> int | None:
@@ -2209,7 +2342,12 @@ def _fetch_release(
             # Fetch exactly what the HEAD named, even if the tag moves meanwhile.
             manifest_ref, expected_digest, expected_size = remote, remote, _content_length(head)
     resp = session.registry_request(
-        "GET", manifests + manifest_ref, MANIFEST_ACCEPT, MAX_BYTES, follow=True
+        "GET",
+        manifests + manifest_ref,
+        MANIFEST_ACCEPT,
+        MAX_BYTES,
+        follow=True,
+        expect_size=expected_size,
     )
     if resp.status == 404:
         raise NotFound(
@@ -2246,7 +2384,7 @@ def _fetch_blob(session: _Session, digest: str, size: int, *, of: str) -> bytes:
     """A blob's bytes (``of`` names the manifest), checked against its descriptor."""
     where = f"{session.registry}/{session.repository}"
     blob = session.registry_request(
-        "GET", f"/v2/{session.repository}/blobs/{digest}", None, size, follow=True
+        "GET", f"/v2/{session.repository}/blobs/{digest}", None, size, follow=True, expect_size=size
     )
     if blob.status == 404:
         raise IncompleteRelease(

@@ -1015,6 +1015,29 @@ def vectors() -> dict[str, dict[str, Any]]:
         failed("DownloadError"),
     )
 
+    short = ex(
+        req("GET", f"{BASE}/blobs/{rc.compute_digest(cfg)}", bearer()),
+        # Close-delimited (no Content-Length), cut off: the connection closed mid-body.
+        {"status": 200, "headers": {**DIST}, "body": cfg[: len(cfg) // 2].decode()},
+    )
+    add(
+        "truncated-blob-retried",
+        "The config blob arrives cut short (no Content-Length, the connection closed): a lost "
+        "connection, retried, not tampering; the second try is whole.",
+        inp("nightly"),
+        [*cold("nightly", man, cfg)[:3], short, blob_exchange(cfg)],
+        resolved("nightly", man, cfg, requests=5),
+    )
+    add(
+        "truncated-blob-gives-up",
+        "The config blob is cut short on every bounded attempt: transient (exit 75), never "
+        "accepted and never reported as tampering.",
+        inp("nightly"),
+        [*cold("nightly", man, cfg)[:3], short, short, short],
+        failed("RegistryUnreachable"),
+        cache_after={"nightly": None},
+    )
+
     # -- the cache, warm -----------------------------------------------------------------------
     add(
         "warm-unchanged",
