@@ -50,6 +50,11 @@
 //    |    +-- IncompleteRelease             the manifest's config blob is missing
 //    |    +-- InvalidRelease                the release JSON breaks the rules
 //    |    +-- RollbackRefused               older than the installed version
+//    |    +-- SignatureError                (trusted keys given) no trusted signature:
+//    |         +-- Unsigned                   no sha256-<hex>.sig, or no signature in it
+//    |         +-- UntrustedSignature         signed, but by no trusted key
+//    |         +-- SignatureDigestMismatch    a trusted key signed another digest
+//    |         +-- BadSignature               malformed, or the payload was altered
 //    +-- DownloadError                 1  "the download failed"
 //         +-- RegistryUnreachable     75  network, timeout, TLS, 5xx after retries
 //         +-- AuthError                1  401/403 after authenticating
@@ -60,11 +65,16 @@
 // alike); no credential or token ever appears in a message, a log line or the
 // result; Authorization is never sent to an origin other than its own.
 //
-// What it does not do: verify signatures, use HTTP proxies, pull the charts,
+// With trusted keys (trustedKeys, --trusted-key), the release manifest must also
+// carry a cosign signature (the legacy sha256-<hex>.sig format) by one of them
+// naming its digest; node:crypto verifies the ECDSA P-256 signatures.
+//
+// What it does not do: check signatures when no key is trusted, use the
+// transparency log or keyless signatures, use HTTP proxies, pull the charts,
 // images or the config bundle (Flux does that, pinned by digest), or parse
 // YAML (the setter is line-based, exactly like the appliance's).
 
-import { createHash } from 'node:crypto';
+import { createHash, createPublicKey, verify as cryptoVerify } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -98,6 +108,21 @@ export const INDEX_TYPES = [OCI_INDEX, DOCKER_MANIFEST_LIST];
 export const MANIFEST_ACCEPT = [OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX, DOCKER_MANIFEST_LIST].join(', ');
 // Content types some registries put on any JSON; they say nothing about the manifest kind.
 const GENERIC_TYPES = ['', 'application/json', 'application/octet-stream', 'text/plain'];
+
+/** cosign's signatures ("simple signing", as sigstore's signature specification describes). */
+export const SIMPLE_SIGNING = 'application/vnd.dev.cosign.simplesigning.v1+json';
+export const SIGNATURE_ANNOTATION = 'dev.cosignproject.cosign/signature';
+export const COSIGN_SIGNATURE_TYPE = 'cosign container image signature';
+/** A signature manifest, a signature payload: far above what cosign writes (about 1 KiB, 250 bytes). */
+export const MAX_SIGNATURE_MANIFEST = 256 * 1024;
+export const MAX_PAYLOAD = 64 * 1024;
+/** Signature layers looked at per artifact (cosign appends one per signing key and run). */
+export const MAX_SIGNATURES = 32;
+/** At most this many trusted keys (one, or two while a key is rotated). */
+export const MAX_TRUSTED_KEYS = 2;
+export const ENV_TRUSTED_KEYS = 'ALGA_TRUSTED_KEYS';
+/** The trusted keys shipped next to this file, used when none are given (only if it exists). */
+export const DEFAULT_TRUSTED_KEYS_FILE = 'trusted-keys.pem';
 
 export const RELEASE_SCHEMA = 'alga.appliance.release/v1';
 export const CACHE_SCHEMA = 'alga.appliance.release-cache/v1';
@@ -207,6 +232,21 @@ export class InvalidRelease extends RepositoryError {
 
 /** The resolved release is older than the installed one and was not pinned. */
 export class RollbackRefused extends RepositoryError {}
+
+/** With trusted keys configured: no signature by a trusted key vouches for the digest. */
+export class SignatureError extends RepositoryError {}
+
+/** No sha256-<hex>.sig manifest, or one without a simple-signing layer. */
+export class Unsigned extends SignatureError {}
+
+/** Signatures exist, but none verifies under a trusted key (another key signed). */
+export class UntrustedSignature extends SignatureError {}
+
+/** A trusted key signed, but for another digest (or not as a cosign image signature). */
+export class SignatureDigestMismatch extends SignatureError {}
+
+/** A signature or its payload is malformed, or the payload is not the bytes announced. */
+export class BadSignature extends SignatureError {}
 
 /** The download failed: the repository may be fine, we could not read it. */
 export class DownloadError extends ConsumeError {}
@@ -539,6 +579,306 @@ export function verifyBlob(data, digest, size) {
     );
   }
 }
+
+// -- pure: signatures (cosign's format, ECDSA P-256 over SHA-256) ---------------------------
+//
+// The Python twin does the curve arithmetic itself (standard library only); here
+// node:crypto verifies. Both parse the DER and PEM themselves first, so they accept
+// and refuse exactly the same encodings.
+
+const P256_N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
+const OID_EC_PUBLIC_KEY = Buffer.from('2a8648ce3d0201', 'hex'); // 1.2.840.10045.2.1
+const OID_P256 = Buffer.from('2a8648ce3d030107', 'hex'); // 1.2.840.10045.3.1.7 (prime256v1)
+/** DER SubjectPublicKeyInfo of a P-256 key up to its uncompressed point (0x04 || X || Y). */
+const SPKI_P256_PREFIX = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex');
+const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([A-Za-z0-9+/=\r\n\t ]*?)-----END \1-----/g;
+
+/** One DER TLV at `at`: [tag, value, end]. Minimal lengths only (DER, not BER). */
+function derRead(data, at) {
+  if (at + 2 > data.length) throw new Error('truncated DER');
+  const tag = data[at];
+  const first = data[at + 1];
+  let length;
+  let start = at + 2;
+  if (first < 0x80) {
+    length = first;
+  } else {
+    const count = first & 0x7f;
+    if (count === 0 || count > 2 || start + count > data.length) throw new Error('bad DER length');
+    length = count === 1 ? data[start] : data[start] * 256 + data[start + 1];
+    if (length < 0x80 || (count === 2 && length < 0x100)) throw new Error('non-minimal DER length');
+    start += count;
+  }
+  if (start + length > data.length) throw new Error('truncated DER');
+  return [tag, data.subarray(start, start + length), start + length];
+}
+
+function derInteger(value) {
+  if (value.length === 0 || value[0] & 0x80) throw new Error('not a positive DER INTEGER');
+  if (value.length > 1 && value[0] === 0 && !(value[1] & 0x80)) throw new Error('non-minimal DER INTEGER');
+  return BigInt(`0x${value.toString('hex')}`);
+}
+
+/** The two values that make up `body` (a SEQUENCE's content), tagged `first`, `second`. */
+function derPair(body, first, second, what) {
+  const [tagA, a, at] = derRead(body, 0);
+  const [tagB, b, end] = derRead(body, at);
+  if (tagA !== first || tagB !== second || end !== body.length) throw new Error(`not ${what}`);
+  return [a, b];
+}
+
+/** The content of the DER SEQUENCE that is all of `data`. */
+function derSequence(data, what) {
+  const [tag, body, end] = derRead(data, 0);
+  if (tag !== 0x30 || end !== data.length) throw new Error(`not ${what}`);
+  return body;
+}
+
+/** An ASN.1 DER ECDSA-Sig-Value -> [r, s] (BigInt). Strict: canonical DER, nothing after it. */
+export function parseDerSignature(data) {
+  const what = 'a DER SEQUENCE of two INTEGERs';
+  const [r, s] = derPair(derSequence(data, what), 0x02, 0x02, what);
+  return [derInteger(r), derInteger(s)];
+}
+
+/** `sha256:` + the first 16 hex of SHA-256 over a key's DER SubjectPublicKeyInfo. */
+export function keyId(der) {
+  return `sha256:${createHash('sha256').update(der).digest('hex').slice(0, 16)}`;
+}
+
+/** An ECDSA P-256 public key; keyId is `sha256:` + 16 hex of its DER SPKI (uncompressed). */
+export class TrustedKey {
+  constructor(keyObject) {
+    const jwk = keyObject.export({ format: 'jwk' });
+    this.keyObject = keyObject;
+    this.der = Buffer.concat([SPKI_P256_PREFIX, Buffer.from([4]), Buffer.from(jwk.x, 'base64url'), Buffer.from(jwk.y, 'base64url')]);
+    this.keyId = keyId(this.der);
+  }
+
+  pem() {
+    const body = this.der.toString('base64').match(/.{1,64}/g).join('\n');
+    return `-----BEGIN PUBLIC KEY-----\n${body}\n-----END PUBLIC KEY-----\n`;
+  }
+
+  /** True when `signature` (DER) is this key's over SHA-256 of `message`. */
+  verify(message, signature) {
+    let r;
+    let s;
+    try {
+      [r, s] = parseDerSignature(signature);
+    } catch {
+      return false;
+    }
+    if (!(r > 0n && r < P256_N && s > 0n && s < P256_N)) return false;
+    return cryptoVerify('sha256', message, { key: this.keyObject, dsaEncoding: 'der' }, signature);
+  }
+}
+
+/** A DER SubjectPublicKeyInfo holding an ECDSA P-256 key (compressed point or not). */
+export function parseSpki(der) {
+  const what = 'a SubjectPublicKeyInfo';
+  const [alg, bits] = derPair(derSequence(der, what), 0x30, 0x03, what);
+  let oid = Buffer.alloc(0);
+  let curve = Buffer.alloc(0);
+  try {
+    [oid, curve] = derPair(alg, 0x06, 0x06, 'an EC key');
+  } catch {
+    // not an elliptic-curve key: said below
+  }
+  if (!oid.equals(OID_EC_PUBLIC_KEY)) throw new Error('not an elliptic-curve key (only ECDSA P-256 keys are supported)');
+  if (!curve.equals(OID_P256)) throw new Error('not a P-256 key (only ECDSA P-256 keys are supported)');
+  if (bits.length === 0 || bits[0] !== 0) throw new Error('bad public key bit string');
+  const point = bits.subarray(1);
+  if (!((point.length === 65 && point[0] === 4) || (point.length === 33 && (point[0] === 2 || point[0] === 3)))) {
+    throw new Error('bad public key point encoding');
+  }
+  let keyObject;
+  try {
+    keyObject = createPublicKey({ key: der, format: 'der', type: 'spki' });
+  } catch {
+    throw new Error('the public key is not a point on P-256');
+  }
+  return new TrustedKey(keyObject);
+}
+
+/**
+ * Every PUBLIC KEY PEM block in `text` (other text between blocks is ignored). Throws
+ * BadInput for a block of another type (a private key, a certificate), a key that is
+ * not ECDSA P-256, or no key at all.
+ */
+export function parsePublicKeys(text, { source = 'the key text' } = {}) {
+  const keys = [];
+  let number = 0;
+  for (const match of String(text).matchAll(PEM_BLOCK)) {
+    number += 1;
+    if (match[1] !== 'PUBLIC KEY') {
+      throw new BadInput(`${source}: PEM block ${number} is a ${match[1]}, not a PUBLIC KEY`, {
+        hint: "trusted keys are PEM 'PUBLIC KEY' blocks (cosign.pub); never a private key",
+      });
+    }
+    try {
+      keys.push(parseSpki(unb64(match[2].split(/\s+/).join(''))));
+    } catch (error) {
+      throw new BadInput(`${source}: PEM block ${number}: ${error.message === 'not base64' ? 'Incorrect base64' : error.message}`);
+    }
+  }
+  if (keys.length === 0) throw new BadInput(`${source} holds no PEM PUBLIC KEY block`);
+  return keys;
+}
+
+/** 1 or 2 distinct keys from keys or PEM texts, in order. Throws BadInput. */
+export function trustedKeySet(keys) {
+  const out = [];
+  for (const item of keys) {
+    for (const key of typeof item === 'string' ? parsePublicKeys(item) : [item]) {
+      if (!out.some((known) => known.keyId === key.keyId && known.der.equals(key.der))) out.push(key);
+    }
+  }
+  if (out.length > MAX_TRUSTED_KEYS) {
+    throw new BadInput(`${out.length} trusted keys given; at most ${MAX_TRUSTED_KEYS} (the key, and its successor while rotating)`);
+  }
+  return out;
+}
+
+/** The trusted key set from PEM files (each may hold several blocks). */
+export function loadTrustedKeys(paths) {
+  const keys = [];
+  for (const file of paths) {
+    let text;
+    try {
+      text = fs.readFileSync(file, 'latin1');
+    } catch (error) {
+      throw new BadInput(`cannot read the trusted key file ${file}: ${error.code || error.message}`);
+    }
+    keys.push(...parsePublicKeys(text, { source: file }));
+  }
+  return trustedKeySet(keys);
+}
+
+/** trusted-keys.pem next to this file, when it exists. */
+export function defaultTrustedKeysFile() {
+  const file = fileURLToPath(new URL(DEFAULT_TRUSTED_KEYS_FILE, import.meta.url));
+  try {
+    return fs.statSync(file).isFile() ? file : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Where cosign stores the signatures of `digest`: the tag sha256-<hex>.sig. */
+export function signatureTag(digest) {
+  return `${digest.replace(':', '-')}.sig`;
+}
+
+/** The payload cosign signs for `reference` (HOST/REPO) at `digest` (its exact bytes). */
+export function simpleSigningPayload(reference, digest) {
+  const doc = {
+    critical: { identity: { 'docker-reference': reference }, image: { 'docker-manifest-digest': digest }, type: COSIGN_SIGNATURE_TYPE },
+    optional: null,
+  };
+  return Buffer.from(JSON.stringify(doc));
+}
+
+/** The simple-signing layers of a .sig manifest's bytes: [{digest, size, signature}]. Pure. */
+export function signatureLayers(data, { headerDigest = null } = {}) {
+  if (data.length > MAX_SIGNATURE_MANIFEST) throw new BadSignature(`the signature manifest is larger than ${MAX_SIGNATURE_MANIFEST} bytes`);
+  if (headerDigest !== null && !digestMatches(data, headerDigest)) {
+    throw new BadSignature(`the signature manifest does not match its Docker-Content-Digest ${headerDigest}`, { hint: TAMPERED });
+  }
+  let doc;
+  try {
+    doc = parseJson(data, 'the signature manifest');
+  } catch (error) {
+    throw new BadSignature(error.message);
+  }
+  const layers = isObject(doc) ? doc.layers : undefined;
+  if (!Array.isArray(layers) || Object.hasOwn(doc, 'manifests')) {
+    throw new BadSignature('the signature manifest is not an image manifest with layers');
+  }
+  const out = [];
+  for (const layer of layers) {
+    if (!isObject(layer) || layer.mediaType !== SIMPLE_SIGNING) continue;
+    const { digest, size } = layer;
+    const signature = isObject(layer.annotations) ? layer.annotations[SIGNATURE_ANNOTATION] : undefined;
+    if (typeof digest !== 'string' || !isDigest(digest) || !Number.isInteger(size) || size < 0) {
+      throw new BadSignature("a signature layer's descriptor has no valid digest and size");
+    }
+    out.push({ digest, size, signature: typeof signature === 'string' ? signature : null });
+  }
+  return out;
+}
+
+/** [docker-manifest-digest, critical.type] of a simple-signing payload; throws if none. */
+function payloadClaims(payload) {
+  const doc = parseJson(payload, 'the signature payload');
+  const critical = isObject(doc) ? doc.critical : undefined;
+  const image = isObject(critical) ? critical.image : undefined;
+  const digest = isObject(image) ? image['docker-manifest-digest'] : undefined;
+  if (typeof digest !== 'string') throw new Error('the signature payload is not a simple-signing document');
+  return [digest, Object.hasOwn(critical, 'type') ? critical.type : null];
+}
+
+/**
+ * The signature decision for `digest`: the key id of the trusted key that vouches for it.
+ * Pure. `signatures` are [{payload, signature, problem}] as downloaded. Accepts when one
+ * payload is a cosign image signature naming exactly `digest` and verifies under a trusted
+ * key (the payload's docker-reference is not checked, as cosign does not: a mirror serves
+ * the same signature). Otherwise throws, most telling first: SignatureDigestMismatch (a
+ * trusted key signed something else), BadSignature (malformed, or a payload altered after
+ * signing), UntrustedSignature (no trusted key verifies any), Unsigned (none).
+ */
+export function checkSignatures(signatures, digest, keys, { what }) {
+  return accepted(signatures, digest, keys, { what })[1];
+}
+
+function accepted(signatures, digest, keys, { what }) {
+  if (signatures.length === 0) {
+    throw new Unsigned(`${what} is not signed (no cosign signature for ${digest})`, {
+      hint: 'publish with the release signing key; a release without a signature is refused while trusted keys are configured',
+    });
+  }
+  let elsewhere = null;
+  let bad = null;
+  for (const item of signatures) {
+    if (item.problem || !item.payload || typeof item.signature !== 'string') {
+      bad = bad || item.problem || 'a signature layer has no signature annotation';
+      continue;
+    }
+    let raw;
+    let claimed;
+    let kind;
+    try {
+      raw = unb64(item.signature.trim());
+      parseDerSignature(raw);
+      [claimed, kind] = payloadClaims(item.payload);
+    } catch (error) {
+      bad = bad || `a signature cannot be read (${error.message})`;
+      continue;
+    }
+    const signer = keys.find((key) => key.verify(item.payload, raw));
+    if (signer === undefined) continue;
+    if (kind !== COSIGN_SIGNATURE_TYPE || claimed !== digest) {
+      elsewhere = elsewhere || [signer.keyId, claimed, kind];
+      continue;
+    }
+    return [item, signer.keyId];
+  }
+  const trusted = keys.map((key) => key.keyId).join(', ');
+  if (elsewhere !== null) {
+    const [signerId, claimed, kind] = elsewhere;
+    const covers = kind === COSIGN_SIGNATURE_TYPE ? claimed : `a ${JSON.stringify(kind)} payload`;
+    throw new SignatureDigestMismatch(`${what}: the signature by trusted key ${signerId} covers ${covers}, not ${digest}`, {
+      hint: 'someone with push rights moved a signature or re-tagged another artifact; do not install it',
+    });
+  }
+  if (bad !== null) {
+    throw new BadSignature(`${what}: ${bad}`, { hint: 'the signature was altered (or damaged) after signing; do not install it' });
+  }
+  throw new UntrustedSignature(`${what} is signed, but by no trusted key (trusted: ${trusted}); no signature verifies`, {
+    hint: 'it was signed by another key, or its payload was altered and re-pushed; if the release key was rotated, add the new public key to the trusted keys',
+  });
+}
+
 
 // -- pure: the release JSON ------------------------------------------------------------
 
@@ -1134,10 +1474,25 @@ export function verifyCached(entry) {
     const info = verifyManifest(manifest, { contentType: String(entry.mediaType || ''), expectedDigest: digest });
     verifyBlob(config, info.configDigest, info.configSize);
     const release = parseRelease(config);
-    return { manifest, info, config, release, cached: true, stale: false };
+    return { manifest, info, config, release, cached: true, stale: false, signature: cachedSignature(entry.signature), signedBy: null };
   } catch {
     return null;
   }
+}
+
+/** A cached signature (payload and base64 signature); null when absent or unusable. */
+function cachedSignature(entry) {
+  if (!isObject(entry) || typeof entry.signature !== 'string') return null;
+  try {
+    return { payload: unb64(entry.payload), signature: entry.signature, problem: null };
+  } catch {
+    return null;
+  }
+}
+
+function signatureEntry(signature) {
+  if (!signature || !signature.payload || typeof signature.signature !== 'string') return null;
+  return { payload: signature.payload.toString('base64'), signature: signature.signature };
 }
 
 /** The cached release for target (for a digest: any entry holding that manifest). */
@@ -1166,6 +1521,8 @@ function remember(state, key, ref, outcome, now) {
     config: outcome.config.toString('base64'),
     resolvedAt: timestamp(now),
   };
+  const signature = signatureEntry(outcome.signature);
+  if (signature !== null) entries[ref].signature = signature;
   while (Object.keys(entries).length > MAX_ENTRIES) {
     const when = (k) => (isObject(entries[k]) ? String(entries[k].resolvedAt ?? '') : '');
     const candidates = Object.keys(entries).filter((k) => !CHANNELS.includes(k) && k !== ref);
@@ -1357,8 +1714,13 @@ class Session {
     throw new DownloadError(`more than ${MAX_REDIRECTS} redirects for ${method} ${at.split('?')[0]}`);
   }
 
-  /** Bounded retries with backoff on 429, 5xx and connection errors. */
-  async retrying(method, url, headers, limit, { follow }) {
+  /**
+   * Bounded retries with backoff on 429, 5xx and connection errors. With expectSize (a
+   * descriptor's size), a 200 body that ends short of it without a Content-Length (a
+   * close-delimited body cut off) is a lost connection too, retried like one:
+   * truncation is transient, never tampering.
+   */
+  async retrying(method, url, headers, limit, { follow, expectSize = null }) {
     let last = '';
     let delay = 0;
     for (let attempt = 0; attempt < this.attempts; attempt += 1) {
@@ -1372,6 +1734,10 @@ class Session {
         last = error.message;
         continue;
       }
+      if (truncated(resp, expectSize)) {
+        last = `${method} ${url.split('?')[0]}: the body ended after ${resp.body.length} of ${expectSize} bytes`;
+        continue;
+      }
       if (!RETRY_STATUSES.has(resp.status)) return resp;
       last = `${method} ${url.split('?')[0]} answered ${resp.status}`;
       const retryAfter = resp.headers['retry-after'] || '';
@@ -1383,7 +1749,7 @@ class Session {
   }
 
   /** A request to the registry, authenticated as it asks (at most one challenge round). */
-  async registryRequest(method, at, accept, limit, { follow }) {
+  async registryRequest(method, at, accept, limit, { follow, expectSize = null }) {
     const url = this.base + at;
     const needToken = this.token === null && !this.basic && this.challenge !== null;
     if (needToken && !(await this.fetchToken({ optimistic: true }))) {
@@ -1393,7 +1759,7 @@ class Session {
     for (;;) {
       const headers = { 'User-Agent': USER_AGENT, ...this.authorization() };
       if (accept) headers.Accept = accept;
-      const resp = await this.retrying(method, url, headers, limit, { follow });
+      const resp = await this.retrying(method, url, headers, limit, { follow, expectSize });
       if (resp.status === 401 && !answeredChallenge) {
         answeredChallenge = true;
         await this.authenticate(resp);
@@ -1409,6 +1775,11 @@ class Session {
   }
 }
 
+/** A 200 body shorter than its descriptor says, with no Content-Length to have kept. */
+function truncated(resp, expectSize) {
+  return expectSize !== null && resp.status === 200 && resp.body.length < expectSize && !Object.hasOwn(resp.headers, 'content-length');
+}
+
 function contentLength(resp) {
   const value = (resp.headers['content-length'] || '').trim();
   return DIGITS.test(value) ? Number(value) : null;
@@ -1419,8 +1790,8 @@ function headerDigest(resp) {
   return isDigest(value) ? value : null;
 }
 
-/** Fetch and verify the manifest and the config blob, or confirm the cache still holds. */
-async function fetchRelease(session, target, cached) {
+/** Fetch and verify the manifest, its signature and the config blob, or confirm the cache. */
+async function fetchRelease(session, target, cached, keys) {
   const where = `${session.registry}/${session.repository}`;
   const manifests = `/v2/${session.repository}/manifests/`;
   let manifestRef = target.value;
@@ -1433,13 +1804,13 @@ async function fetchRelease(session, target, cached) {
     if (head.status === 404) throw new NotFound(`${where}:${target.value} does not exist`);
     if (head.status !== 200) throw new DownloadError(`HEAD ${where}:${target.value} answered ${head.status}`);
     const remote = headerDigest(head);
-    if (cacheDecision(cached.info.digest, remote, { reachable: true }) === 'hit') return cached;
+    if (cacheDecision(cached.info.digest, remote, { reachable: true }) === 'hit') return vouched(session, cached, keys);
     if (remote !== null) {
       // Fetch exactly what the HEAD named, even if the tag moves meanwhile.
       [manifestRef, expectedDigest, expectedSize] = [remote, remote, contentLength(head)];
     }
   }
-  const resp = await session.registryRequest('GET', manifests + manifestRef, MANIFEST_ACCEPT, MAX_BYTES, { follow: true });
+  const resp = await session.registryRequest('GET', manifests + manifestRef, MANIFEST_ACCEPT, MAX_BYTES, { follow: true, expectSize: expectedSize });
   if (resp.status === 404) {
     throw new NotFound(`${where}${manifestRef.includes(':') ? '@' : ':'}${manifestRef} does not exist`, {
       hint: 'check the channel or version; nightly and stable are the channels',
@@ -1456,35 +1827,96 @@ async function fetchRelease(session, target, cached) {
     expectedDigest,
     expectedSize,
   });
+  // Trust before content: the signature is checked before the release JSON is read.
+  const [signature, signedBy] = keys.length > 0 ? await fetchSignature(session, info.digest, keys) : [null, null];
   // Reuse a cached config blob only when it was verified against this very digest.
-  const config = cached !== null && cached.info.configDigest === info.configDigest ? cached.config : await fetchBlob(session, info);
+  const config =
+    cached !== null && cached.info.configDigest === info.configDigest
+      ? cached.config
+      : await fetchBlob(session, info.configDigest, info.configSize, { of: info.digest });
   const release = parseRelease(config);
   if (target.kind === 'version' && release.version !== target.value) {
     throw new InvalidRelease([`/version: the tag ${target.value} holds release version ${release.version}`]);
   }
-  return { manifest: resp.body, info, config, release, cached: false, stale: false };
+  return { manifest: resp.body, info, config, release, cached: false, stale: false, signature, signedBy };
 }
 
-/** The config blob's bytes, checked against the manifest's descriptor. */
-async function fetchBlob(session, info) {
+/** A blob's bytes (`of` names the manifest), checked against its descriptor. */
+async function fetchBlob(session, digest, size, { of }) {
   const where = `${session.registry}/${session.repository}`;
-  const digest = info.configDigest;
-  const blob = await session.registryRequest('GET', `/v2/${session.repository}/blobs/${digest}`, null, info.configSize, { follow: true });
+  const blob = await session.registryRequest('GET', `/v2/${session.repository}/blobs/${digest}`, null, size, { follow: true, expectSize: size });
   if (blob.status === 404) {
-    throw new IncompleteRelease(`${where}@${info.digest} names config blob ${digest}, which the registry lacks`, {
+    throw new IncompleteRelease(`${where}@${of} names blob ${digest}, which the registry lacks`, {
       hint: 'the release was not pushed completely; republish it',
     });
   }
   if (blob.status !== 200) throw new DownloadError(`GET ${where} blob ${digest} answered ${blob.status}`);
   const declared = contentLength(blob);
   if (declared !== null && declared > MAX_BYTES) throw new SizeLimitExceeded(`blob ${digest} is ${declared} bytes, above the ${MAX_BYTES}-byte cap`);
-  if (blob.body.length > info.configSize || (declared !== null && declared !== info.configSize)) {
-    throw new DigestMismatch(`blob ${digest} is served as ${Math.max(declared || 0, blob.body.length)} bytes, the manifest says ${info.configSize}`, {
+  if (blob.body.length > size || (declared !== null && declared !== size)) {
+    throw new DigestMismatch(`blob ${digest} is served as ${Math.max(declared || 0, blob.body.length)} bytes, the manifest says ${size}`, {
       hint: TAMPERED,
     });
   }
-  verifyBlob(blob.body, digest, info.configSize);
+  verifyBlob(blob.body, digest, size);
   return blob.body;
+}
+
+function what(session, digest) {
+  return `${session.registry}/${session.repository}@${digest}`;
+}
+
+/**
+ * Download digest's cosign signatures and pick the one a trusted key made. The .sig
+ * manifest and each simple-signing payload are bounded and checked against their
+ * digests; a payload that is not the bytes its descriptor names is a BadSignature for
+ * that layer, and checkSignatures decides.
+ */
+async function fetchSignature(session, digest, keys) {
+  const name = what(session, digest);
+  const resp = await session.registryRequest('GET', `/v2/${session.repository}/manifests/${signatureTag(digest)}`, MANIFEST_ACCEPT, MAX_SIGNATURE_MANIFEST, {
+    follow: true,
+  });
+  if (resp.status === 404) return accepted([], digest, keys, { what: name }); // throws Unsigned
+  if (resp.status !== 200) throw new DownloadError(`GET ${name} signatures answered ${resp.status}`);
+  const declared = contentLength(resp);
+  if (declared !== null && declared > MAX_SIGNATURE_MANIFEST) {
+    throw new BadSignature(`${name}: the signature manifest is ${declared} bytes, above the ${MAX_SIGNATURE_MANIFEST}-byte cap`);
+  }
+  const signatures = [];
+  for (const layer of signatureLayers(resp.body, { headerDigest: headerDigest(resp) }).slice(0, MAX_SIGNATURES)) {
+    if (layer.size > MAX_PAYLOAD) {
+      signatures.push({ payload: null, signature: layer.signature, problem: `a signature payload is announced as ${layer.size} bytes (cap ${MAX_PAYLOAD})` });
+      continue;
+    }
+    try {
+      const payload = await fetchBlob(session, layer.digest, layer.size, { of: signatureTag(digest) });
+      signatures.push({ payload, signature: layer.signature, problem: null });
+    } catch (error) {
+      if (!(error instanceof DigestMismatch || error instanceof SizeLimitExceeded || error instanceof IncompleteRelease)) throw error;
+      signatures.push({ payload: null, signature: layer.signature, problem: `a signature payload: ${error.message}` });
+    }
+  }
+  return accepted(signatures, digest, keys, { what: name });
+}
+
+/**
+ * outcome once a trusted signature vouches for it: the cached one if it still verifies
+ * under keys (no request), else downloaded (not possible offline: session null).
+ */
+async function vouched(session, outcome, keys) {
+  if (keys.length === 0) return outcome;
+  if (outcome.signature) {
+    try {
+      const [, signedBy] = accepted([outcome.signature], outcome.info.digest, keys, { what: `the cached release ${outcome.info.digest}` });
+      return { ...outcome, signedBy };
+    } catch (error) {
+      if (!(error instanceof SignatureError)) throw error;
+    }
+  }
+  if (session === null) throw new Unsigned(`the cached release ${outcome.info.digest} has no trusted signature cached`);
+  const [signature, signedBy] = await fetchSignature(session, outcome.info.digest, keys);
+  return { ...outcome, signature, signedBy };
 }
 
 /** Credentials from ALGA_REGISTRY_USERNAME/ALGA_REGISTRY_PASSWORD; null if unset. */
@@ -1526,6 +1958,7 @@ export async function resolve(ref, options = {}) {
     tokenService = null,
     clock = () => Date.now() / 1000,
     sleep = defaultSleep,
+    trustedKeys = null,
   } = options;
   let { credentials = null } = options;
   const target = parseRef(ref);
@@ -1541,6 +1974,13 @@ export async function resolve(ref, options = {}) {
   }
   if (tokenRealm !== null) checkUrl(tokenRealm, 'the token service', insecureHosts);
   if (credentials !== null && !(credentials instanceof Credentials)) credentials = new Credentials(credentials.username, credentials.password);
+  let keys;
+  if (trustedKeys === null) {
+    const fallback = defaultTrustedKeysFile();
+    keys = fallback !== null ? loadTrustedKeys([fallback]) : [];
+  } else {
+    keys = trustedKeySet(trustedKeys);
+  }
   const state = normaliseState(cache !== null ? await cache.load() : null);
   const key = `${registry}/${repository}`;
   const cached = findCached(state, key, target);
@@ -1562,14 +2002,20 @@ export async function resolve(ref, options = {}) {
   let downgrade;
   try {
     if (target.kind === 'digest' && cached !== null) {
-      outcome = cached; // content-addressed: the cached bytes verify against the digest
+      // Content-addressed: the cached bytes verify against the digest.
+      outcome = await vouched(session, cached, keys);
     } else {
       try {
-        outcome = await fetchRelease(session, target, cached);
+        outcome = await fetchRelease(session, target, cached, keys);
       } catch (error) {
         const digest = cached !== null ? cached.info.digest : null;
         if (!(error instanceof RegistryUnreachable) || cached === null || cacheDecision(digest, null, { reachable: false }) !== 'stale') throw error;
-        outcome = { ...cached, stale: true };
+        try {
+          outcome = { ...(await vouched(null, cached, keys)), stale: true };
+        } catch (unvouched) {
+          if (unvouched instanceof SignatureError) throw error; // nothing cached is vouched for by these keys
+          throw unvouched;
+        }
       }
     }
     downgrade = checkRollback(String(outcome.release.version), installedVersion, { pinned: target.pinned, reference: target.value });
@@ -1600,6 +2046,7 @@ export async function resolve(ref, options = {}) {
     cached: outcome.cached,
     stale: outcome.stale,
     requests: session.requests,
+    signedBy: outcome.signedBy ?? null,
   };
 }
 
@@ -1614,7 +2061,7 @@ const HELP = `usage: release-consume.mjs [-h] [--registry HOST[:PORT]] [--reposi
                           [--installed-version V] [--cache FILE] [--ca-file PEM]
                           [--plain-http] [--insecure-registry HOST]
                           [--token-realm URL] [--token-service NAME]
-                          [--username USERNAME]
+                          [--trusted-key FILE] [--username USERNAME]
                           [--password-file FILE] [--timeout TIMEOUT] [--attempts ATTEMPTS]
                           [--render] [--json] [--version]
                           REF
@@ -1640,6 +2087,11 @@ options:
                         (env ALGA_TOKEN_REALM; built in for ghcr.io)
   --token-service NAME  the service name the token service expects with --token-realm
                         (env ALGA_TOKEN_SERVICE; default the registry host, as ghcr.io uses)
+  --trusted-key FILE    a PEM file of trusted release public keys (ECDSA P-256, cosign.pub;
+                        repeatable, 1 or 2 keys in all): the release must carry a cosign
+                        signature by one of them (env ${ENV_TRUSTED_KEYS}, files separated by ':';
+                        default ${DEFAULT_TRUSTED_KEYS_FILE} next to this file if present, else no
+                        signature check)
   --username USERNAME   registry user (else env ${ENV_USERNAME})
   --password-file FILE  password file (else env ${ENV_PASSWORD})
   --timeout TIMEOUT     seconds per request (default 30)
@@ -1649,8 +2101,8 @@ options:
   --json                machine-readable result on stdout
   --version             show program's version number and exit
 
-exit codes: 0 resolved, 2 bad input, 3 refused (invalid, tampered, rollback), 75 registry
-unreachable and nothing cached, 1 anything else. Credentials come from ${ENV_USERNAME}/
+exit codes: 0 resolved, 2 bad input, 3 refused (invalid, tampered, rollback, unsigned or not
+signed by a trusted key), 75 registry unreachable and nothing cached, 1 anything else. Credentials come from ${ENV_USERNAME}/
 ${ENV_PASSWORD} or --username with --password-file, never argv.
 `;
 
@@ -1669,6 +2121,12 @@ function cliCredentials(values) {
   return new Credentials(username, password);
 }
 
+/** --trusted-key files, else ALGA_TRUSTED_KEYS, else null (the default file, if any). */
+function cliTrustedKeys(values) {
+  const files = values['trusted-key']?.length ? values['trusted-key'] : (env(ENV_TRUSTED_KEYS) || '').split(':').filter(Boolean);
+  return files.length > 0 ? loadTrustedKeys(files) : null;
+}
+
 function human(result) {
   const release = result.manifest;
   const lines = [
@@ -1678,6 +2136,7 @@ function human(result) {
     `  bundle    oci://${release.config.repository}@${release.config.digest}`,
     `  images    ${IMAGE_KEYS.map((k) => `${k}=${release.images[k]}`).join(', ')}`,
   ];
+  if (result.signedBy !== null) lines.push(`  signed    by trusted key ${result.signedBy}`);
   if (result.downgrade) lines.push('  note      an explicitly pinned downgrade');
   if (result.stale) lines.push('  STALE     the registry could not be reached; this is the last good release');
   return lines.join('\n');
@@ -1706,6 +2165,7 @@ export async function main(argv = process.argv.slice(2), { stdout = process.stdo
         'insecure-registry': { type: 'string', multiple: true },
         'token-realm': { type: 'string' },
         'token-service': { type: 'string' },
+        'trusted-key': { type: 'string', multiple: true },
         username: { type: 'string' },
         'password-file': { type: 'string' },
         timeout: { type: 'string' },
@@ -1750,6 +2210,7 @@ export async function main(argv = process.argv.slice(2), { stdout = process.stdo
       attempts: values.attempts !== undefined ? number(values.attempts, 'attempts') : DEFAULT_ATTEMPTS,
       tokenRealm: values['token-realm'] ?? env('ALGA_TOKEN_REALM'),
       tokenService: values['token-service'] ?? env('ALGA_TOKEN_SERVICE'),
+      trustedKeys: cliTrustedKeys(values),
     });
   } catch (error) {
     if (!(error instanceof ConsumeError)) throw error;

@@ -52,6 +52,11 @@ Errors form two families, and the CLI maps them to exit codes::
      |    +-- IncompleteRelease             the manifest's config blob is missing
      |    +-- InvalidRelease                the release JSON breaks the rules
      |    +-- RollbackRefused               older than the installed version
+     |    +-- SignatureError                (trusted keys given) no trusted signature:
+     |         +-- Unsigned                   no sha256-<hex>.sig, or no signature in it
+     |         +-- UntrustedSignature         signed, but by no trusted key
+     |         +-- SignatureDigestMismatch    a trusted key signed another digest
+     |         +-- BadSignature               malformed, or the payload was altered
      +-- DownloadError                 1  "the download failed"
           +-- RegistryUnreachable     75  network, timeout, TLS, 5xx after retries
           +-- AuthError                1  401/403 after authenticating
@@ -63,8 +68,14 @@ alike); no credential or token ever appears in a message, a log line or the
 result; ``Authorization`` is never sent to an origin other than the one it was
 made for.
 
-What it does not do: verify signatures (the digest chain starts at TLS and the
-manifest digest the caller pins or the channel names), use HTTP proxies, pull
+With trusted keys (``trusted_keys=``, ``--trusted-key``), the release manifest must
+also carry a cosign signature (the legacy ``sha256-<hex>.sig`` format) by one of
+them naming its digest; the ECDSA P-256 verification is written here, on the
+standard library alone.
+
+What it does not do: check signatures when no key is trusted (then the digest chain
+starts at TLS and the manifest digest the caller pins or the channel names), use
+the transparency log or keyless signatures, use HTTP proxies, pull
 the charts, images or the config bundle (Flux does that, pinned by digest), or
 parse YAML (the setter is line-based, exactly like the appliance's).
 """
@@ -77,6 +88,7 @@ import binascii
 import contextlib
 import hashlib
 import http.client
+import io
 import ipaddress
 import json
 import os
@@ -117,6 +129,21 @@ INDEX_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
 MANIFEST_ACCEPT = ", ".join((OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX, DOCKER_MANIFEST_LIST))
 # Content types some registries put on any JSON; they say nothing about the manifest kind.
 GENERIC_TYPES = ("", "application/json", "application/octet-stream", "text/plain")
+
+#: cosign's signatures ("simple signing", as sigstore's signature specification describes).
+SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
+SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
+COSIGN_SIGNATURE_TYPE = "cosign container image signature"
+#: A signature manifest, a signature payload: far above what cosign writes (about 1 KiB, 250 bytes).
+MAX_SIGNATURE_MANIFEST = 256 * 1024
+MAX_PAYLOAD = 64 * 1024
+#: Signature layers looked at per artifact (cosign appends one per signing key and run).
+MAX_SIGNATURES = 32
+#: At most this many trusted keys (one, or two while a key is rotated).
+MAX_TRUSTED_KEYS = 2
+ENV_TRUSTED_KEYS = "ALGA_TRUSTED_KEYS"
+#: The trusted keys shipped next to this file, used when none are given (only if it exists).
+DEFAULT_TRUSTED_KEYS_FILE = "trusted-keys.pem"
 
 RELEASE_SCHEMA = "alga.appliance.release/v1"
 CACHE_SCHEMA = "alga.appliance.release-cache/v1"
@@ -257,6 +284,26 @@ class RollbackRefused(RepositoryError):
     """The resolved release is older than the installed one and was not pinned."""
 
 
+class SignatureError(RepositoryError):
+    """With trusted keys configured: no signature by a trusted key vouches for the digest."""
+
+
+class Unsigned(SignatureError):
+    """No ``sha256-<hex>.sig`` manifest, or one without a simple-signing layer."""
+
+
+class UntrustedSignature(SignatureError):
+    """Signatures exist, but none verifies under a trusted key (another key signed)."""
+
+
+class SignatureDigestMismatch(SignatureError):
+    """A trusted key signed, but for another digest (or not as a cosign image signature)."""
+
+
+class BadSignature(SignatureError):
+    """A signature or its payload is malformed, or the payload is not the bytes announced."""
+
+
 class DownloadError(ConsumeError):
     """The download failed: the repository may be fine, we could not read it."""
 
@@ -353,6 +400,8 @@ class Resolution:
     cached: bool
     stale: bool
     requests: int
+    #: The trusted key id that signed the manifest (``sha256:<16 hex>``); None unchecked.
+    signed_by: str | None = None
 
     @property
     def version(self) -> str:
@@ -375,6 +424,7 @@ class Resolution:
             "cached": self.cached,
             "stale": self.stale,
             "requests": self.requests,
+            "signedBy": self.signed_by,
         }
 
 
@@ -694,6 +744,415 @@ def verify_blob(data: bytes, digest: str, size: int) -> None:
             f"{compute_digest(data, digest.split(':', 1)[0])})",
             hint="the registry or something between us served altered content; do not trust it",
         )
+
+
+# -- pure: signatures (cosign's format, ECDSA P-256 over SHA-256) ---------------------------
+#
+# Verification only, so nothing here needs to be constant-time: every input is public.
+
+_P256_P = 2**256 - 2**224 + 2**192 + 2**96 - 1
+_P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+_P256_B = 0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B
+_P256_G = (
+    0x6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296,
+    0x4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5,
+)
+_OID_EC_PUBLIC_KEY = bytes.fromhex("2a8648ce3d0201")  # 1.2.840.10045.2.1
+_OID_P256 = bytes.fromhex("2a8648ce3d030107")  # 1.2.840.10045.3.1.7 (prime256v1)
+#: DER SubjectPublicKeyInfo of a P-256 key up to its uncompressed point (0x04 || X || Y).
+_SPKI_P256_PREFIX = bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d030107034200")
+_PEM_BLOCK = re.compile(
+    r"-----BEGIN ([A-Z0-9 ]+)-----\r?\n([A-Za-z0-9+/=\r\n\t ]*?)-----END \1-----"
+)
+
+_Jacobian = tuple[int, int, int]
+_INFINITY: _Jacobian = (0, 1, 0)
+
+
+def _double(point: _Jacobian) -> _Jacobian:
+    x, y, z = point
+    if z == 0 or y == 0:
+        return _INFINITY
+    p = _P256_P
+    yy = y * y % p
+    s = 4 * x * yy % p
+    zz = z * z % p
+    m = 3 * (x - zz) * (x + zz) % p  # a = -3
+    x3 = (m * m - 2 * s) % p
+    return x3, (m * (s - x3) - 8 * yy * yy) % p, 2 * y * z % p
+
+
+def _add(one: _Jacobian, two: _Jacobian) -> _Jacobian:
+    x1, y1, z1 = one
+    x2, y2, z2 = two
+    if z1 == 0:
+        return two
+    if z2 == 0:
+        return one
+    p = _P256_P
+    z1z1, z2z2 = z1 * z1 % p, z2 * z2 % p
+    u1, u2 = x1 * z2z2 % p, x2 * z1z1 % p
+    s1, s2 = y1 * z2 * z2z2 % p, y2 * z1 * z1z1 % p
+    h, r = (u2 - u1) % p, (s2 - s1) % p
+    if h == 0:
+        return _double(one) if r == 0 else _INFINITY
+    hh = h * h % p
+    hhh, v = h * hh % p, u1 * hh % p
+    x3 = (r * r - hhh - 2 * v) % p
+    return x3, (r * (v - x3) - s1 * hhh) % p, h * z1 * z2 % p
+
+
+def _on_curve(x: int, y: int) -> bool:
+    p = _P256_P
+    return 0 <= x < p and 0 <= y < p and (y * y - (x * x * x - 3 * x + _P256_B)) % p == 0
+
+
+def ecdsa_p256_verify(point: tuple[int, int], message: bytes, r: int, s: int) -> bool:
+    """ECDSA verification on P-256 with SHA-256 (FIPS 186-4 / SEC 1, 4.1.4). Pure.
+
+    ``point`` is the public key (already checked to be on the curve); ``r`` and
+    ``s`` are the signature's scalars. False for any scalar outside [1, n-1].
+    """
+    n = _P256_N
+    if not (0 < r < n and 0 < s < n) or not _on_curve(*point):
+        return False
+    e = int.from_bytes(hashlib.sha256(message).digest(), "big")  # 256 bits: no truncation
+    w = pow(s, -1, n)
+    u1, u2 = e * w % n, r * w % n
+    g: _Jacobian = (*_P256_G, 1)
+    q: _Jacobian = (*point, 1)
+    table = {(1, 0): g, (0, 1): q, (1, 1): _add(g, q)}
+    acc = _INFINITY
+    for bit in range(max(u1.bit_length(), u2.bit_length()) - 1, -1, -1):  # Shamir's trick
+        acc = _double(acc)
+        pair = ((u1 >> bit) & 1, (u2 >> bit) & 1)
+        if pair != (0, 0):
+            acc = _add(acc, table[pair])
+    x, _y, z = acc
+    if z == 0:
+        return False
+    return x * pow(z * z, -1, _P256_P) % _P256_P % n == r
+
+
+def _der_read(data: bytes, at: int) -> tuple[int, bytes, int]:
+    """One DER TLV at ``at``: (tag, value, end). Minimal lengths only (DER, not BER)."""
+    if at + 2 > len(data):
+        raise ValueError("truncated DER")
+    tag, first = data[at], data[at + 1]
+    at += 2
+    if first < 0x80:
+        length = first
+    else:
+        count = first & 0x7F
+        if count == 0 or count > 2 or at + count > len(data):
+            raise ValueError("bad DER length")
+        length = int.from_bytes(data[at : at + count], "big")
+        if length < 0x80 or (count == 2 and length < 0x100):
+            raise ValueError("non-minimal DER length")
+        at += count
+    if at + length > len(data):
+        raise ValueError("truncated DER")
+    return tag, data[at : at + length], at + length
+
+
+def _der_integer(value: bytes) -> int:
+    if not value or value[0] & 0x80:
+        raise ValueError("not a positive DER INTEGER")
+    if len(value) > 1 and value[0] == 0 and not value[1] & 0x80:
+        raise ValueError("non-minimal DER INTEGER")
+    return int.from_bytes(value, "big")
+
+
+def _der_pair(body: bytes, first: int, second: int, what: str) -> tuple[bytes, bytes]:
+    """The two values that make up ``body`` (a SEQUENCE's content), tagged ``first``, ``second``."""
+    tag_a, a, at = _der_read(body, 0)
+    tag_b, b, at = _der_read(body, at)
+    if (tag_a, tag_b) != (first, second) or at != len(body):
+        raise ValueError(f"not {what}")
+    return a, b
+
+
+def _der_sequence(data: bytes, what: str) -> bytes:
+    """The content of the DER SEQUENCE that is all of ``data``."""
+    tag, body, end = _der_read(data, 0)
+    if tag != 0x30 or end != len(data):
+        raise ValueError(f"not {what}")
+    return body
+
+
+def parse_der_signature(data: bytes) -> tuple[int, int]:
+    """An ASN.1 DER ``ECDSA-Sig-Value`` -> (r, s). Strict: canonical DER, nothing after it."""
+    what = "a DER SEQUENCE of two INTEGERs"
+    r, s = _der_pair(_der_sequence(data, what), 0x02, 0x02, what)
+    return _der_integer(r), _der_integer(s)
+
+
+@dataclass(frozen=True)
+class TrustedKey:
+    """An ECDSA P-256 public key; ``key_id`` is ``sha256:`` + 16 hex of its DER SPKI."""
+
+    point: tuple[int, int]
+
+    @property
+    def der(self) -> bytes:
+        """The DER SubjectPublicKeyInfo, uncompressed point (as ``openssl ec -pubin`` writes)."""
+        x, y = self.point
+        return _SPKI_P256_PREFIX + b"\x04" + x.to_bytes(32, "big") + y.to_bytes(32, "big")
+
+    @property
+    def key_id(self) -> str:
+        return key_id(self.der)
+
+    def pem(self) -> str:
+        body = base64.b64encode(self.der).decode("ascii")
+        lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+        return "-----BEGIN PUBLIC KEY-----\n" + "\n".join(lines) + "\n-----END PUBLIC KEY-----\n"
+
+    def verify(self, message: bytes, signature: bytes) -> bool:
+        """True when ``signature`` (DER) is this key's over SHA-256 of ``message``."""
+        try:
+            r, s = parse_der_signature(signature)
+        except ValueError:
+            return False
+        return ecdsa_p256_verify(self.point, message, r, s)
+
+
+def key_id(der: bytes) -> str:
+    """``sha256:`` + the first 16 hex of SHA-256 over a key's DER SubjectPublicKeyInfo."""
+    return "sha256:" + hashlib.sha256(der).hexdigest()[:16]
+
+
+def parse_spki(der: bytes) -> TrustedKey:
+    """A DER SubjectPublicKeyInfo holding an ECDSA P-256 key (compressed point or not)."""
+    what = "a SubjectPublicKeyInfo"
+    alg, bits = _der_pair(_der_sequence(der, what), 0x30, 0x03, what)
+    try:
+        oid, curve = _der_pair(alg, 0x06, 0x06, "an EC key")
+    except ValueError:
+        oid, curve = b"", b""
+    if oid != _OID_EC_PUBLIC_KEY:
+        raise ValueError("not an elliptic-curve key (only ECDSA P-256 keys are supported)")
+    if curve != _OID_P256:
+        raise ValueError("not a P-256 key (only ECDSA P-256 keys are supported)")
+    if not bits or bits[0] != 0:
+        raise ValueError("bad public key bit string")
+    point = bits[1:]
+    if len(point) == 65 and point[0] == 4:
+        x, y = int.from_bytes(point[1:33], "big"), int.from_bytes(point[33:], "big")
+    elif len(point) == 33 and point[0] in (2, 3):
+        x = int.from_bytes(point[1:], "big")
+        rhs = (x * x * x - 3 * x + _P256_B) % _P256_P
+        y = pow(rhs, (_P256_P + 1) // 4, _P256_P)  # p = 3 mod 4
+        if y & 1 != point[0] & 1:
+            y = _P256_P - y
+    else:
+        raise ValueError("bad public key point encoding")
+    if not _on_curve(x, y):
+        raise ValueError("the public key is not a point on P-256")
+    return TrustedKey((x, y))
+
+
+def parse_public_keys(text: str, *, source: str = "the key text") -> list[TrustedKey]:
+    """Every ``PUBLIC KEY`` PEM block in ``text`` (other text between blocks is ignored).
+
+    Raises :class:`BadInput` for a block of another type (a private key, a
+    certificate), a key that is not ECDSA P-256, or no key at all.
+    """
+    keys: list[TrustedKey] = []
+    for number, match in enumerate(_PEM_BLOCK.finditer(text), 1):
+        kind = match.group(1)
+        if kind != "PUBLIC KEY":
+            raise BadInput(
+                f"{source}: PEM block {number} is a {kind}, not a PUBLIC KEY",
+                hint="trusted keys are PEM 'PUBLIC KEY' blocks (cosign.pub); never a private key",
+            )
+        try:
+            der = base64.b64decode("".join(match.group(2).split()), validate=True)
+            keys.append(parse_spki(der))
+        except (ValueError, binascii.Error) as exc:
+            raise BadInput(f"{source}: PEM block {number}: {exc}") from None
+    if not keys:
+        raise BadInput(f"{source} holds no PEM PUBLIC KEY block")
+    return keys
+
+
+def trusted_key_set(keys: Sequence[TrustedKey | str]) -> tuple[TrustedKey, ...]:
+    """1 or 2 distinct keys from keys or PEM texts, in order. Raises :class:`BadInput`."""
+    out: list[TrustedKey] = []
+    for item in keys:
+        for key in parse_public_keys(item) if isinstance(item, str) else [item]:
+            if key not in out:
+                out.append(key)
+    if len(out) > MAX_TRUSTED_KEYS:
+        raise BadInput(
+            f"{len(out)} trusted keys given; at most {MAX_TRUSTED_KEYS} (the key, and its "
+            "successor while rotating)"
+        )
+    return tuple(out)
+
+
+def load_trusted_keys(paths: Sequence[str]) -> tuple[TrustedKey, ...]:
+    """The trusted key set from PEM files (each may hold several blocks)."""
+    texts: list[TrustedKey | str] = []
+    for path in paths:
+        try:
+            with open(path, encoding="ascii") as fh:
+                text = fh.read(1024 * 1024)
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not ASCII PEM text"
+            raise BadInput(f"cannot read the trusted key file {path}: {reason}") from None
+        texts.extend(parse_public_keys(text, source=path))
+    return trusted_key_set(texts)
+
+
+def default_trusted_keys_file() -> str | None:
+    """``trusted-keys.pem`` next to this file, when it exists."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), DEFAULT_TRUSTED_KEYS_FILE)
+    return path if os.path.isfile(path) else None
+
+
+def signature_tag(digest: str) -> str:
+    """Where cosign stores the signatures of ``digest``: the tag ``sha256-<hex>.sig``."""
+    return digest.replace(":", "-", 1) + ".sig"
+
+
+def simple_signing_payload(reference: str, digest: str) -> bytes:
+    """The payload cosign signs for ``reference`` (HOST/REPO) at ``digest`` (its exact bytes)."""
+    doc = {
+        "critical": {
+            "identity": {"docker-reference": reference},
+            "image": {"docker-manifest-digest": digest},
+            "type": COSIGN_SIGNATURE_TYPE,
+        },
+        "optional": None,
+    }
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class SignatureLayer:
+    """One simple-signing layer of a ``.sig`` manifest: the payload's descriptor and signature."""
+
+    digest: str
+    size: int
+    signature: str | None
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A signature as downloaded: the payload's bytes and the base64 signature, or why not."""
+
+    payload: bytes | None
+    signature: str | None
+    problem: str | None = None
+
+
+def signature_layers(data: bytes, *, header_digest: str | None = None) -> list[SignatureLayer]:
+    """The simple-signing layers of a ``.sig`` manifest's bytes. Pure; raises BadSignature."""
+    if len(data) > MAX_SIGNATURE_MANIFEST:
+        raise BadSignature(f"the signature manifest is larger than {MAX_SIGNATURE_MANIFEST} bytes")
+    if header_digest is not None and not digest_matches(data, header_digest):
+        raise BadSignature(
+            f"the signature manifest does not match its Docker-Content-Digest {header_digest}",
+            hint="the registry or something between us served altered content; do not trust it",
+        )
+    try:
+        doc = parse_json(data, "the signature manifest")
+    except ValueError as exc:
+        raise BadSignature(str(exc)) from None
+    layers = doc.get("layers") if isinstance(doc, dict) else None
+    if not isinstance(layers, list) or "manifests" in doc:
+        raise BadSignature("the signature manifest is not an image manifest with layers")
+    out: list[SignatureLayer] = []
+    for layer in layers:
+        if not isinstance(layer, dict) or layer.get("mediaType") != SIMPLE_SIGNING:
+            continue
+        digest, size = layer.get("digest"), layer.get("size", -1)
+        annotations = layer.get("annotations")
+        signature = annotations.get(SIGNATURE_ANNOTATION) if isinstance(annotations, dict) else None
+        if not isinstance(digest, str) or not is_digest(digest) or not _is_int(size) or size < 0:
+            raise BadSignature("a signature layer's descriptor has no valid digest and size")
+        out.append(
+            SignatureLayer(digest, int(size), signature if isinstance(signature, str) else None)
+        )
+    return out
+
+
+def _payload_claims(payload: bytes) -> tuple[str, Any]:
+    """(docker-manifest-digest, critical.type) of a simple-signing payload; ValueError if none."""
+    doc = parse_json(payload, "the signature payload")
+    critical = doc.get("critical") if isinstance(doc, dict) else None
+    image = critical.get("image") if isinstance(critical, dict) else None
+    digest = image.get("docker-manifest-digest") if isinstance(image, dict) else None
+    if not isinstance(digest, str) or not isinstance(critical, dict):
+        raise ValueError("the signature payload is not a simple-signing document")
+    return digest, critical.get("type")
+
+
+def check_signatures(
+    signatures: Sequence[Signature], digest: str, keys: Sequence[TrustedKey], *, what: str
+) -> str:
+    """The key id of the trusted key that vouches for ``digest``; see :func:`_accepted`."""
+    return _accepted(signatures, digest, keys, what=what)[1]
+
+
+def _accepted(
+    signatures: Sequence[Signature], digest: str, keys: Sequence[TrustedKey], *, what: str
+) -> tuple[Signature, str]:
+    """The signature decision for ``digest``: the trusted key id that vouches for it. Pure.
+
+    Accepts when one signature's payload is a cosign image signature naming exactly
+    ``digest`` and verifies under a trusted key (the payload's docker-reference is not
+    checked, as cosign does not: a mirror serves the same signature). Otherwise raises,
+    most telling first: :class:`SignatureDigestMismatch` (a trusted key signed something
+    else), :class:`BadSignature` (malformed, or a payload altered after signing),
+    :class:`UntrustedSignature` (no trusted key verifies any), :class:`Unsigned` (none).
+    """
+    if not signatures:
+        raise Unsigned(
+            f"{what} is not signed (no cosign signature for {digest})",
+            hint="publish with the release signing key; a release without a signature "
+            "is refused while trusted keys are configured",
+        )
+    elsewhere: tuple[str, str, Any] | None = None
+    bad: str | None = None
+    for item in signatures:
+        if item.problem is not None or item.payload is None or item.signature is None:
+            bad = bad or item.problem or "a signature layer has no signature annotation"
+            continue
+        try:
+            raw = base64.b64decode(item.signature.strip().encode("ascii"), validate=True)
+            r, s = parse_der_signature(raw)
+            claimed, kind = _payload_claims(item.payload)
+        except (ValueError, binascii.Error, UnicodeEncodeError) as exc:
+            bad = bad or f"a signature cannot be read ({exc})"
+            continue
+        signer = next((k for k in keys if ecdsa_p256_verify(k.point, item.payload, r, s)), None)
+        if signer is None:
+            continue
+        if kind != COSIGN_SIGNATURE_TYPE or claimed != digest:
+            elsewhere = elsewhere or (signer.key_id, claimed, kind)
+            continue
+        return item, signer.key_id
+    trusted = ", ".join(k.key_id for k in keys)
+    if elsewhere is not None:
+        signer_id, claimed, kind = elsewhere
+        covers = claimed if kind == COSIGN_SIGNATURE_TYPE else f"a {kind!r} payload"
+        raise SignatureDigestMismatch(
+            f"{what}: the signature by trusted key {signer_id} covers {covers}, not {digest}",
+            hint="someone with push rights moved a signature or re-tagged another artifact; "
+            "do not install it",
+        )
+    if bad is not None:
+        raise BadSignature(
+            f"{what}: {bad}",
+            hint="the signature was altered (or damaged) after signing; do not install it",
+        )
+    raise UntrustedSignature(
+        f"{what} is signed, but by no trusted key (trusted: {trusted}); no signature verifies",
+        hint="it was signed by another key, or its payload was altered and re-pushed; if the "
+        "release key was rotated, add the new public key to the trusted keys",
+    )
 
 
 # -- pure: the release JSON ------------------------------------------------------------
@@ -1144,8 +1603,75 @@ class Transport(Protocol):
 _TLS_HINT = "the registry's certificate is not trusted; pass --ca-file PEM for a private CA"
 
 
+def _remaining(deadline: float) -> float:
+    """Seconds left before ``deadline`` (monotonic); TimeoutError once it has passed."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError
+    return left
+
+
+class _DeadlineSocket:
+    """A connected socket whose every blocking call ends by one deadline per request.
+
+    ``http.client`` reads the status line, the headers and the body through
+    ``makefile()``; a plain socket timeout bounds each ``recv`` alone, so a server
+    dripping a byte just inside it could hold a request for ever. Here each ``recv``
+    and ``sendall`` gets only what is left of the request's deadline.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.deadline = time.monotonic()
+        self.readers = 0
+        self.closing = False
+
+    def makefile(self, mode: str = "rb", *args: Any, **kwargs: Any) -> io.BufferedReader:
+        del mode, args, kwargs  # http.client only ever asks for "rb"
+        self.readers += 1
+        return io.BufferedReader(_DeadlineReader(self))
+
+    def sendall(self, data: bytes, *args: Any) -> None:
+        self.sock.settimeout(_remaining(self.deadline))
+        self.sock.sendall(data, *args)
+
+    def close(self) -> None:
+        # As socket.makefile does: an open response still reads from it (http.client
+        # closes the connection as soon as a response says it will close).
+        self.closing = True
+        if self.readers == 0:
+            self.sock.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
+
+
+class _DeadlineReader(io.RawIOBase):
+    def __init__(self, owner: _DeadlineSocket) -> None:
+        self.owner = owner
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        self.owner.sock.settimeout(_remaining(self.owner.deadline))
+        return self.owner.sock.recv_into(buffer)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.owner.readers -= 1
+            if self.owner.closing and self.owner.readers == 0:
+                self.owner.sock.close()
+        super().close()
+
+
 class HttpTransport:
-    """The real transport: ``http.client`` over TLS (verified) with keep-alive per origin."""
+    """The real transport: ``http.client`` over TLS (verified) with keep-alive per origin.
+
+    One deadline (``timeout``) covers each request as a whole: connecting, the TLS
+    handshake, sending, the response headers and the body. A body that ends before its
+    ``Content-Length`` is a lost connection (:class:`RegistryUnreachable`), never a body.
+    """
 
     def __init__(self, *, ca_file: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.timeout = timeout
@@ -1166,13 +1692,11 @@ class HttpTransport:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _connection(
-        self, scheme: str, host: str, port: int
-    ) -> tuple[http.client.HTTPConnection, bool]:
+    def _connection(self, scheme: str, host: str, port: int) -> http.client.HTTPConnection:
         key = (scheme, host, port)
         conn = self._pool.get(key)
         if conn is not None:
-            return conn, True
+            return conn
         if scheme == "https":
             conn = http.client.HTTPSConnection(
                 host, port, timeout=self.timeout, context=self._context
@@ -1180,7 +1704,7 @@ class HttpTransport:
         else:
             conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
         self._pool[key] = conn
-        return conn, False
+        return conn
 
     def _drop(self, key: tuple[str, str, int]) -> None:
         conn = self._pool.pop(key, None)
@@ -1196,14 +1720,23 @@ class HttpTransport:
         key = (scheme, host, port)
         where = f"{method} {scheme}://{parts.netloc}{parts.path}"
         for attempt in (0, 1):
-            conn, reused = self._connection(scheme, host, port)
-            # The socket timeout bounds each read; the deadline bounds the whole request,
-            # so a registry that drips a byte at a time cannot hold a resolve.
+            conn = self._connection(scheme, host, port)
+            # The deadline bounds the whole request, every phase of it, so a registry
+            # that drips a byte at a time cannot hold a resolve.
             deadline = time.monotonic() + self.timeout
+            sock = conn.sock
+            reused = sock is not None
             try:
+                if not isinstance(sock, _DeadlineSocket):
+                    if sock is not None:
+                        sock.close()
+                    sock = self._open(scheme, host, port, deadline)
+                    # http.client only calls sendall, makefile and close on it.
+                    conn.sock = sock
+                sock.deadline = deadline
                 conn.request(method, target, headers=dict(headers))
                 resp = conn.getresponse()
-                return self._read(resp, method, limit, key, deadline)
+                return self._read(resp, method, limit, key, deadline, where)
             except ssl.SSLCertVerificationError as exc:
                 self._drop(key)
                 raise RegistryUnreachable(
@@ -1231,6 +1764,19 @@ class HttpTransport:
                 raise RegistryUnreachable(f"{where}: {reason}") from None
         raise RegistryUnreachable(f"{where}: connection lost")  # pragma: no cover
 
+    def _open(self, scheme: str, host: str, port: int, deadline: float) -> _DeadlineSocket:
+        """Connect (and shake hands) within what is left of ``deadline``."""
+        sock = socket.create_connection((host, port), _remaining(deadline))
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if scheme == "https":
+                sock.settimeout(_remaining(deadline))  # the whole handshake, in _ssl
+                sock = self._context.wrap_socket(sock, server_hostname=host)
+        except BaseException:
+            sock.close()
+            raise
+        return _DeadlineSocket(sock)
+
     def _read(
         self,
         resp: http.client.HTTPResponse,
@@ -1238,6 +1784,7 @@ class HttpTransport:
         limit: int,
         key: tuple[str, str, int],
         deadline: float,
+        where: str,
     ) -> Response:
         headers: dict[str, str] = {}
         for name, value in resp.getheaders():
@@ -1265,6 +1812,13 @@ class HttpTransport:
             if len(body) > limit or (not resp.isclosed() and resp.read(1)):
                 self._drop(key)
                 return Response(resp.status, headers, body[: limit + 1])
+            if length is not None and _DIGITS.fullmatch(length) and len(body) < int(length):
+                # Closed before Content-Length: a lost connection (retried), even when the
+                # bytes that did arrive happen to match a digest.
+                self._drop(key)
+                raise RegistryUnreachable(
+                    f"{where}: connection lost mid-body ({len(body)} of {length} bytes)"
+                )
         if resp.will_close:
             self._drop(key)
         return Response(resp.status, headers, body)
@@ -1350,6 +1904,9 @@ class _Outcome:
     release: dict[str, Any]
     cached: bool = False
     stale: bool = False
+    #: The signature that vouched for the manifest (kept for re-checks offline), and its key.
+    signature: Signature | None = None
+    signed_by: str | None = None
 
 
 def _b64(data: bytes) -> str:
@@ -1381,9 +1938,26 @@ def verify_cached(entry: Any) -> _Outcome | None:
         )
         verify_blob(config, info.config_digest, info.config_size)
         release = parse_release(config)
+        signature = _cached_signature(entry.get("signature"))
     except (ValueError, binascii.Error, ConsumeError):
         return None
-    return _Outcome(manifest, info, config, release, cached=True)
+    return _Outcome(manifest, info, config, release, cached=True, signature=signature)
+
+
+def _cached_signature(entry: Any) -> Signature | None:
+    """A cached signature (payload and base64 signature); None when absent or unusable."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("signature"), str):
+        return None
+    try:
+        return Signature(_unb64(entry.get("payload")), entry["signature"])
+    except (ValueError, binascii.Error):
+        return None
+
+
+def _signature_entry(signature: Signature | None) -> dict[str, Any] | None:
+    if signature is None or signature.payload is None or signature.signature is None:
+        return None
+    return {"payload": _b64(signature.payload), "signature": signature.signature}
 
 
 def _find_cached(state: dict[str, Any], key: str, target: Ref) -> _Outcome | None:
@@ -1414,6 +1988,9 @@ def _remember(state: dict[str, Any], key: str, ref: str, outcome: _Outcome, now:
         "config": _b64(outcome.config),
         "resolvedAt": _timestamp(now),
     }
+    signature = _signature_entry(outcome.signature)
+    if signature is not None:
+        entries[ref]["signature"] = signature
     while len(entries) > _MAX_ENTRIES:
         oldest = min(
             (k for k in entries if k not in CHANNELS and k != ref),
@@ -1642,9 +2219,21 @@ class _Session:
         raise DownloadError(f"more than {MAX_REDIRECTS} redirects for {method} {url.split('?')[0]}")
 
     def _retrying(
-        self, method: str, url: str, headers: Mapping[str, str], limit: int, *, follow: bool
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        limit: int,
+        *,
+        follow: bool,
+        expect_size: int | None = None,
     ) -> Response:
-        """Bounded retries with backoff on 429, 5xx and connection errors."""
+        """Bounded retries with backoff on 429, 5xx and connection errors.
+
+        With ``expect_size`` (a descriptor's size), a 200 body that ends short of it
+        without a ``Content-Length`` (a close-delimited body cut off) is a lost
+        connection too, retried like one: truncation is transient, never tampering.
+        """
         last, delay = "", 0.0
         for attempt in range(self.attempts):
             if attempt:
@@ -1656,6 +2245,12 @@ class _Session:
                 if not exc.retryable:
                     raise
                 last = exc.message
+                continue
+            if _truncated(resp, expect_size):
+                last = (
+                    f"{method} {url.split('?')[0]}: the body ended after {len(resp.body)} of "
+                    f"{expect_size} bytes"
+                )
                 continue
             if resp.status not in _RETRY_STATUSES:
                 return resp
@@ -1669,7 +2264,14 @@ class _Session:
         )
 
     def registry_request(
-        self, method: str, path: str, accept: str | None, limit: int, *, follow: bool
+        self,
+        method: str,
+        path: str,
+        accept: str | None,
+        limit: int,
+        *,
+        follow: bool,
+        expect_size: int | None = None,
     ) -> Response:
         """A request to the registry, authenticated as it asks (at most one challenge round)."""
         url = self.base + path
@@ -1681,7 +2283,9 @@ class _Session:
             headers = {"User-Agent": USER_AGENT, **self._authorization()}
             if accept:
                 headers["Accept"] = accept
-            resp = self._retrying(method, url, headers, limit, follow=follow)
+            resp = self._retrying(
+                method, url, headers, limit, follow=follow, expect_size=expect_size
+            )
             if resp.status == 401 and not answered_challenge:
                 answered_challenge = True
                 self._authenticate(resp)
@@ -1694,6 +2298,16 @@ class _Session:
             return resp
 
 
+def _truncated(resp: Response, expect_size: int | None) -> bool:
+    """A 200 body shorter than its descriptor says, with no Content-Length to have kept."""
+    return (
+        expect_size is not None
+        and resp.status == 200
+        and len(resp.body) < expect_size
+        and "content-length" not in resp.headers
+    )
+
+
 def _content_length(resp: Response) -> int | None:
     value = resp.headers.get("content-length", "").strip()
     return int(value) if _DIGITS.fullmatch(value) else None
@@ -1704,8 +2318,10 @@ def _header_digest(resp: Response) -> str | None:
     return value if is_digest(value) else None
 
 
-def _fetch_release(session: _Session, target: Ref, cached: _Outcome | None) -> _Outcome:
-    """Fetch and verify the manifest and the config blob, or confirm the cache still holds."""
+def _fetch_release(
+    session: _Session, target: Ref, cached: _Outcome | None, keys: Sequence[TrustedKey]
+) -> _Outcome:
+    """Fetch and verify the manifest, its signature and the config blob, or confirm the cache."""
     where = f"{session.registry}/{session.repository}"
     manifests = f"/v2/{session.repository}/manifests/"
     manifest_ref, expected_digest, expected_size = target.value, None, None
@@ -1721,12 +2337,17 @@ def _fetch_release(session: _Session, target: Ref, cached: _Outcome | None) -> _
             raise DownloadError(f"HEAD {where}:{target.value} answered {head.status}")
         remote = _header_digest(head)
         if cache_decision(cached.info.digest, remote, reachable=True) == "hit":
-            return cached
+            return _vouched(session, cached, keys)
         if remote is not None:
             # Fetch exactly what the HEAD named, even if the tag moves meanwhile.
             manifest_ref, expected_digest, expected_size = remote, remote, _content_length(head)
     resp = session.registry_request(
-        "GET", manifests + manifest_ref, MANIFEST_ACCEPT, MAX_BYTES, follow=True
+        "GET",
+        manifests + manifest_ref,
+        MANIFEST_ACCEPT,
+        MAX_BYTES,
+        follow=True,
+        expect_size=expected_size,
     )
     if resp.status == 404:
         raise NotFound(
@@ -1745,28 +2366,29 @@ def _fetch_release(session: _Session, target: Ref, cached: _Outcome | None) -> _
         expected_digest=expected_digest,
         expected_size=expected_size,
     )
+    # Trust before content: the signature is checked before the release JSON is read.
+    signature, signed_by = _fetch_signature(session, info.digest, keys) if keys else (None, None)
     if cached is not None and cached.info.config_digest == info.config_digest:
         config = cached.config  # already verified against this very digest
     else:
-        config = _fetch_blob(session, info)
+        config = _fetch_blob(session, info.config_digest, info.config_size, of=info.digest)
     release = parse_release(config)
     if target.kind == "version" and release["version"] != target.value:
         raise InvalidRelease(
             [f"/version: the tag {target.value} holds release version {release['version']}"]
         )
-    return _Outcome(resp.body, info, config, release)
+    return _Outcome(resp.body, info, config, release, signature=signature, signed_by=signed_by)
 
 
-def _fetch_blob(session: _Session, info: ManifestInfo) -> bytes:
-    """The config blob's bytes, checked against the manifest's descriptor."""
+def _fetch_blob(session: _Session, digest: str, size: int, *, of: str) -> bytes:
+    """A blob's bytes (``of`` names the manifest), checked against its descriptor."""
     where = f"{session.registry}/{session.repository}"
-    digest = info.config_digest
     blob = session.registry_request(
-        "GET", f"/v2/{session.repository}/blobs/{digest}", None, info.config_size, follow=True
+        "GET", f"/v2/{session.repository}/blobs/{digest}", None, size, follow=True, expect_size=size
     )
     if blob.status == 404:
         raise IncompleteRelease(
-            f"{where}@{info.digest} names config blob {digest}, which the registry lacks",
+            f"{where}@{of} names blob {digest}, which the registry lacks",
             hint="the release was not pushed completely; republish it",
         )
     if blob.status != 200:
@@ -1774,14 +2396,76 @@ def _fetch_blob(session: _Session, info: ManifestInfo) -> bytes:
     length = _content_length(blob)
     if length is not None and length > MAX_BYTES:
         raise SizeLimitExceeded(f"blob {digest} is {length} bytes, above the {MAX_BYTES}-byte cap")
-    if len(blob.body) > info.config_size or (length is not None and length != info.config_size):
+    if len(blob.body) > size or (length is not None and length != size):
         raise DigestMismatch(
             f"blob {digest} is served as {max(length or 0, len(blob.body))} bytes, "
-            f"the manifest says {info.config_size}",
+            f"the manifest says {size}",
             hint="the registry or something between us served altered content; do not trust it",
         )
-    verify_blob(blob.body, digest, info.config_size)
+    verify_blob(blob.body, digest, size)
     return blob.body
+
+
+def _what(session: _Session, digest: str) -> str:
+    return f"{session.registry}/{session.repository}@{digest}"
+
+
+def _fetch_signature(
+    session: _Session, digest: str, keys: Sequence[TrustedKey]
+) -> tuple[Signature, str]:
+    """Download ``digest``'s cosign signatures and pick the one a trusted key made.
+
+    The ``.sig`` manifest and each simple-signing payload are bounded and checked
+    against their digests; a payload that is not the bytes its descriptor names is
+    a :class:`BadSignature` for that layer, and :func:`check_signatures` decides.
+    """
+    what = _what(session, digest)
+    resp = session.registry_request(
+        "GET",
+        f"/v2/{session.repository}/manifests/{signature_tag(digest)}",
+        MANIFEST_ACCEPT,
+        MAX_SIGNATURE_MANIFEST,
+        follow=True,
+    )
+    if resp.status == 404:
+        return _accepted([], digest, keys, what=what)  # raises Unsigned
+    if resp.status != 200:
+        raise DownloadError(f"GET {what} signatures answered {resp.status}")
+    length = _content_length(resp)
+    if length is not None and length > MAX_SIGNATURE_MANIFEST:
+        raise BadSignature(
+            f"{what}: the signature manifest is {length} bytes, above the "
+            f"{MAX_SIGNATURE_MANIFEST}-byte cap"
+        )
+    signatures: list[Signature] = []
+    for layer in signature_layers(resp.body, header_digest=_header_digest(resp))[:MAX_SIGNATURES]:
+        if layer.size > MAX_PAYLOAD:
+            problem = f"a signature payload is announced as {layer.size} bytes (cap {MAX_PAYLOAD})"
+            signatures.append(Signature(None, layer.signature, problem))
+            continue
+        try:
+            payload = _fetch_blob(session, layer.digest, layer.size, of=signature_tag(digest))
+        except (DigestMismatch, SizeLimitExceeded, IncompleteRelease) as exc:
+            signatures.append(Signature(None, layer.signature, f"a signature payload: {exc}"))
+            continue
+        signatures.append(Signature(payload, layer.signature))
+    return _accepted(signatures, digest, keys, what=what)
+
+
+def _vouched(session: _Session | None, outcome: _Outcome, keys: Sequence[TrustedKey]) -> _Outcome:
+    """``outcome`` once a trusted signature vouches for it: the cached one if it still
+    verifies under ``keys`` (no request), else downloaded (not possible offline)."""
+    if not keys:
+        return outcome
+    if outcome.signature is not None:
+        with contextlib.suppress(SignatureError):
+            what = f"the cached release {outcome.info.digest}"
+            _sig, signed_by = _accepted([outcome.signature], outcome.info.digest, keys, what=what)
+            return replace(outcome, signed_by=signed_by)
+    if session is None:
+        raise Unsigned(f"the cached release {outcome.info.digest} has no trusted signature cached")
+    signature, signed_by = _fetch_signature(session, outcome.info.digest, keys)
+    return replace(outcome, signature=signature, signed_by=signed_by)
 
 
 def credentials_from_env(env: Mapping[str, str] | None = None) -> Credentials | None:
@@ -1815,6 +2499,7 @@ def resolve(
     token_service: str | None = None,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
+    trusted_keys: Sequence[TrustedKey | str] | None = None,
 ) -> Resolution:
     """Resolve ``ref`` (channel, version or ``sha256:`` digest) to a verified release.
 
@@ -1828,6 +2513,12 @@ def resolve(
     wrong guess costs one request and falls back to the challenge.
     ``plain_http`` is refused for hosts that are neither loopback nor named in
     ``insecure_hosts`` (redirects and the token service follow the same rule).
+
+    ``trusted_keys`` (1 or 2 :class:`TrustedKey` or PEM texts) turns on signature
+    verification: the release manifest must carry a cosign signature by one of
+    them naming its digest (a :class:`SignatureError` otherwise). None means the
+    ``trusted-keys.pem`` file next to this module if there is one, else no check;
+    an empty sequence, no check.
     """
     target = parse_ref(ref)
     check_registry(registry)
@@ -1843,6 +2534,11 @@ def resolve(
         _check_url(token_realm, "the token service", insecure_hosts)
     if isinstance(credentials, tuple):
         credentials = Credentials(*credentials)
+    if trusted_keys is None:
+        default = default_trusted_keys_file()
+        keys = load_trusted_keys([default]) if default is not None else ()
+    else:
+        keys = trusted_key_set(trusted_keys)
     state = _normalise_state(cache.load() if cache is not None else None)
     key = f"{registry}/{repository}"
     cached = _find_cached(state, key, target)
@@ -1863,15 +2559,20 @@ def resolve(
     )
     try:
         if target.kind == "digest" and cached is not None:
-            outcome = cached  # content-addressed: the cached bytes verify against the digest
+            # Content-addressed: the cached bytes verify against the digest.
+            outcome = _vouched(session, cached, keys)
         else:
             try:
-                outcome = _fetch_release(session, target, cached)
-            except RegistryUnreachable:
+                outcome = _fetch_release(session, target, cached, keys)
+            except RegistryUnreachable as unreachable:
                 digest = cached.info.digest if cached is not None else None
                 if cached is None or cache_decision(digest, None, reachable=False) != "stale":
                     raise
-                outcome = replace(cached, stale=True)
+                try:
+                    outcome = replace(_vouched(None, cached, keys), stale=True)
+                except SignatureError:
+                    raise unreachable from None  # nothing cached is vouched for by these keys
+
         downgrade = check_rollback(
             str(outcome.release["version"]),
             installed_version,
@@ -1900,6 +2601,7 @@ def resolve(
         cached=outcome.cached,
         stale=outcome.stale,
         requests=session.requests,
+        signed_by=outcome.signed_by,
     )
 
 
@@ -1915,7 +2617,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="release_consume.py",
         description="Resolve an Alga appliance channel, version or digest to a verified release.",
-        epilog="exit codes: 0 resolved, 2 bad input, 3 refused (invalid, tampered, rollback), "
+        epilog="exit codes: 0 resolved, 2 bad input, 3 refused (invalid, tampered, rollback, "
+        "unsigned or not signed by a trusted key), "
         "75 registry unreachable and nothing cached, 1 anything else. Credentials come from "
         f"{ENV_USERNAME}/{ENV_PASSWORD} or --username with --password-file, never argv.",
     )
@@ -1980,6 +2683,16 @@ def _parser() -> argparse.ArgumentParser:
         help="the service name the token service expects with --token-realm "
         "(env ALGA_TOKEN_SERVICE; default the registry host, as ghcr.io uses)",
     )
+    parser.add_argument(
+        "--trusted-key",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a PEM file of trusted release public keys (ECDSA P-256, cosign.pub; repeatable, "
+        "1 or 2 keys in all): the release must carry a cosign signature by one of them "
+        f"(env {ENV_TRUSTED_KEYS}, files separated by ':'; default {DEFAULT_TRUSTED_KEYS_FILE} "
+        "next to this file if present, else no signature check)",
+    )
     parser.add_argument("--username", default=None, help=f"registry user (else env {ENV_USERNAME})")
     parser.add_argument(
         "--password-file",
@@ -2022,6 +2735,12 @@ def _cli_credentials(args: argparse.Namespace) -> Credentials | None:
     return Credentials(username, password)
 
 
+def _cli_trusted_keys(args: argparse.Namespace) -> tuple[TrustedKey, ...] | None:
+    """--trusted-key files, else ALGA_TRUSTED_KEYS, else None (the default file, if any)."""
+    files = list(args.trusted_key) or [p for p in (_env(ENV_TRUSTED_KEYS) or "").split(":") if p]
+    return load_trusted_keys(files) if files else None
+
+
 def _human(result: Resolution) -> str:
     release = result.manifest
     lines = [
@@ -2031,6 +2750,8 @@ def _human(result: Resolution) -> str:
         f"  bundle    oci://{release['config']['repository']}@{release['config']['digest']}",
         "  images    " + ", ".join(f"{k}={release['images'][k]}" for k in IMAGE_KEYS),
     ]
+    if result.signed_by is not None:
+        lines.append(f"  signed    by trusted key {result.signed_by}")
     if result.downgrade:
         lines.append("  note      an explicitly pinned downgrade")
     if result.stale:
@@ -2057,6 +2778,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             attempts=args.attempts,
             token_realm=args.token_realm,
             token_service=args.token_service,
+            trusted_keys=_cli_trusted_keys(args),
         )
     except ConsumeError as exc:
         sys.stderr.write(f"error: {exc.diagnostics()}\n")

@@ -77,6 +77,7 @@ export async function runVector(vector) {
       transport,
       clock: () => given.now,
       sleep: async () => {},
+      trustedKeys: given.trustedKeys,
     });
     return { outcome: { outcome: 'resolved', result }, transport, cacheDoc: cache.doc };
   } catch (error) {

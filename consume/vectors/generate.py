@@ -16,6 +16,7 @@ requests, in this order, and reach exactly this outcome.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -272,10 +273,14 @@ def cold(ref: str, manifest: bytes, config: bytes, **kw: Any) -> list[dict[str, 
 
 
 def cache_doc(
-    entries: dict[str, tuple[bytes, bytes]], *, token_expires: float | None = NOW + 200
+    entries: dict[str, tuple[bytes, bytes]],
+    *,
+    token_expires: float | None = NOW + 200,
+    signatures: dict[str, tuple[bytes, str]] | None = None,
 ) -> dict[str, Any]:
-    """A cache holding ``ref -> (manifest, config)`` and, optionally, a live token."""
-    releases = {
+    """A cache holding ``ref -> (manifest, config)`` (and the signature that vouched for
+    it, ``ref -> (payload, signature)``) and, optionally, a live token."""
+    releases: dict[str, Any] = {
         ref: {
             "manifestDigest": rc.compute_digest(manifest),
             "mediaType": rc.OCI_MANIFEST,
@@ -285,6 +290,11 @@ def cache_doc(
         }
         for ref, (manifest, config) in entries.items()
     }
+    for ref, (payload, signature) in (signatures or {}).items():
+        releases[ref]["signature"] = {
+            "payload": base64.b64encode(payload).decode(),
+            "signature": signature,
+        }
     doc: dict[str, Any] = {
         "schema": rc.CACHE_SCHEMA,
         "releases": {f"{REGISTRY}/{REPO}": releases},
@@ -310,6 +320,7 @@ def resolved(
     downgrade: bool = False,
     cached: bool = False,
     stale: bool = False,
+    signed: str | None = None,
 ) -> dict[str, Any]:
     doc = json.loads(config)
     return {
@@ -328,6 +339,7 @@ def resolved(
             "cached": cached,
             "stale": stale,
             "requests": requests,
+            "signedBy": signed,
         },
     }
 
@@ -340,6 +352,10 @@ FAMILY = {
     "IncompleteRelease": ("RepositoryError", 3),
     "InvalidRelease": ("RepositoryError", 3),
     "RollbackRefused": ("RepositoryError", 3),
+    "Unsigned": ("RepositoryError", 3),
+    "UntrustedSignature": ("RepositoryError", 3),
+    "SignatureDigestMismatch": ("RepositoryError", 3),
+    "BadSignature": ("RepositoryError", 3),
     "RegistryUnreachable": ("DownloadError", 75),
     "AuthError": ("DownloadError", 1),
     "NotFound": ("DownloadError", 1),
@@ -367,9 +383,118 @@ def inp(ref: str, **kw: Any) -> dict[str, Any]:
         "attempts": kw.pop("attempts", 3),
         "now": NOW,
         "cache": kw.pop("cache", None),
+        "trustedKeys": [key.pem() for key in kw.pop("trusted", ())],
     }
     assert not kw, kw
     return out
+
+
+# -- signatures (cosign's format) with fixed test keys -------------------------------------
+#
+# Deterministic ECDSA P-256 signing for the vectors only: the nonce is a hash of the key
+# and the message (fine for throw-away test keys, never for real ones). The curve
+# arithmetic is the library's own; tests/unit/test_consume_signatures.py checks every
+# signature here with the `cryptography` package, an independent implementation.
+
+
+def _scalar_mult(k: int, point: tuple[int, int]) -> tuple[int, int]:
+    acc = rc._INFINITY
+    for bit in range(k.bit_length() - 1, -1, -1):
+        acc = rc._double(acc)
+        if (k >> bit) & 1:
+            acc = rc._add(acc, (*point, 1))
+    x, y, z = acc
+    zinv = pow(z, -1, rc._P256_P)
+    return x * zinv * zinv % rc._P256_P, y * zinv * zinv * zinv % rc._P256_P
+
+
+def _der_int(value: int) -> bytes:
+    raw = value.to_bytes((value.bit_length() + 8) // 8, "big")  # a leading 0 if the top bit is set
+    return b"\x02" + bytes([len(raw)]) + raw
+
+
+class TestKey:
+    """A fixed P-256 key pair derived from a name."""
+
+    def __init__(self, name: str) -> None:
+        self.d = int.from_bytes(hashlib.sha256(name.encode()).digest(), "big") % rc._P256_N
+        self.public = rc.TrustedKey(_scalar_mult(self.d, rc._P256_G))
+
+    def pem(self) -> str:
+        return self.public.pem()
+
+    def sign(self, message: bytes) -> str:
+        """The base64 DER signature of SHA-256(message), as cosign's annotation holds it."""
+        n = rc._P256_N
+        e = int.from_bytes(hashlib.sha256(message).digest(), "big")
+        seed = self.d.to_bytes(32, "big") + hashlib.sha256(message).digest()
+        k = int.from_bytes(hashlib.sha256(seed).digest(), "big") % (n - 1) + 1
+        r = _scalar_mult(k, rc._P256_G)[0] % n
+        s = pow(k, -1, n) * (e + r * self.d) % n
+        body = _der_int(r) + _der_int(s)
+        return base64.b64encode(b"\x30" + bytes([len(body)]) + body).decode()
+
+
+KEY_A = TestKey("alga consume vectors: release key A")
+KEY_B = TestKey("alga consume vectors: release key B (the successor)")
+KEY_X = TestKey("alga consume vectors: someone else's key")
+SIGNED_AS = f"{REGISTRY}/{REPO}"
+
+
+def sig_manifest(layers: list[tuple[bytes, str | None]]) -> bytes:
+    """A ``.sig`` manifest as cosign writes it: one simple-signing layer per (payload, sig)."""
+    config = (
+        b'{"architecture":"","created":"0001-01-01T00:00:00Z","history":[{"created":'
+        b'"0001-01-01T00:00:00Z"}],"os":"","rootfs":{"type":"layers","diff_ids":[]},"config":{}}'
+    )
+    descriptors = []
+    for payload, signature in layers:
+        descriptor: dict[str, Any] = {
+            "mediaType": rc.SIMPLE_SIGNING,
+            "size": len(payload),
+            "digest": rc.compute_digest(payload),
+        }
+        if signature is not None:
+            descriptor["annotations"] = {rc.SIGNATURE_ANNOTATION: signature}
+        descriptors.append(descriptor)
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": rc.OCI_MANIFEST,
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "size": len(config),
+            "digest": rc.compute_digest(config),
+        },
+        "layers": descriptors,
+    }
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def signed_by(key: TestKey, digest: str) -> tuple[bytes, str]:
+    payload = rc.simple_signing_payload(SIGNED_AS, digest)
+    return payload, key.sign(payload)
+
+
+def signature_exchanges(
+    digest: str,
+    layers: list[tuple[bytes, str | None]],
+    *,
+    served: list[bytes] | None = None,
+) -> list[dict[str, Any]]:
+    """The ``.sig`` manifest GET, then one blob GET per payload (``served`` overrides bodies)."""
+    sig = sig_manifest(layers)
+    out = [manifest_exchange(rc.signature_tag(digest), sig)]
+    for index, (payload, _signature) in enumerate(layers):
+        body = payload if served is None else served[index]
+        out.append(blob_exchange(payload, body=body))
+    return out
+
+
+def no_signature(digest: str) -> dict[str, Any]:
+    return ex(
+        req("GET", f"{BASE}/manifests/{rc.signature_tag(digest)}", {**ACCEPT, **bearer()}),
+        res(404, DIST, '{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}'),
+    )
 
 
 # -- the vectors ------------------------------------------------------------------------
@@ -890,6 +1015,29 @@ def vectors() -> dict[str, dict[str, Any]]:
         failed("DownloadError"),
     )
 
+    short = ex(
+        req("GET", f"{BASE}/blobs/{rc.compute_digest(cfg)}", bearer()),
+        # Close-delimited (no Content-Length), cut off: the connection closed mid-body.
+        {"status": 200, "headers": {**DIST}, "body": cfg[: len(cfg) // 2].decode()},
+    )
+    add(
+        "truncated-blob-retried",
+        "The config blob arrives cut short (no Content-Length, the connection closed): a lost "
+        "connection, retried, not tampering; the second try is whole.",
+        inp("nightly"),
+        [*cold("nightly", man, cfg)[:3], short, blob_exchange(cfg)],
+        resolved("nightly", man, cfg, requests=5),
+    )
+    add(
+        "truncated-blob-gives-up",
+        "The config blob is cut short on every bounded attempt: transient (exit 75), never "
+        "accepted and never reported as tampering.",
+        inp("nightly"),
+        [*cold("nightly", man, cfg)[:3], short, short, short],
+        failed("RegistryUnreachable"),
+        cache_after={"nightly": None},
+    )
+
     # -- the cache, warm -----------------------------------------------------------------------
     add(
         "warm-unchanged",
@@ -936,6 +1084,143 @@ def vectors() -> dict[str, dict[str, Any]]:
         [head_exchange("nightly", old_man)],
         failed("RollbackRefused"),
     )
+
+    # -- signatures: the release manifest signed in cosign's format ------------------------------
+    a_id, b_id = KEY_A.public.key_id, KEY_B.public.key_id
+    pin = cold("1.2.0", man, cfg)[:3]  # a version pin: no channel statement is involved
+    good = signed_by(KEY_A, dig)
+    add(
+        "signed-ok",
+        "With a trusted key, the release manifest's cosign signature (the manifest tagged "
+        "sha256-<hex>.sig, one simple-signing layer) is fetched and verified before the release "
+        "JSON is read; the result names the key.",
+        inp("1.2.0", trusted=[KEY_A]),
+        [*pin, *signature_exchanges(dig, [good]), blob_exchange(cfg)],
+        resolved("1.2.0", man, cfg, requests=6, pinned=True, signed=a_id),
+        cache_after={"1.2.0": dig},
+    )
+    add(
+        "signed-by-second-trusted-key",
+        "Two trusted keys (a rotation): a release signed by the second one is accepted.",
+        inp("1.2.0", trusted=[KEY_A, KEY_B]),
+        [*pin, *signature_exchanges(dig, [signed_by(KEY_B, dig)]), blob_exchange(cfg)],
+        resolved("1.2.0", man, cfg, requests=6, pinned=True, signed=b_id),
+    )
+    add(
+        "signed-second-layer-trusted",
+        "Several signatures (cosign appends one per key): an untrusted one is skipped, the "
+        "trusted one accepts.",
+        inp("1.2.0", trusted=[KEY_A]),
+        [*pin, *signature_exchanges(dig, [signed_by(KEY_X, dig), good]), blob_exchange(cfg)],
+        resolved("1.2.0", man, cfg, requests=7, pinned=True, signed=a_id),
+    )
+    add(
+        "unsigned-missing-sig",
+        "No sha256-<hex>.sig manifest: unsigned, refused before the release JSON is read.",
+        inp("1.2.0", trusted=[KEY_A]),
+        [*pin, no_signature(dig)],
+        failed("Unsigned"),
+        cache_after={"1.2.0": None},
+    )
+    add(
+        "unsigned-no-signature-layer",
+        "A sha256-<hex>.sig manifest without a simple-signing layer is no signature.",
+        inp("1.2.0", trusted=[KEY_A]),
+        [*pin, manifest_exchange(rc.signature_tag(dig), sig_manifest([]))],
+        failed("Unsigned"),
+    )
+    add(
+        "signed-untrusted-key",
+        "Signed, but by a key that is not trusted: refused.",
+        inp("1.2.0", trusted=[KEY_A]),
+        [*pin, *signature_exchanges(dig, [signed_by(KEY_X, dig)])],
+        failed("UntrustedSignature"),
+    )
+    old_dig = rc.compute_digest(old_man)
+    add(
+        "signed-other-digest",
+        "The trusted key's signature of another release (1.1.0) placed under this one's .sig "
+        "tag: the payload names another digest, refused.",
+        inp("1.2.0", trusted=[KEY_A]),
+        [*pin, *signature_exchanges(dig, [signed_by(KEY_A, old_dig)])],
+        failed("SignatureDigestMismatch"),
+    )
+    payload, signature = good
+    altered = payload.replace(b"cosign container", b"cosign Container")
+    add(
+        "signed-tampered-payload",
+        "The registry serves other bytes for the signature payload than its descriptor names "
+        "(altered after signing): refused.",
+        inp("1.2.0", trusted=[KEY_A]),
+        [*pin, *signature_exchanges(dig, [good], served=[altered])],
+        failed("BadSignature"),
+    )
+    add(
+        "signed-altered-payload-repushed",
+        "A payload altered and re-pushed with a matching descriptor keeps a signature that no "
+        "trusted key verifies: cryptographically the same as another key's, so refused as "
+        "untrusted.",
+        inp("1.2.0", trusted=[KEY_A]),
+        [*pin, *signature_exchanges(dig, [(altered, signature)])],
+        failed("UntrustedSignature"),
+    )
+    add(
+        "signed-malformed-signature",
+        "A signature annotation that is not an ASN.1 DER ECDSA signature: refused.",
+        inp("1.2.0", trusted=[KEY_A]),
+        [*pin, *signature_exchanges(dig, [(payload, base64.b64encode(b"0" * 70).decode())])],
+        failed("BadSignature"),
+    )
+    signed_cache = cache_doc({"1.2.0": (man, cfg)}, signatures={"1.2.0": good})
+    add(
+        "signed-warm-unchanged",
+        "Warm and unmoved: the cached signature is re-verified under the trusted keys offline; "
+        "one HEAD, as without signatures.",
+        inp("1.2.0", trusted=[KEY_A], cache=signed_cache),
+        [head_exchange("1.2.0", man)],
+        resolved("1.2.0", man, cfg, requests=1, pinned=True, cached=True, signed=a_id),
+    )
+    add(
+        "signed-warm-signature-not-cached",
+        "Warm and unmoved, but cached before keys were configured: the signature is fetched.",
+        inp("1.2.0", trusted=[KEY_A], cache=cache_doc({"1.2.0": (man, cfg)})),
+        [head_exchange("1.2.0", man), *signature_exchanges(dig, [good])],
+        resolved("1.2.0", man, cfg, requests=3, pinned=True, cached=True, signed=a_id),
+    )
+    add(
+        "signed-warm-key-rotated",
+        "The cached signature is by key A, now only key B is trusted: the signatures are "
+        "fetched again and B's (added by the rotation) accepts.",
+        inp("1.2.0", trusted=[KEY_B], cache=signed_cache),
+        [head_exchange("1.2.0", man), *signature_exchanges(dig, [good, signed_by(KEY_B, dig)])],
+        resolved("1.2.0", man, cfg, requests=4, pinned=True, cached=True, signed=b_id),
+    )
+    add(
+        "signed-digest-from-cache",
+        "A digest in the cache with its signature: no request at all, the signature re-verified.",
+        inp(dig, trusted=[KEY_A], cache=signed_cache),
+        [],
+        resolved(dig, man, cfg, requests=0, pinned=True, cached=True, signed=a_id),
+    )
+    head_down = [
+        ex(req("HEAD", f"{BASE}/manifests/1.2.0", {**ACCEPT, **bearer()}), {"error": "connect"})
+        for _ in range(3)
+    ]
+    add(
+        "signed-stale-vouched",
+        "The registry is down; the cached release's cached signature still verifies: stale.",
+        inp("1.2.0", trusted=[KEY_A], cache=signed_cache),
+        head_down,
+        resolved("1.2.0", man, cfg, requests=3, pinned=True, cached=True, stale=True, signed=a_id),
+    )
+    add(
+        "signed-stale-unvouched",
+        "The registry is down and the cached release has no signature cached: nothing can be "
+        "vouched for, so it fails as unreachable (exit 75).",
+        inp("1.2.0", trusted=[KEY_A], cache=cache_doc({"1.2.0": (man, cfg)})),
+        head_down,
+        failed("RegistryUnreachable"),
+    )
     return out
 
 
@@ -959,7 +1244,8 @@ every file: `tests/unit/test_consume_vectors.py` (Python) and
     "installedVersion": null, "credentials": null | {"username": "...", "password": "..."},
     "tokenRealm": null, "attempts": 3,
     "now": 1767225600,
-    "cache": null | {"schema": "alga.appliance.release-cache/v1", ...}
+    "cache": null | {"schema": "alga.appliance.release-cache/v1", ...},
+    "trustedKeys": [] | ["-----BEGIN PUBLIC KEY-----\\n..."]
   },
   "exchanges": [
     {"request": {"method": "GET", "url": "https://...",
@@ -981,7 +1267,12 @@ every file: `tests/unit/test_consume_vectors.py` (Python) and
   no response arrives and the transport raises `RegistryUnreachable`.
 - For a `HEAD`, or a `Content-Length` above the caller's limit, the body is empty.
 - The clock is `input.now` (token expiry, cache timestamps); sleeps take no time.
-- The library runs with an in-memory cache holding `input.cache` (empty when null).
+- The library runs with an in-memory cache holding `input.cache` (empty when null), and
+  with exactly `input.trustedKeys` as its trusted keys (PEM; an empty list: no signature
+  check, whatever key file may sit next to the library).
+- Signatures are cosign's legacy format made with three fixed test keys (A, B and a
+  stranger's X; deterministic nonces, test keys only); `tests/unit/test_consume_signatures.py`
+  checks them with `cryptography`.
 - `expect.outcome` is `resolved` (every key of `expect.result` equal to the result's) or
   `error` (`error` is the class name, `family` `RepositoryError` / `DownloadError` /
   `BadInput`, `exitCode` the CLI's exit code, and for `InvalidRelease` the exact

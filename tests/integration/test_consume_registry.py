@@ -95,7 +95,7 @@ def node() -> str:
 
 
 def registry_flags(reg: Registry | FaultProxy) -> list[str]:
-    if isinstance(reg, FaultProxy):
+    if isinstance(reg, FaultProxy) or not reg.tls:
         return ["--registry", reg.host, "--plain-http"]
     assert reg.ca_file is not None
     return ["--registry", reg.host, "--ca-file", str(reg.ca_file)]

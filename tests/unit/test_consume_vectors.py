@@ -95,6 +95,7 @@ def run_vector(vector: dict[str, Any]) -> tuple[dict[str, Any], ReplayTransport,
             transport=transport,
             clock=lambda: float(given["now"]),
             sleep=lambda _seconds: None,
+            trusted_keys=given["trustedKeys"],
         )
     except rc.ConsumeError as exc:
         outcome: dict[str, Any] = {
