@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from steps import manifest as rm
 from steps.oci import Digest
 from steps.oci import mediatypes as mt
+from steps.release import manifest as rm
 from tests import cosign_format as cf
 from tests.harness.registry import Registry
 from tests.harness.tools import PROJECT_ROOT, missing_component
