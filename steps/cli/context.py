@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from steps.errors import BadInput, InvalidInputFile
+from steps.errors import InvalidInputFile
 from steps.oci.auth import Credentials
 from steps.oci.client import RegistryClient
 
@@ -69,17 +69,24 @@ class RunContext:
         return client
 
     def credentials(self, args: argparse.Namespace) -> Credentials | None:
+        """The registry's credentials, found once per run as docker, podman and helm find
+        them: ``--password-file`` or ``ALGA_REGISTRY_*``, then the Docker config
+        (``auths``, credential helpers), then podman's auth file, else anonymous."""
+        import sys
+
         from steps.cli import options
+        from steps.oci.credentials import find_credentials
 
         password_file: Path | None = args.password_file
-        key = ("credentials", str(password_file))
+        key = ("credentials", args.registry, str(password_file))
         if key not in self._memo:
-            if password_file is not None and str(password_file) == "-":
-                self._memo[key] = _credentials_from_stdin(options.environment())
-            else:
-                self._memo[key] = Credentials.from_environment(
-                    password_file, env=dict(options.environment())
-                )
+            found = find_credentials(
+                args.registry,
+                env=options.environment(),
+                password_file=password_file,
+                stdin=sys.stdin,
+            )
+            self._memo[key] = found.credentials
         value = self._memo[key]
         return value if isinstance(value, Credentials) else None
 
@@ -114,23 +121,6 @@ class RunContext:
         if key not in self._memo:
             self._memo[key] = compute()
         return self._memo[key]  # type: ignore[return-value]  # stored by this same key
-
-
-def _credentials_from_stdin(env: Any) -> Credentials | None:
-    import sys
-
-    from steps.oci.auth import ENV_USERNAME
-
-    password = sys.stdin.readline().strip()
-    username = str(env.get(ENV_USERNAME, "")).strip()
-    if not password:
-        raise BadInput("--password-file -: nothing was read from standard input")
-    if not username:
-        raise BadInput(
-            f"--password-file - gives the password; the username comes from env {ENV_USERNAME}, "
-            "which is not set"
-        )
-    return Credentials(username, password)
 
 
 def context_of(args: argparse.Namespace) -> RunContext:

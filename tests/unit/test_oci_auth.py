@@ -9,6 +9,7 @@ import pytest
 
 from steps.errors import BadInput
 from steps.oci import Credentials, InsecureRegistry, RegistryClient, is_loopback
+from steps.oci.auth import Credentials as _Credentials
 from steps.oci.auth import TokenCache, parse_challenge, scope_for
 from steps.redact import RedactingFilter, redact, register_secret
 
@@ -62,11 +63,21 @@ def test_credentials_never_print_the_password() -> None:
 
 
 def test_credentials_from_environment(tmp_path: Path) -> None:
+    # explicit settings, the first source steps.oci.credentials.find_credentials reads
+    from steps.oci.credentials import explicit_credentials
+
+    class Credentials(_Credentials):
+        @staticmethod
+        def from_environment(
+            password_file: Path | None = None, *, env: dict[str, str]
+        ) -> _Credentials | None:
+            return explicit_credentials(env, password_file)
+
     assert Credentials.from_environment(env={}) is None
     creds = Credentials.from_environment(
         env={"ALGA_REGISTRY_USERNAME": "u", "ALGA_REGISTRY_PASSWORD": "pw-123456"}
     )
-    assert creds == Credentials("u", "pw-123456")
+    assert creds == _Credentials("u", "pw-123456")
     secret = tmp_path / "pw"
     secret.write_text("from-file-pw\n")
     creds = Credentials.from_environment(secret, env={"ALGA_REGISTRY_USERNAME": "u"})
