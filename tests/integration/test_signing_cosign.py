@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -21,9 +19,9 @@ from steps.oci.client import RegistryClient
 from steps.oci.reference import Digest
 from steps.signing import cosign, gates, keys
 from steps.signing.errors import UnsignedRelease
+from tests.harness.cosign import Cosign, find_cosign
 from tests.harness.images import push_tiny_image
 from tests.harness.registry import Registry
-from tests.harness.tools import PROJECT_ROOT, missing_component
 from tests.helpers import client_for
 
 pytestmark = pytest.mark.integration
@@ -32,64 +30,9 @@ PASSWORD = "integration-pass-1"
 REPO = "nine-minds/alga-appliance-release"
 
 
-@pytest.fixture(scope="session")
-def cosign_bin() -> Path:
-    """The pinned cosign that scripts/go-tools.sh builds into .tools/bin."""
-    path = PROJECT_ROOT / ".tools" / "bin" / "cosign"
-    if not (path.is_file() and os.access(path, os.X_OK)):
-        missing_component("cosign 2.6.5", f"looked for {path}")
-    return path
-
-
-class Cosign:
-    def __init__(self, binary: Path, home: Path) -> None:
-        self.binary = binary
-        self.env = {
-            "PATH": os.environ.get("PATH", ""),
-            "HOME": str(home),  # cosign keeps a cache under $HOME/.sigstore
-            "COSIGN_PASSWORD": PASSWORD,
-        }
-
-    def run(self, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(self.binary), *args],
-            env=self.env,
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-
-    def verify(self, reference: str, public: Path) -> subprocess.CompletedProcess[str]:
-        return self.run(
-            "verify",
-            "--key",
-            str(public),
-            "--insecure-ignore-tlog=true",
-            "--allow-insecure-registry",
-            "--output",
-            "json",
-            reference,
-        )
-
-    def sign(self, reference: str, key: Path) -> subprocess.CompletedProcess[str]:
-        return self.run(
-            "sign",
-            "--key",
-            str(key),
-            "--tlog-upload=false",
-            "--allow-insecure-registry",
-            "--yes",
-            reference,
-        )
-
-
 @pytest.fixture
-def real_cosign(cosign_bin: Path, tmp_path: Path) -> Cosign:
-    home = tmp_path / "home"
-    home.mkdir()
-    return Cosign(cosign_bin, home)
+def real_cosign(tmp_path: Path) -> Cosign:
+    return Cosign(find_cosign(), tmp_path / "home", PASSWORD)
 
 
 @pytest.fixture
