@@ -6,19 +6,19 @@
   signature manifest, :class:`Signer` (idempotent signing) and verification.
 - :mod:`steps.signing.gates`: which pieces of a release are signed, the per-piece report
   for ``inspect``/``verify``, and :func:`require_signed` for channel moves.
-- :mod:`steps.signing.errors`: the failure kinds.
+- the failure kinds are in :mod:`steps.errors` (SigningKey*, UnsignedRelease, ...).
 
 Publish functions take a ``signer: Signer | None`` (None: no signing, as before).
 Nothing in this package reads the environment; the CLI reads the key file's password.
 """
 
-from steps.signing.cosign import SignatureStatus, Signer, SignResult, load_signer
-from steps.signing.errors import (
+from steps.errors import (
     SigningKeyInvalid,
     SigningKeyPassword,
     SigningKeyRequired,
     UnsignedRelease,
 )
+from steps.signing.cosign import SignatureStatus, Signer, SignResult, load_signer
 from steps.signing.gates import require_signed, signature_report, trusted_keys
 from steps.signing.keys import PublicKey, SigningKey
 

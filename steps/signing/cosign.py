@@ -43,12 +43,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from steps.errors import Refused, Transient
+from steps.errors import (
+    ConcurrentSignature,
+    NotASignatureManifest,
+    Refused,
+    SigningKeyRequired,
+)
 from steps.oci import mediatypes as mt
 from steps.oci.client import RegistryClient
 from steps.oci.errors import InvalidReference, NotFound
 from steps.oci.reference import Digest, Reference, check_repository
-from steps.signing.errors import SigningKeyRequired
 from steps.signing.keys import PublicKey, SigningKey, read_signing_key
 
 log = logging.getLogger("alga_release.signing")
@@ -61,18 +65,6 @@ OCI_IMAGE_CONFIG = "application/vnd.oci.image.config.v1+json"
 ZERO_TIME = "0001-01-01T00:00:00Z"
 #: A payload blob larger than this is not a simple-signing payload (ours are ~250 bytes).
 MAX_PAYLOAD_SIZE = 64 * 1024
-
-
-class ConcurrentSignature(Transient):
-    """Someone else rewrote the ``.sig`` manifest while we added our signature."""
-
-    _kind = True
-
-
-class NotASignatureManifest(Refused):
-    """The ``sha256-<hex>.sig`` tag holds something that is not a cosign signature manifest."""
-
-    _kind = True
 
 
 # -- pure ------------------------------------------------------------------------------

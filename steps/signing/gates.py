@@ -10,7 +10,7 @@ app images are built elsewhere and are not signed by this key.
   against the trusted keys ("signed by <key id>" or "UNSIGNED"), for ``inspect`` and
   ``verify``. Pieces in another registry are reported as not checked.
 - :func:`require_signed`: the channel gate (``channel move``, ``promote``, ``rollback``):
-  refuses (:class:`~steps.signing.errors.UnsignedRelease`, exit 3) a release whose
+  refuses (:class:`~steps.errors.UnsignedRelease`, exit 3) a release whose
   manifest or bundle has no valid signature by a trusted key. Charts and the control
   plane are reported, not gated here: the appliance's Flux verifies the charts itself.
 
@@ -23,16 +23,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from steps.errors import UnsignedRelease
+from steps.names import chart_repository, release_repository
 from steps.oci.client import RegistryClient
 from steps.oci.errors import InvalidReference
-from steps.oci.reference import Digest, Reference, check_repository
+from steps.oci.reference import Digest, Reference
 from steps.signing.cosign import SignatureStatus, Signer, verify_signatures
-from steps.signing.errors import UnsignedRelease
 from steps.signing.keys import PublicKey
 
-# The release repository's name (steps.names.RELEASE_REPOSITORY_NAME once that lands;
-# steps.channels imports this module, so it cannot import steps.channels).
-_RELEASE_REPOSITORY_NAME = "alga-appliance-release"
 #: The pieces the channel gate requires a trusted signature on.
 GATED_KINDS: tuple[str, ...] = ("release", "bundle")
 
@@ -103,7 +101,7 @@ def release_targets(
             "release",
             str(release.get("version") or digest),
             registry,
-            check_repository(f"{namespace}/{_RELEASE_REPOSITORY_NAME}"),
+            release_repository(namespace),
             digest,
         )
     ]
@@ -125,13 +123,14 @@ def release_targets(
     if isinstance(charts, Mapping):
         for name in charts:
             recorded = chart_digests.get(name) if isinstance(chart_digests, Mapping) else None
+            repository = chart_repository(namespace, str(name))
             _add_reference(
                 targets,
                 unchecked,
                 registry,
                 "chart",
                 str(name),
-                f"{registry}/{namespace}/charts/{name}@{recorded}" if recorded else "",
+                f"{registry}/{repository}@{recorded}" if recorded else "",
                 missing="no chart digest recorded",
             )
     _add_reference(
@@ -218,7 +217,7 @@ def require_signed(
     if failures:
         keys = ", ".join(key.key_id for key in trusted)
         raise UnsignedRelease(
-            f"release {client.registry}/{namespace}/{_RELEASE_REPOSITORY_NAME}@{digest} is "
+            f"release {client.registry}/{release_repository(namespace)}@{digest} is "
             f"not signed by a trusted key ({keys}):\n  " + "\n  ".join(failures),
             pieces=tuple(failures),
             hint="re-run the publish with --signing-key (signing is idempotent), or add the "

@@ -47,7 +47,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from steps.signing.errors import KeyFileExists, SigningKeyInvalid, SigningKeyPassword
+from steps.errors import KeyFileExists, SigningKeyInvalid, SigningKeyPassword
 
 COSIGN_KEY_PEM_TYPE = "ENCRYPTED SIGSTORE PRIVATE KEY"
 LEGACY_COSIGN_KEY_PEM_TYPE = "ENCRYPTED COSIGN PRIVATE KEY"

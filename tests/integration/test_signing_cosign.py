@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from steps.errors import UnsignedRelease
 from steps.oci.client import RegistryClient
 from steps.oci.reference import Digest
 from steps.signing import cosign, gates, keys
-from steps.signing.errors import UnsignedRelease
 from tests.harness.cosign import Cosign, find_cosign
 from tests.harness.images import push_tiny_image
 from tests.harness.registry import Registry

@@ -19,13 +19,13 @@ import pytest
 from steps.bundle import publish as bundle
 from steps.charts import publish as charts
 from steps.config import load_config
+from steps.errors import UnsignedRelease
 from steps.oci.client import RegistryClient
 from steps.oci.reference import Digest
 from steps.release import images, profiles
 from steps.release import manifest as rm
 from steps.release import plan as release_plan
 from steps.signing import cosign, gates, keys
-from steps.signing.errors import UnsignedRelease
 from tests.harness.cosign import Cosign, find_cosign
 from tests.harness.images import push_tiny_image
 from tests.harness.registry import Registry

@@ -12,9 +12,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from steps.errors import EXIT_BAD_INPUT
+from steps.errors import EXIT_BAD_INPUT, KeyFileExists, SigningKeyInvalid, SigningKeyPassword
 from steps.signing import keys
-from steps.signing.errors import KeyFileExists, SigningKeyInvalid, SigningKeyPassword
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "signing"
 PASSWORD = b"alga-test-password"
