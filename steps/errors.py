@@ -10,6 +10,10 @@ contract with Argo Workflows, whose retryStrategy retries only 75)::
      |    +-- UnknownChannel             a channel other than nightly or stable
      |    +-- InvalidInputFile           a flag's file: unreadable, not JSON, not an object
      |    +-- InvalidReleaseInput        the manifest these inputs make breaks the contract
+     |    +-- SigningKeyInvalid          a key file that is not an ECDSA P-256 key we read
+     |    +-- SigningKeyPassword         the key's password is missing or does not open it
+     |    +-- SigningKeyRequired         signing is required and no signing key was given
+     |    +-- KeyFileExists              `keys generate` would overwrite a key file
      |    +-- steps.oci.errors.InvalidReference, InsecureRegistry
      +-- Refused                     3  a gate said no; nothing was changed
      |    +-- ImmutableTagConflict       a published tag holds other content
@@ -21,8 +25,11 @@ contract with Argo Workflows, whose retryStrategy retries only 75)::
      |    +-- ConcurrentMove             another writer moved the channel meanwhile
      |    +-- NotPullableAnonymously     a piece appliances cannot pull without credentials
      |    +-- VerificationFailed         resolving as an appliance does disagrees
+     |    +-- UnsignedRelease            the release or its bundle lacks a trusted signature
+     |    +-- NotASignatureManifest      a sha256-<hex>.sig tag holds something else
      +-- Transient                  75  try again later (registry or network)
      |    +-- steps.oci.errors.TransientRegistryError
+     |    +-- ConcurrentSignature        another signer rewrote the .sig manifest meanwhile
      +-- steps.oci.errors.RegistryError and its tree (see there)
 
 The kinds report their family in JSON (``"error": "Refused"``, as before they existed)
@@ -190,5 +197,61 @@ class NotPullableAnonymously(Refused):
 
 class VerificationFailed(Refused):
     """Resolving the channel as an appliance does disagrees with what was published."""
+
+    _kind = True
+
+
+# -- signing (steps/signing) ------------------------------------------------------------------
+# Messages name the key *file* and its key id, never a password or key material.
+
+
+class SigningKeyInvalid(BadInput):
+    """A key file is not a PEM ECDSA P-256 key in a format we read."""
+
+    _kind = True
+
+
+class SigningKeyPassword(BadInput):
+    """An encrypted key without its password, or with a password that does not open it."""
+
+    _kind = True
+
+
+class SigningKeyRequired(BadInput):
+    """Signing is required here and no signing key was given."""
+
+    _kind = True
+
+
+class KeyFileExists(BadInput):
+    """Generating a key pair would overwrite an existing file."""
+
+    _kind = True
+
+
+class UnsignedRelease(Refused):
+    """A release manifest or its bundle has no signature by a trusted key.
+
+    ``pieces`` names each artifact that failed and why (``UNSIGNED``, or signed only by
+    keys outside the trusted set).
+    """
+
+    _kind = True
+
+    def __init__(
+        self, message: str, *, pieces: tuple[str, ...] = (), hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.pieces = pieces
+
+
+class NotASignatureManifest(Refused):
+    """The ``sha256-<hex>.sig`` tag holds something that is not a cosign signature manifest."""
+
+    _kind = True
+
+
+class ConcurrentSignature(Transient):
+    """Someone else rewrote the ``.sig`` manifest while we added our signature."""
 
     _kind = True

@@ -116,6 +116,7 @@ from steps.oci import mediatypes as mt
 from steps.oci.client import RegistryClient
 from steps.oci.errors import DigestMismatch, InvalidReference
 from steps.oci.reference import Digest, check_registry, check_repository, check_tag
+from steps.signing.cosign import Signer
 from steps.sourcetime import git_output
 
 __all__ = [
@@ -542,8 +543,13 @@ def check_charts_present(client: RegistryClient, prepared: PreparedBundle) -> No
         )
 
 
-def publish_prepared(client: RegistryClient, prepared: PreparedBundle) -> dict[str, Any]:
-    """Push ``:<version>`` unless it exists; refuse to overwrite a different bundle."""
+def publish_prepared(
+    client: RegistryClient, prepared: PreparedBundle, signer: Signer | None = None
+) -> dict[str, Any]:
+    """Push ``:<version>`` unless it exists; refuse to overwrite a different bundle.
+
+    With a ``signer``, the digest the tag holds is signed (also when unchanged: signing
+    is idempotent, so a re-run completes a run that stopped before signing)."""
     if client.registry != prepared.registry:
         raise BadInput(f"client for {client.registry}, bundle for {prepared.registry}")
     check_charts_present(client, prepared)
@@ -575,7 +581,10 @@ def publish_prepared(client: RegistryClient, prepared: PreparedBundle) -> dict[s
             hint="published versions are immutable: publish this bundle under a new --version "
             "(a re-run with the same inputs is a no-op)",
         )
-    return _result(prepared, digest, status)
+    result = _result(prepared, digest, status)
+    if signer is not None:
+        result["signedBy"] = signer.sign(client, repo, digest).key_id
+    return result
 
 
 def _verify_pushed(client: RegistryClient, prepared: PreparedBundle, digest: Digest) -> None:

@@ -17,6 +17,7 @@ annotation comes from the source revision, never from the clock).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from steps.errors import BadInput, Refused
 from steps.oci import mediatypes as mt
 from steps.oci.client import RegistryClient
 from steps.oci.reference import Digest, check_repository
+from steps.signing.cosign import Signer
 
 log = logging.getLogger("alga_release.charts")
 
@@ -77,19 +79,23 @@ class ChartResult:
     digest: Digest
     repository: str  # registry/namespace/charts/name
     status: Literal["pushed", "unchanged"]
+    signed_by: str | None = None  # key id of the signer, when signed
 
     @property
     def reference(self) -> str:
         return f"{self.repository}:{self.version}@{self.digest}"
 
     def to_json(self) -> dict[str, str]:
-        return {
+        out = {
             "version": self.version,
             "digest": str(self.digest),
             "reference": self.reference,
             "repository": self.repository,
             "status": self.status,
         }
+        if self.signed_by:
+            out["signedBy"] = self.signed_by
+        return out
 
 
 # -- pure -------------------------------------------------------------------
@@ -322,8 +328,12 @@ def push_plan(
     namespace: str,
     plans: list[PlannedChart],
     progress: Callable[[str], None] = log.info,
+    signer: Signer | None = None,
 ) -> list[ChartResult]:
-    """Upload what is missing and tag each version. Idempotent."""
+    """Upload what is missing and tag each version. Idempotent.
+
+    With a ``signer``, every chart's digest is signed afterwards, unchanged ones too (a
+    re-run completes a run that stopped before signing; signing is idempotent)."""
     results = []
     for plan in plans:
         artifact = plan.artifact
@@ -344,7 +354,19 @@ def push_plan(
             f"({len(artifact.tarball)} bytes)"
         )
         results.append(ChartResult(artifact.name, artifact.version, digest, full_repo, "pushed"))
+    if signer is not None:
+        results = [
+            sign_chart(client, signer, plan, r) for plan, r in zip(plans, results, strict=True)
+        ]
     return results
+
+
+def sign_chart(
+    client: RegistryClient, signer: Signer, plan: PlannedChart, result: ChartResult
+) -> ChartResult:
+    """Sign the chart ``result`` names (``plan.repository@result.digest``)."""
+    signed = signer.sign(client, plan.repository, result.digest)
+    return dataclasses.replace(result, signed_by=signed.key_id)
 
 
 def results_json(results: list[ChartResult]) -> dict[str, object]:

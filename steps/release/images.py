@@ -160,3 +160,74 @@ def resolve_control_plane(client: RegistryClient, namespace: str, given: str) ->
             hint="publish the control-plane image first (alga-release control-plane copy or build)",
         )
     return control_plane_reference(client.registry, namespace, head.digest)
+
+
+# -- recorded digests (imageDigests) -------------------------------------------------------
+
+
+def image_digests(checks: Sequence[ImageCheck]) -> dict[str, str]:
+    """``imageDigests`` for the release manifest from :func:`require_images`' checks:
+    each key's tag resolved to ``sha256:<64 hex>`` (the charts still get the bare tag)."""
+    return {c.key: str(c.digest) for c in sorted(checks, key=lambda c: c.key) if c.digest}
+
+
+@dataclass(frozen=True)
+class ImageDrift:
+    """An app image whose tag no longer points at the digest the release recorded."""
+
+    key: str
+    repository: str  # registry/namespace/repo
+    tag: str
+    recorded: Digest
+    current: Digest | None  # what the tag points at now; None when the tag is gone
+    pinned_present: bool  # the recorded digest still resolves in the repository
+
+    def describe(self) -> str:
+        now = f"now {self.current}" if self.current else "the tag is gone"
+        pinned = "still resolves by digest" if self.pinned_present else "MISSING by digest"
+        return (
+            f"image {self.key}: {self.repository}:{self.tag} moved away from the recorded "
+            f"{self.recorded} ({now}); the release's digest {pinned}"
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "key": self.key,
+            "reference": f"{self.repository}:{self.tag}",
+            "recorded": str(self.recorded),
+            "current": str(self.current) if self.current else None,
+            "pinnedPresent": self.pinned_present,
+        }
+
+
+def image_drift(
+    client: RegistryClient, namespace: str, release: Mapping[str, object]
+) -> list[ImageDrift]:
+    """Every app image whose tag moved away from the release's ``imageDigests`` (HEAD
+    requests only). A release without ``imageDigests`` (older) has nothing to compare: []."""
+    tags = release.get("images")
+    recorded = release.get("imageDigests")
+    if not isinstance(tags, Mapping) or not isinstance(recorded, Mapping):
+        return []
+    drift = []
+    for key in IMAGE_REPOSITORIES:
+        tag, pinned = tags.get(key), recorded.get(key)
+        if not isinstance(tag, str) or not isinstance(pinned, str) or not _DIGEST_RE.match(pinned):
+            continue
+        repository = image_repository(namespace, key)
+        digest = Digest.parse(pinned)
+        head = client.head_manifest(repository, tag)
+        if head is not None and head.digest == digest:
+            continue
+        present = client.head_manifest(repository, digest) is not None
+        drift.append(
+            ImageDrift(
+                key,
+                f"{client.registry}/{repository}",
+                tag,
+                digest,
+                head.digest if head else None,
+                present,
+            )
+        )
+    return drift

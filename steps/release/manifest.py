@@ -127,6 +127,7 @@ def build_manifest(
     support_agent: str | None = None,
     support_receipt_keys: Mapping[str, str] | None = None,
     current: Mapping[str, Any] | None = None,
+    image_digests: Mapping[str, str] | None = None,
 ) -> Manifest:
     """Assemble a release manifest from the results of the earlier steps (pure).
 
@@ -141,6 +142,9 @@ def build_manifest(
     - ``support_agent`` / ``support_receipt_keys``: an explicit value wins; None
       carries the value forward from ``current`` (the channel's current release
       manifest); ``""`` / ``{}`` explicitly removes it. Absent in both: absent.
+    - ``image_digests``: the images step's ``imageDigests`` (each app image's tag
+      resolved to ``sha256:...``); recorded as ``imageDigests`` when given and non-empty,
+      beside the bare tags in ``images``.
 
     Does not validate: call :func:`validate_manifest` on the result. Raises
     :class:`BadInput` only when an input lacks a field needed to assemble it
@@ -158,6 +162,8 @@ def build_manifest(
         "profileValues": {key: text for key, text in sorted(profile_values.items())},
         "provenance": {k: copy.deepcopy(v) for k, v in sorted(provenance.items()) if v is not None},
     }
+    if image_digests:
+        manifest["imageDigests"] = {k: str(v) for k, v in sorted(image_digests.items())}
     versions, digests = _chart_entries(charts)
     manifest["charts"] = versions
     if digests:

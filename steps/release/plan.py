@@ -14,6 +14,7 @@ never the clock).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Mapping
@@ -29,6 +30,7 @@ from steps.oci import mediatypes as mt
 from steps.oci.client import RegistryClient
 from steps.oci.reference import Digest
 from steps.release.manifest import manifest_bytes, release_annotations, release_oci_manifest
+from steps.signing.cosign import Signer
 
 log = logging.getLogger("alga_release.release")
 
@@ -297,25 +299,45 @@ class ManifestPush:
     digest: Digest
     config_digest: Digest
     status: str  # pushed | unchanged | would-push
+    signed_by: str | None = None  # key id of the signer, when signed
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "repository": self.repository,
             "tag": self.tag,
             "digest": str(self.digest),
             "configDigest": str(self.config_digest),
             "status": self.status,
         }
+        if self.signed_by:
+            out["signedBy"] = self.signed_by
+        return out
 
 
 def push_release_manifest(
-    client: RegistryClient, namespace: str, release: Mapping[str, Any], *, dry_run: bool = False
+    client: RegistryClient,
+    namespace: str,
+    release: Mapping[str, Any],
+    *,
+    dry_run: bool = False,
+    signer: Signer | None = None,
 ) -> ManifestPush:
     """Push the release as a single OCI image manifest tagged ``:<version>``.
 
     Immutable: the same bytes already there is a no-op; other bytes under that
-    tag are refused (exit 3) with both digests named.
+    tag are refused (exit 3) with both digests named. With a ``signer`` (and not a dry
+    run), the release digest is signed, also when unchanged (idempotent).
     """
+    pushed = _push_release_manifest(client, namespace, release, dry_run=dry_run)
+    if signer is None or dry_run:
+        return pushed
+    signed = signer.sign(client, release_repository(namespace), pushed.digest)
+    return dataclasses.replace(pushed, signed_by=signed.key_id)
+
+
+def _push_release_manifest(
+    client: RegistryClient, namespace: str, release: Mapping[str, Any], *, dry_run: bool
+) -> ManifestPush:
     version = str(release["version"])
     config = manifest_bytes(release)
     oci = release_oci_manifest(config, annotations=release_annotations(release))
