@@ -13,8 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from steps.errors import BadInput
-from steps.redact import register_secret
+from steps.redact import register_credentials, register_secret
 
 ENV_USERNAME = "ALGA_REGISTRY_USERNAME"
 ENV_PASSWORD = "ALGA_REGISTRY_PASSWORD"
@@ -22,13 +21,18 @@ ENV_PASSWORD = "ALGA_REGISTRY_PASSWORD"
 
 @dataclass(frozen=True)
 class Credentials:
-    """A username and a password or token. The password is never printed."""
+    """A username and a password or token. The password is never printed.
+
+    ``identity_token``: the password is an OAuth2 refresh token (Docker's ``identitytoken``),
+    exchanged at the registry's token service with ``grant_type=refresh_token``.
+    """
 
     username: str
     password: str = field(repr=False)
+    identity_token: bool = False
 
     def __post_init__(self) -> None:
-        register_secret(self.password)
+        register_credentials(self.username, self.password)
 
     def basic_header(self) -> str:
         raw = f"{self.username}:{self.password}".encode()
@@ -44,28 +48,16 @@ class Credentials:
         cls, password_file: Path | None = None, env: dict[str, str] | None = None
     ) -> Credentials | None:
         """Credentials from ``ALGA_REGISTRY_USERNAME`` and ``ALGA_REGISTRY_PASSWORD``
-        or ``password_file``; ``None`` for anonymous access."""
-        source = os.environ if env is None else env
-        username = source.get(ENV_USERNAME, "").strip()
-        password: str | None = source.get(ENV_PASSWORD)
-        if password_file is not None:
-            try:
-                password = password_file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise BadInput(
-                    f"cannot read the password file {password_file}: {exc.strerror}"
-                ) from None
-        if password:
-            register_secret(password)
-        if not username and not password:
-            return None
-        if not username or not password:
-            missing = ENV_USERNAME if not username else f"{ENV_PASSWORD} (or --password-file)"
-            raise BadInput(
-                f"incomplete registry credentials: {missing} is not set",
-                hint="set both the username and the password, or neither for anonymous access",
-            )
-        return cls(username, password)
+        or ``password_file``; ``None`` for anonymous access.
+
+        Kept for existing callers; new code calls
+        :func:`steps.oci.credentials.find_credentials` (which also reads the Docker and
+        podman configs) with the environment the CLI passes. ``env=None`` reads
+        ``os.environ``: the one place outside the CLI that does, until every caller passes it.
+        """
+        from steps.oci.credentials import explicit_credentials
+
+        return explicit_credentials(os.environ if env is None else env, password_file)
 
 
 _PARAM_RE = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)')
