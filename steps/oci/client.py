@@ -7,24 +7,35 @@ belong together); the pure pieces it uses live beside it (``auth``, ``reference`
 What it does: manifests (GET/HEAD with OCI Accept headers, PUT of raw bytes,
 tag by re-putting the exact bytes so the digest never changes), blobs (HEAD,
 verified GET, monolithic upload for small blobs, chunked streaming upload for
-large ones, cross-repository mount), tags listing, anonymous/Basic/Bearer
-auth driven by the registry's ``WWW-Authenticate`` challenge, and bounded
-retries with backoff on 429, 5xx and connection errors.
+large ones, cross-repository mount, a streamed registry-to-registry copy),
+tag listing page by page (``n``/``last``, ``Link``), anonymous/Basic/Bearer
+auth driven by the registry's ``WWW-Authenticate`` challenge (Docker identity
+tokens too), and bounded retries with backoff on 429, 5xx and connection errors.
 
 Invariants:
 
 - Every manifest or blob read is checked against its digest and, when known,
-  its size before it is returned (:class:`DigestMismatch` otherwise).
+  its size before it is returned (:class:`DigestMismatch` otherwise; a body that
+  ends early is :class:`IncompleteBody`, transient, never "tampering").
 - A large blob is never held whole in memory: uploads stream from a file in
-  chunks and downloads stream to a file.
+  chunks, downloads stream to a file, copies stream from one registry into the
+  other.
+- Every phase of every request has a deadline (:mod:`steps.oci.transport`):
+  connect, response headers, body; each is ``min(its limit, what the command's
+  deadline leaves)``, and a phase that runs out says what it was waiting for.
+- Failures are classified for the exit code: a host that does not resolve and
+  TLS/plain-HTTP mismatches are bad input (2, never retried, the hint names the
+  caller's flag, :class:`FlagNames`); refused connections, timeouts, 429/5xx are
+  transient (75) after the retry policy's attempts.
 - Plain HTTP is only used for loopback hosts or hosts named explicitly as
   insecure; anything else is HTTPS with certificate verification.
 - No header value, password or token is ever logged or put in an error
   message; every secret is registered with :mod:`steps.redact`.
 
 What it does not do: it does not understand what an artifact *means* (charts,
-bundles and releases are built by their own modules) and it keeps no state
-beyond the token cache and request statistics.
+bundles and releases are built by their own modules), it reads no environment
+(retry policy, timeouts, deadline and credentials are the caller's), and it
+keeps no state beyond the token cache and request statistics.
 """
 
 from __future__ import annotations
@@ -36,29 +47,44 @@ import logging
 import math
 import os
 import random
+import socket
 import ssl
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import httpx
 
-from steps.errors import BadInput
+from steps.errors import BadInput, ReleaseError
 from steps.oci import mediatypes as mt
 from steps.oci.auth import Challenge, Credentials, TokenCache, parse_challenge, scope_for
 from steps.oci.errors import (
     AuthError,
+    CommandTimeout,
     DigestMismatch,
+    IncompleteBody,
     InsecureRegistry,
     NotFound,
+    ProtocolMismatch,
     RegistryError,
     RegistryRefused,
+    RegistryTimeout,
     TransientRegistryError,
+    UnresolvableHost,
 )
 from steps.oci.reference import Digest, check_registry, check_repository, check_tag, digest_stream
+from steps.oci.transport import (
+    Deadline,
+    DeadlineTransport,
+    Phase,
+    PhaseClock,
+    Timeouts,
+    iterate_in_phase,
+)
 from steps.redact import redact, register_secret
 
 log = logging.getLogger("alga_release.oci")
@@ -75,6 +101,12 @@ DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 ENV_RETRY_DELAY = "ALGA_RETRY_BASE_DELAY"
 ENV_RETRY_ATTEMPTS = "ALGA_RETRY_ATTEMPTS"
+#: A blob copy streamed from another registry is PATCHed in pieces of this size.
+DEFAULT_STREAM_CHUNK_SIZE = 64 * 1024 * 1024
+
+#: ``progress(bytes_so_far, total_or_None)``, called as a blob transfer advances.
+Progress = Callable[[int, "int | None"], None]
+_T = TypeVar("_T")
 
 
 def is_loopback(host: str) -> bool:
@@ -133,19 +165,61 @@ class ClientStats:
 
 
 @dataclass(frozen=True)
+class FlagNames:
+    """How the caller's command line spells the settings a hint may name.
+
+    The publisher's own registry uses the defaults; ``control-plane copy`` builds its
+    source client with ``FlagNames.source()`` so a hint names ``--source-plain-http``.
+    ``credentials`` is what to set when credentials are missing or refused.
+    """
+
+    plain_http: str = "--plain-http"
+    insecure_registry: str = "--insecure-registry"
+    ca_file: str = "--ca-file"
+    credentials: str = (
+        "ALGA_REGISTRY_USERNAME and ALGA_REGISTRY_PASSWORD (or --password-file), "
+        "or log in with `alga-release login {registry}`"
+    )
+
+    @classmethod
+    def source(cls) -> FlagNames:
+        return cls(
+            plain_http="--source-plain-http",
+            ca_file="--source-ca-file",
+            credentials="ALGA_SOURCE_REGISTRY_USERNAME and ALGA_SOURCE_REGISTRY_PASSWORD",
+        )
+
+    def credentials_for(self, registry: str) -> str:
+        return self.credentials.replace("{registry}", registry)
+
+
+@dataclass(frozen=True)
 class RetryPolicy:
-    """Bounded retries with exponential backoff and jitter."""
+    """Bounded retries with exponential backoff and jitter.
+
+    One policy object serves every request a command makes; the caller builds it (the CLI
+    from its flags and ``ALGA_RETRY_ATTEMPTS`` / ``ALGA_RETRY_BASE_DELAY`` through
+    :meth:`from_env`) and hands it to every client.
+    """
 
     attempts: int = 5
     base_delay: float = 0.5
     max_delay: float = 8.0
 
     @classmethod
-    def from_environment(cls) -> RetryPolicy:
-        attempts_text = os.environ.get(ENV_RETRY_ATTEMPTS, "5")
-        delay_text = os.environ.get(ENV_RETRY_DELAY, "0.5")
+    def from_env(
+        cls,
+        env: Mapping[str, str],
+        *,
+        attempts: int | None = None,
+        base_delay: float | None = None,
+    ) -> RetryPolicy:
+        """The policy from ``env`` (the caller passes ``os.environ``); explicit
+        ``attempts`` / ``base_delay`` (from flags) win over the variables."""
+        attempts_text = str(attempts) if attempts is not None else env.get(ENV_RETRY_ATTEMPTS, "5")
+        delay_text = str(base_delay) if base_delay is not None else env.get(ENV_RETRY_DELAY, "0.5")
         try:
-            attempts = int(attempts_text)
+            count = int(attempts_text)
             delay = float(delay_text)
         except ValueError:
             raise BadInput(
@@ -154,7 +228,13 @@ class RetryPolicy:
             ) from None
         if not math.isfinite(delay):
             raise BadInput(f"{ENV_RETRY_DELAY}={delay_text!r} is not a finite number of seconds")
-        return cls(attempts=max(1, attempts), base_delay=max(0.0, delay))
+        return cls(attempts=max(1, count), base_delay=max(0.0, delay))
+
+    @classmethod
+    def from_environment(cls) -> RetryPolicy:
+        """:meth:`from_env` of ``os.environ``: only for callers that have not moved to
+        passing the environment (the CLI's ``make_client``, until it builds the policy)."""
+        return cls.from_env(os.environ)
 
     def delay(self, attempt: int, retry_after: str | None = None) -> float:
         if retry_after is not None:
@@ -171,7 +251,13 @@ class RetryPolicy:
 
 
 class RegistryClient:
-    """Talks to one registry host. Not thread-safe; make one per thread."""
+    """Talks to one registry host. Not thread-safe; make one per thread.
+
+    ``retry``, ``timeouts`` and ``deadline`` are the caller's: one :class:`RetryPolicy`
+    and one :class:`~steps.oci.transport.Deadline` per command, shared by its clients.
+    ``deadline`` may be replaced later (``client.deadline = ...``). ``flags`` names the
+    caller's own flags in hints (:class:`FlagNames`).
+    """
 
     def __init__(
         self,
@@ -182,36 +268,57 @@ class RegistryClient:
         insecure_hosts: Sequence[str] = (),
         verify: bool | str | ssl.SSLContext = True,
         retry: RetryPolicy | None = None,
-        timeout: float = 60.0,
+        timeout: float | None = None,
+        timeouts: Timeouts | None = None,
+        deadline: Deadline | None = None,
+        flags: FlagNames | None = None,
         monolithic_limit: int = DEFAULT_MONOLITHIC_LIMIT,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        stream_chunk_size: int = DEFAULT_STREAM_CHUNK_SIZE,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.registry = check_registry(registry)
+        self.flags = flags or FlagNames()
         if plain_http and not (is_loopback(registry) or registry in insecure_hosts):
             raise InsecureRegistry(
-                f"refusing plain HTTP to {registry}: only loopback hosts may use --plain-http",
-                hint=f"use HTTPS, or name the host explicitly with --insecure-registry {registry}",
+                f"refusing plain HTTP to {registry}: only loopback hosts may use "
+                f"{self.flags.plain_http} on its own",
+                hint=f"use HTTPS, or name the host explicitly with "
+                f"{self.flags.insecure_registry} {registry} (with {self.flags.plain_http})",
             )
         self._insecure_hosts = tuple(insecure_hosts)
         self.scheme = "http" if plain_http else "https"
         self.base_url = f"{self.scheme}://{registry}"
         self.credentials = credentials
+        # Until the CLI passes a policy to every client, the old environment default.
         self.retry = retry or RetryPolicy.from_environment()
+        if timeouts is None:
+            timeouts = Timeouts()
+            if timeout is not None:  # the old single knob: every limit at most this
+                timeouts = Timeouts(
+                    connect=min(timeouts.connect, timeout),
+                    headers=timeout,
+                    body=timeout,
+                    idle=timeout,
+                )
+        self.timeouts = timeouts
+        self.deadline = deadline or Deadline.never()
         self.monolithic_limit = monolithic_limit
         self.chunk_size = chunk_size
+        self.stream_chunk_size = stream_chunk_size
         self.stats = ClientStats()
         self._sleep = sleep
         self._tokens = TokenCache()
         self._basic = False  # the registry asked for Basic auth: send it up front
+        self._clock = PhaseClock()
         if isinstance(verify, str):
             verify = ssl.create_default_context(cafile=verify)
         self._http = httpx.Client(
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
+            timeout=timeouts.httpx(),
             verify=verify,
             follow_redirects=False,
-            transport=transport,
+            transport=transport or DeadlineTransport(self._clock, verify=verify),
             headers={"User-Agent": "alga-release"},
         )
 
@@ -225,6 +332,12 @@ class RegistryClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def ping(self) -> None:
+        """``GET /v2/`` with this client's credentials (answering the registry's challenge):
+        returns when the registry accepts them; :class:`AuthError` when it refuses them.
+        ``alga-release login`` calls it before storing anything."""
+        self._request("GET", "/v2/", repository="", actions=(), what=self.registry)
 
     # -- manifests -------------------------------------------------------
 
@@ -259,6 +372,9 @@ class RegistryClient:
         """The manifest's exact bytes, checked against its digest and size cap."""
         check_repository(repository)
         what = f"{self.registry}/{repository}{_sep(ref)}{ref}"
+        return self._retry_body(lambda: self._get_manifest_once(repository, ref, what), what)
+
+    def _get_manifest_once(self, repository: str, ref: str | Digest, what: str) -> Manifest:
         response = self._request(
             "GET",
             f"/v2/{repository}/manifests/{ref}",
@@ -269,7 +385,7 @@ class RegistryClient:
             stream=True,
         )
         try:
-            data = _read_capped(response, MAX_MANIFEST_SIZE, what)
+            data = self._read_capped(response, MAX_MANIFEST_SIZE, what)
         finally:
             response.close()
         self.stats.bytes_downloaded += len(data)
@@ -333,26 +449,66 @@ class RegistryClient:
             allow={202},
         )
 
-    def list_tags(self, repository: str) -> list[str]:
-        """Every tag of the repository (follows ``Link`` pagination); [] if none."""
+    def list_tags(self, repository: str, *, page_size: int = 1000) -> list[str]:
+        """Every tag of the repository, page by page; [] when the repository is unknown.
+
+        Follows the ``Link: <...>; rel="next"`` header (RFC 5988/8288) the registry sends;
+        a registry that sends none but fills a page is asked again with ``last=``. A page
+        that repeats itself ends the listing (no endless loop on a broken registry).
+        """
+        return list(self.iter_tags(repository, page_size=page_size))
+
+    def iter_tags(self, repository: str, *, page_size: int = 1000) -> Iterator[str]:
+        """:meth:`list_tags`, one page at a time."""
         check_repository(repository)
-        tags: list[str] = []
-        path: str | None = f"/v2/{repository}/tags/list?n=1000"
-        while path:
-            response = self._request(
-                "GET",
-                path,
-                repository=repository,
-                actions=PULL,
-                what=f"{self.registry}/{repository}",
-                allow={404},
-            )
+        what = f"{self.registry}/{repository}"
+        path: str | None = f"/v2/{repository}/tags/list?{urlencode({'n': page_size})}"
+        seen_pages: set[str] = set()
+        seen_tags: set[str] = set()
+        while path and path not in seen_pages:
+            seen_pages.add(path)
+            body, link = self._retry_body(partial(self._tags_page, path, repository), what)
+            if body is None:
+                return
+            page = [t for t in body if t not in seen_tags]
+            seen_tags.update(page)
+            yield from page
+            path = _next_link(link)
+            if path is not None:
+                path = self._same_origin_path(path, what)
+            elif len(body) >= page_size and page:
+                path = f"/v2/{repository}/tags/list?{urlencode({'n': page_size, 'last': page[-1]})}"
+
+    def _tags_page(self, path: str, repository: str) -> tuple[list[str] | None, str | None]:
+        what = f"{self.registry}/{repository}"
+        response = self._request(
+            "GET", path, repository=repository, actions=PULL, what=what, allow={404}, stream=True
+        )
+        try:
             if response.status_code == 404:
-                return []
-            body = response.json()
-            tags.extend(body.get("tags") or [])
-            path = _next_link(response.headers.get("Link"))
-        return tags
+                return None, None
+            data = self._read_capped(response, MAX_MANIFEST_SIZE, what)
+        finally:
+            response.close()
+        try:
+            body = json.loads(data)
+        except ValueError:
+            raise RegistryRefused(f"{what}: the tag list is not JSON") from None
+        tags = body.get("tags") if isinstance(body, dict) else None
+        if tags is None:
+            return [], response.headers.get("Link")
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise RegistryRefused(f"{what}: the tag list's 'tags' is not a list of strings")
+        return tags, response.headers.get("Link")
+
+    def _same_origin_path(self, link: str, what: str) -> str:
+        url = urljoin(self.base_url + "/", link)
+        if _origin(url) != _origin(self.base_url):
+            raise RegistryRefused(
+                f"{what}: the tag list's next page points at another host ({urlsplit(url).netloc})"
+            )
+        parts = urlsplit(url)
+        return parts.path + (f"?{parts.query}" if parts.query else "")
 
     # -- blobs -----------------------------------------------------------
 
@@ -385,7 +541,23 @@ class RegistryClient:
         """A small blob's bytes, checked against its digest (and size when given)."""
         check_repository(repository)
         what = f"{self.registry}/{repository}@{digest}"
-        response = self._request(
+
+        def once() -> bytes:
+            response = self._get_blob_response(repository, digest, what)
+            try:
+                data = self._read_capped(
+                    response, size if size is not None else max_size, what, size=size
+                )
+            finally:
+                response.close()
+            self.stats.bytes_downloaded += len(data)
+            _verify(what, digest, size, data)
+            return data
+
+        return self._retry_body(once, what)
+
+    def _get_blob_response(self, repository: str, digest: Digest, what: str) -> httpx.Response:
+        return self._request(
             "GET",
             f"/v2/{repository}/blobs/{digest}",
             repository=repository,
@@ -394,53 +566,63 @@ class RegistryClient:
             stream=True,
             follow=True,
         )
-        try:
-            data = _read_capped(response, size if size is not None else max_size, what)
-        finally:
-            response.close()
-        self.stats.bytes_downloaded += len(data)
-        _verify(what, digest, size, data)
-        return data
 
     def download_blob(
-        self, repository: str, digest: Digest, dest: BinaryIO, *, size: int | None = None
+        self,
+        repository: str,
+        digest: Digest,
+        dest: BinaryIO,
+        *,
+        size: int | None = None,
+        progress: Progress | None = None,
     ) -> int:
         """Stream a blob into ``dest``; raises before returning if it does not verify.
 
-        The caller must discard ``dest``'s content when this raises.
+        The caller must discard ``dest``'s content when this raises (an
+        :class:`IncompleteBody` is worth a retry into a fresh ``dest``).
         """
         check_repository(repository)
         what = f"{self.registry}/{repository}@{digest}"
-        response = self._request(
-            "GET",
-            f"/v2/{repository}/blobs/{digest}",
-            repository=repository,
-            actions=PULL,
-            what=what,
-            stream=True,
-            follow=True,
-        )
         hasher = digest.hasher()
         total = 0
-        try:
-            for chunk in response.iter_bytes(1 << 20):
-                total += len(chunk)
-                if size is not None and total > size:
-                    raise DigestMismatch(f"{what}: more than the expected {size} bytes served")
-                hasher.update(chunk)
-                dest.write(chunk)
-        except httpx.TransportError as exc:
-            raise TransientRegistryError(
-                f"{what}: download interrupted ({type(exc).__name__})"
-            ) from None
-        finally:
-            response.close()
-        self.stats.bytes_downloaded += total
-        if size is not None and total != size:
-            raise DigestMismatch(f"{what}: expected {size} bytes, got {total}")
+        for chunk in self.stream_blob(repository, digest, size=size):
+            hasher.update(chunk)
+            dest.write(chunk)
+            total += len(chunk)
+            if progress is not None:
+                progress(total, size)
         if hasher.hexdigest() != digest.hex:
             raise DigestMismatch(f"{what}: downloaded bytes do not match the digest")
         return total
+
+    def stream_blob(
+        self, repository: str, digest: Digest, *, size: int | None = None
+    ) -> Iterator[bytes]:
+        """The blob's bytes as they arrive (1 MiB pieces), with the body's deadline.
+
+        Checks the length as it goes (more than ``size`` is :class:`DigestMismatch`,
+        fewer is :class:`IncompleteBody`); the digest is the consumer's to check on the
+        bytes it received (:meth:`download_blob` and :meth:`copy_blob` do).
+        """
+        check_repository(repository)
+        what = f"{self.registry}/{repository}@{digest}"
+        response = self._get_blob_response(repository, digest, what)
+        total = 0
+        try:
+            expected = size if size is not None else _content_length(response)
+            for chunk in self._body(response, what, expected, 1 << 20):
+                total += len(chunk)
+                if size is not None and total > size:
+                    raise DigestMismatch(f"{what}: more than the expected {size} bytes served")
+                yield chunk
+        finally:
+            response.close()
+            self.stats.bytes_downloaded += total
+        if size is not None and total != size:
+            raise IncompleteBody(
+                f"{what}: the download ended after {total} of {size} bytes",
+                hint="the connection to the registry broke off; retry",
+            )
 
     def push_blob(
         self,
@@ -449,6 +631,7 @@ class RegistryClient:
         *,
         digest: Digest | None = None,
         mount_from: Sequence[str] = (),
+        progress: Progress | None = None,
     ) -> str:
         """Make sure the blob is in ``repository``: ``"existing"``, ``"mounted"`` or ``"uploaded"``.
 
@@ -481,22 +664,103 @@ class RegistryClient:
                 self.stats.blobs_mounted += 1
                 log.debug("blob %s mounted from %s", digest.short, source)
                 return "mounted"
+        blob_digest = digest
+
+        def upload() -> None:
+            if size <= self.monolithic_limit:
+                payload = data if isinstance(data, bytes) else data.read_bytes()
+                self._upload_monolithic(repository, blob_digest, payload, what)
+                if progress is not None:
+                    progress(size, size)
+            else:
+                self._upload_chunked(
+                    repository,
+                    blob_digest,
+                    _chunks(data, self.chunk_size),
+                    size,
+                    what,
+                    progress=progress,
+                )
+
+        return self._restarting(upload, what)
+
+    def copy_blob(
+        self,
+        source: RegistryClient,
+        source_repository: str,
+        repository: str,
+        digest: Digest,
+        size: int,
+        *,
+        progress: Progress | None = None,
+    ) -> str:
+        """Copy a blob from ``source`` (another registry's client) into ``repository``
+        of this registry, streaming: ``"existing"`` or ``"uploaded"``.
+
+        Memory stays bounded (one piece of the stream at a time); no temporary file:
+        a failed attempt re-reads the source. A blob up to ``monolithic_limit`` goes in one
+        PUT; a larger one in PATCHes of ``stream_chunk_size`` bytes (64 MiB: 8 for a
+        500 MB layer), each PATCH's body streamed as it arrives. The source's bytes are
+        hashed on the way; a mismatch cancels the upload before anything is committed.
+        """
+        check_repository(repository)
+        check_repository(source_repository)
+        what = f"{self.registry}/{repository}@{digest}"
+        if self.head_blob(repository, digest) is not None:
+            self.stats.blobs_existing += 1
+            return "existing"
+        source_what = f"{source.registry}/{source_repository}@{digest}"
+
+        def upload() -> None:
+            hasher = digest.hasher()
+
+            def pieces() -> Iterator[bytes]:
+                done = 0
+                for chunk in source.stream_blob(source_repository, digest, size=size):
+                    hasher.update(chunk)
+                    done += len(chunk)
+                    if progress is not None:
+                        progress(done, size)
+                    yield chunk
+
+            def check() -> None:
+                if hasher.hexdigest() != digest.hex:
+                    raise DigestMismatch(
+                        f"{source_what}: the source's bytes do not match the digest",
+                        hint="the source registry or a proxy served altered content",
+                    )
+
+            if size <= self.monolithic_limit:
+                payload = b"".join(pieces())
+                check()
+                self._upload_monolithic(repository, digest, payload, what)
+            else:
+                self._upload_chunked(
+                    repository,
+                    digest,
+                    _regroup(pieces(), self.stream_chunk_size),
+                    size,
+                    what,
+                    before_commit=check,
+                )
+
+        return self._restarting(upload, what)
+
+    def _restarting(self, upload: Callable[[], None], what: str) -> str:
+        """Run ``upload``; a transient failure starts a new upload session (a broken one
+        cannot be resumed reliably), within the retry policy and the deadline."""
         for attempt in range(self.retry.attempts):
             try:
-                if size <= self.monolithic_limit:
-                    payload = data if isinstance(data, bytes) else data.read_bytes()
-                    self._upload_monolithic(repository, digest, payload, what)
-                else:
-                    self._upload_chunked(repository, digest, data, size, what)
-                break
-            except TransientRegistryError:
-                # A broken upload session cannot be resumed reliably; start a new one.
+                upload()
+                self.stats.blobs_uploaded += 1
+                return "uploaded"
+            except CommandTimeout:
+                raise
+            except TransientRegistryError as exc:
                 if attempt + 1 >= self.retry.attempts:
                     raise
-                self.stats.retries += 1
-                self._sleep(self.retry.delay(attempt))
-        self.stats.blobs_uploaded += 1
-        return "uploaded"
+                self._backoff(attempt, None, f"upload of {what}: restarting", exc)
+        raise AssertionError("unreachable")  # pragma: no cover (attempts >= 1)
 
     def mount_blob(self, repository: str, source: str, digest: Digest) -> bool:
         """Ask the registry to mount ``digest`` from ``source`` into ``repository``
@@ -525,17 +789,20 @@ class RegistryClient:
         # 202: the registry opened an upload session instead; cancel it politely.
         location = response.headers.get("Location", "")
         if location:
-            with contextlib.suppress(RegistryError):
-                self._request(
-                    "DELETE",
-                    self._absolute(location),
-                    repository=repository,
-                    actions=PUSH,
-                    what="upload session",
-                    allow={204, 404},
-                    attempts=1,
-                )
+            self._cancel_upload(repository, self._absolute(location))
         return location or ""
+
+    def _cancel_upload(self, repository: str, location: str) -> None:
+        with contextlib.suppress(ReleaseError):
+            self._request(
+                "DELETE",
+                location,
+                repository=repository,
+                actions=PUSH,
+                what="upload session",
+                allow={204, 404},
+                attempts=1,
+            )
 
     def _start_upload(self, repository: str, what: str) -> str:
         response = self._request(
@@ -571,38 +838,64 @@ class RegistryClient:
         self.stats.bytes_uploaded += len(payload)
 
     def _upload_chunked(
-        self, repository: str, digest: Digest, data: bytes | Path, size: int, what: str
+        self,
+        repository: str,
+        digest: Digest,
+        chunks: Iterable[bytes | Iterable[bytes]],
+        size: int,
+        what: str,
+        *,
+        progress: Progress | None = None,
+        before_commit: Callable[[], None] | None = None,
     ) -> None:
+        """PATCH each item of ``chunks`` (bytes, or a stream of pieces with its length
+        known from ``size`` and ``stream_chunk_size``), then commit with the digest."""
         location = self._start_upload(repository, what)
         offset = 0
-        for chunk in _chunks(data, self.chunk_size):
-            length = len(chunk)
-            end = offset + length - 1
-            # httpx request/response objects form reference cycles that outlive the
-            # call until the garbage collector runs; handing the bytes over in a
-            # one-shot iterable lets them go as soon as they are sent.
-            response = self._request(
-                "PATCH",
-                location,
-                repository=repository,
-                actions=PUSH,
-                what=what,
-                allow={202},
-                attempts=1,
-                headers={
-                    "Content-Type": "application/octet-stream",
-                    "Content-Range": f"{offset}-{end}",
-                    "Content-Length": str(length),
-                },
-                content=_OneShot(chunk),
-            )
-            del chunk
-            self.stats.bytes_uploaded += length
-            offset += length
-            location = self._absolute(response.headers.get("Location") or location)
-            log.debug("uploaded %d/%d bytes of %s", offset, size, digest.short)
-        if offset != size:
-            raise RegistryRefused(f"{what}: the file changed while uploading ({offset} != {size})")
+        try:
+            for chunk in chunks:
+                if isinstance(chunk, bytes):
+                    length = len(chunk)
+                    # httpx request/response objects form reference cycles that outlive
+                    # the call until the garbage collector runs; handing the bytes over in
+                    # a one-shot iterable lets them go as soon as they are sent.
+                    body: _OneShot | _Counted = _OneShot(chunk)
+                    del chunk
+                else:
+                    length = min(self.stream_chunk_size, size - offset)
+                    body = _Counted(chunk, length, what)
+                end = offset + length - 1
+                response = self._request(
+                    "PATCH",
+                    location,
+                    repository=repository,
+                    actions=PUSH,
+                    what=what,
+                    allow={202},
+                    attempts=1,
+                    headers={
+                        "Content-Type": "application/octet-stream",
+                        "Content-Range": f"{offset}-{end}",
+                        "Content-Length": str(length),
+                    },
+                    content=body,
+                    upload_size=length,
+                )
+                self.stats.bytes_uploaded += length
+                offset += length
+                location = self._absolute(response.headers.get("Location") or location)
+                log.debug("uploaded %d/%d bytes of %s", offset, size, digest.short)
+                if progress is not None:
+                    progress(offset, size)
+            if offset != size:
+                raise RegistryRefused(
+                    f"{what}: the content changed while uploading ({offset} != {size} bytes)"
+                )
+            if before_commit is not None:
+                before_commit()
+        except BaseException:
+            self._cancel_upload(repository, location)
+            raise
         self._request(
             "PUT",
             _with_query(location, {"digest": str(digest)}),
@@ -628,51 +921,48 @@ class RegistryClient:
         actions: tuple[str, ...],
         what: str,
         headers: dict[str, str] | None = None,
-        content: bytes | _OneShot | None = None,
+        content: bytes | _OneShot | _Counted | None = None,
         allow: set[int] | frozenset[int] = frozenset(),
         stream: bool = False,
         follow: bool = False,
         extra_scopes: Sequence[str] = (),
         attempts: int | None = None,
+        upload_size: int | None = None,
     ) -> httpx.Response:
         """Send one request with auth, redirects and retries; map failures to errors.
 
         ``allow`` lists non-2xx statuses the caller handles itself. ``attempts=1``
         disables retries (used inside upload sessions, which restart as a whole).
+        ``repository=""`` asks for no scope (``GET /v2/``).
         """
         url = path if path.startswith(("http://", "https://")) else self.base_url + path
         self._check_target(url, what)
         # Credentials go to the registry itself only, never to a host an upload Location
         # or a redirect names (object storage takes pre-signed URLs).
         own_origin = _origin(url) == _origin(self.base_url)
-        scopes = [scope_for(repository, actions), *extra_scopes]
+        scopes = [scope_for(repository, actions), *extra_scopes] if repository else []
         max_attempts = attempts or self.retry.attempts
         auth_tried = False
         attempt = 0
+        if upload_size is None and isinstance(content, bytes):
+            upload_size = len(content)
         while True:
             request_headers = dict(headers or {})
             authorization = self._authorization(scopes) if own_origin else None
             if authorization:
                 request_headers["Authorization"] = authorization
             try:
-                response = self._send(method, url, request_headers, content, stream, follow)
-            except httpx.TransportError as exc:
-                if _is_tls_error(exc):
-                    raise RegistryError(
-                        f"{what}: TLS certificate verification failed for {self.registry}",
-                        hint="install the registry's CA certificate, or check the host name",
-                    ) from None
+                response = self._send(
+                    method, url, request_headers, content, stream, follow, upload_size, what
+                )
+            except _Retryable as failure:
                 attempt += 1
-                if attempt >= max_attempts:
-                    raise TransientRegistryError(
-                        f"{what}: cannot reach {self.registry} ({type(exc).__name__}) "
-                        f"after {attempt} attempt(s)",
-                        hint="the registry or the network is down; retry later",
-                    ) from None
-                self._backoff(attempt - 1, None, f"{method} {what}: {type(exc).__name__}")
+                if attempt >= max_attempts or isinstance(content, (_OneShot, _Counted)):
+                    raise _exhausted(failure.error, attempt) from None
+                self._backoff(attempt - 1, None, f"{method} {what}: {failure.why}", failure.error)
                 continue
             status = response.status_code
-            if status == 401 and isinstance(content, _OneShot):
+            if status == 401 and isinstance(content, (_OneShot, _Counted)):
                 # A token expired inside an upload session: the chunk is spent and the
                 # session cannot be trusted; the caller restarts the whole upload.
                 response.close()
@@ -690,14 +980,15 @@ class RegistryClient:
                 attempt += 1
                 retry_after = response.headers.get("Retry-After")
                 response.close()
+                error = TransientRegistryError(
+                    f"{what}: {self.registry} answered {status} to {method} "
+                    f"after {attempt} attempt(s)",
+                    hint="the registry is overloaded or failing; retry later",
+                    status=status,
+                )
                 if attempt >= max_attempts:
-                    raise TransientRegistryError(
-                        f"{what}: {self.registry} answered {status} to {method} "
-                        f"after {attempt} attempt(s)",
-                        hint="the registry is overloaded or failing; retry later",
-                        status=status,
-                    )
-                self._backoff(attempt - 1, retry_after, f"{method} {what}: {status}")
+                    raise error
+                self._backoff(attempt - 1, retry_after, f"{method} {what}: {status}", error)
                 continue
             if status < 300 or status in allow:
                 return response
@@ -718,7 +1009,8 @@ class RegistryClient:
         raise InsecureRegistry(
             f"{what}: refusing {parts.scheme or 'a relative'} URL {parts.scheme}://{parts.netloc}"
             f"{parts.path} from {self.registry}: plain HTTP only to loopback or named hosts",
-            hint=f"name the host with --insecure-registry {parts.netloc} if this is intended",
+            hint=f"name the host with {self.flags.insecure_registry} {parts.netloc} "
+            "if this is intended",
         )
 
     def _send(
@@ -726,14 +1018,15 @@ class RegistryClient:
         method: str,
         url: str,
         headers: dict[str, str],
-        content: bytes | _OneShot | None,
+        content: bytes | _OneShot | _Counted | None,
         stream: bool,
         follow: bool,
+        upload_size: int | None,
+        what: str,
     ) -> httpx.Response:
         self.stats.requests += 1
         self.stats.by_method[method] = self.stats.by_method.get(method, 0) + 1
-        request = self._http.build_request(method, url, headers=headers, content=content)
-        response = self._http.send(request, stream=True)
+        response = self._send_one(method, url, headers, content, upload_size, what)
         hops = 0
         while follow and response.is_redirect and hops < 5:
             hops += 1
@@ -744,18 +1037,248 @@ class RegistryClient:
             if _origin(target) == _origin(url):
                 redirect_headers = dict(headers)
             self.stats.requests += 1
-            request = self._http.build_request(method, target, headers=redirect_headers)
-            response = self._http.send(request, stream=True)
+            response = self._send_one(method, target, redirect_headers, None, None, what)
         log.debug("%s %s -> %d", method, urlsplit(url).path, response.status_code)
+        if (
+            self.scheme == "http"
+            and response.status_code == 400
+            and _origin(url) == _origin(self.base_url)
+        ):
+            self._check_plain_http_answer(response, what)
         if not stream:
             try:
-                response.read()
+                self._read_all(response, what)
             finally:
                 response.close()
         return response
 
-    def _backoff(self, attempt: int, retry_after: str | None, why: str) -> None:
+    def _send_one(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        content: bytes | _OneShot | _Counted | None,
+        upload_size: int | None,
+        what: str,
+    ) -> httpx.Response:
+        parts = urlsplit(url)
+        limit = self.timeouts.connect + self.timeouts.headers
+        if upload_size:
+            limit += self.timeouts.transfer(upload_size)
+        phase = self._clock.make(f"response headers from {parts.netloc}", limit, self.deadline)
+        if phase.limit <= 0:
+            raise self._command_timeout(phase, f"{method} {parts.path}", what)
+        request = self._http.build_request(method, url, headers=headers, content=content)
+        with self._clock.scope(phase):
+            try:
+                return self._http.send(request, stream=True)
+            except httpx.TransportError as exc:
+                raise self._transport_failure(exc, phase, method, url, what) from None
+
+    def _body_phase(self, response: httpx.Response, size: int | None) -> Phase:
+        netloc = response.request.url.netloc.decode("ascii")
+        return self._clock.make(
+            f"complete response body from {netloc}",
+            self.timeouts.transfer(size),
+            self.deadline,
+            idle=self.timeouts.idle,
+        )
+
+    def _body(
+        self, response: httpx.Response, what: str, size: int | None, chunk_size: int
+    ) -> Iterator[bytes]:
+        """The response body, piece by piece, under its own deadline."""
+        expected = size if size is not None else _content_length(response)
+        phase = self._body_phase(response, expected)
+        received = 0
+        try:
+            for chunk in iterate_in_phase(self._clock, phase, response.iter_bytes(chunk_size)):
+                received += len(chunk)
+                yield chunk
+        except httpx.TransportError as exc:
+            raise self._body_error(exc, phase, response, what, received, expected) from None
+
+    def _read_all(self, response: httpx.Response, what: str) -> bytes:
+        """The whole (small) body, read under its deadline; kept on ``response``."""
+        expected = _content_length(response)
+        phase = self._body_phase(response, expected)
+        try:
+            with self._clock.scope(phase):
+                return response.read()
+        except httpx.TransportError as exc:
+            raise self._body_error(exc, phase, response, what, 0, expected) from None
+
+    def _body_error(
+        self,
+        exc: httpx.TransportError,
+        phase: Phase,
+        response: httpx.Response,
+        what: str,
+        received: int,
+        expected: int | None,
+    ) -> ReleaseError:
+        request = response.request
+        if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
+            of = f" of {expected}" if expected is not None else ""
+            return IncompleteBody(
+                f"{what}: the response body of {request.method} {request.url.path} broke off "
+                f"after {received}{of} bytes ({type(exc).__name__})",
+                hint="the connection to the registry broke; retry",
+            )
+        return self._transport_failure(exc, phase, request.method, str(request.url), what).error
+
+    def _retry_body(self, fetch: Callable[[], _T], what: str) -> _T:
+        """Run ``fetch`` (one request and its body) again when the body broke off or
+        stalled; the request itself was already retried by :meth:`_request`."""
+        for attempt in range(self.retry.attempts):
+            try:
+                return fetch()
+            except (IncompleteBody, RegistryTimeout) as exc:
+                if attempt + 1 >= self.retry.attempts:
+                    raise
+                self._backoff(attempt, None, f"{what}: {type(exc).__name__}", exc)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _read_capped(
+        self, response: httpx.Response, cap: int, what: str, *, size: int | None = None
+    ) -> bytes:
+        declared = _content_length(response)
+        if declared is not None and declared > cap:
+            raise DigestMismatch(f"{what}: {declared} bytes is more than the {cap} expected")
+        buf = bytearray()
+        for chunk in self._body(response, what, size if size is not None else declared, 1 << 16):
+            buf.extend(chunk)
+            if len(buf) > cap:
+                raise DigestMismatch(f"{what}: more than the {cap} bytes expected")
+        short_of = size if size is not None else declared
+        if short_of is not None and len(buf) < short_of:
+            raise IncompleteBody(
+                f"{what}: the response ended after {len(buf)} of {short_of} bytes",
+                hint="the connection to the registry broke; retry",
+            )
+        return bytes(buf)
+
+    def _transport_failure(
+        self, exc: httpx.TransportError, phase: Phase, method: str, url: str, what: str
+    ) -> _Retryable:
+        """Turn a transport error into the project's error: raise it when retrying cannot
+        help (bad host name, TLS/plain-HTTP mismatch, the command's time is up, an
+        unverifiable certificate); else return it wrapped for a retry."""
+        parts = urlsplit(url)
+        host = parts.hostname or parts.netloc
+        where = f"{method} {parts.path}"
+        resolve = _resolve_error(exc)
+        if resolve is not None:
+            if resolve.errno == socket.EAI_AGAIN:
+                return _Retryable(
+                    TransientRegistryError(
+                        f"{what}: cannot resolve {host} right now (temporary DNS failure)",
+                        hint="the DNS server did not answer; retry later",
+                    ),
+                    "DNS",
+                )
+            raise UnresolvableHost(
+                f"{what}: cannot resolve {host} ({where})",
+                hint=f"check the host name {host}: it is not known to DNS (a typo?)",
+            )
+        if _is_tls_error(exc):
+            raise RegistryError(
+                f"{what}: TLS certificate verification failed for {parts.netloc}",
+                hint=f"install the registry's CA certificate (or pass it with "
+                f"{self.flags.ca_file}), or check the host name",
+            )
+        if parts.scheme == "https" and _spoke_tls_to_plain_http(exc):
+            raise ProtocolMismatch(
+                f"{what}: {parts.netloc} answered TLS with plain HTTP ({where})",
+                hint=f"the registry speaks plain HTTP: pass {self.flags.plain_http} (a host "
+                f"that is not loopback must also be named with "
+                f"{self.flags.insecure_registry} {parts.netloc})",
+            )
+        if parts.scheme == "http" and _spoke_plain_http_to_tls(exc):
+            raise self._https_only(parts.netloc, where, what)
+        if isinstance(exc, httpx.TimeoutException):
+            spent = phase.until <= self._clock.clock() + 0.05
+            if spent and phase.by_command:
+                raise self._command_timeout(phase, where, what)
+            if isinstance(exc, httpx.ConnectTimeout):
+                waited, limit = f"no connection to {parts.netloc}", self.timeouts.connect
+            elif isinstance(exc, httpx.WriteTimeout):
+                waited = f"{parts.netloc} took no more of the request body"
+                limit = self.timeouts.idle
+            else:
+                waited, limit = f"no {phase.waiting_for}", self.timeouts.idle
+            if spent:
+                limit = phase.limit
+            return _Retryable(
+                RegistryTimeout(
+                    f"{what}: {waited} within {limit:g} s for {where}",
+                    hint="the registry or the network is stalled; retry later, or allow more time",
+                ),
+                type(exc).__name__,
+            )
+        if isinstance(exc, httpx.ConnectError) and _caused_by(exc, ConnectionRefusedError):
+            why = f"connection refused by {parts.netloc}"
+        else:
+            why = f"cannot reach {parts.netloc} ({type(exc).__name__})"
+        return _Retryable(
+            TransientRegistryError(
+                f"{what}: {why} for {where}",
+                hint="the registry or the network is down; retry later",
+            ),
+            type(exc).__name__,
+        )
+
+    def _command_timeout(self, phase: Phase, where: str, what: str) -> CommandTimeout:
+        seconds = self.deadline.seconds or 0.0
+        return CommandTimeout(
+            f"{what}: the command's time limit of {seconds:g} s ran out waiting for "
+            f"{phase.waiting_for} ({where})",
+            hint="the registry is slow or stalled; retry later, or allow more time (--timeout)",
+        )
+
+    def _https_only(self, netloc: str, where: str, what: str) -> ProtocolMismatch:
+        return ProtocolMismatch(
+            f"{what}: {netloc} speaks HTTPS, but was asked in plain HTTP ({where})",
+            hint=f"drop {self.flags.plain_http} (and pass {self.flags.ca_file} if its "
+            "certificate comes from a private CA)",
+        )
+
+    def _check_plain_http_answer(self, response: httpx.Response, what: str) -> None:
+        """Go's TLS servers answer a plain-HTTP request with 400 and a telling body (an
+        answer to HEAD has no body: then ``GET /v2/`` is asked once to read it)."""
+        request = response.request
+        probe = response
+        if request.method == "HEAD":
+            if response.http_version != "HTTP/1.0":  # Go's answer is HTTP/1.0, headerless
+                return
+            try:
+                probe = self._send_one("GET", self.base_url + "/v2/", {}, None, None, what)
+            except _Retryable:
+                return
+        try:
+            text = self._read_all(probe, what)[:200].decode("utf-8", "replace").lower()
+        except ReleaseError:
+            return
+        finally:
+            if probe is not response:
+                probe.close()
+        if "http request to an https server" in text:
+            response.close()
+            raise self._https_only(
+                request.url.netloc.decode("ascii"), f"{request.method} {request.url.path}", what
+            )
+
+    def _backoff(
+        self,
+        attempt: int,
+        retry_after: str | None,
+        why: str,
+        error: ReleaseError | None = None,
+    ) -> None:
         delay = self.retry.delay(attempt, retry_after)
+        if error is not None and delay >= self.deadline.remaining():
+            # Sleeping would outlive the command's deadline: give up now, with the cause.
+            raise error
         self.stats.retries += 1
         log.info("retrying in %.1fs (%s)", delay, why)
         self._sleep(delay)
@@ -777,8 +1300,7 @@ class RegistryClient:
             if self.credentials is None:
                 raise AuthError(
                     f"{what}: {self.registry} requires credentials",
-                    hint="set ALGA_REGISTRY_USERNAME and ALGA_REGISTRY_PASSWORD "
-                    "(or --password-file)",
+                    hint=f"set {self.flags.credentials_for(self.registry)}",
                     status=401,
                 )
             self._basic = True
@@ -800,60 +1322,80 @@ class RegistryClient:
                 f"{what}: refusing to send credentials to a plain-HTTP token service",
                 hint="the registry's token realm must be HTTPS",
             )
-        params: list[tuple[str, str]] = []
-        if challenge.service:
-            params.append(("service", challenge.service))
-        params.extend(("scope", scope) for scope in scopes)
+        if realm_parts.scheme not in ("http", "https"):
+            raise AuthError(f"{what}: the registry's token realm {realm!r} is not an HTTP URL")
+        creds = self.credentials
         headers: dict[str, str] = {}
-        if self.credentials is not None:
-            headers["Authorization"] = self.credentials.basic_header()
-            params.append(("account", self.credentials.username))
-        url = realm + ("&" if "?" in realm else "?") + urlencode(params)
+        content: bytes | None = None
+        if creds is not None and creds.identity_token:
+            # Docker's identity token: an OAuth2 refresh token, exchanged by POST.
+            method, url = "POST", realm
+            form: list[tuple[str, str]] = [
+                ("grant_type", "refresh_token"),
+                ("refresh_token", creds.password),
+                ("client_id", "alga-release"),
+            ]
+            if challenge.service:
+                form.append(("service", challenge.service))
+            if scopes:
+                form.append(("scope", " ".join(scopes)))
+            content = urlencode(form).encode("ascii")
+            register_secret(urlencode([("refresh_token", creds.password)]).split("=", 1)[1])
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        else:
+            params: list[tuple[str, str]] = []
+            if challenge.service:
+                params.append(("service", challenge.service))
+            params.extend(("scope", scope) for scope in scopes)
+            if creds is not None:
+                headers["Authorization"] = creds.basic_header()
+                params.append(("account", creds.username))
+            method = "GET"
+            url = realm + ("&" if "?" in realm else "?") + urlencode(params) if params else realm
+        token_what = f"{what} (token service {realm_parts.netloc})"
+        status, body, retry_after = 0, b"", None
         for attempt in range(self.retry.attempts):
             self.stats.token_requests += 1
             self.stats.requests += 1
             try:
-                response = self._http.get(url, headers=headers)
-            except httpx.TransportError as exc:
-                if _is_tls_error(exc):
-                    raise AuthError(
-                        f"{what}: TLS certificate verification failed for the token service"
-                    ) from None
+                response = self._send_one(method, url, headers, content, None, token_what)
+                try:
+                    body = self._read_all(response, token_what)
+                finally:
+                    response.close()
+            except _Retryable as failure:
                 if attempt + 1 >= self.retry.attempts:
-                    raise TransientRegistryError(
-                        f"{what}: cannot reach the token service of {self.registry} "
-                        f"({type(exc).__name__})"
-                    ) from None
-                self._backoff(attempt, None, f"token service: {type(exc).__name__}")
+                    raise _exhausted(failure.error, attempt + 1) from None
+                self._backoff(attempt, None, f"token service: {failure.why}", failure.error)
                 continue
-            if response.status_code in _RETRY_STATUSES and attempt + 1 < self.retry.attempts:
-                self._backoff(attempt, response.headers.get("Retry-After"), "token service")
+            status, retry_after = response.status_code, response.headers.get("Retry-After")
+            if status in _RETRY_STATUSES and attempt + 1 < self.retry.attempts:
+                self._backoff(attempt, retry_after, "token service")
                 continue
             break
-        if response.status_code in (401, 403):
-            who = "anonymous access" if self.credentials is None else "the given credentials"
+        if status in (400, 401, 403):
+            who = "anonymous access" if creds is None else "the given credentials"
             raise AuthError(
-                f"{what}: the token service of {self.registry} refused {who} "
-                f"({response.status_code})",
-                hint="check ALGA_REGISTRY_USERNAME / ALGA_REGISTRY_PASSWORD and that the "
+                f"{what}: the token service of {self.registry} refused {who} ({status})",
+                hint=f"check {self.flags.credentials_for(self.registry)}, and that the "
                 "account may access this repository",
-                status=response.status_code,
+                status=status,
             )
-        if response.status_code in _RETRY_STATUSES:
+        if status in _RETRY_STATUSES:
             raise TransientRegistryError(
-                f"{what}: the token service of {self.registry} answered {response.status_code}",
-                status=response.status_code,
+                f"{what}: the token service of {self.registry} answered {status}",
+                status=status,
             )
-        if response.status_code >= 300:
+        if status >= 300:
             raise AuthError(
-                f"{what}: the token service of {self.registry} answered {response.status_code}",
-                status=response.status_code,
+                f"{what}: the token service of {self.registry} answered {status}",
+                status=status,
             )
         try:
-            body = response.json()
-            token = body.get("token") or body.get("access_token")
-            expires_in = float(body.get("expires_in") or 60)
-        except (ValueError, AttributeError):
+            parsed = json.loads(body)
+            token = parsed.get("token") or parsed.get("access_token")
+            expires_in = float(parsed.get("expires_in") or 60)
+        except (ValueError, AttributeError, TypeError):
             token = None
             expires_in = 60.0
         if not isinstance(token, str) or not token:
@@ -861,27 +1403,40 @@ class RegistryClient:
         register_secret(token)
         self._tokens.put(scopes, token, expires_in)
 
+    def _error_detail(self, response: httpx.Response, what: str) -> str:
+        """The registry's own error code and message, shortened and redacted."""
+        try:
+            body = json.loads(self._read_all(response, what))
+        except (ValueError, ReleaseError):
+            return ""
+        errors = body.get("errors") if isinstance(body, dict) else None
+        if errors and isinstance(errors, list) and isinstance(errors[0], dict):
+            code = str(errors[0].get("code", ""))
+            # Redact before shortening: a cut must not leave half a secret behind.
+            message = redact(str(errors[0].get("message", "")))[:200]
+            return redact(f": {code} {message}".rstrip())
+        return ""
+
     def _raise_for(self, response: httpx.Response, method: str, what: str) -> None:
         status = response.status_code
-        detail = _error_detail(response)
+        detail = self._error_detail(response, what)
         if status == 401:
             if self.credentials is None:
                 raise AuthError(
                     f"{what}: {self.registry} requires credentials for {method} (401){detail}",
-                    hint="set ALGA_REGISTRY_USERNAME and ALGA_REGISTRY_PASSWORD "
-                    "(or --password-file)",
+                    hint=f"set {self.flags.credentials_for(self.registry)}",
                     status=status,
                 )
             raise AuthError(
                 f"{what}: {self.registry} refused the credentials (401){detail}",
-                hint="check ALGA_REGISTRY_USERNAME / ALGA_REGISTRY_PASSWORD",
+                hint=f"check {self.flags.credentials_for(self.registry)}",
                 status=status,
             )
         if status == 403:
             raise AuthError(
                 f"{what}: {self.registry} denied {method} (403){detail}",
-                hint="the account lacks permission on this repository (for ghcr.io: "
-                "package write access)",
+                hint="the account lacks permission on this repository (for ghcr.io: a token "
+                "with write:packages, e.g. `gh auth refresh -s write:packages`)",
                 status=status,
             )
         if status == 404:
@@ -892,6 +1447,24 @@ class RegistryClient:
 
 
 # -- helpers ---------------------------------------------------------------
+
+
+class _Retryable(Exception):
+    """A failure worth another attempt (internal: never leaves the client)."""
+
+    def __init__(self, error: RegistryError, why: str) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.why = why
+
+
+def _exhausted(error: RegistryError, attempts: int) -> RegistryError:
+    """``error`` again, its message saying how many attempts were made."""
+    if attempts <= 1:
+        return error
+    return type(error)(
+        f"{error.message} after {attempts} attempt(s)", hint=error.hint, status=error.status
+    )
 
 
 def _sep(ref: str | Digest) -> str:
@@ -907,13 +1480,41 @@ def _with_query(url: str, params: dict[str, str]) -> str:
     return url + ("&" if "?" in url else "?") + urlencode(params)
 
 
+def _content_length(response: httpx.Response) -> int | None:
+    declared = response.headers.get("Content-Length")
+    if declared is not None and declared.isdigit():
+        return int(declared)
+    return None
+
+
 def _next_link(header: str | None) -> str | None:
+    """The target of the ``rel="next"`` link in a ``Link`` header (RFC 8288), or None.
+
+    Handles several comma-separated links, quoted or bare ``rel`` values holding several
+    relation types, and commas inside ``<...>``.
+    """
     if not header:
         return None
-    start, end = header.find("<"), header.find(">")
-    if start < 0 or end < start or 'rel="next"' not in header:
-        return None
-    return header[start + 1 : end]
+    position = 0
+    while True:
+        start = header.find("<", position)
+        if start < 0:
+            return None
+        end = header.find(">", start)
+        if end < 0:
+            return None
+        target = header[start + 1 : end]
+        following = header.find("<", end)
+        params = header[end + 1 : following if following >= 0 else len(header)]
+        for param in params.split(";"):
+            name, sep, value = param.strip().partition("=")
+            if sep and name.strip().lower() == "rel":
+                relations = value.strip().strip(",").strip().strip('"').lower().split()
+                if "next" in relations:
+                    return target
+        if following < 0:
+            return None
+        position = following
 
 
 class _OneShot:
@@ -928,6 +1529,59 @@ class _OneShot:
             yield data
 
 
+class _Counted:
+    """A request body streamed from ``pieces`` (one pass), ``length`` bytes long."""
+
+    def __init__(self, pieces: Iterable[bytes], length: int, what: str) -> None:
+        self._pieces: Iterable[bytes] | None = pieces
+        self.length = length
+        self._what = what
+
+    def __iter__(self) -> Iterator[bytes]:
+        pieces, self._pieces = self._pieces, None
+        if pieces is None:
+            return
+        sent = 0
+        for piece in pieces:
+            sent += len(piece)
+            yield piece
+        if sent != self.length:
+            raise IncompleteBody(
+                f"{self._what}: the source gave {sent} of the {self.length} bytes of a chunk",
+                hint="the source registry's download broke off; retry",
+            )
+
+
+class _Pushback:
+    """An iterator of byte pieces that can be read ``n`` bytes at a time."""
+
+    def __init__(self, pieces: Iterable[bytes]) -> None:
+        self._pieces = iter(pieces)
+        self._head = b""
+
+    def has_more(self) -> bool:
+        while not self._head:
+            piece = next(self._pieces, None)
+            if piece is None:
+                return False
+            self._head = piece
+        return True
+
+    def take(self, n: int) -> Iterator[bytes]:
+        while n > 0 and self.has_more():
+            piece, self._head = self._head[:n], self._head[n:]
+            n -= len(piece)
+            yield piece
+
+
+def _regroup(pieces: Iterable[bytes], size: int) -> Iterator[Iterator[bytes]]:
+    """``pieces`` cut into consecutive groups of ``size`` bytes (the last may be shorter),
+    each a lazy iterator; consume one group before asking for the next."""
+    source = _Pushback(pieces)
+    while source.has_more():
+        yield source.take(size)
+
+
 def _chunks(data: bytes | Path, size: int) -> Iterator[bytes]:
     if isinstance(data, bytes):
         for start in range(0, len(data), size):
@@ -938,24 +1592,12 @@ def _chunks(data: bytes | Path, size: int) -> Iterator[bytes]:
             yield chunk
 
 
-def _read_capped(response: httpx.Response, cap: int, what: str) -> bytes:
-    declared = response.headers.get("Content-Length")
-    if declared is not None and declared.isdigit() and int(declared) > cap:
-        raise DigestMismatch(f"{what}: {declared} bytes is more than the {cap} expected")
-    buf = bytearray()
-    try:
-        for chunk in response.iter_bytes(1 << 16):
-            buf.extend(chunk)
-            if len(buf) > cap:
-                raise DigestMismatch(f"{what}: more than the {cap} bytes expected")
-    except httpx.TransportError as exc:
-        raise TransientRegistryError(
-            f"{what}: download interrupted ({type(exc).__name__})"
-        ) from None
-    return bytes(buf)
-
-
 def _verify(what: str, digest: Digest, size: int | None, data: bytes) -> None:
+    if size is not None and len(data) < size:
+        raise IncompleteBody(
+            f"{what}: expected {size} bytes, got {len(data)}",
+            hint="the connection to the registry broke; retry",
+        )
     if size is not None and len(data) != size:
         raise DigestMismatch(f"{what}: expected {size} bytes, got {len(data)}")
     if not digest.matches(data):
@@ -981,21 +1623,69 @@ def _media_type_from_body(data: bytes) -> str:
     return ""
 
 
-def _error_detail(response: httpx.Response) -> str:
-    """The registry's own error code and message, shortened and redacted."""
-    try:
-        response.read()
-        body = response.json()
-        errors = body.get("errors") if isinstance(body, dict) else None
-        if errors and isinstance(errors, list) and isinstance(errors[0], dict):
-            code = str(errors[0].get("code", ""))
-            message = str(errors[0].get("message", ""))[:200]
-            return redact(f": {code} {message}".rstrip())
-    except (ValueError, httpx.HTTPError):
-        pass
-    return ""
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    return any(isinstance(cause, kind) for cause in _causes(exc))
+
+
+#: getaddrinfo's "this name does not exist" answers (EAI_NODATA is not on every platform).
+_NO_SUCH_NAME = frozenset(
+    code
+    for code in (
+        getattr(socket, "EAI_NONAME", None),
+        getattr(socket, "EAI_NODATA", None),
+        getattr(socket, "EAI_ADDRFAMILY", None),
+    )
+    if code is not None
+)
+
+
+def _resolve_error(exc: BaseException) -> socket.gaierror | None:
+    """The DNS failure behind ``exc``: a name that does not exist, or a temporary failure."""
+    for cause in _causes(exc):
+        if isinstance(cause, socket.gaierror) and (
+            cause.errno in _NO_SUCH_NAME or cause.errno == socket.EAI_AGAIN
+        ):
+            return cause
+    text = str(exc)
+    if "Name or service not known" in text or "nodename nor servname" in text:
+        return socket.gaierror(socket.EAI_NONAME, text)
+    return None
 
 
 def _is_tls_error(exc: Exception) -> bool:
     text = str(exc)
     return "CERTIFICATE_VERIFY_FAILED" in text or ("SSL" in text and "certificate" in text)
+
+
+def _spoke_tls_to_plain_http(exc: BaseException) -> bool:
+    """Our TLS handshake met a server answering in plain HTTP."""
+    for cause in _causes(exc):
+        if isinstance(cause, ssl.SSLError):
+            reason = (getattr(cause, "reason", None) or str(cause)).upper()
+            if any(
+                marker in reason
+                for marker in (
+                    "WRONG_VERSION_NUMBER",
+                    "HTTP_REQUEST",
+                    "PACKET_LENGTH_TOO_LONG",
+                    "RECORD_LAYER_FAILURE",
+                    "UNKNOWN_PROTOCOL",
+                )
+            ):
+                return True
+    return False
+
+
+def _spoke_plain_http_to_tls(exc: BaseException) -> bool:
+    """Our plain-HTTP request was answered with TLS bytes (an alert or a handshake)."""
+    text = str(exc)
+    return "illegal status line" in text.lower() and ("\\x15\\x03" in text or "\\x16\\x03" in text)

@@ -12,9 +12,20 @@ is wrong" (it served bytes that do not match what was asked for)::
      |    +-- DigestMismatch                1  bytes served do not match digest or size
      |    +-- TransientRegistryError       75  429, 5xx or connection error after retries
      |                                          (also a steps.errors.Transient)
+     |    |    +-- RegistryTimeout          75  a phase of a request (connect, headers,
+     |    |    |                                body) passed its limit
+     |    |    +-- CommandTimeout           75  the command's whole time budget ran out
+     |    |    +-- IncompleteBody           75  a response body ended early or broke off
+     |    +-- UnresolvableHost              2  DNS does not know the host (also BadInput)
+     |    +-- ProtocolMismatch              2  TLS spoken to plain HTTP or the reverse
+     |                                         (also BadInput)
      +-- BadInput
           +-- InvalidReference              2  malformed reference, digest, tag or repository
           +-- InsecureRegistry              2  plain HTTP asked for a non-loopback host
+
+A truncated body is never a :class:`DigestMismatch`: fewer bytes than announced (by the
+response or by the descriptor) is an :class:`IncompleteBody`, worth a retry; only bytes
+that are all there and still do not match are "the registry is wrong".
 
 Messages are built from the reference and the status only. Headers, tokens
 and passwords never appear in them.
@@ -53,6 +64,41 @@ class TransientRegistryError(RegistryError, Transient):
     """The registry kept failing with 429/5xx or could not be reached."""
 
     exit_code = EXIT_TRANSIENT
+
+
+# Failure kinds (``_kind``): JSON reports their family in "error", themselves in "kind".
+
+
+class RegistryTimeout(TransientRegistryError):
+    """Connect, response headers or body took longer than the request's limit."""
+
+    _kind = True
+
+
+class CommandTimeout(TransientRegistryError):
+    """The command's own deadline (``--timeout``) ran out; never retried inside the run."""
+
+    _kind = True
+
+
+class IncompleteBody(TransientRegistryError):
+    """A response body broke off or ended before the length it announced."""
+
+    _kind = True
+
+
+class UnresolvableHost(BadInput, RegistryError):
+    """The registry's (or its token service's) host name does not resolve: a typo, most
+    likely; retrying cannot help. A BadInput (exit 2) and a RegistryError."""
+
+    _kind = True
+
+
+class ProtocolMismatch(BadInput, RegistryError):
+    """TLS spoken to a plain-HTTP server, or plain HTTP to a TLS server: a flag is wrong.
+    A BadInput (exit 2) and a RegistryError."""
+
+    _kind = True
 
 
 class InvalidReference(BadInput):

@@ -1,0 +1,257 @@
+"""Deadlines for every phase of every request: connect, response headers, body.
+
+httpx's timeouts bound each socket operation, so a server that drips one byte a second
+(headers or body) never trips them. Here the socket layer itself knows the deadline of the
+phase it serves: :class:`DeadlineTransport` is httpx's own HTTP/1.1 transport whose
+connection pool runs on a network backend that clamps every connect, TLS handshake, read
+and write to the time left in the current :class:`Phase` (and raises httpcore's own timeout
+exceptions once it is spent, which httpx maps as usual).
+
+Pieces:
+
+- :class:`Timeouts` -- the per-request limits (the caller's choice, defaults below).
+- :class:`Deadline` -- the whole command's budget (``--timeout SECONDS``); every phase is
+  ``min(its own limit, what is left)``.
+- :class:`PhaseClock` -- the phase in force, per thread; :meth:`PhaseClock.scope` sets one
+  for a block and restores the previous one, so a body streamed from one response into
+  another request's upload keeps each phase's own deadline.
+
+What it does not do: it never retries and builds no error messages (the client does both);
+HTTP/2 and proxies are not used by the registry client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpcore
+import httpx
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Per-request limits, in seconds.
+
+    ``headers`` runs from the request's first byte to the end of the response headers (an
+    upload's body time, ``size / min_rate``, is added for requests that carry one);
+    ``body`` bounds a small response body whole (manifest, token, tag page, error); a blob's
+    body gets ``body + size / min_rate``; ``idle`` is the longest silence allowed inside a
+    blob transfer.
+    """
+
+    connect: float = 10.0
+    headers: float = 30.0
+    body: float = 60.0
+    idle: float = 30.0
+    min_rate: float = 256 * 1024.0
+
+    def transfer(self, size: int | None) -> float:
+        """The time a transfer of ``size`` bytes may take (``body`` when the size is unknown)."""
+        return self.body + (max(size, 0) / self.min_rate if size else 0.0)
+
+    def httpx(self) -> httpx.Timeout:
+        return httpx.Timeout(
+            connect=self.connect, read=self.idle, write=self.idle, pool=self.connect
+        )
+
+
+class Deadline:
+    """A whole command's time budget. ``Deadline(None)`` never runs out."""
+
+    def __init__(self, seconds: float | None, *, clock: Clock = time.monotonic) -> None:
+        if seconds is not None and not (math.isfinite(seconds) and seconds > 0):
+            raise ValueError(f"a deadline must be a positive number of seconds, not {seconds!r}")
+        self.seconds = seconds
+        self._clock = clock
+        self._ends = None if seconds is None else clock() + seconds
+
+    @classmethod
+    def never(cls) -> Deadline:
+        return cls(None)
+
+    def remaining(self) -> float:
+        if self._ends is None:
+            return math.inf
+        return self._ends - self._clock()
+
+    def expired(self) -> bool:
+        return self.remaining() <= 0
+
+    def __repr__(self) -> str:
+        return f"Deadline({self.seconds!r})"
+
+
+@dataclass(frozen=True)
+class Phase:
+    """What a request is waiting for and until when (``clock()`` time).
+
+    ``limit`` is the phase's length in seconds, ``by_command`` whether the command's
+    deadline (not the phase's own limit) set ``until``; both are for messages.
+    """
+
+    waiting_for: str
+    until: float
+    limit: float
+    by_command: bool
+    idle: float | None = None
+
+
+class PhaseClock:
+    """The phase in force on each thread; the network backend reads it."""
+
+    def __init__(self, clock: Clock = time.monotonic) -> None:
+        self.clock = clock
+        self._local = threading.local()
+
+    @property
+    def current(self) -> Phase | None:
+        phase: Phase | None = getattr(self._local, "phase", None)
+        return phase
+
+    def make(
+        self,
+        waiting_for: str,
+        limit: float,
+        deadline: Deadline,
+        *,
+        idle: float | None = None,
+    ) -> Phase:
+        left = deadline.remaining()
+        by_command = left < limit
+        length = min(limit, left)
+        return Phase(waiting_for, self.clock() + length, length, by_command, idle)
+
+    @contextlib.contextmanager
+    def scope(self, phase: Phase) -> Iterator[Phase]:
+        previous = self.current
+        self._local.phase = phase
+        try:
+            yield phase
+        finally:
+            self._local.phase = previous
+
+    def expired(self) -> bool:
+        phase = self.current
+        return phase is not None and phase.until <= self.clock()
+
+    def clamp(self, timeout: float | None, error: type[Exception]) -> float | None:
+        """``timeout`` cut to the current phase's time left (and its idle limit); raises
+        ``error`` when nothing is left."""
+        phase = self.current
+        if phase is None:
+            return timeout
+        left = phase.until - self.clock()
+        if left <= 0:
+            raise error(f"deadline passed waiting for {phase.waiting_for}")
+        bounds = [left]
+        if timeout is not None:
+            bounds.append(timeout)
+        if phase.idle is not None:
+            bounds.append(phase.idle)
+        return min(bounds)
+
+
+def iterate_in_phase(clock: PhaseClock, phase: Phase, chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Pull each item of ``chunks`` under ``phase`` (restoring the caller's phase between
+    pulls), so a response body read inside another request keeps its own deadline."""
+    iterator = iter(chunks)
+    while True:
+        with clock.scope(phase):
+            try:
+                chunk = next(iterator)
+            except StopIteration:
+                return
+        yield chunk
+
+
+class _Stream(httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream, clock: PhaseClock) -> None:
+        self._inner = inner
+        self._clock = clock
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, self._clock.clamp(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        # One socket send per slice, so a peer that reads slowly meets the deadline
+        # within one slice's time rather than one whole chunk's.
+        view = memoryview(buffer)
+        for start in range(0, len(view), 1 << 16):
+            piece = bytes(view[start : start + (1 << 16)])
+            self._inner.write(piece, self._clock.clamp(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        limit = self._clock.clamp(timeout, httpcore.ConnectTimeout)
+        return _Stream(self._inner.start_tls(ssl_context, server_hostname, limit), self._clock)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _Backend(httpcore.NetworkBackend):
+    def __init__(self, clock: PhaseClock) -> None:
+        self._inner = httpcore.SyncBackend()
+        self._clock = clock
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        limit = self._clock.clamp(timeout, httpcore.ConnectTimeout)
+        stream = self._inner.connect_tcp(host, port, limit, local_address, socket_options)
+        return _Stream(stream, self._clock)
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        limit = self._clock.clamp(timeout, httpcore.ConnectTimeout)
+        return _Stream(self._inner.connect_unix_socket(path, limit, socket_options), self._clock)
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+class DeadlineTransport(httpx.HTTPTransport):
+    """httpx's HTTP/1.1 transport on a connection pool whose sockets obey ``clock``."""
+
+    def __init__(self, clock: PhaseClock, *, verify: bool | ssl.SSLContext = True) -> None:
+        super().__init__(verify=verify, retries=0)
+        context = (
+            verify
+            if isinstance(verify, ssl.SSLContext)
+            else httpx.create_ssl_context(verify=verify)
+        )
+        limits = httpx.Limits(max_connections=20, max_keepalive_connections=10)
+        # httpx builds its pool in __init__ with no way to pass a network backend; the
+        # attribute is replaced before any request can use the first one.
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            http1=True,
+            http2=False,
+            retries=0,
+            network_backend=_Backend(clock),
+        )
