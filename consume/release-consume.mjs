@@ -55,6 +55,12 @@
 //    |         +-- UntrustedSignature         signed, but by no trusted key
 //    |         +-- SignatureDigestMismatch    a trusted key signed another digest
 //    |         +-- BadSignature               malformed, or the payload was altered
+//    |    +-- StatementError                (trusted keys, a channel) the channel statement:
+//    |         +-- StatementMissing           no statement.<channel>
+//    |         +-- InvalidStatement           malformed, another channel or version
+//    |         +-- StatementDigestMismatch    vouches for another digest (a re-tag)
+//    |         +-- StatementReplay            a lower sequence than already seen
+//    |         +-- StatementExpired           past its expiresAt (a frozen channel)
 //    +-- DownloadError                 1  "the download failed"
 //         +-- RegistryUnreachable     75  network, timeout, TLS, 5xx after retries
 //         +-- AuthError                1  401/403 after authenticating
@@ -123,6 +129,13 @@ export const MAX_TRUSTED_KEYS = 2;
 export const ENV_TRUSTED_KEYS = 'ALGA_TRUSTED_KEYS';
 /** The trusted keys shipped next to this file, used when none are given (only if it exists). */
 export const DEFAULT_TRUSTED_KEYS_FILE = 'trusted-keys.pem';
+
+/** The signed channel statement: tagged statement.<channel> in the release repository. */
+export const STATEMENT_ARTIFACT = 'application/vnd.alga.appliance.channel-statement.v1';
+export const STATEMENT_CONFIG = 'application/vnd.alga.appliance.channel-statement.v1+json';
+export const STATEMENT_SCHEMA = 'alga.appliance.channel-statement/v1';
+export const STATEMENT_TAG_PREFIX = 'statement.';
+export const MAX_STATEMENT = 64 * 1024;
 
 export const RELEASE_SCHEMA = 'alga.appliance.release/v1';
 export const CACHE_SCHEMA = 'alga.appliance.release-cache/v1';
@@ -247,6 +260,46 @@ export class SignatureDigestMismatch extends SignatureError {}
 
 /** A signature or its payload is malformed, or the payload is not the bytes announced. */
 export class BadSignature extends SignatureError {}
+
+/** With trusted keys, a channel resolve: the channel's signed statement does not vouch. */
+export class StatementError extends RepositoryError {}
+
+/** No statement.<channel> artifact (or one that is not a channel statement at all). */
+export class StatementMissing extends StatementError {}
+
+/** The statement is malformed, names another channel, or another version. */
+export class InvalidStatement extends StatementError {
+  constructor(problems, { what = 'the channel statement' } = {}) {
+    super(`${what} is invalid: ${problems.slice(0, 5).join('; ')}`, { hint: 'the publisher must re-issue the channel statement' });
+    this.problems = [...problems];
+  }
+
+  toJSON() {
+    return { ...super.toJSON(), problems: this.problems };
+  }
+}
+
+/** The statement vouches for another manifest digest: the channel was re-tagged. */
+export class StatementDigestMismatch extends StatementError {}
+
+/** The statement's sequence is lower than one this appliance has already seen. */
+export class StatementReplay extends StatementError {}
+
+/**
+ * The statement's expiresAt has passed: a frozen or abandoned channel. cachedRelease
+ * names the release this appliance stays on ({version, manifestDigest}), when it has one.
+ */
+export class StatementExpired extends StatementError {
+  constructor(message, { expiresAt, cachedRelease = null, hint = null }) {
+    super(message, { hint });
+    this.expiresAt = expiresAt;
+    this.cachedRelease = cachedRelease;
+  }
+
+  toJSON() {
+    return { ...super.toJSON(), expiresAt: this.expiresAt, cachedRelease: this.cachedRelease };
+  }
+}
 
 /** The download failed: the repository may be fine, we could not read it. */
 export class DownloadError extends ConsumeError {}
@@ -880,6 +933,131 @@ function accepted(signatures, digest, keys, { what }) {
 }
 
 
+// -- pure: channel statements -----------------------------------------------------------------
+//
+// A channel statement says, signed: channel C pointed at manifest D (release V) as of
+// issuedAt, it is the sequence-th statement for C, and it holds until expiresAt. It is
+// an OCI image manifest tagged statement.<C> (artifactType and config media type
+// below, layers []), its config blob the statement JSON, signed in cosign's format
+// like a release. Only a channel resolve with trusted keys reads it; the appliance's
+// own consumer reads :<C> alone and never sees it.
+
+const UTC_TIME = /^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]+)?Z$/;
+const MAX_SEQUENCE = Number.MAX_SAFE_INTEGER;
+
+/** Where the statement for `channel` lives: the tag statement.<channel>. */
+export function statementTag(channel) {
+  return STATEMENT_TAG_PREFIX + channel;
+}
+
+/** The canonical bytes of a statement (sorted keys, no spaces), as the publisher writes. */
+export function statementBytes(doc) {
+  return Buffer.from(JSON.stringify(sortDeep(doc)));
+}
+
+/** Seconds since the epoch of YYYY-MM-DDThh:mm:ss[.frac]Z; null if not a real time. */
+export function utcSeconds(text) {
+  const match = typeof text === 'string' ? UTC_TIME.exec(text) : null;
+  if (match === null || !realDateTime(text)) return null;
+  const [year, month, day, hour, minute, second] = match.slice(1, 7).map(Number);
+  const fraction = match[7] ? Number(`0${match[7]}`) : 0;
+  return Date.UTC(year, month - 1, day, hour, minute, second) / 1000 + fraction;
+}
+
+/** Check a statement manifest's bytes. Pure; throws DigestMismatch or StatementMissing. */
+export function verifyStatementManifest(data, { headerDigest = null, expectedDigest = null } = {}) {
+  if (data.length > MAX_STATEMENT) throw new SizeLimitExceeded(`the channel statement manifest is larger than ${MAX_STATEMENT}`);
+  for (const [claimed, source] of [[expectedDigest, 'requested'], [headerDigest, 'Docker-Content-Digest']]) {
+    if (claimed !== null && !digestMatches(data, claimed)) {
+      throw new DigestMismatch(`the channel statement manifest does not match the ${source} digest ${claimed}`, { hint: TAMPERED });
+    }
+  }
+  const digest = expectedDigest || headerDigest || computeDigest(data);
+  let doc;
+  try {
+    doc = parseJson(data, 'the channel statement manifest');
+  } catch (error) {
+    throw new StatementMissing(error.message);
+  }
+  const config = isObject(doc) ? doc.config : undefined;
+  if (!isObject(doc) || doc.artifactType !== STATEMENT_ARTIFACT || !isObject(config) || config.mediaType !== STATEMENT_CONFIG) {
+    throw new StatementMissing(`${digest} is not a channel statement (artifactType ${STATEMENT_ARTIFACT}, config ${STATEMENT_CONFIG})`);
+  }
+  const configDigest = config.digest;
+  const size = has(config, 'size') ? config.size : -1;
+  if (typeof configDigest !== 'string' || !isDigest(configDigest)) throw new InvalidStatement(['/config/digest: is not a digest'], { what: `statement ${digest}` });
+  if (!Number.isInteger(size) || size < 0 || size > MAX_STATEMENT) throw new InvalidStatement([`/config/size: must be 0 to ${MAX_STATEMENT}`], { what: digest });
+  return { digest, configDigest, configSize: size };
+}
+
+/**
+ * What is wrong with a statement's JSON (empty when it is well-formed). Pure. Unknown
+ * keys are allowed (a later publisher may add some); the seven known ones are required
+ * with their types.
+ */
+export function statementProblems(doc) {
+  const c = new Checker();
+  const top = c.obj(doc, '', ['channel', 'expiresAt', 'issuedAt', 'manifestDigest', 'schema', 'sequence', 'version'], [], { closed: false });
+  if (top === null) return c.problems;
+  if (has(top, 'schema') && top.schema !== STATEMENT_SCHEMA) c.add('/schema', `must be ${STATEMENT_SCHEMA}`);
+  if (has(top, 'channel') && !CHANNELS.includes(top.channel)) c.add('/channel', 'must be one of nightly, stable');
+  if (has(top, 'version')) c.string(top.version, '/version', 'version', { maxLength: 128 });
+  if (has(top, 'manifestDigest')) c.string(top.manifestDigest, '/manifestDigest', 'digest');
+  if (has(top, 'sequence') && !(Number.isInteger(top.sequence) && top.sequence >= 0 && top.sequence <= MAX_SEQUENCE)) {
+    c.add('/sequence', `must be an integer from 0 to ${MAX_SEQUENCE}`);
+  }
+  for (const key of ['issuedAt', 'expiresAt']) {
+    if (has(top, key) && utcSeconds(top[key]) === null) c.add(`/${key}`, 'must be an RFC 3339 UTC time (YYYY-MM-DDThh:mm:ssZ)');
+  }
+  return c.problems;
+}
+
+/** The statement JSON from its config blob's bytes. Pure; throws InvalidStatement. */
+export function parseStatement(data) {
+  let doc;
+  try {
+    doc = parseJson(data, 'the statement');
+  } catch (error) {
+    throw new InvalidStatement([`(root): ${error.message}`]);
+  }
+  const problems = statementProblems(doc);
+  if (problems.length > 0) throw new InvalidStatement(problems);
+  return doc;
+}
+
+/**
+ * The statement decision for `channel` resolved to `manifestDigest`. Pure. `doc` passed
+ * statementProblems and its signature was verified. Throws InvalidStatement (another
+ * channel), StatementDigestMismatch (the channel was re-tagged without a statement),
+ * StatementReplay (a sequence below lastSequence, the highest accepted before) or
+ * StatementExpired (expiresAt not after now), in that order.
+ */
+export function checkStatement(doc, { channel, manifestDigest, lastSequence, now, cachedRelease = null }) {
+  if (doc.channel !== channel) throw new InvalidStatement([`/channel: the statement at ${statementTag(channel)} is for ${doc.channel}`]);
+  if (doc.manifestDigest !== manifestDigest) {
+    throw new StatementDigestMismatch(
+      `channel ${channel} points at ${manifestDigest}, but its signed statement (sequence ${doc.sequence}) vouches for ${doc.manifestDigest}`,
+      {
+        hint: 'the channel tag was moved without a signed statement (a re-tag by someone without the release key, or a move that did not finish); do not install it',
+      },
+    );
+  }
+  if (lastSequence !== null && doc.sequence < lastSequence) {
+    throw new StatementReplay(`channel ${channel}'s statement has sequence ${doc.sequence}, lower than ${lastSequence} already seen: an older statement replayed`, {
+      hint: 'someone is serving an old channel state; do not install it',
+    });
+  }
+  const expires = utcSeconds(doc.expiresAt);
+  if (expires === null || expires <= now) {
+    const staying = cachedRelease ? `; staying on release ${cachedRelease.version} (${cachedRelease.manifestDigest})` : '';
+    throw new StatementExpired(`channel statement expired on ${doc.expiresAt}${staying}`, {
+      expiresAt: String(doc.expiresAt),
+      cachedRelease,
+      hint: `the publisher must refresh the ${channel} statement (alga-release channel refresh); a channel nobody vouches for any more is not followed`,
+    });
+  }
+}
+
 // -- pure: the release JSON ------------------------------------------------------------
 
 const HOSTPART =
@@ -1439,13 +1617,13 @@ function sortDeep(value) {
 }
 
 function emptyState() {
-  return { schema: CACHE_SCHEMA, releases: {}, challenges: {}, tokens: {} };
+  return { schema: CACHE_SCHEMA, releases: {}, challenges: {}, tokens: {}, sequences: {} };
 }
 
 function normaliseState(doc) {
   const state = emptyState();
   if (isObject(doc) && doc.schema === CACHE_SCHEMA) {
-    for (const name of ['releases', 'challenges', 'tokens']) {
+    for (const name of ['releases', 'challenges', 'tokens', 'sequences']) {
       if (isObject(doc[name])) state[name] = doc[name];
     }
   }
@@ -1474,10 +1652,57 @@ export function verifyCached(entry) {
     const info = verifyManifest(manifest, { contentType: String(entry.mediaType || ''), expectedDigest: digest });
     verifyBlob(config, info.configDigest, info.configSize);
     const release = parseRelease(config);
-    return { manifest, info, config, release, cached: true, stale: false, signature: cachedSignature(entry.signature), signedBy: null };
+    return {
+      manifest,
+      info,
+      config,
+      release,
+      cached: true,
+      stale: false,
+      signature: cachedSignature(entry.signature),
+      signedBy: null,
+      statement: null,
+      cachedStatement: entry.statement ?? null,
+    };
   } catch {
     return null;
   }
+}
+
+/** A cached statement re-verified from its bytes under keys; null if unusable. */
+function cachedStatementOf(entry, keys) {
+  if (!isObject(entry) || keys.length === 0) return null;
+  try {
+    const manifest = unb64(entry.manifest);
+    const config = unb64(entry.config);
+    const { digest } = entry;
+    if (typeof digest !== 'string' || !isDigest(digest)) return null;
+    const info = verifyStatementManifest(manifest, { expectedDigest: digest });
+    verifyBlob(config, info.configDigest, info.configSize);
+    const signature = cachedSignature(entry.signature);
+    if (signature === null) return null;
+    const [, signedBy] = accepted([signature], digest, keys, { what: `the cached channel statement ${digest}` });
+    return { info, manifest, config, doc: parseStatement(config), signature, signedBy };
+  } catch {
+    return null;
+  }
+}
+
+function statementJson(statement) {
+  return {
+    digest: statement.info.digest,
+    sequence: statement.doc.sequence,
+    issuedAt: statement.doc.issuedAt,
+    expiresAt: statement.doc.expiresAt,
+    signedBy: statement.signedBy,
+  };
+}
+
+/** The highest statement sequence accepted for channel of key (null: none yet). */
+function lastSequence(state, key, channel) {
+  const sequences = state.sequences[key];
+  const value = isObject(sequences) ? sequences[channel] : undefined;
+  return Number.isInteger(value) ? value : null;
 }
 
 /** A cached signature (payload and base64 signature); null when absent or unusable. */
@@ -1523,6 +1748,17 @@ function remember(state, key, ref, outcome, now) {
   };
   const signature = signatureEntry(outcome.signature);
   if (signature !== null) entries[ref].signature = signature;
+  if (outcome.statement) {
+    const { statement } = outcome;
+    entries[ref].statement = {
+      digest: statement.info.digest,
+      manifest: statement.manifest.toString('base64'),
+      config: statement.config.toString('base64'),
+      signature: signatureEntry(statement.signature),
+    };
+    if (!isObject(state.sequences[key])) state.sequences[key] = {};
+    state.sequences[key][ref] = Math.max(statement.doc.sequence, lastSequence(state, key, ref) ?? 0);
+  }
   while (Object.keys(entries).length > MAX_ENTRIES) {
     const when = (k) => (isObject(entries[k]) ? String(entries[k].resolvedAt ?? '') : '');
     const candidates = Object.keys(entries).filter((k) => !CHANNELS.includes(k) && k !== ref);
@@ -1872,8 +2108,8 @@ function what(session, digest) {
  * digests; a payload that is not the bytes its descriptor names is a BadSignature for
  * that layer, and checkSignatures decides.
  */
-async function fetchSignature(session, digest, keys) {
-  const name = what(session, digest);
+async function fetchSignature(session, digest, keys, { what: named = null } = {}) {
+  const name = named || what(session, digest);
   const resp = await session.registryRequest('GET', `/v2/${session.repository}/manifests/${signatureTag(digest)}`, MANIFEST_ACCEPT, MAX_SIGNATURE_MANIFEST, {
     follow: true,
   });
@@ -1898,6 +2134,54 @@ async function fetchSignature(session, digest, keys) {
     }
   }
   return accepted(signatures, digest, keys, { what: name });
+}
+
+/**
+ * The channel's statement, its bytes and signature verified (not yet its claims). With
+ * a cached statement, a HEAD says whether it is still the current one (then nothing is
+ * downloaded); otherwise the manifest, its signature and its config blob are fetched.
+ */
+async function fetchStatement(session, channel, keys, cached) {
+  const where = `${session.registry}/${session.repository}:${statementTag(channel)}`;
+  const at = `/v2/${session.repository}/manifests/${statementTag(channel)}`;
+  const missing = () =>
+    new StatementMissing(`${where} does not exist: channel ${channel} has no signed statement`, {
+      hint: 'with trusted keys, a channel is followed only while a signed statement vouches for it; the publisher writes one with every channel move',
+    });
+  let ref = statementTag(channel);
+  let expected = null;
+  if (cached !== null) {
+    const head = await session.registryRequest('HEAD', at, MANIFEST_ACCEPT, 0, { follow: false });
+    if (head.status === 404) throw missing();
+    if (head.status !== 200) throw new DownloadError(`HEAD ${where} answered ${head.status}`);
+    const remote = headerDigest(head);
+    if (remote === cached.info.digest) return cached;
+    if (remote !== null) [ref, expected] = [remote, remote];
+  }
+  const resp = await session.registryRequest('GET', `/v2/${session.repository}/manifests/${ref}`, MANIFEST_ACCEPT, MAX_STATEMENT, { follow: true });
+  if (resp.status === 404) throw missing();
+  if (resp.status !== 200) throw new DownloadError(`GET ${where} answered ${resp.status}`);
+  const info = verifyStatementManifest(resp.body, { headerDigest: headerDigest(resp), expectedDigest: expected });
+  const [signature, signedBy] = await fetchSignature(session, info.digest, keys, { what: `the channel statement ${where}@${info.digest}` });
+  const config = await fetchBlob(session, info.configDigest, info.configSize, { of: info.digest });
+  return { info, manifest: resp.body, config, doc: parseStatement(config), signature, signedBy };
+}
+
+/** outcome once the channel's signed statement vouches for it (see checkStatement). */
+async function withStatement(session, channel, outcome, keys, { lastSequence: last, now, previous }) {
+  const cached = outcome.cached ? cachedStatementOf(outcome.cachedStatement, keys) : null;
+  const statement = await fetchStatement(session, channel, keys, cached);
+  checkStatement(statement.doc, {
+    channel,
+    manifestDigest: outcome.info.digest,
+    lastSequence: last,
+    now,
+    cachedRelease: previous !== null ? { version: String(previous.release.version), manifestDigest: previous.info.digest } : null,
+  });
+  if (statement.doc.version !== outcome.release.version) {
+    throw new InvalidStatement([`/version: the statement names ${statement.doc.version}, the release it vouches for is ${outcome.release.version}`]);
+  }
+  return { ...outcome, statement };
 }
 
 /**
@@ -2018,6 +2302,13 @@ export async function resolve(ref, options = {}) {
         }
       }
     }
+    if (keys.length > 0 && target.kind === 'channel' && !outcome.stale) {
+      outcome = await withStatement(session, target.value, outcome, keys, {
+        lastSequence: lastSequence(state, key, target.value),
+        now: clock(),
+        previous: cached,
+      });
+    }
     downgrade = checkRollback(String(outcome.release.version), installedVersion, { pinned: target.pinned, reference: target.value });
     if (!outcome.stale) remember(state, key, target.value, outcome, clock());
   } finally {
@@ -2047,6 +2338,7 @@ export async function resolve(ref, options = {}) {
     stale: outcome.stale,
     requests: session.requests,
     signedBy: outcome.signedBy ?? null,
+    statement: outcome.statement ? statementJson(outcome.statement) : null,
   };
 }
 
@@ -2137,6 +2429,10 @@ function human(result) {
     `  images    ${IMAGE_KEYS.map((k) => `${k}=${release.images[k]}`).join(', ')}`,
   ];
   if (result.signedBy !== null) lines.push(`  signed    by trusted key ${result.signedBy}`);
+  if (result.statement !== null) {
+    const st = result.statement;
+    lines.push(`  statement sequence ${st.sequence}, issued ${st.issuedAt}, expires ${st.expiresAt} (signed by ${st.signedBy})`);
+  }
   if (result.downgrade) lines.push('  note      an explicitly pinned downgrade');
   if (result.stale) lines.push('  STALE     the registry could not be reached; this is the last good release');
   return lines.join('\n');

@@ -57,6 +57,12 @@ Errors form two families, and the CLI maps them to exit codes::
      |         +-- UntrustedSignature         signed, but by no trusted key
      |         +-- SignatureDigestMismatch    a trusted key signed another digest
      |         +-- BadSignature               malformed, or the payload was altered
+     |    +-- StatementError                (trusted keys, a channel) the channel statement:
+     |         +-- StatementMissing           no statement.<channel>
+     |         +-- InvalidStatement           malformed, another channel or version
+     |         +-- StatementDigestMismatch    vouches for another digest (a re-tag)
+     |         +-- StatementReplay            a lower sequence than already seen
+     |         +-- StatementExpired           past its expiresAt (a frozen channel)
      +-- DownloadError                 1  "the download failed"
           +-- RegistryUnreachable     75  network, timeout, TLS, 5xx after retries
           +-- AuthError                1  401/403 after authenticating
@@ -144,6 +150,13 @@ MAX_TRUSTED_KEYS = 2
 ENV_TRUSTED_KEYS = "ALGA_TRUSTED_KEYS"
 #: The trusted keys shipped next to this file, used when none are given (only if it exists).
 DEFAULT_TRUSTED_KEYS_FILE = "trusted-keys.pem"
+
+#: The signed channel statement: tagged ``statement.<channel>`` in the release repository.
+STATEMENT_ARTIFACT = "application/vnd.alga.appliance.channel-statement.v1"
+STATEMENT_CONFIG = "application/vnd.alga.appliance.channel-statement.v1+json"
+STATEMENT_SCHEMA = "alga.appliance.channel-statement/v1"
+STATEMENT_TAG_PREFIX = "statement."
+MAX_STATEMENT = 64 * 1024
 
 RELEASE_SCHEMA = "alga.appliance.release/v1"
 CACHE_SCHEMA = "alga.appliance.release-cache/v1"
@@ -304,6 +317,63 @@ class BadSignature(SignatureError):
     """A signature or its payload is malformed, or the payload is not the bytes announced."""
 
 
+class StatementError(RepositoryError):
+    """With trusted keys, a channel resolve: the channel's signed statement does not vouch."""
+
+
+class StatementMissing(StatementError):
+    """No ``statement.<channel>`` artifact (or one that is not a channel statement at all)."""
+
+
+class InvalidStatement(StatementError):
+    """The statement is malformed, names another channel, or another version."""
+
+    def __init__(self, problems: Sequence[str], *, what: str = "the channel statement") -> None:
+        self.problems = list(problems)
+        super().__init__(
+            f"{what} is invalid: {'; '.join(self.problems[:5])}",
+            hint="the publisher must re-issue the channel statement",
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), "problems": self.problems}
+
+
+class StatementDigestMismatch(StatementError):
+    """The statement vouches for another manifest digest: the channel was re-tagged."""
+
+
+class StatementReplay(StatementError):
+    """The statement's sequence is lower than one this appliance has already seen."""
+
+
+class StatementExpired(StatementError):
+    """The statement's ``expiresAt`` has passed: a frozen or abandoned channel.
+
+    ``cached_release`` names the release this appliance stays on (``version`` and
+    ``manifestDigest``), when it has one for the channel.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        expires_at: str,
+        cached_release: dict[str, str] | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.expires_at = expires_at
+        self.cached_release = cached_release
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **super().to_json(),
+            "expiresAt": self.expires_at,
+            "cachedRelease": self.cached_release,
+        }
+
+
 class DownloadError(ConsumeError):
     """The download failed: the repository may be fine, we could not read it."""
 
@@ -402,6 +472,8 @@ class Resolution:
     requests: int
     #: The trusted key id that signed the manifest (``sha256:<16 hex>``); None unchecked.
     signed_by: str | None = None
+    #: The channel statement that vouched (digest, sequence, issuedAt, expiresAt, signedBy).
+    statement: dict[str, Any] | None = None
 
     @property
     def version(self) -> str:
@@ -425,6 +497,7 @@ class Resolution:
             "stale": self.stale,
             "requests": self.requests,
             "signedBy": self.signed_by,
+            "statement": self.statement,
         }
 
 
@@ -1155,6 +1228,191 @@ def _accepted(
     )
 
 
+# -- pure: channel statements -----------------------------------------------------------------
+#
+# A channel statement says, signed: channel C pointed at manifest D (release V) as of
+# issuedAt, it is the sequence-th statement for C, and it holds until expiresAt. It is
+# an OCI image manifest tagged statement.<C> (artifactType and config media type
+# below, layers []), its config blob the statement JSON, signed in cosign's format
+# like a release. Only a channel resolve with trusted keys reads it; the appliance's
+# own consumer reads :<C> alone and never sees it.
+
+_UTC_TIME = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]+)?Z"
+)
+_MAX_SEQUENCE = 2**53 - 1  # exact in JavaScript too
+
+
+@dataclass(frozen=True)
+class StatementInfo:
+    """What :func:`verify_statement_manifest` established about a statement manifest."""
+
+    digest: str
+    config_digest: str
+    config_size: int
+
+
+def statement_tag(channel: str) -> str:
+    """Where the statement for ``channel`` lives: the tag ``statement.<channel>``."""
+    return STATEMENT_TAG_PREFIX + channel
+
+
+def statement_bytes(doc: Mapping[str, Any]) -> bytes:
+    """The canonical bytes of a statement (sorted keys, no spaces), as the publisher writes."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def utc_seconds(text: str) -> float | None:
+    """Seconds since the epoch of ``YYYY-MM-DDThh:mm:ss[.frac]Z``; None if not a real time."""
+    match = _UTC_TIME.fullmatch(text) if isinstance(text, str) else None
+    if match is None or not _real_date_time(text):
+        return None
+    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+    # Days since 1970-01-01 (proleptic Gregorian), without the calendar module.
+    y = year - (month <= 2)
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+    fraction = float("0" + match.group(7)) if match.group(7) else 0.0
+    return days * 86400 + hour * 3600 + minute * 60 + second + fraction
+
+
+def verify_statement_manifest(
+    data: bytes, *, header_digest: str | None = None, expected_digest: str | None = None
+) -> StatementInfo:
+    """Check a statement manifest's bytes. Pure; raises DigestMismatch or StatementMissing."""
+    if len(data) > MAX_STATEMENT:
+        raise SizeLimitExceeded(f"the channel statement manifest is larger than {MAX_STATEMENT}")
+    for claimed, source in (
+        (expected_digest, "requested"),
+        (header_digest, "Docker-Content-Digest"),
+    ):
+        if claimed is not None and not digest_matches(data, claimed):
+            raise DigestMismatch(
+                f"the channel statement manifest does not match the {source} digest {claimed}",
+                hint="the registry or something between us served altered content; do not trust it",
+            )
+    digest = expected_digest or header_digest or compute_digest(data)
+    try:
+        doc = parse_json(data, "the channel statement manifest")
+    except ValueError as exc:
+        raise StatementMissing(str(exc)) from None
+    config = doc.get("config") if isinstance(doc, dict) else None
+    if (
+        not isinstance(doc, dict)
+        or doc.get("artifactType") != STATEMENT_ARTIFACT
+        or not isinstance(config, dict)
+        or config.get("mediaType") != STATEMENT_CONFIG
+    ):
+        raise StatementMissing(
+            f"{digest} is not a channel statement (artifactType {STATEMENT_ARTIFACT}, config "
+            f"{STATEMENT_CONFIG})"
+        )
+    config_digest, size = config.get("digest"), config.get("size", -1)
+    if not isinstance(config_digest, str) or not is_digest(config_digest):
+        raise InvalidStatement(["/config/digest: is not a digest"], what=f"statement {digest}")
+    if not _is_int(size) or not 0 <= size <= MAX_STATEMENT:
+        raise InvalidStatement([f"/config/size: must be 0 to {MAX_STATEMENT}"], what=digest)
+    return StatementInfo(digest, config_digest, int(size))
+
+
+def statement_problems(doc: Any) -> list[str]:
+    """What is wrong with a statement's JSON (empty when it is well-formed). Pure.
+
+    Unknown keys are allowed (a later publisher may add some); the seven known
+    ones are required with their types.
+    """
+    c = _Checker()
+    top = c.obj(
+        doc,
+        "",
+        ("channel", "expiresAt", "issuedAt", "manifestDigest", "schema", "sequence", "version"),
+        closed=False,
+    )
+    if top is None:
+        return c.problems
+    if "schema" in top and top["schema"] != STATEMENT_SCHEMA:
+        c.add("/schema", f"must be {STATEMENT_SCHEMA}")
+    if "channel" in top and top["channel"] not in CHANNELS:
+        c.add("/channel", "must be one of nightly, stable")
+    if "version" in top:
+        c.string(top["version"], "/version", "version", max_length=128)
+    if "manifestDigest" in top:
+        c.string(top["manifestDigest"], "/manifestDigest", "digest")
+    if "sequence" in top:
+        value = top["sequence"]
+        if not _is_int(value) or not 0 <= value <= _MAX_SEQUENCE:
+            c.add("/sequence", f"must be an integer from 0 to {_MAX_SEQUENCE}")
+    for key in ("issuedAt", "expiresAt"):
+        if key in top and utc_seconds(top[key]) is None:
+            c.add(f"/{key}", "must be an RFC 3339 UTC time (YYYY-MM-DDThh:mm:ssZ)")
+    return c.problems
+
+
+def parse_statement(data: bytes) -> dict[str, Any]:
+    """The statement JSON from its config blob's bytes. Pure; raises InvalidStatement."""
+    try:
+        doc = parse_json(data, "the statement")
+    except ValueError as exc:
+        raise InvalidStatement([f"(root): {exc}"]) from None
+    problems = statement_problems(doc)
+    if problems:
+        raise InvalidStatement(problems)
+    assert isinstance(doc, dict)
+    return doc
+
+
+def check_statement(
+    doc: Mapping[str, Any],
+    *,
+    channel: str,
+    manifest_digest: str,
+    last_sequence: int | None,
+    now: float,
+    cached_release: dict[str, str] | None = None,
+) -> None:
+    """The statement decision for ``channel`` resolved to ``manifest_digest``. Pure.
+
+    ``doc`` passed :func:`statement_problems` and its signature was verified. Raises
+    :class:`InvalidStatement` (another channel), :class:`StatementDigestMismatch` (the
+    channel was re-tagged without a statement), :class:`StatementReplay` (a sequence
+    below ``last_sequence``, the highest accepted before) or :class:`StatementExpired`
+    (``expiresAt`` not after ``now``), in that order.
+    """
+    if doc["channel"] != channel:
+        raise InvalidStatement(
+            [f"/channel: the statement at {statement_tag(channel)} is for {doc['channel']}"]
+        )
+    if doc["manifestDigest"] != manifest_digest:
+        raise StatementDigestMismatch(
+            f"channel {channel} points at {manifest_digest}, but its signed statement "
+            f"(sequence {doc['sequence']}) vouches for {doc['manifestDigest']}",
+            hint="the channel tag was moved without a signed statement (a re-tag by someone "
+            "without the release key, or a move that did not finish); do not install it",
+        )
+    if last_sequence is not None and doc["sequence"] < last_sequence:
+        raise StatementReplay(
+            f"channel {channel}'s statement has sequence {doc['sequence']}, lower than "
+            f"{last_sequence} already seen: an older statement replayed",
+            hint="someone is serving an old channel state; do not install it",
+        )
+    expires = utc_seconds(doc["expiresAt"])
+    if expires is None or expires <= now:
+        staying = (
+            f"; staying on release {cached_release['version']} ({cached_release['manifestDigest']})"
+            if cached_release
+            else ""
+        )
+        raise StatementExpired(
+            f"channel statement expired on {doc['expiresAt']}{staying}",
+            expires_at=str(doc["expiresAt"]),
+            cached_release=cached_release,
+            hint=f"the publisher must refresh the {channel} statement (alga-release channel "
+            "refresh); a channel nobody vouches for any more is not followed",
+        )
+
+
 # -- pure: the release JSON ------------------------------------------------------------
 
 _HOSTPART = (
@@ -1882,13 +2140,13 @@ class FileCache:
 
 
 def _empty_state() -> dict[str, Any]:
-    return {"schema": CACHE_SCHEMA, "releases": {}, "challenges": {}, "tokens": {}}
+    return {"schema": CACHE_SCHEMA, "releases": {}, "challenges": {}, "tokens": {}, "sequences": {}}
 
 
 def _normalise_state(doc: dict[str, Any] | None) -> dict[str, Any]:
     state = _empty_state()
     if isinstance(doc, dict) and doc.get("schema") == CACHE_SCHEMA:
-        for name in ("releases", "challenges", "tokens"):
+        for name in ("releases", "challenges", "tokens", "sequences"):
             if isinstance(doc.get(name), dict):
                 state[name] = doc[name]
     return state
@@ -1907,6 +2165,31 @@ class _Outcome:
     #: The signature that vouched for the manifest (kept for re-checks offline), and its key.
     signature: Signature | None = None
     signed_by: str | None = None
+    #: The channel statement that vouched for the channel (a channel resolve with keys).
+    statement: _Statement | None = None
+    #: The statement cached with this entry, as stored (checked only when it is used).
+    cached_statement: Any = None
+
+
+@dataclass(frozen=True)
+class _Statement:
+    """A channel statement whose bytes and signature were verified."""
+
+    info: StatementInfo
+    manifest: bytes
+    config: bytes
+    doc: dict[str, Any]
+    signature: Signature
+    signed_by: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "digest": self.info.digest,
+            "sequence": self.doc["sequence"],
+            "issuedAt": self.doc["issuedAt"],
+            "expiresAt": self.doc["expiresAt"],
+            "signedBy": self.signed_by,
+        }
 
 
 def _b64(data: bytes) -> str:
@@ -1941,7 +2224,37 @@ def verify_cached(entry: Any) -> _Outcome | None:
         signature = _cached_signature(entry.get("signature"))
     except (ValueError, binascii.Error, ConsumeError):
         return None
-    return _Outcome(manifest, info, config, release, cached=True, signature=signature)
+    return _Outcome(
+        manifest,
+        info,
+        config,
+        release,
+        cached=True,
+        signature=signature,
+        cached_statement=entry.get("statement"),
+    )
+
+
+def _cached_statement(entry: Any, keys: Sequence[TrustedKey]) -> _Statement | None:
+    """A cached statement re-verified from its bytes under ``keys``; None if unusable."""
+    if not isinstance(entry, dict) or not keys:
+        return None
+    try:
+        manifest, config = _unb64(entry.get("manifest")), _unb64(entry.get("config"))
+        digest = entry.get("digest")
+        if not isinstance(digest, str) or not is_digest(digest):
+            return None
+        info = verify_statement_manifest(manifest, expected_digest=digest)
+        verify_blob(config, info.config_digest, info.config_size)
+        signature = _cached_signature(entry.get("signature"))
+        if signature is None:
+            return None
+        what = f"the cached channel statement {digest}"
+        _sig, signed_by = _accepted([signature], digest, keys, what=what)
+        doc = parse_statement(config)
+    except (ValueError, binascii.Error, ConsumeError):
+        return None
+    return _Statement(info, manifest, config, doc, signature, signed_by)
 
 
 def _cached_signature(entry: Any) -> Signature | None:
@@ -1958,6 +2271,13 @@ def _signature_entry(signature: Signature | None) -> dict[str, Any] | None:
     if signature is None or signature.payload is None or signature.signature is None:
         return None
     return {"payload": _b64(signature.payload), "signature": signature.signature}
+
+
+def _last_sequence(state: dict[str, Any], key: str, channel: str) -> int | None:
+    """The highest statement sequence accepted for ``channel`` of ``key`` (None: none yet)."""
+    sequences = state["sequences"].get(key)
+    value: Any = sequences.get(channel) if isinstance(sequences, dict) else None
+    return int(value) if _is_int(value) else None
 
 
 def _find_cached(state: dict[str, Any], key: str, target: Ref) -> _Outcome | None:
@@ -1991,6 +2311,18 @@ def _remember(state: dict[str, Any], key: str, ref: str, outcome: _Outcome, now:
     signature = _signature_entry(outcome.signature)
     if signature is not None:
         entries[ref]["signature"] = signature
+    if outcome.statement is not None:
+        statement = outcome.statement
+        entries[ref]["statement"] = {
+            "digest": statement.info.digest,
+            "manifest": _b64(statement.manifest),
+            "config": _b64(statement.config),
+            "signature": _signature_entry(statement.signature),
+        }
+        sequences = state["sequences"].setdefault(key, {})
+        if not isinstance(sequences, dict):
+            sequences = state["sequences"][key] = {}
+        sequences[ref] = max(statement.doc["sequence"], _last_sequence(state, key, ref) or 0)
     while len(entries) > _MAX_ENTRIES:
         oldest = min(
             (k for k in entries if k not in CHANNELS and k != ref),
@@ -2411,7 +2743,7 @@ def _what(session: _Session, digest: str) -> str:
 
 
 def _fetch_signature(
-    session: _Session, digest: str, keys: Sequence[TrustedKey]
+    session: _Session, digest: str, keys: Sequence[TrustedKey], *, what: str | None = None
 ) -> tuple[Signature, str]:
     """Download ``digest``'s cosign signatures and pick the one a trusted key made.
 
@@ -2419,7 +2751,7 @@ def _fetch_signature(
     against their digests; a payload that is not the bytes its descriptor names is
     a :class:`BadSignature` for that layer, and :func:`check_signatures` decides.
     """
-    what = _what(session, digest)
+    what = what or _what(session, digest)
     resp = session.registry_request(
         "GET",
         f"/v2/{session.repository}/manifests/{signature_tag(digest)}",
@@ -2450,6 +2782,89 @@ def _fetch_signature(
             continue
         signatures.append(Signature(payload, layer.signature))
     return _accepted(signatures, digest, keys, what=what)
+
+
+def _fetch_statement(
+    session: _Session, channel: str, keys: Sequence[TrustedKey], cached: _Statement | None
+) -> _Statement:
+    """The channel's statement, its bytes and signature verified (not yet its claims).
+
+    With a cached statement, a ``HEAD`` says whether it is still the current one
+    (then nothing is downloaded); otherwise the manifest, its signature and its
+    config blob are fetched and checked.
+    """
+    where = f"{session.registry}/{session.repository}:{statement_tag(channel)}"
+    path = f"/v2/{session.repository}/manifests/{statement_tag(channel)}"
+    missing = StatementMissing(
+        f"{where} does not exist: channel {channel} has no signed statement",
+        hint="with trusted keys, a channel is followed only while a signed statement vouches "
+        "for it; the publisher writes one with every channel move",
+    )
+    ref, expected = statement_tag(channel), None
+    if cached is not None:
+        head = session.registry_request("HEAD", path, MANIFEST_ACCEPT, 0, follow=False)
+        if head.status == 404:
+            raise missing
+        if head.status != 200:
+            raise DownloadError(f"HEAD {where} answered {head.status}")
+        remote = _header_digest(head)
+        if remote == cached.info.digest:
+            return cached
+        if remote is not None:
+            ref, expected = remote, remote
+    resp = session.registry_request(
+        "GET",
+        f"/v2/{session.repository}/manifests/{ref}",
+        MANIFEST_ACCEPT,
+        MAX_STATEMENT,
+        follow=True,
+    )
+    if resp.status == 404:
+        raise missing
+    if resp.status != 200:
+        raise DownloadError(f"GET {where} answered {resp.status}")
+    info = verify_statement_manifest(
+        resp.body, header_digest=_header_digest(resp), expected_digest=expected
+    )
+    what = f"the channel statement {where}@{info.digest}"
+    signature, signed_by = _fetch_signature(session, info.digest, keys, what=what)
+    config = _fetch_blob(session, info.config_digest, info.config_size, of=info.digest)
+    return _Statement(info, resp.body, config, parse_statement(config), signature, signed_by)
+
+
+def _with_statement(
+    session: _Session,
+    channel: str,
+    outcome: _Outcome,
+    keys: Sequence[TrustedKey],
+    *,
+    last_sequence: int | None,
+    now: float,
+    previous: _Outcome | None,
+) -> _Outcome:
+    """``outcome`` once the channel's signed statement vouches for it (see check_statement)."""
+    cached = _cached_statement(outcome.cached_statement, keys) if outcome.cached else None
+    statement = _fetch_statement(session, channel, keys, cached)
+    check_statement(
+        statement.doc,
+        channel=channel,
+        manifest_digest=outcome.info.digest,
+        last_sequence=last_sequence,
+        now=now,
+        cached_release=(
+            {"version": str(previous.release["version"]), "manifestDigest": previous.info.digest}
+            if previous is not None
+            else None
+        ),
+    )
+    if statement.doc["version"] != outcome.release["version"]:
+        raise InvalidStatement(
+            [
+                f"/version: the statement names {statement.doc['version']}, the release it "
+                f"vouches for is {outcome.release['version']}"
+            ]
+        )
+    return replace(outcome, statement=statement)
 
 
 def _vouched(session: _Session | None, outcome: _Outcome, keys: Sequence[TrustedKey]) -> _Outcome:
@@ -2573,6 +2988,16 @@ def resolve(
                 except SignatureError:
                     raise unreachable from None  # nothing cached is vouched for by these keys
 
+        if keys and target.kind == "channel" and not outcome.stale:
+            outcome = _with_statement(
+                session,
+                target.value,
+                outcome,
+                keys,
+                last_sequence=_last_sequence(state, key, target.value),
+                now=clock(),
+                previous=cached,
+            )
         downgrade = check_rollback(
             str(outcome.release["version"]),
             installed_version,
@@ -2602,6 +3027,7 @@ def resolve(
         stale=outcome.stale,
         requests=session.requests,
         signed_by=outcome.signed_by,
+        statement=outcome.statement.to_json() if outcome.statement is not None else None,
     )
 
 
@@ -2752,6 +3178,12 @@ def _human(result: Resolution) -> str:
     ]
     if result.signed_by is not None:
         lines.append(f"  signed    by trusted key {result.signed_by}")
+    if result.statement is not None:
+        st = result.statement
+        lines.append(
+            f"  statement sequence {st['sequence']}, issued {st['issuedAt']}, expires "
+            f"{st['expiresAt']} (signed by {st['signedBy']})"
+        )
     if result.downgrade:
         lines.append("  note      an explicitly pinned downgrade")
     if result.stale:

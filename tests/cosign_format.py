@@ -130,3 +130,52 @@ def sign_artifact(
     """Sign ``digest`` as cosign does with ``key``; returns the signature manifest digest."""
     body = payload(reference or f"{client.registry}/{repository}", digest)
     return attach(client, repository, digest, [(body, sign(key, body))])
+
+
+# -- channel statements (the consume library's format; see consume/README.md) ------------------
+
+STATEMENT_ARTIFACT = "application/vnd.alga.appliance.channel-statement.v1"
+STATEMENT_CONFIG = "application/vnd.alga.appliance.channel-statement.v1+json"
+
+
+def statement(
+    channel: str, version: str, digest: str, sequence: int, *, issued: str, expires: str
+) -> dict[str, Any]:
+    return {
+        "channel": channel,
+        "expiresAt": expires,
+        "issuedAt": issued,
+        "manifestDigest": digest,
+        "schema": "alga.appliance.channel-statement/v1",
+        "sequence": sequence,
+        "version": version,
+    }
+
+
+def push_statement(
+    client: RegistryClient,
+    repository: str,
+    doc: dict[str, Any],
+    key: ec.EllipticCurvePrivateKey | None,
+) -> str:
+    """Push ``doc`` as ``statement.<channel>`` (signed with ``key`` unless None); its digest."""
+    config = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": mt.OCI_MANIFEST,
+        "artifactType": STATEMENT_ARTIFACT,
+        "config": {
+            "mediaType": STATEMENT_CONFIG,
+            "digest": sha256_digest(config),
+            "size": len(config),
+        },
+        "layers": [],
+    }
+    client.push_blob(repository, config)
+    data = json.dumps(manifest, separators=(",", ":")).encode()
+    digest = str(
+        client.put_manifest(repository, f"statement.{doc['channel']}", data, mt.OCI_MANIFEST)
+    )
+    if key is not None:
+        sign_artifact(client, repository, digest, key)
+    return digest

@@ -84,6 +84,7 @@ export async function runVector(vector) {
     if (!(error instanceof rc.ConsumeError)) throw error;
     const outcome = { outcome: 'error', error: error.name, family: error.toJSON().family, exitCode: error.exitCode };
     if (error instanceof rc.InvalidRelease) outcome.problems = error.problems;
+    outcome.json = error.toJSON();
     return { outcome, transport, cacheDoc: cache.doc };
   }
 }
@@ -100,6 +101,7 @@ for (const file of FILES) {
       for (const key of ['error', 'family', 'exitCode', 'problems']) {
         if (Object.hasOwn(expect, key)) assert.deepEqual(outcome[key], expect[key], key);
       }
+      for (const [key, value] of Object.entries(expect.fields ?? {})) assert.deepEqual(outcome.json[key], value, key);
     } else {
       for (const [key, value] of Object.entries(expect.result)) assert.deepEqual(outcome.result[key], value, key);
       assert.equal(outcome.result.requests, vector.exchanges.length);

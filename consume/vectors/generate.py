@@ -277,6 +277,8 @@ def cache_doc(
     *,
     token_expires: float | None = NOW + 200,
     signatures: dict[str, tuple[bytes, str]] | None = None,
+    statements: dict[str, tuple[bytes, bytes, tuple[bytes, str]]] | None = None,
+    sequences: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """A cache holding ``ref -> (manifest, config)`` (and the signature that vouched for
     it, ``ref -> (payload, signature)``) and, optionally, a live token."""
@@ -295,12 +297,21 @@ def cache_doc(
             "payload": base64.b64encode(payload).decode(),
             "signature": signature,
         }
+    for ref, (manifest, config, (payload, signature)) in (statements or {}).items():
+        releases[ref]["statement"] = {
+            "digest": rc.compute_digest(manifest),
+            "manifest": base64.b64encode(manifest).decode(),
+            "config": base64.b64encode(config).decode(),
+            "signature": {"payload": base64.b64encode(payload).decode(), "signature": signature},
+        }
     doc: dict[str, Any] = {
         "schema": rc.CACHE_SCHEMA,
         "releases": {f"{REGISTRY}/{REPO}": releases},
         "challenges": {REGISTRY: {"scheme": "bearer", "realm": REALM, "service": REGISTRY}},
         "tokens": {},
     }
+    if sequences is not None:
+        doc["sequences"] = {f"{REGISTRY}/{REPO}": sequences}
     if token_expires is not None:
         doc["tokens"][f"{REALM}|{REGISTRY}|{SCOPE}|"] = {"token": TOKEN, "expiresAt": token_expires}
     return doc
@@ -321,6 +332,7 @@ def resolved(
     cached: bool = False,
     stale: bool = False,
     signed: str | None = None,
+    statement: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     doc = json.loads(config)
     return {
@@ -340,6 +352,7 @@ def resolved(
             "stale": stale,
             "requests": requests,
             "signedBy": signed,
+            "statement": statement,
         },
     }
 
@@ -356,6 +369,11 @@ FAMILY = {
     "UntrustedSignature": ("RepositoryError", 3),
     "SignatureDigestMismatch": ("RepositoryError", 3),
     "BadSignature": ("RepositoryError", 3),
+    "StatementMissing": ("RepositoryError", 3),
+    "InvalidStatement": ("RepositoryError", 3),
+    "StatementDigestMismatch": ("RepositoryError", 3),
+    "StatementReplay": ("RepositoryError", 3),
+    "StatementExpired": ("RepositoryError", 3),
     "RegistryUnreachable": ("DownloadError", 75),
     "AuthError": ("DownloadError", 1),
     "NotFound": ("DownloadError", 1),
@@ -364,11 +382,16 @@ FAMILY = {
 }
 
 
-def failed(error: str, problems: list[str] | None = None) -> dict[str, Any]:
+def failed(
+    error: str, problems: list[str] | None = None, **fields: Any
+) -> dict[str, Any]:
+    """An expected error; ``fields`` are more keys its JSON form must hold, with these values."""
     family, code = FAMILY[error]
     out: dict[str, Any] = {"outcome": "error", "error": error, "family": family, "exitCode": code}
     if problems is not None:
         out["problems"] = problems
+    if fields:
+        out["fields"] = fields
     return out
 
 
@@ -488,6 +511,75 @@ def signature_exchanges(
         body = payload if served is None else served[index]
         out.append(blob_exchange(payload, body=body))
     return out
+
+
+def statement_doc(
+    digest: str,
+    *,
+    version: str = "1.2.0",
+    sequence: int = 7,
+    channel: str = "nightly",
+    issued: str = "2025-12-31T12:00:00Z",
+    expires: str = "2026-01-30T12:00:00Z",
+) -> dict[str, Any]:
+    return {
+        "channel": channel,
+        "expiresAt": expires,
+        "issuedAt": issued,
+        "manifestDigest": digest,
+        "schema": rc.STATEMENT_SCHEMA,
+        "sequence": sequence,
+        "version": version,
+    }
+
+
+def statement_manifest(config: bytes) -> bytes:
+    """A channel statement artifact: the statement JSON as config, no layers."""
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": rc.OCI_MANIFEST,
+        "artifactType": rc.STATEMENT_ARTIFACT,
+        "config": {
+            "mediaType": rc.STATEMENT_CONFIG,
+            "digest": rc.compute_digest(config),
+            "size": len(config),
+        },
+        "layers": [],
+    }
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+class Statement:
+    """A signed channel statement: its bytes, its signature and the exchanges serving it."""
+
+    def __init__(self, doc: dict[str, Any], key: TestKey | None = None) -> None:
+        self.doc = doc
+        self.config = rc.statement_bytes(doc)
+        self.manifest = statement_manifest(self.config)
+        self.digest = rc.compute_digest(self.manifest)
+        self.signature = signed_by(key or KEY_A, self.digest)
+
+    def cached(self) -> tuple[bytes, bytes, tuple[bytes, str]]:
+        return self.manifest, self.config, self.signature
+
+    def exchanges(self, *, by_digest: bool = False, signed: bool = True) -> list[dict[str, Any]]:
+        ref = self.digest if by_digest else rc.statement_tag(self.doc["channel"])
+        if not signed:
+            return [manifest_exchange(ref, self.manifest), no_signature(self.digest)]
+        return [
+            manifest_exchange(ref, self.manifest),
+            *signature_exchanges(self.digest, [self.signature]),
+            blob_exchange(self.config),
+        ]
+
+    def result(self) -> dict[str, Any]:
+        return {
+            "digest": self.digest,
+            "sequence": self.doc["sequence"],
+            "issuedAt": self.doc["issuedAt"],
+            "expiresAt": self.doc["expiresAt"],
+            "signedBy": KEY_A.public.key_id,
+        }
 
 
 def no_signature(digest: str) -> dict[str, Any]:
@@ -1221,6 +1313,148 @@ def vectors() -> dict[str, dict[str, Any]]:
         head_down,
         failed("RegistryUnreachable"),
     )
+
+    # -- channel statements: a channel resolve with trusted keys ---------------------------------
+    old_sig = signed_by(KEY_A, old_dig)
+    release_signed = [*signature_exchanges(dig, [good]), blob_exchange(cfg)]
+    current = Statement(statement_doc(dig))
+    add(
+        "statement-ok",
+        "A channel with trusted keys: after the release (signed) the channel's statement "
+        "(statement.nightly, its own cosign signature, its config blob) names the resolved "
+        "digest, a sequence not below the last one seen, and is not expired.",
+        inp("nightly", trusted=[KEY_A]),
+        [*cold("nightly", man, cfg)[:3], *release_signed, *current.exchanges()],
+        resolved("nightly", man, cfg, requests=10, signed=a_id, statement=current.result()),
+        cache_after={"nightly": dig},
+    )
+    add(
+        "statement-missing",
+        "No statement.nightly: a channel nobody vouches for is refused while keys are trusted.",
+        inp("nightly", trusted=[KEY_A]),
+        [
+            *cold("nightly", man, cfg)[:3],
+            *release_signed,
+            ex(
+                req("GET", f"{BASE}/manifests/statement.nightly", {**ACCEPT, **bearer()}),
+                res(404, DIST, '{"errors":[{"code":"MANIFEST_UNKNOWN"}]}'),
+            ),
+        ],
+        failed("StatementMissing"),
+        cache_after={"nightly": None},
+    )
+    add(
+        "statement-unsigned",
+        "A statement without a signature is no statement.",
+        inp("nightly", trusted=[KEY_A]),
+        [*cold("nightly", man, cfg)[:3], *release_signed, *current.exchanges(signed=False)],
+        failed("Unsigned"),
+    )
+    old_signed = [*signature_exchanges(old_dig, [old_sig]), blob_exchange(old_cfg)]
+    add(
+        "statement-digest-mismatch",
+        "Someone with push rights but no key re-tags nightly at an older, validly signed release "
+        "(1.1.0) on a fresh appliance (no installed version): the statement still names 1.2.0, "
+        "refused.",
+        inp("nightly", trusted=[KEY_A]),
+        [*cold("nightly", old_man, old_cfg)[:3], *old_signed, *current.exchanges()],
+        failed("StatementDigestMismatch"),
+    )
+    replayed = Statement(statement_doc(old_dig, version="1.1.0", sequence=5))
+    add(
+        "statement-replay",
+        "The older release re-tagged together with its own older statement (sequence 5, still "
+        "unexpired): this appliance has seen sequence 7, refused as a replay.",
+        inp("nightly", trusted=[KEY_A], cache=cache_doc({}, sequences={"nightly": 7})),
+        [manifest_exchange("nightly", old_man), *old_signed, *replayed.exchanges()],
+        failed("StatementReplay"),
+    )
+    other = Statement(statement_doc(dig, channel="stable"))
+    add(
+        "statement-other-channel",
+        "stable's statement copied to statement.nightly (same digest): it names another "
+        "channel, refused.",
+        inp("nightly", trusted=[KEY_A]),
+        [
+            *cold("nightly", man, cfg)[:3],
+            *release_signed,
+            manifest_exchange("statement.nightly", other.manifest),
+            *other.exchanges()[1:],
+        ],
+        failed("InvalidStatement"),
+    )
+    expired = Statement(
+        statement_doc(dig, issued="2025-11-01T00:00:00Z", expires="2025-12-01T00:00:00Z")
+    )
+    add(
+        "statement-expired",
+        "The statement expired (a frozen channel): refused with its date.",
+        inp("nightly", trusted=[KEY_A]),
+        [*cold("nightly", man, cfg)[:3], *release_signed, *expired.exchanges()],
+        failed(
+            "StatementExpired",
+            message="channel statement expired on 2025-12-01T00:00:00Z",
+            expiresAt="2025-12-01T00:00:00Z",
+            cachedRelease=None,
+        ),
+    )
+    warm = cache_doc(
+        {"nightly": (man, cfg)},
+        signatures={"nightly": good},
+        statements={"nightly": current.cached()},
+        sequences={"nightly": 7},
+    )
+    add(
+        "statement-warm-unchanged",
+        "Warm: the channel and its statement are unmoved (two HEADs); the cached statement and "
+        "signatures are re-verified offline and the expiry checked against the clock.",
+        inp("nightly", trusted=[KEY_A], cache=warm),
+        [head_exchange("nightly", man), head_exchange("statement.nightly", current.manifest)],
+        resolved(
+            "nightly", man, cfg, requests=2, cached=True, signed=a_id, statement=current.result()
+        ),
+    )
+    frozen = cache_doc(
+        {"nightly": (man, cfg)},
+        signatures={"nightly": good},
+        statements={"nightly": expired.cached()},
+        sequences={"nightly": 7},
+    )
+    add(
+        "statement-expired-stays-on-cached",
+        "Warm, and the registry keeps serving the same channel and statement past its expiry "
+        "(a freeze): refused, and the refusal names the cached release the appliance stays on.",
+        inp("nightly", trusted=[KEY_A], cache=frozen),
+        [head_exchange("nightly", man), head_exchange("statement.nightly", expired.manifest)],
+        failed(
+            "StatementExpired",
+            message=(
+                "channel statement expired on 2025-12-01T00:00:00Z; staying on release 1.2.0 "
+                f"({dig})"
+            ),
+            expiresAt="2025-12-01T00:00:00Z",
+            cachedRelease={"version": "1.2.0", "manifestDigest": dig},
+        ),
+    )
+    refreshed = Statement(
+        statement_doc(
+            dig, sequence=8, issued="2025-12-31T23:00:00Z", expires="2026-01-30T23:00:00Z"
+        )
+    )
+    add(
+        "statement-warm-refreshed",
+        "Warm, the publisher refreshed the statement (sequence 8, a later expiry): the HEAD "
+        "names a new digest, the new statement is fetched by it and accepted.",
+        inp("nightly", trusted=[KEY_A], cache=frozen),
+        [
+            head_exchange("nightly", man),
+            head_exchange("statement.nightly", refreshed.manifest),
+            *refreshed.exchanges(by_digest=True),
+        ],
+        resolved(
+            "nightly", man, cfg, requests=6, cached=True, signed=a_id, statement=refreshed.result()
+        ),
+    )
     return out
 
 
@@ -1276,7 +1510,9 @@ every file: `tests/unit/test_consume_vectors.py` (Python) and
 - `expect.outcome` is `resolved` (every key of `expect.result` equal to the result's) or
   `error` (`error` is the class name, `family` `RepositoryError` / `DownloadError` /
   `BadInput`, `exitCode` the CLI's exit code, and for `InvalidRelease` the exact
-  `problems`). `expect.cacheAfter` maps a reference to the manifest digest the cache must
+  `problems`; `fields`, when given, are more keys the error's JSON form must hold with
+  exactly those values, such as `StatementExpired`'s `message`, `expiresAt` and
+  `cachedRelease`). `expect.cacheAfter` maps a reference to the manifest digest the cache must
   hold for it afterwards (`null`: none).
 
 Hosts: `registry.test` (token auth, realm `https://auth.registry.test/token`),

@@ -106,6 +106,7 @@ def run_vector(vector: dict[str, Any]) -> tuple[dict[str, Any], ReplayTransport,
         }
         if isinstance(exc, rc.InvalidRelease):
             outcome["problems"] = exc.problems
+        outcome["json"] = exc.to_json()
         return outcome, transport, cache.doc
     return {"outcome": "resolved", "result": result.to_json()}, transport, cache.doc
 
@@ -124,6 +125,8 @@ def test_vector(path: Path) -> None:
         for key in ("error", "family", "exitCode", "problems"):
             if key in expect:
                 assert outcome[key] == expect[key], (key, outcome)
+        for key, value in expect.get("fields", {}).items():
+            assert outcome["json"][key] == value, (key, outcome["json"])
     else:
         got = outcome["result"]
         for key, value in expect["result"].items():
