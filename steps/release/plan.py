@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from steps import sourcetime
-from steps.channels.move import release_repository
+from steps.channels.immutable import put_immutable
+from steps.channels.move import Timing, release_repository
 from steps.config import ReleaseConfig
-from steps.errors import BadInput, Refused
+from steps.errors import BadInput, ImmutableTagConflict
 from steps.oci import mediatypes as mt
 from steps.oci.client import RegistryClient
 from steps.oci.reference import Digest
@@ -309,12 +310,19 @@ class ManifestPush:
 
 
 def push_release_manifest(
-    client: RegistryClient, namespace: str, release: Mapping[str, Any], *, dry_run: bool = False
+    client: RegistryClient,
+    namespace: str,
+    release: Mapping[str, Any],
+    *,
+    dry_run: bool = False,
+    timing: Timing | None = None,
 ) -> ManifestPush:
     """Push the release as a single OCI image manifest tagged ``:<version>``.
 
-    Immutable: the same bytes already there is a no-op; other bytes under that
-    tag are refused (exit 3) with both digests named.
+    Immutable: the same bytes already there is a no-op; other bytes under that tag are
+    refused (exit 3) with both digests named. Two publishes of one version racing each
+    other are settled by :func:`steps.channels.immutable.put_immutable`: one stands, the
+    other exits 3 (putting the first bytes back if its push landed on them).
     """
     version = str(release["version"])
     config = manifest_bytes(release)
@@ -324,7 +332,7 @@ def push_release_manifest(
     full = f"{client.registry}/{repository}"
     existing = client.head_manifest(repository, version)
     if existing is not None and existing.digest != digest:
-        raise Refused(
+        raise ImmutableTagConflict(
             f"release {full}:{version} already exists as {existing.digest}; this release "
             f"would be {digest}",
             hint="a published version is immutable: publish a new version, or re-run with "
@@ -336,9 +344,11 @@ def push_release_manifest(
     if dry_run:
         return ManifestPush(full, version, digest, Digest.of(config), "would-push")
     client.push_blob(repository, config)
-    pushed = client.put_manifest(repository, version, oci, mt.OCI_MANIFEST)
-    log.info("release %s pushed (%s)", version, pushed.short)
-    return ManifestPush(full, version, pushed, Digest.of(config), "pushed")
+    status = put_immutable(
+        client, repository, version, oci, mt.OCI_MANIFEST, what="release", timing=timing
+    )
+    log.info("release %s %s (%s)", version, status, digest.short)
+    return ManifestPush(full, version, digest, Digest.of(config), status)
 
 
 def run_label(run: str | None) -> str | None:
