@@ -137,7 +137,7 @@ def cmd_manifest_publish(args: argparse.Namespace) -> dict[str, Any]:
         )
         rm.validate_manifest(manifest, helm_releases=helm_releases)
         pushed = release.push_release_manifest(
-            client, args.namespace, manifest, dry_run=args.dry_run
+            client, args.namespace, manifest, dry_run=args.dry_run, timing=_timing(args)
         )
     result = {"version": version, "channel": channel, **pushed.to_json(), "manifest": manifest}
     return _write_out(args, result)
@@ -196,6 +196,7 @@ def _move(args: argparse.Namespace, kind: str) -> dict[str, Any]:
             run=getattr(args, "run", None),
             dry_run=args.dry_run,
             verify=verify,
+            timing=_timing(args),
         )
     data = result.to_json()
     data["dryRun"] = bool(args.dry_run)
@@ -517,33 +518,21 @@ def cmd_rollback(args: argparse.Namespace) -> dict[str, Any]:
     if not args.reason or not args.reason.strip():
         raise BadInput("rollback needs a non-empty --reason (it is recorded in the history)")
     with _cli().make_client(args) as client:
-        records = channels.history(client, args.namespace, channel)
-        current = channels.channel_state(client, args.namespace, channel)
-        record = channels.previous_release(records, current.digest)
-        if record is None or not record.from_digest:
-            raise Refused(
-                f"channel {channel}: no recorded move led to its current release "
-                f"{current.digest or '(none)'}, so there is no previous release to return to",
-                hint="promote the wanted version explicitly: alga-release promote --version V "
-                "--channel C --allow-downgrade --reason '...'",
-            )
         verify = None
         if not args.dry_run:
 
             def verify(digest: Digest) -> None:
                 _verify_channel(args, channel, digest)
 
-        result = channels.move_channel(
+        result = channels.rollback_channel(
             client,
             args.namespace,
             channel,
-            Digest.parse(record.from_digest),
-            kind="rollback",
-            allow_downgrade=True,
             reason=args.reason,
             run=args.run,
             dry_run=args.dry_run,
             verify=verify,
+            timing=_timing(args),
         )
     data = result.to_json()
     data["dryRun"] = bool(args.dry_run)
@@ -744,6 +733,37 @@ def _opt_verify_anonymous(p: argparse.ArgumentParser, when: str) -> None:
     )
 
 
+# -- the channels protocol's settle delay (helper "channels"; to move into options.py) ------
+
+
+def _opt_settle(p: argparse.ArgumentParser) -> None:
+    from steps.channels.move import DEFAULT_SETTLE
+
+    def seconds(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+        if not 0 <= value <= 600:
+            raise argparse.ArgumentTypeError(f"{text} is outside 0..600 seconds")
+        return value
+
+    p.add_argument(
+        "--settle",
+        type=seconds,
+        default=seconds(_cli()._env("ALGA_SETTLE") or str(DEFAULT_SETTLE)),
+        metavar="SECONDS",
+        help="wait this long after writing a channel or version tag before reading it back, "
+        f"to see concurrent writers (default {DEFAULT_SETTLE}; env ALGA_SETTLE)",
+    )
+
+
+def _timing(args: argparse.Namespace) -> Any:
+    from steps.channels.move import DEFAULT_SETTLE, Timing
+
+    return Timing(settle=getattr(args, "settle", DEFAULT_SETTLE))
+
+
 def add_release_commands(commands: Any) -> None:
     cli = _cli()
     formatter = cli._Formatter
@@ -789,6 +809,7 @@ def add_release_commands(commands: Any) -> None:
         _opt_dry_run(p, "check every gate, move nothing")
         _opt_out(p)
         _opt_verify_anonymous(p, "before and after the move")
+        _opt_settle(p)
 
     # images check
     images = commands.add_parser(
@@ -878,6 +899,7 @@ def add_release_commands(commands: Any) -> None:
     )
     _opt_out(mpub)
     _opt_dry_run(mpub, "build and validate; push nothing")
+    _opt_settle(mpub)
     cli.add_registry_options(mpub)
     cli.add_output_options(mpub)
     mpub.set_defaults(handler=cmd_manifest_publish)
@@ -965,6 +987,7 @@ def add_release_commands(commands: Any) -> None:
     _opt_dry_run(rollback, "check, move nothing")
     _opt_out(rollback)
     _opt_verify_anonymous(rollback, "after the move")
+    _opt_settle(rollback)
     cli.add_registry_options(rollback)
     cli.add_output_options(rollback)
     rollback.set_defaults(handler=cmd_rollback, human=_human_move)
