@@ -319,13 +319,33 @@ def fold_order(record: MoveRecord) -> tuple[int, int, str]:
 
 def reconcile(stable: Sequence[MoveRecord], recent: Iterable[MoveRecord]) -> tuple[MoveRecord, ...]:
     """The history from a settled prefix and the records of a race, in one fixed order:
-    every writer that sees the same records ends with the same current move."""
+    every writer that sees the same records ends with the same current move.
+
+    Within the race, a move overtaken by a newer one of the same era that was decided
+    without seeing it is left out of the history (its writer is told its move did not
+    stand), so the history does not claim the channel passed through a release that lost
+    the race; the winner is the same either way.
+    """
     seen: dict[str, MoveRecord] = {}
     for record in recent:
         if record.tag and record.tag not in seen:
             seen[record.tag] = record
+    settled = len(stable)
     entries = tuple(stable)
     for record in sorted(seen.values(), key=fold_order):
+        current = entries[-1] if len(entries) > settled else None
+        if (
+            current is not None
+            and record.base != current.tag  # decided without seeing it: they raced
+            and not current.downgrade
+            and not record.downgrade
+            and record.era == current.era
+            and beats(record, current)
+        ):
+            collapsed, won = fold(entries[:-1], record)
+            if won:
+                entries = collapsed
+                continue
         entries, _ = fold(entries, record)
     return entries
 
