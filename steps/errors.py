@@ -10,6 +10,7 @@ contract with Argo Workflows, whose retryStrategy retries only 75)::
      |    +-- UnknownChannel             a channel other than nightly or stable
      |    +-- InvalidInputFile           a flag's file: unreadable, not JSON, not an object
      |    +-- InvalidReleaseInput        the manifest these inputs make breaks the contract
+     |    +-- UnknownRepository          no such repository (a mistyped namespace?)
      |    +-- SigningKeyInvalid          a key file that is not an ECDSA P-256 key we read
      |    +-- SigningKeyPassword         the key's password is missing or does not open it
      |    +-- SigningKeyRequired         signing is required and no signing key was given
@@ -23,12 +24,16 @@ contract with Argo Workflows, whose retryStrategy retries only 75)::
      |    +-- UnreadableChannel          the channel's current release cannot be read
      |    +-- ReleaseNotFound            no release under that version or digest
      |    +-- ConcurrentMove             another writer moved the channel meanwhile
+     |    +-- ImmutableTagOverwritten    our push landed on another's version: restored
+     |    +-- UnknownRelease             that version was never published
+     |    +-- NoRollbackTarget           the channel's history has no move to undo
      |    +-- NotPullableAnonymously     a piece appliances cannot pull without credentials
      |    +-- VerificationFailed         resolving as an appliance does disagrees
      |    +-- UnsignedRelease            the release or its bundle lacks a trusted signature
      |    +-- NotASignatureManifest      a sha256-<hex>.sig tag holds something else
      +-- Transient                  75  try again later (registry or network)
      |    +-- steps.oci.errors.TransientRegistryError
+     |    +-- ChannelUnsettled           writers kept moving the channel; retry later
      |    +-- ConcurrentSignature        another signer rewrote the .sig manifest meanwhile
      +-- steps.oci.errors.RegistryError and its tree (see there)
 
@@ -131,26 +136,9 @@ class InvalidReleaseInput(BadInput):
 
 
 class ImmutableTagConflict(Refused):
-    """A published, immutable tag already holds other content."""
+    """A published, immutable tag already holds other bytes."""
 
     _kind = True
-
-    def __init__(
-        self,
-        what: str,
-        reference: str,
-        existing: object,
-        wanted: object,
-        *,
-        hint: str | None = None,
-    ) -> None:
-        super().__init__(
-            f"{what} {reference} already exists as {existing}; this run would make it {wanted}",
-            hint=hint
-            or "a published tag is immutable: publish a new version, or re-run with exactly "
-            "the same inputs",
-        )
-        self.reference = reference
 
 
 class Downgrade(Refused):
@@ -253,5 +241,36 @@ class NotASignatureManifest(Refused):
 
 class ConcurrentSignature(Transient):
     """Someone else rewrote the ``.sig`` manifest while we added our signature."""
+
+    _kind = True
+
+
+class UnknownRepository(BadInput):
+    """The repository asked about does not exist (usually a mistyped namespace)."""
+
+    _kind = True
+
+
+class UnknownRelease(Refused):
+    """The release version (or digest) was never published."""
+
+    _kind = True
+
+
+class NoRollbackTarget(Refused):
+    """The channel's history holds no move to undo."""
+
+    _kind = True
+
+
+class ImmutableTagOverwritten(Refused):
+    """This writer's push landed on a tag another writer had already published: the first
+    bytes were put back, and this writer's result does not stand."""
+
+    _kind = True
+
+
+class ChannelUnsettled(Transient):
+    """Writers kept moving the channel while this one reconciled it; retry later."""
 
     _kind = True

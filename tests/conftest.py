@@ -28,6 +28,7 @@ registry's log is attached to the report.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,11 @@ from tests.harness.registry import (
     start_registry,
 )
 from tests.harness.tools import Tools, missing_component
+
+# The channel protocol's settle delay (seconds between a tag write and its read-back): on
+# loopback every write is answered in milliseconds, so a short one keeps the suite fast.
+# The race tests set their own.
+os.environ.setdefault("ALGA_SETTLE", "0.1")
 
 RegistryFactory = Callable[..., Registry]
 FaultProxyFactory = Callable[[Registry], FaultProxy]

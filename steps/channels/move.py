@@ -1,27 +1,11 @@
-"""Channels: the only mutable pointers, moved last, behind gates, with an audit trail.
+"""Channel moves: the registry reads and writes around the pure rules of :mod:`.rules`.
 
 A channel (``nightly``, ``stable``) is a tag in ``<namespace>/alga-appliance-release``
-pointing at a release manifest. OCI tags have no compare-and-swap, so the rules
-live here:
-
-- **complete**: every artifact the release references exists (chart tags and
-  digests, the bundle digest, the four image tags, the control-plane digest);
-- **no silent downgrade**: the channel's current release must not be newer
-  (SemVer order) unless the caller allows it with a non-empty reason;
-- **exact bytes**: the tag is moved by re-putting the release manifest's exact
-  bytes, so the digest appliances pin never changes;
-- **read before and after**: the channel is read right before the move and
-  right after it; a change by someone else is reported as a concurrent move
-  (exit 3) and the channel is left where the other writer put it (a release
-  that writer verified);
-- **audit**: each move is recorded as a small OCI artifact in the release
-  repository, tagged ``move.<channel>.<UTC time>.<random>``, so that
-  :func:`history` can list past moves and :func:`previous_release` can find
-  what a rollback returns to. Records carry the time and the actor; releases
-  do not (they must stay reproducible).
-
-The pure decisions (:func:`downgrade_problem`, :func:`completeness_problems`'s
-interpretation) are separate from registry reads and writes.
+pointing at a release manifest, moved by re-putting the release manifest's exact bytes (so
+the digest appliances pin never changes), last, behind gates: the release is valid and
+complete, and the move is not a silent downgrade. OCI tags have no compare-and-swap; the
+protocol that makes concurrent moves safe anyway is described in :mod:`steps.channels` and
+implemented by :func:`move_channel` and :func:`reconcile`.
 """
 
 from __future__ import annotations
@@ -30,141 +14,79 @@ import getpass
 import json
 import logging
 import os
-import re
-import secrets
 import socket
+import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-import semver
-
-from steps.errors import BadInput, ConcurrentMove, Refused
+from steps.channels import audit, rules
+from steps.channels.audit import (  # noqa: F401  (_AUDIT_TAG_RE, audit_tag: older imports)
+    _AUDIT_TAG_RE,
+    RELEASE_REPOSITORY_NAME,
+    ChannelIndex,
+    MoveKind,
+    MoveRecord,
+    audit_tag,
+    release_repository,
+)
+from steps.channels.rules import (
+    CHANNELS,
+    Observed,
+    check_channel,
+    downgrade_problem,
+    parse_version,
+    previous_release,
+)
+from steps.errors import (
+    BadInput,
+    ChannelUnsettled,
+    ConcurrentMove,
+    IncompleteRelease,
+    InvalidRelease,
+    Refused,
+)
 from steps.oci import mediatypes as mt
 from steps.oci.client import RegistryClient
 from steps.oci.errors import RegistryError, TransientRegistryError
-from steps.oci.reference import Digest, Reference, check_repository
+from steps.oci.reference import Digest, Reference
+
+__all__ = [
+    "CHANNELS",
+    "RELEASE_REPOSITORY_NAME",
+    "ChannelState",
+    "ConcurrentMove",
+    "MoveRecord",
+    "MoveResult",
+    "Piece",
+    "Timing",
+    "channel_state",
+    "check_channel",
+    "downgrade_problem",
+    "history",
+    "move_channel",
+    "parse_version",
+    "previous_release",
+    "read_release",
+    "reconcile",
+    "release_pieces",
+    "release_repository",
+    "require_complete",
+    "require_valid",
+    "rollback_channel",
+]
 
 log = logging.getLogger("alga_release.channels")
 
-CHANNELS: tuple[str, ...] = ("nightly", "stable")
-RELEASE_REPOSITORY_NAME = "alga-appliance-release"
-AUDIT_CONFIG = "application/vnd.alga.appliance.channel-move.v1+json"
-AUDIT_ARTIFACT = "application/vnd.alga.appliance.channel-move.v1"
-AUDIT_TAG_PREFIX = "move"
 ENV_ACTOR = "ALGA_ACTOR"
 ENV_RUN = "ALGA_RUN"
-
-MoveKind = Literal["publish", "promote", "rollback"]
-
-
-def check_channel(name: str) -> str:
-    if name not in CHANNELS:
-        raise BadInput(f"unknown channel {name!r}: the channels are {', '.join(CHANNELS)}")
-    return name
-
-
-def release_repository(namespace: str) -> str:
-    return check_repository(f"{namespace}/{RELEASE_REPOSITORY_NAME}")
-
-
-# -- pure rules ------------------------------------------------------------------
-
-
-def parse_version(text: str, what: str = "version") -> semver.Version:
-    try:
-        version = semver.Version.parse(text)
-    except (ValueError, TypeError):
-        raise BadInput(
-            f"{what} {text!r} is not valid SemVer 2 (MAJOR.MINOR.PATCH[-PRERELEASE])"
-        ) from None
-    if version.build:
-        raise BadInput(f"{what} {text!r} carries build metadata ('+'), which OCI tags cannot hold")
-    return version
-
-
-def _is_semver(text: str) -> bool:
-    try:
-        semver.Version.parse(text)
-    except (ValueError, TypeError):
-        return False
-    return True
-
-
-def downgrade_problem(
-    current: str | None, new: str, *, allow_downgrade: bool, reason: str | None
-) -> str | None:
-    """Why moving from ``current`` to ``new`` is refused, or None when it is allowed."""
-    if current is None:
-        return None
-    try:
-        older = semver.Version.parse(new) < semver.Version.parse(current)
-    except ValueError:
-        return None  # an unparseable current release cannot be protected; caller warns
-    if not older:
-        return None
-    if allow_downgrade and reason and reason.strip():
-        return None
-    if allow_downgrade:
-        return f"downgrade from {current} to {new} needs a non-empty --reason"
-    return (
-        f"{new} is older than the channel's current release {current}; refusing a silent downgrade"
-    )
-
-
-# -- audit records -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MoveRecord:
-    """One channel move, as stored in the registry (JSON config of an OCI artifact)."""
-
-    channel: str
-    kind: MoveKind
-    to_digest: str
-    version: str
-    from_digest: str | None = None
-    from_version: str | None = None
-    reason: str | None = None
-    actor: str = ""
-    run: str | None = None
-    time: str = ""
-    tag: str | None = field(default=None, compare=False)
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "schema": "alga.appliance.channel-move/v1",
-            "channel": self.channel,
-            "kind": self.kind,
-            "from": self.from_digest,
-            "fromVersion": self.from_version,
-            "to": self.to_digest,
-            "version": self.version,
-            "reason": self.reason,
-            "actor": self.actor,
-            "run": self.run,
-            "time": self.time,
-        }
-        if self.tag:
-            data["tag"] = self.tag
-        return data
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any], tag: str | None = None) -> MoveRecord:
-        return cls(
-            channel=str(data.get("channel", "")),
-            kind=data.get("kind", "promote"),
-            to_digest=str(data.get("to", "")),
-            version=str(data.get("version", "")),
-            from_digest=data.get("from"),
-            from_version=data.get("fromVersion"),
-            reason=data.get("reason"),
-            actor=str(data.get("actor", "")),
-            run=data.get("run"),
-            time=str(data.get("time", "")),
-            tag=tag,
-        )
+DEFAULT_SETTLE = 1.0
+"""Seconds a writer waits between its last write and its read-back (``--settle``)."""
+RECONCILE_ROUNDS = 6
+CLOCK_MARGIN = timedelta(minutes=2)
+"""How far writers' clocks may disagree: the slow path reads the records stamped this much
+(plus the settle) before its own first read."""
 
 
 def default_actor() -> str:
@@ -185,86 +107,21 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def audit_tag(channel: str, when: datetime) -> str:
-    stamp = when.strftime("%Y%m%dT%H%M%S.%fZ")
-    return f"{AUDIT_TAG_PREFIX}.{channel}.{stamp}.{secrets.token_hex(3)}"
+@dataclass(frozen=True)
+class Timing:
+    """The protocol's clock and its settle delay (tests shorten or instrument them)."""
+
+    settle: float = DEFAULT_SETTLE
+    sleep: Callable[[float], None] = time.sleep
+    monotonic: Callable[[], float] = time.monotonic
+    clock: Callable[[], datetime] = utc_now
 
 
-_AUDIT_TAG_RE = re.compile(
-    rf"^{AUDIT_TAG_PREFIX}\.([a-z]+)\.(\d{{8}}T\d{{6}}\.\d{{6}}Z)\.[0-9a-f]+$"
-)
-
-
-def write_record(client: RegistryClient, namespace: str, record: MoveRecord, when: datetime) -> str:
-    """Push the record as an OCI artifact whose subject is the release it moved to."""
-    repository = release_repository(namespace)
-    config = json.dumps(record.to_json(), sort_keys=True, separators=(",", ":")).encode()
-    empty = b"{}"
-    client.push_blob(repository, config)
-    client.push_blob(repository, empty)
-    target = client.head_manifest(repository, Digest.parse(record.to_digest))
-    manifest: dict[str, Any] = {
-        "schemaVersion": 2,
-        "mediaType": mt.OCI_MANIFEST,
-        "artifactType": AUDIT_ARTIFACT,
-        "config": {
-            "mediaType": AUDIT_CONFIG,
-            "digest": str(Digest.of(config)),
-            "size": len(config),
-        },
-        "layers": [
-            {"mediaType": mt.OCI_EMPTY_CONFIG, "digest": str(Digest.of(empty)), "size": len(empty)}
-        ],
-        "annotations": {mt.ANNOTATION_CREATED: record.time},
-    }
-    if target is not None:
-        manifest["subject"] = {
-            "mediaType": mt.OCI_MANIFEST,
-            "digest": record.to_digest,
-            "size": target.size,
-        }
-    data = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
-    tag = audit_tag(record.channel, when)
-    client.put_manifest(repository, tag, data, mt.OCI_MANIFEST)
-    return tag
-
-
-def _audit_tags(client: RegistryClient, namespace: str, channel: str) -> list[str]:
-    """The channel's audit tags, oldest first (their names sort by time)."""
-    repository = release_repository(namespace)
-    stamped = [
-        (m.group(2), t)
-        for t in client.list_tags(repository)
-        if (m := _AUDIT_TAG_RE.match(t)) and m.group(1) == channel
-    ]
-    return [t for _, t in sorted(stamped)]
-
-
-def _read_record(client: RegistryClient, namespace: str, tag: str) -> MoveRecord | None:
-    repository = release_repository(namespace)
-    manifest = client.get_manifest(repository, tag).json()
-    config = manifest.get("config")
-    if not isinstance(config, dict):
-        return None
-    blob = client.get_blob(
-        repository, Digest.parse(str(config.get("digest"))), size=int(config.get("size", -1))
-    )
-    return MoveRecord.from_json(json.loads(blob), tag=tag)
-
-
-def history(client: RegistryClient, namespace: str, channel: str) -> list[MoveRecord]:
-    """Every recorded move of ``channel``, oldest first."""
-    check_channel(channel)
-    records = [
-        _read_record(client, namespace, tag) for tag in _audit_tags(client, namespace, channel)
-    ]
-    return [r for r in records if r is not None]
-
-
-def latest_record(client: RegistryClient, namespace: str, channel: str) -> MoveRecord | None:
-    """The channel's most recent recorded move (a listing and one record read)."""
-    tags = _audit_tags(client, namespace, check_channel(channel))
-    return _read_record(client, namespace, tags[-1]) if tags else None
+def history(
+    client: RegistryClient, namespace: str, channel: str, *, limit: int | None = None
+) -> list[MoveRecord]:
+    """The channel's moves, oldest first (see :func:`steps.channels.audit.history`)."""
+    return audit.history(client, namespace, check_channel(channel), limit=limit)
 
 
 # -- reading releases ---------------------------------------------------------------
@@ -294,7 +151,7 @@ def read_release(
     body = manifest.json()
     config = body.get("config")
     if not isinstance(config, dict) or config.get("mediaType") != mt.RELEASE_CONFIG:
-        raise Refused(
+        raise InvalidRelease(
             f"{client.registry}/{repository} {ref} is not a release manifest "
             f"(config media type {config.get('mediaType') if isinstance(config, dict) else None})"
         )
@@ -304,9 +161,9 @@ def read_release(
     try:
         release = json.loads(blob)
     except ValueError:
-        raise Refused(f"release {ref}: the config blob is not JSON") from None
+        raise InvalidRelease(f"release {ref}: the config blob is not JSON") from None
     if not isinstance(release, dict):
-        raise Refused(f"release {ref}: the config blob is not a JSON object")
+        raise InvalidRelease(f"release {ref}: the config blob is not a JSON object")
     return manifest.digest, manifest.data, manifest.media_type, release
 
 
@@ -426,7 +283,7 @@ def require_complete(
     pieces = release_pieces(client, namespace, release)
     missing = [p for p in pieces if p.present is False]
     if missing:
-        raise Refused(
+        raise IncompleteRelease(
             f"{what} is incomplete; missing from {client.registry}:\n  "
             + "\n  ".join(
                 f"{p.kind} {p.name}: {p.reference}" + (f" ({p.detail})" if p.detail else "")
@@ -445,12 +302,29 @@ def require_valid(release: Mapping[str, Any], what: str) -> None:
 
     problems = manifest_problems(release, helm_releases=HELM_RELEASE_CHARTS)
     if problems:
-        raise Refused(
+        raise InvalidRelease(
             f"{what} is not a valid release manifest:\n  "
             + "\n  ".join(problems[:20])
             + (f"\n  (and {len(problems) - 20} more)" if len(problems) > 20 else ""),
             hint="republish the release with `alga-release publish`; it validates before pushing",
         )
+
+
+# -- observing a channel -----------------------------------------------------------------
+
+
+def observe(client: RegistryClient, namespace: str, channel: str) -> Observed:
+    """Where the channel points, that release's version, and its index (five requests).
+
+    A channel with no index yet (moved only by older versions of this tool) gets one made
+    from its record tags, in memory; the next move writes it."""
+    state = channel_state(client, namespace, channel)
+    index = audit.read_index(client, namespace, channel)
+    if index is None:
+        tags = audit.list_record_tags(client, namespace, channel)
+        legacy = tuple(audit.read_records(client, namespace, tags))
+        index = ChannelIndex(channel, legacy)
+    return Observed(state.digest, state.version, state.problem, index)
 
 
 # -- the move -------------------------------------------------------------------------
@@ -465,6 +339,7 @@ class MoveResult:
     version: str
     moved: bool
     record_tag: str | None
+    settled: Literal["fast", "reconciled", "none"] = field(default="none", compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -475,6 +350,7 @@ class MoveResult:
             "version": self.version,
             "moved": self.moved,
             "record": self.record_tag,
+            "settled": self.settled,
         }
 
 
@@ -491,165 +367,287 @@ def move_channel(
     run: str | None = None,
     dry_run: bool = False,
     verify: Callable[[Digest], None] | None = None,
-    clock: Callable[[], datetime] = utc_now,
+    clock: Callable[[], datetime] | None = None,
+    timing: Timing | None = None,
+    rollback_of: str | None = None,
 ) -> MoveResult:
     """Point ``channel`` at the release ``target`` after every gate passed.
 
-    Gates (each :class:`Refused`, exit 3): the release is readable and complete;
-    not a downgrade unless allowed with a reason; the channel did not move while
-    we checked. A channel already at ``target`` is a successful no-op.
-    ``verify`` (e.g. a resolve through the consume library) runs after the move.
-    """
+    Gates (each a :class:`~steps.errors.Refused` kind, exit 3): the release is readable,
+    valid and complete; not a downgrade unless allowed with a reason; and, after the
+    write, the move stands under the winner rule (else :class:`ConcurrentMove`, with the
+    channel left at or restored to the winner). A channel already at ``target`` is a
+    successful no-op. ``verify`` (e.g. a resolve through the consume library) runs after
+    the move."""
+    timing = timing or Timing()
+    if clock is not None:
+        timing = replace(timing, clock=clock)
     check_channel(channel)
-    repository = release_repository(namespace)
     digest, data, media_type, release = read_release(client, namespace, target)
     version = str(release.get("version", ""))
     require_valid(release, f"release {version or '?'} ({digest.short})")
     require_complete(client, namespace, release, f"release {version} ({digest.short})")
-    before = channel_state(client, namespace, channel)
-    if before.digest == digest:
-        log.info("channel %s already points at %s (%s)", channel, version, digest.short)
-        late = (
-            None
-            if dry_run
-            else _record_missing_move(
-                client, namespace, channel, digest, version, kind, reason, actor, run, clock
-            )
-        )
-        return MoveResult(channel, before.digest, before.version, digest, version, False, late)
-    problem = downgrade_problem(
-        before.version, version, allow_downgrade=allow_downgrade, reason=reason
-    )
-    if problem:
-        raise Refused(
-            f"channel {channel}: {problem}",
-            hint="to roll back on purpose: --allow-downgrade --reason '<why>'",
-        )
-    if before.digest is not None and before.version is None:
-        # Without the current version there is no downgrade check: only an explicit,
-        # reasoned override may move such a channel.
-        if not (allow_downgrade and reason and reason.strip()):
-            raise Refused(
-                f"channel {channel} points at {before.digest}, whose release cannot be read "
-                f"({before.problem or 'no version'}); refusing to move it without a downgrade "
-                "check",
-                hint="inspect it (alga-release inspect <digest>); to move anyway: "
-                "--allow-downgrade --reason '<why>'",
-            )
-        log.warning(
-            "channel %s: its current release cannot be read; moving as allowed (%s)",
-            channel,
-            reason,
-        )
-    elif before.version is not None and not _is_semver(before.version):
-        log.warning(
-            "channel %s: its current version %r is not SemVer, so it cannot be compared with "
-            "%s; no downgrade check",
-            channel,
-            before.version,
-            version,
-        )
-    if dry_run:
-        log.info(
-            "dry run: would move %s from %s to %s", channel, before.version or "(none)", version
-        )
-        return MoveResult(channel, before.digest, before.version, digest, version, False, None)
-    # Read again right before the move: the gates above took time.
-    now = client.head_manifest(repository, channel)
-    if (now.digest if now else None) != before.digest:
-        raise ConcurrentMove(
-            f"channel {channel} moved to {now.digest if now else 'nothing'} while this "
-            f"promote was checking; nothing was changed",
-            hint="look at `alga-release history` and retry if still wanted",
-        )
-    client.put_manifest(repository, channel, data, media_type)
-    after = client.head_manifest(repository, channel)
-    if after is None or after.digest != digest:
-        raise ConcurrentMove(
-            f"channel {channel} was moved by someone else right after this move: it now "
-            f"points at {after.digest if after else 'nothing'}, not {digest} ({version})",
-            hint="the other writer's release stands; check `alga-release history` and "
-            "promote again if needed",
-        )
-    when = clock()
-    record = MoveRecord(
+    started, since = timing.monotonic(), timing.clock()
+    seen = observe(client, namespace, channel)
+    plan = rules.plan_move(
+        seen,
         channel=channel,
         kind=kind,
-        to_digest=str(digest),
+        target=digest,
         version=version,
-        from_digest=str(before.digest) if before.digest else None,
-        from_version=before.version,
+        allow_downgrade=allow_downgrade,
         reason=reason,
         actor=actor or default_actor(),
         run=run or default_run(),
-        time=when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        time=audit.format_time(since),
+        rollback_of=rollback_of,
     )
-    tag: str | None
-    try:
-        tag = write_record(client, namespace, record, when)
-    except RegistryError as exc:
-        # The move happened and stands; failing now would only make a retry a no-op
-        # that records nothing either. Say so loudly instead.
-        tag = None
-        log.warning(
-            "channel %s moved to %s, but its audit record could not be written (%s); "
-            "`history` will not show this move",
+    if plan.warning:
+        log.warning("%s", plan.warning)
+    unmoved = MoveResult(channel, seen.channel, seen.channel_version, digest, version, False, None)
+    if plan.action == "noop":
+        log.info("channel %s already points at %s (%s)", channel, version, digest.short)
+        return unmoved
+    if dry_run:
+        log.info(
+            "dry run: would move %s from %s to %s",
             channel,
+            seen.channel_version or "(none)",
             version,
-            exc.message,
         )
+        return unmoved
+    assert plan.record is not None
+    index = seen.index or ChannelIndex(channel)
+    if plan.action == "record":
+        tag = _record_unrecorded(client, namespace, index, plan.record, timing)
+        return replace(unmoved, record_tag=tag)
+    if plan.action == "complete":
+        mine, tag = plan.record, None
+        log.info("channel %s: completing the recorded move to %s (%s)", channel, version, mine.tag)
+    else:
+        mine, tag = _write_claim(client, namespace, plan.record, timing.clock())
+    entries, _ = rules.fold(index.entries, mine)
+    written = audit.write_index(client, namespace, replace(index, entries=entries))
+    repository = release_repository(namespace)
+    client.put_manifest(repository, channel, data, media_type)
+    window = timing.monotonic() - started
+    timing.sleep(timing.settle)
+    now = client.head_manifest(repository, channel)
+    after = audit.read_index(client, namespace, channel)
+    settled: Literal["fast", "reconciled"] = "fast"
+    if not rules.fast_path(
+        window,
+        timing.settle,
+        channel_ok=now is not None and now.digest == digest,
+        index_ok=after is not None and after.digest == written.digest,
+    ):
+        log.info(
+            "channel %s: the read-back does not prove the move (%.3fs of writes, settle %.3fs); "
+            "reconciling with the records",
+            channel,
+            window,
+            timing.settle,
+        )
+        settled = "reconciled"
+        entries = reconcile(client, namespace, channel, mine, since, timing)
+        if not rules.stands(mine, entries):
+            winner = entries[-1]
+            raise ConcurrentMove(
+                f"channel {channel} was moved concurrently: {winner.version} "
+                f"({winner.to_digest}, record {winner.tag}, by {winner.actor or 'unknown'}) "
+                f"stands, not this move to {version} ({digest})",
+                hint="the channel is left at the move that stands under the winner rule (see "
+                "`alga-release history`); promote again if this release is still wanted",
+            )
     log.info(
-        "channel %s: %s -> %s (%s)", channel, before.version or "(none)", version, digest.short
+        "channel %s: %s -> %s (%s)",
+        channel,
+        seen.channel_version or "(none)",
+        version,
+        digest.short,
     )
     if verify is not None:
         verify(digest)
-    return MoveResult(channel, before.digest, before.version, digest, version, True, tag)
+    return MoveResult(
+        channel, seen.channel, seen.channel_version, digest, version, True, tag, settled
+    )
 
 
-def _record_missing_move(
+def _write_claim(
+    client: RegistryClient, namespace: str, record: MoveRecord, when: datetime
+) -> tuple[MoveRecord, str | None]:
+    """Write the move's record (its claim) before the tag moves. A record that cannot be
+    written does not stop the move: the index still holds it, under the tag it would have
+    had, and the warning says what is lost."""
+    try:
+        tag = audit.write_record(client, namespace, record, when)
+    except RegistryError as exc:  # transient too: the move must not depend on its record
+        tag = audit.audit_tag(record.channel, when)
+        log.warning(
+            "channel %s: the move to %s goes ahead, but its audit record could not be written "
+            "(%s); the channel's index keeps it, but a concurrent writer cannot see its claim",
+            record.channel,
+            record.version,
+            exc.message,
+        )
+        return record.tagged(tag), None
+    return record.tagged(tag), tag
+
+
+def _record_unrecorded(
     client: RegistryClient,
     namespace: str,
-    channel: str,
-    digest: Digest,
-    version: str,
-    kind: MoveKind,
-    reason: str | None,
-    actor: str | None,
-    run: str | None,
-    clock: Callable[[], datetime],
+    index: ChannelIndex,
+    record: MoveRecord,
+    timing: Timing,
 ) -> str | None:
-    """A channel already at ``digest`` whose history does not say so (a run that moved it
+    """A channel already at its target whose history does not say so (a run that moved it
     died before recording, or it was moved by hand): record it now, so that ``history``
-    and ``rollback`` stay true. Returns the new record's tag, or None when in order."""
-    last = latest_record(client, namespace, channel)
-    if last is not None and last.to_digest == str(digest):
-        return None
-    when = clock()
-    record = MoveRecord(
-        channel=channel,
-        kind=kind,
-        to_digest=str(digest),
-        version=version,
-        from_digest=last.to_digest if last else None,
-        from_version=last.version if last else None,
-        reason=(reason + "; " if reason else "") + "recorded after the move",
-        actor=actor or default_actor(),
-        run=run or default_run(),
-        time=when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-    )
+    and ``rollback`` stay true."""
     try:
-        tag = write_record(client, namespace, record, when)
+        tag = audit.write_record(client, namespace, record, timing.clock())
+        entries, _ = rules.fold(index.entries, record.tagged(tag))
+        audit.write_index(client, namespace, replace(index, entries=entries))
+    except TransientRegistryError:
+        raise
     except RegistryError as exc:
-        log.warning("channel %s: could not record its unrecorded move (%s)", channel, exc.message)
+        log.warning(
+            "channel %s: could not record its unrecorded move (%s)", record.channel, exc.message
+        )
         return None
-    log.info("channel %s: its move to %s had no audit record; recorded it now", channel, version)
+    log.info(
+        "channel %s: its move to %s had no audit record; recorded it now",
+        record.channel,
+        record.version,
+    )
     return tag
 
 
-def previous_release(records: list[MoveRecord], current: Digest | None) -> MoveRecord | None:
-    """The record of the move that brought the channel to ``current`` (its ``from``
-    is where a rollback goes), or None."""
-    for record in reversed(records):
-        if current is not None and record.to_digest == str(current) and record.from_digest:
-            return record
-    return None
+def reconcile(
+    client: RegistryClient,
+    namespace: str,
+    channel: str,
+    mine: MoveRecord,
+    since: datetime,
+    timing: Timing,
+) -> tuple[MoveRecord, ...]:
+    """The slow path: rebuild the channel's current move from the records and make the
+    tag and the index say so.
+
+    Lists the record tags (one listing), reads the records stamped from ``since`` (the
+    writer's first read) less the settle and :data:`CLOCK_MARGIN` that the index does not
+    hold, folds them (with ``mine``) onto the settled part of the index in the rule's
+    fixed order, writes what differs (index; tag re-put with the winner's exact bytes),
+    waits the settle and repeats until a round writes nothing, or reads back its own
+    writes having made them within the settle. Returns the history's entries."""
+    repository = release_repository(namespace)
+    start = since - timedelta(seconds=timing.settle) - CLOCK_MARGIN
+    for _ in range(RECONCILE_ROUNDS):
+        began = timing.monotonic()
+        index = audit.read_index(client, namespace, channel) or ChannelIndex(channel)
+        known = {e.tag for e in index.entries}
+        fresh = [
+            t
+            for t in audit.list_record_tags(client, namespace, channel)
+            if t not in known and (audit.tag_time(t) or start) >= start
+        ]
+        found = audit.read_records(client, namespace, fresh)
+        cut = 0
+        while cut < len(index.entries) and _before(index.entries[cut], start):
+            cut += 1
+        entries = rules.reconcile(index.entries[:cut], [*index.entries[cut:], *found, mine])
+        winner = entries[-1]
+        wrote_index: Digest | None = None
+        if [e.to_json() for e in entries] != [e.to_json() for e in index.entries]:
+            wrote_index = audit.write_index(
+                client, namespace, replace(index, entries=entries)
+            ).digest
+        target = Digest.parse(winner.to_digest)
+        now = client.head_manifest(repository, channel)
+        wrote_tag = False
+        if now is None or now.digest != target:
+            manifest = client.get_manifest(repository, target)
+            client.put_manifest(repository, channel, manifest.data, manifest.media_type)
+            wrote_tag = True
+            log.warning(
+                "channel %s: put back %s (%s), the move that stands",
+                channel,
+                winner.version,
+                target.short,
+            )
+        if wrote_index is None and not wrote_tag:
+            return entries
+        window = timing.monotonic() - began
+        timing.sleep(timing.settle)
+        back = client.head_manifest(repository, channel)
+        after = audit.read_index(client, namespace, channel)
+        if rules.fast_path(
+            window,
+            timing.settle,
+            channel_ok=back is not None and back.digest == target,
+            index_ok=wrote_index is None or (after is not None and after.digest == wrote_index),
+        ):
+            return entries
+    raise ChannelUnsettled(
+        f"channel {channel}: other writers kept moving it; after {RECONCILE_ROUNDS} rounds its "
+        "tag and index still disagree with its records",
+        hint="retry in a minute; `alga-release history` shows the moves recorded so far",
+    )
+
+
+def _before(record: MoveRecord, start: datetime) -> bool:
+    when = audit.tag_time(record.tag or "")
+    return when is not None and when < start
+
+
+# -- rollback -------------------------------------------------------------------------------
+
+
+def rollback_channel(
+    client: RegistryClient,
+    namespace: str,
+    channel: str,
+    *,
+    reason: str,
+    run: str | None = None,
+    actor: str | None = None,
+    dry_run: bool = False,
+    verify: Callable[[Digest], None] | None = None,
+    timing: Timing | None = None,
+) -> MoveResult:
+    """Move ``channel`` back to where its last move came from (a recorded downgrade).
+    Idempotent: repeated once the channel is there, it changes nothing and exits 0."""
+    check_channel(channel)
+    state = channel_state(client, namespace, channel)
+    index = audit.read_index(client, namespace, channel)
+    entries = list(index.entries) if index else []
+    if rules.previous_release(entries, state.digest) is None and (index is None or index.older):
+        entries = history(client, namespace, channel)  # not among the recent moves
+    plan = rules.plan_rollback(entries, channel, state.digest)
+    if plan.action == "noop":
+        assert plan.undoes is not None and state.digest is not None
+        log.info(
+            "channel %s: already rolled back to %s (%s); nothing to do",
+            channel,
+            plan.undoes.version,
+            plan.undoes.tag,
+        )
+        return MoveResult(
+            channel, state.digest, state.version, state.digest, plan.undoes.version, False, None
+        )
+    assert plan.target is not None and plan.undoes is not None
+    return move_channel(
+        client,
+        namespace,
+        channel,
+        plan.target,
+        kind="rollback",
+        allow_downgrade=True,
+        reason=reason,
+        actor=actor,
+        run=run,
+        dry_run=dry_run,
+        verify=verify,
+        timing=timing,
+        rollback_of=plan.undoes.tag,
+    )

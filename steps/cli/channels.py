@@ -65,6 +65,7 @@ def _move(args: argparse.Namespace, kind: str) -> dict[str, Any]:
             run=getattr(args, "run", None),
             dry_run=args.dry_run,
             verify=verify,
+            timing=options.timing(args),
         )
     data = result.to_json()
     data["dryRun"] = bool(args.dry_run)
@@ -140,16 +141,6 @@ def cmd_rollback(args: argparse.Namespace) -> dict[str, Any]:
     if not args.reason or not args.reason.strip():
         raise BadInput("rollback needs a non-empty --reason (it is recorded in the history)")
     with make_client(args) as client:
-        records = channels.history(client, args.namespace, channel)
-        current = channels.channel_state(client, args.namespace, channel)
-        record = channels.previous_release(records, current.digest)
-        if record is None or not record.from_digest:
-            raise ReleaseNotFound(
-                f"channel {channel}: no recorded move led to its current release "
-                f"{current.digest or '(none)'}, so there is no previous release to return to",
-                hint="promote the wanted version explicitly: alga-release promote --version V "
-                "--channel C --allow-downgrade --reason '...'",
-            )
         verify = None
         if not args.dry_run:
 
@@ -161,18 +152,16 @@ def cmd_rollback(args: argparse.Namespace) -> dict[str, Any]:
                     anonymous=anonymous(args),
                 )
 
-        result = channels.move_channel(
+        result = channels.rollback_channel(
             client,
             args.namespace,
             channel,
-            Digest.parse(record.from_digest),
-            kind="rollback",
-            allow_downgrade=True,
             reason=args.reason,
             actor=options.actor(),
             run=args.run,
             dry_run=args.dry_run,
             verify=verify,
+            timing=options.timing(args),
         )
     data = result.to_json()
     data["dryRun"] = bool(args.dry_run)
@@ -188,6 +177,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         options.dry_run(p, "check every gate, move nothing")
         options.out(p)
         options.verify_anonymous(p, "before and after the move")
+        options.settle(p)
 
     actions = options.group(
         commands, "channel", "move a channel tag (the last step)", "channel_command"
@@ -260,5 +250,6 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     options.dry_run(rollback, "check, move nothing")
     options.out(rollback)
     options.verify_anonymous(rollback, "after the move")
+    options.settle(rollback)
     options.leaf(rollback)
     rollback.set_defaults(handler=cmd_rollback, human=human_move)

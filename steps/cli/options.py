@@ -332,6 +332,36 @@ def anonymous(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def settle(parser: argparse.ArgumentParser) -> None:
+    """The channels protocol's settle delay: how long a writer waits before reading back a
+    tag it wrote, to see concurrent writers."""
+    from steps.channels.move import DEFAULT_SETTLE
+
+    def seconds(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+        if not 0 <= value <= 600:
+            raise argparse.ArgumentTypeError(f"{text} is outside 0..600 seconds")
+        return value
+
+    parser.add_argument(
+        "--settle",
+        type=seconds,
+        default=env_float("ALGA_SETTLE", DEFAULT_SETTLE),
+        metavar="SECONDS",
+        help="wait this long after writing a channel or version tag before reading it back, "
+        f"to see concurrent writers (default {DEFAULT_SETTLE}; env ALGA_SETTLE)",
+    )
+
+
+def timing(args: argparse.Namespace) -> Any:
+    from steps.channels.move import DEFAULT_SETTLE, Timing
+
+    return Timing(settle=getattr(args, "settle", DEFAULT_SETTLE))
+
+
 # -- the control plane ---------------------------------------------------------------------
 
 

@@ -134,7 +134,7 @@ def cmd_manifest_publish(args: argparse.Namespace) -> dict[str, Any]:
         )
         rm.validate_manifest(manifest, helm_releases=helm_releases)
         pushed = release.push_release_manifest(
-            client, args.namespace, manifest, dry_run=args.dry_run
+            client, args.namespace, manifest, dry_run=args.dry_run, timing=options.timing(args)
         )
     result = {"version": version, "channel": channel, **pushed.to_json(), "manifest": manifest}
     return write_out(args, result)
@@ -386,6 +386,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     )
     options.out(mpub)
     options.dry_run(mpub, "build and validate; push nothing")
+    options.settle(mpub)
     options.leaf(mpub)
     mpub.set_defaults(handler=cmd_manifest_publish)
 

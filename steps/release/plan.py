@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from steps import sourcetime
-from steps.channels.move import release_repository
+from steps.channels.immutable import put_immutable
+from steps.channels.move import Timing, release_repository
 from steps.config import ReleaseConfig
-from steps.errors import BadInput, Refused
+from steps.errors import BadInput, ImmutableTagConflict
 from steps.oci import mediatypes as mt
 from steps.oci.client import RegistryClient
 from steps.oci.reference import Digest
@@ -321,14 +322,18 @@ def push_release_manifest(
     *,
     dry_run: bool = False,
     signer: Signer | None = None,
+    timing: Timing | None = None,
 ) -> ManifestPush:
     """Push the release as a single OCI image manifest tagged ``:<version>``.
 
-    Immutable: the same bytes already there is a no-op; other bytes under that
-    tag are refused (exit 3) with both digests named. With a ``signer`` (and not a dry
-    run), the release digest is signed, also when unchanged (idempotent).
+    Immutable: the same bytes already there is a no-op; other bytes under that tag are
+    refused (exit 3) with both digests named. Two publishes of one version racing each
+    other are settled by :func:`steps.channels.immutable.put_immutable`: one stands, the
+    other exits 3 (putting the first bytes back if its push landed on them). With a
+    ``signer`` (and not a dry run), the release digest is signed, also when unchanged
+    (idempotent).
     """
-    pushed = _push_release_manifest(client, namespace, release, dry_run=dry_run)
+    pushed = _push_release_manifest(client, namespace, release, dry_run=dry_run, timing=timing)
     if signer is None or dry_run:
         return pushed
     signed = signer.sign(client, release_repository(namespace), pushed.digest)
@@ -336,7 +341,12 @@ def push_release_manifest(
 
 
 def _push_release_manifest(
-    client: RegistryClient, namespace: str, release: Mapping[str, Any], *, dry_run: bool
+    client: RegistryClient,
+    namespace: str,
+    release: Mapping[str, Any],
+    *,
+    dry_run: bool,
+    timing: Timing | None,
 ) -> ManifestPush:
     version = str(release["version"])
     config = manifest_bytes(release)
@@ -346,7 +356,7 @@ def _push_release_manifest(
     full = f"{client.registry}/{repository}"
     existing = client.head_manifest(repository, version)
     if existing is not None and existing.digest != digest:
-        raise Refused(
+        raise ImmutableTagConflict(
             f"release {full}:{version} already exists as {existing.digest}; this release "
             f"would be {digest}",
             hint="a published version is immutable: publish a new version, or re-run with "
@@ -358,9 +368,11 @@ def _push_release_manifest(
     if dry_run:
         return ManifestPush(full, version, digest, Digest.of(config), "would-push")
     client.push_blob(repository, config)
-    pushed = client.put_manifest(repository, version, oci, mt.OCI_MANIFEST)
-    log.info("release %s pushed (%s)", version, pushed.short)
-    return ManifestPush(full, version, pushed, Digest.of(config), "pushed")
+    status = put_immutable(
+        client, repository, version, oci, mt.OCI_MANIFEST, what="release", timing=timing
+    )
+    log.info("release %s %s (%s)", version, status, digest.short)
+    return ManifestPush(full, version, digest, Digest.of(config), status)
 
 
 def run_label(run: str | None) -> str | None:

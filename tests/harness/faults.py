@@ -378,6 +378,10 @@ class FaultProxy:
         with self._lock:
             return any(r.action == action and r.matches(method, path) for r in self.rules)
 
+    def _before_forward(self, method: str, path: str) -> None:
+        """Called for every request before anything is forwarded (a subclass may block
+        here: see :class:`tests.harness.hold.HoldingProxy`)."""
+
     def _record(self, entry: ProxiedRequest) -> None:
         with self._lock:
             self.requests.append(entry)
@@ -498,6 +502,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 )
             )
 
+        self.proxy._before_forward(method, path)
         rule = self.proxy._take(method, path, ("status", "close"))
         if rule is not None and rule.action == "close":
             self._drain()

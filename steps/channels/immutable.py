@@ -1,0 +1,177 @@
+"""Pushing an immutable tag (``:<version>``) safely when another writer may push the same
+tag with other bytes at the same time.
+
+The protocol (the decisions are :func:`steps.channels.rules.immutable_outcome`):
+
+1. read the tag: the same bytes are a no-op; other bytes are refused
+   (:class:`~steps.errors.ImmutableTagConflict`), nothing written;
+2. **claim**: put the same manifest under ``claim.<tag>.<stamp>.<digest hex 12>``, a tag no
+   other content can have, so that a writer who finds the tag overwritten can tell whose
+   bytes were there;
+3. put the tag; wait the settle; read it back;
+4. a push answered within the settle of step 1 that reads back its own bytes **stands**:
+   it confirms with ``claim.<tag>.<stamp>.<hex>.ok`` and re-reads the tag (a later, slow
+   push that overwrote it yields and puts these bytes back; it waits for that);
+5. any other push lists the claims: if other writers claimed the tag, this push may have
+   overwritten a result that already stood, so it **yields**: it puts back the confirmed
+   bytes (else the earliest claim's), re-reads until they hold, and exits 3
+   (:class:`~steps.errors.ImmutableTagOverwritten`); a tag that reads back someone else's
+   bytes is theirs (exit 3, nothing more written).
+
+Cost when nobody races: three requests more than a plain push (claim, read-back,
+confirmation) and one settle; a yield adds a tag listing and the restore.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from steps.channels import rules
+from steps.channels.move import Timing
+from steps.errors import ChannelUnsettled, ImmutableTagConflict, ImmutableTagOverwritten
+from steps.oci.client import RegistryClient
+from steps.oci.reference import Digest
+
+log = logging.getLogger("alga_release.immutable")
+
+CLAIM_PREFIX = "claim"
+_MAX_TAG = 128
+_ROUNDS = 5
+
+
+def claim_prefix(tag: str) -> str:
+    return f"{CLAIM_PREFIX}.{tag}."
+
+
+def claim_tag(tag: str, digest: Digest, when: datetime) -> str:
+    """A tag only this content, pushed at this time, has. Long versions are shortened
+    (the claim is found by its prefix)."""
+    stamp = when.strftime("%Y%m%dT%H%M%S%f")
+    name = f"{claim_prefix(tag)}{stamp}.{digest.hex[:12]}"
+    if len(name) + 3 > _MAX_TAG:
+        name = f"{CLAIM_PREFIX}.{digest.hex[:8]}{tag[-40:]}.{stamp}.{digest.hex[:12]}"
+    return name[: _MAX_TAG - 3]
+
+
+def parse_claims(tags: Sequence[str], tag: str) -> tuple[list[tuple[str, str]], set[str]]:
+    """``(claim tag, digest hex prefix)`` for every claim of ``tag``, and the hex prefixes
+    of the confirmed ones."""
+    prefix = claim_prefix(tag)
+    claims: list[tuple[str, str]] = []
+    confirmed: set[str] = set()
+    for name in tags:
+        if not name.startswith(prefix):
+            continue
+        rest = name[len(prefix) :]
+        parts = rest.split(".")
+        if len(parts) == 2:
+            claims.append((name, parts[1]))
+        elif len(parts) == 3 and parts[2] == "ok":
+            confirmed.add(parts[1])
+    return claims, confirmed
+
+
+def put_immutable(
+    client: RegistryClient,
+    repository: str,
+    tag: str,
+    data: bytes,
+    media_type: str,
+    *,
+    what: str,
+    timing: Timing | None = None,
+) -> str:
+    """Push ``data`` as ``repository:tag`` unless it is there; returns ``pushed`` or
+    ``unchanged``. The manifest's blobs must already be in the repository."""
+    timing = timing or Timing()
+    mine = Digest.of(data)
+    full = f"{client.registry}/{repository}:{tag}"
+    started = timing.monotonic()
+    existing = client.head_manifest(repository, tag)
+    if existing is not None and existing.digest == mine:
+        return "unchanged"
+    if existing is not None:
+        raise ImmutableTagConflict(
+            f"{what} {full} already exists as {existing.digest}; this one would be {mine}",
+            hint="a published version is immutable: publish a new version, or re-run with "
+            "exactly the same inputs",
+        )
+    when = timing.clock()
+    claim = claim_tag(tag, mine, when)
+    client.put_manifest(repository, claim, data, media_type)
+    client.put_manifest(repository, tag, data, media_type)
+    window = timing.monotonic() - started
+    timing.sleep(timing.settle)
+    now = client.head_manifest(repository, tag)
+    fast = window < timing.settle
+    if fast and now is not None and now.digest == mine:
+        client.put_manifest(repository, f"{claim}.ok", data, media_type)
+        # A push landing after our read-back was slower than the settle: its writer lists
+        # the claims, finds ours confirmed and puts our bytes back. Wait for that.
+        for _ in range(_ROUNDS):
+            now = client.head_manifest(repository, tag)
+            if now is not None and now.digest == mine:
+                return "pushed"
+            timing.sleep(timing.settle)
+    claims, confirmed = parse_claims(client.list_tags(repository), tag)
+    others: list[tuple[str, Digest]] = []
+    marked: Digest | None = None
+    for name, hex_prefix in claims:
+        if name == claim or mine.hex.startswith(hex_prefix):
+            continue
+        theirs = client.head_manifest(repository, name)
+        if theirs is None:
+            continue
+        others.append((name, theirs.digest))
+        if hex_prefix in confirmed:
+            marked = theirs.digest
+    outcome = rules.immutable_outcome(
+        mine,
+        now.digest if now else None,
+        [d for _, d in others],
+        fast=False,
+        winner_marked=marked,
+    )
+    if outcome == "stands":
+        client.put_manifest(repository, f"{claim}.ok", data, media_type)
+        return "pushed"
+    if outcome == "foreign":
+        raise ImmutableTagConflict(
+            f"{what} {full} was changed to {now.digest if now else 'nothing'} by something "
+            f"that made no claim, while this push of {mine} was under way",
+            hint="find out who else pushes this tag; published versions are immutable",
+        )
+    if outcome == "lost":
+        raise ImmutableTagConflict(
+            f"another publish pushed {what} {full} at the same time: its bytes "
+            f"({now.digest if now else 'nothing'}) stand, not these ({mine})",
+            hint="a published version is immutable: publish a new version, or re-run with "
+            "exactly that publish's inputs",
+        )
+    first = rules.restore_choice(others, marked)
+    _restore(client, repository, tag, first, timing)
+    raise ImmutableTagOverwritten(
+        f"this push of {what} {full} ({mine}) landed after another publish's ({first}); "
+        f"the first bytes were put back",
+        hint="a published version is immutable: publish this one under a new version",
+    )
+
+
+def _restore(
+    client: RegistryClient, repository: str, tag: str, digest: Digest, timing: Timing
+) -> None:
+    manifest = client.get_manifest(repository, digest)
+    for _ in range(_ROUNDS):
+        client.put_manifest(repository, tag, manifest.data, manifest.media_type)
+        log.warning("%s:%s: put back %s, the first publish's", repository, tag, digest.short)
+        timing.sleep(timing.settle)
+        now = client.head_manifest(repository, tag)
+        if now is not None and now.digest == digest:
+            return
+    raise ChannelUnsettled(
+        f"{client.registry}/{repository}:{tag} keeps changing while its first bytes "
+        f"({digest}) are put back",
+        hint="another publish of the same version is still running; retry when it is done",
+    )
