@@ -6,6 +6,9 @@ contract with Argo Workflows, whose retryStrategy retries only 75)::
 
     ReleaseError                 1  anything else
      +-- BadInput                2  the caller asked for something malformed
+     |    +-- UnsafeYaml            a YAML input over a parsing limit
+     |    +-- ChartTooLarge         a chart over helm's size limits
+     |    +-- UnsafeSourceUrl       a source URL with a scheme we do not record
      +-- Refused                 3  a gate said no (overwrite, downgrade, incomplete)
      +-- Transient              75  try again later (registry or network)
      +-- steps.oci.errors.RegistryError and its tree (see there)
@@ -66,3 +69,32 @@ class Transient(ReleaseError):
     """A failure that may go away on retry (network, 429, 5xx)."""
 
     exit_code = EXIT_TRANSIENT
+
+
+class UnsafeYaml(BadInput):
+    """A YAML input over a parsing limit (size, nesting depth, aliases): refused before
+    anything is built, run or pushed. ``source`` names the file, ``line`` the line
+    (None for the size limit), ``limit`` the limit it broke."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str,
+        line: int | None,
+        limit: str,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.source = source
+        self.line = line
+        self.limit = limit
+
+
+class ChartTooLarge(BadInput):
+    """A chart helm would refuse to load: a file or the whole chart over helm's
+    decompressed-size limits (the limit is in the message)."""
+
+
+class UnsafeSourceUrl(BadInput):
+    """A source URL this project will not record (a scheme other than https, ssh or git)."""

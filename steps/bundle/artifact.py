@@ -274,24 +274,6 @@ def clean_source_url(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(path=path))
 
 
-def tar_files(tarball: bytes, limit: int = 256 * 1024 * 1024) -> dict[str, bytes] | None:
-    """Regular files of a gzip'd tar (path -> bytes), or None if it is not one."""
-    files: dict[str, bytes] = {}
-    total = 0
-    try:
-        with tarfile.open(fileobj=io.BytesIO(tarball), mode="r:gz") as tar:
-            for member in tar:
-                if member.isfile():
-                    total += member.size
-                    if total > limit:
-                        return None
-                    extracted = tar.extractfile(member)
-                    files[member.name.removeprefix("./")] = extracted.read() if extracted else b""
-    except (tarfile.TarError, OSError, EOFError, zlib.error):
-        return None
-    return files
-
-
 def unified_diff(before: Mapping[str, bytes], after: Mapping[str, bytes]) -> str:
     """``diff -ru``-style text of every file that differs (``a/`` source, ``b/`` bundle)."""
     out: list[str] = []

@@ -86,6 +86,8 @@ from typing import Any
 import semver
 import yaml
 
+from steps import yamlload
+from steps.archive import tar_files
 from steps.bundle.artifact import (
     BundleArtifact,
     annotations_for,
@@ -93,7 +95,6 @@ from steps.bundle.artifact import (
     clean_source_url,
     flux_ignored,
     parse_revision,
-    tar_files,
     unified_diff,
 )
 from steps.bundle.flux import (
@@ -109,6 +110,7 @@ from steps.bundle.flux import (
     parse_charts_json,
     render_bundle,
 )
+from steps.bundle.yamledit import is_yaml, parse_yaml
 from steps.charts.publish import source_created
 from steps.config import ReleaseConfig
 from steps.errors import BadInput, Refused, ReleaseError
@@ -117,6 +119,7 @@ from steps.oci.client import RegistryClient
 from steps.oci.errors import DigestMismatch, InvalidReference
 from steps.oci.reference import Digest, check_registry, check_repository, check_tag
 from steps.sourcetime import git_output
+from steps.yamlload import BUILD_OUTPUT_LIMITS
 
 __all__ = [
     "BUNDLE_REPOSITORY",
@@ -281,6 +284,15 @@ def read_overlay(root: Path) -> dict[str, bytes]:
     return out
 
 
+def check_overlay_yaml(root: Path) -> int:
+    """Parse every YAML file of the overlay with the bounded loader (no subprocess):
+    :class:`~steps.errors.UnsafeYaml` or :class:`BadInput` naming the file and line.
+    Cheap, so a whole publish runs it before its first push. Returns the file count."""
+    files = read_overlay(root)
+    parsed = [parse_yaml(path, data) for path, data in sorted(files.items()) if is_yaml(path)]
+    return len(parsed)
+
+
 def _git(path: Path, *args: str) -> str | None:
     out = git_output(path, *args)
     return out.strip() if out and out.strip() else None
@@ -376,7 +388,13 @@ def validate_bundle(
             )
             continue
         try:
-            docs = [d for d in yaml.safe_load_all(output) if d is not None]
+            docs = [
+                d
+                for d in yamlload.load_all(
+                    output, f"kustomize build of ./{ref.path}", limits=BUILD_OUTPUT_LIMITS
+                )
+                if d is not None
+            ]
         except yaml.YAMLError as exc:
             problems.append(f"kustomize output for ./{ref.path} is not YAML: {exc}")
             continue
