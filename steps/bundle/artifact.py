@@ -51,6 +51,7 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from steps.archive import tar_files as tar_files  # re-exported: readers of published bundles
 from steps.errors import BadInput
 from steps.oci import mediatypes as mt
 from steps.oci.reference import Digest
