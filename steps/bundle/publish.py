@@ -113,7 +113,7 @@ from steps.bundle.flux import (
 from steps.bundle.yamledit import is_yaml, parse_yaml
 from steps.charts.publish import source_created
 from steps.config import ReleaseConfig
-from steps.errors import BadInput, Refused, ReleaseError
+from steps.errors import BadInput, Refused, ReleaseError, UnsafeSourceUrl
 from steps.oci import mediatypes as mt
 from steps.oci.client import RegistryClient
 from steps.oci.errors import DigestMismatch, InvalidReference
@@ -312,8 +312,17 @@ def git_revision(path: Path) -> str | None:
 
 
 def git_source_url(path: Path) -> str | None:
+    """The checkout's ``origin``, cleaned (:func:`clean_source_url`); None when there is
+    none, or when it is not an https/ssh/git URL (a clone of a local path): nothing is
+    recorded then, rather than a path or an http URL."""
     url = _git(path, "remote", "get-url", "origin")
-    return clean_source_url(url) if url else None
+    if not url:
+        return None
+    try:
+        return clean_source_url(url)
+    except UnsafeSourceUrl as exc:
+        log.info("not recording the checkout's origin as the source URL: %s", exc.message)
+        return None
 
 
 def find_kubectl(explicit: str | None) -> str:
@@ -471,9 +480,9 @@ def prepare_bundle(
             hint="--source must be a checkout of alga-psa (or a tree laid out per --config)",
         )
     overlay = config.overlay_dir(source)
-    charts = load_charts_file(charts_file, registry, namespace, dry_run=render_dir is not None)
-    revision = parse_revision(revision) if revision else git_revision(overlay)
     source_url = clean_source_url(source_url) if source_url else git_source_url(overlay)
+    revision = parse_revision(revision) if revision else git_revision(overlay)
+    charts = load_charts_file(charts_file, registry, namespace, dry_run=render_dir is not None)
     if render_dir is not None:
         _check_output_dir(render_dir, overlay)
     files = read_overlay(overlay)

@@ -151,3 +151,117 @@ def test_charts_helm_would_refuse_are_refused_with_the_limit(
     assert "limit of 104857600 bytes (100 MiB) per chart" in whole.stderr
     assert time.monotonic() - started < 30
     assert repositories_on_disk(registry) == []
+
+
+# -- source URLs ------------------------------------------------------------------------
+
+TOKEN = "ghp_s3cr3tT0kenInTheUrl"
+
+
+def stored_bytes(reg: Registry) -> list[bytes]:
+    """Every file the registry stored, and the expansion of every gzip'd one."""
+    import gzip
+    import zlib
+
+    out = []
+    for path in reg.storage_dir.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            out.append(data)
+            if data[:2] == b"\x1f\x8b":
+                try:
+                    out.append(gzip.decompress(data))
+                except (OSError, EOFError, zlib.error):
+                    pass
+    return out
+
+
+def _git(src: Path, *args: str) -> None:
+    import subprocess
+
+    subprocess.run(
+        ["git", "-C", str(src), *args],
+        check=True,
+        capture_output=True,
+        env={
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@example.invalid",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@example.invalid",
+            "GIT_CONFIG_GLOBAL": "/dev/null",
+            "PATH": "/usr/bin:/bin",
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    "how",
+    ["origin with query", "origin with fragment", "--source-url with query and fragment"],
+)
+def test_a_token_in_the_source_url_never_reaches_a_blob(
+    registry: Registry, release_source: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    import json
+
+    push_images(registry)
+    base = "https://github.com/Nine-Minds/alga-psa.git"
+    _git(release_source, "init", "-q", "-b", "main")
+    _git(release_source, "add", "-A")
+    _git(release_source, "commit", "-q", "-m", "release source")
+    extra: tuple[str, ...] = ()
+    if how == "origin with query":
+        _git(release_source, "remote", "add", "origin", f"{base}?access_token={TOKEN}")
+    elif how == "origin with fragment":
+        _git(
+            release_source,
+            "remote",
+            "add",
+            "origin",
+            f"https://u:{TOKEN}@github.com/Nine-Minds/alga-psa.git#{TOKEN}",
+        )
+    else:
+        extra = ("--source-url", f"{base}?access_token={TOKEN}#t={TOKEN}")
+    with registry_env(monkeypatch, registry):
+        result = cli(publish_args(registry, release_source, extra=extra))
+    assert result.code == 0, result.stderr
+    assert TOKEN not in result.stdout + result.stderr
+    blobs = stored_bytes(registry)
+    assert len(blobs) > 20
+    assert not [b for b in blobs if TOKEN.encode() in b]
+    # The URL is still recorded, canonical, in the bundle and the release.
+    recorded = b"https://github.com/Nine-Minds/alga-psa"
+    manifests = [json.loads(b) for b in blobs if b[:1] == b"{" and b"annotations" in b]
+    sources = {m.get("annotations", {}).get("org.opencontainers.image.source") for m in manifests}
+    assert recorded.decode() in sources
+    assert any(b'"source":"' + recorded + b'"' in b for b in blobs)  # release provenance
+
+
+def test_a_source_url_of_another_scheme_is_refused(
+    registry: Registry, release_source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    push_images(registry)
+    before = set(repositories_on_disk(registry))
+    with registry_env(monkeypatch, registry):
+        result = cli(
+            [
+                "bundle",
+                "publish",
+                "--source",
+                str(release_source),
+                "--config",
+                str(release_source / "release.yaml"),
+                "--charts",
+                str(release_source / "nowhere.json"),
+                "--version",
+                "1.0.0",
+                "--source-url",
+                f"http://github.com/Nine-Minds/alga-psa?access_token={TOKEN}",
+                *registry_args(registry),
+                "--json",
+            ]
+        )
+    assert result.code == 2, result.stderr
+    assert result.json()["error"] == "UnsafeSourceUrl"
+    assert "has the scheme 'http'" in result.stderr
+    assert TOKEN not in result.stdout + result.stderr
+    assert set(repositories_on_disk(registry)) == before
