@@ -4,6 +4,7 @@ before kustomize runs), or, for the URL, never reaches a blob."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -169,10 +170,8 @@ def stored_bytes(reg: Registry) -> list[bytes]:
             data = path.read_bytes()
             out.append(data)
             if data[:2] == b"\x1f\x8b":
-                try:
+                with contextlib.suppress(OSError, EOFError, zlib.error):
                     out.append(gzip.decompress(data))
-                except (OSError, EOFError, zlib.error):
-                    pass
     return out
 
 
