@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from steps import yamlload
 from steps.errors import BadInput
 
 #: The six charts the appliance installs, in the order the overlay lists them.
@@ -103,7 +104,7 @@ def load_config(path: Path | None) -> ReleaseConfig:
     except OSError as exc:
         raise BadInput(f"cannot read the release config {path}: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yamlload.load(text, str(path))
     except yaml.YAMLError as exc:
         raise BadInput(f"{path}: not valid YAML or JSON: {exc}") from None
     return parse_config(data, str(path))

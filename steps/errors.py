@@ -11,6 +11,9 @@ contract with Argo Workflows, whose retryStrategy retries only 75)::
      |    +-- InvalidInputFile           a flag's file: unreadable, not JSON, not an object
      |    +-- InvalidReleaseInput        the manifest these inputs make breaks the contract
      |    +-- UnknownRepository          no such repository (a mistyped namespace?)
+     |    +-- UnsafeYaml                 a YAML input over a parsing limit
+     |    +-- ChartTooLarge              a chart over helm's size limits
+     |    +-- UnsafeSourceUrl            a source URL with a scheme we do not record
      |    +-- SigningKeyInvalid          a key file that is not an ECDSA P-256 key we read
      |    +-- SigningKeyPassword         the key's password is missing or does not open it
      |    +-- SigningKeyRequired         signing is required and no signing key was given
@@ -272,5 +275,40 @@ class ImmutableTagOverwritten(Refused):
 
 class ChannelUnsettled(Transient):
     """Writers kept moving the channel while this one reconciled it; retry later."""
+
+    _kind = True
+
+
+class UnsafeYaml(BadInput):
+    """A YAML input over a parsing limit (size, nesting depth, aliases): refused before
+    anything is built, run or pushed. ``source`` names the file, ``line`` the line
+    (None for the size limit), ``limit`` the limit it broke."""
+
+    _kind = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str,
+        line: int | None,
+        limit: str,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.source = source
+        self.line = line
+        self.limit = limit
+
+
+class ChartTooLarge(BadInput):
+    """A chart helm would refuse to load: a file or the whole chart over helm's
+    decompressed-size limits (the limit is in the message)."""
+
+    _kind = True
+
+
+class UnsafeSourceUrl(BadInput):
+    """A source URL this project will not record (a scheme other than https, ssh or git)."""
 
     _kind = True

@@ -51,7 +51,8 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from steps.errors import BadInput
+from steps.archive import tar_files as tar_files  # re-exported: readers of published bundles
+from steps.errors import BadInput, UnsafeSourceUrl
 from steps.oci import mediatypes as mt
 from steps.oci.reference import Digest
 
@@ -251,6 +252,8 @@ def parse_revision(text: str) -> str:
 
 
 _SCP_LIKE_RE = re.compile(r"^(?:[A-Za-z0-9._-]+@)?([A-Za-z0-9.-]+):(?!//)([^\s]+)$")
+#: Schemes a recorded source URL may have; each is recorded as ``https://host/path``.
+SOURCE_URL_SCHEMES = ("https", "ssh", "git")
 
 
 def clean_source_url(url: str) -> str:
@@ -258,38 +261,41 @@ def clean_source_url(url: str) -> str:
 
     A public artifact must not carry credentials, and the same commit must give the
     same bytes from a workstation (``git@github.com:o/r.git``) and from CI
-    (``https://github.com/o/r``): user info is dropped, an scp-like ssh remote becomes
-    ``https://host/path``, and a trailing ``.git`` or ``/`` is removed.
+    (``https://github.com/o/r``): user info, query and fragment are dropped (a token
+    rides in any of them: ``…/r.git?access_token=…``), an scp-like or ``ssh://`` or
+    ``git://`` remote becomes ``https://host/path``, a port is dropped with them, and a
+    trailing ``.git`` or ``/`` is removed. Any other scheme (``http``, ``file``, a
+    local path) is refused with :class:`~steps.errors.UnsafeSourceUrl`; the message
+    never repeats the URL, which may hold a secret.
     """
     value = url.strip()
     scp = _SCP_LIKE_RE.match(value)
     if scp and "://" not in value:
-        value = f"https://{scp.group(1)}/{scp.group(2)}"
+        value = f"ssh://{scp.group(1)}/{scp.group(2)}"
     parts = urllib.parse.urlsplit(value)
-    if parts.scheme and parts.netloc and "@" in parts.netloc:
-        parts = parts._replace(netloc=parts.netloc.rsplit("@", 1)[1])
-    if parts.scheme == "ssh" and parts.netloc:
-        parts = parts._replace(scheme="https", netloc=parts.hostname or parts.netloc)
-    path = parts.path.rstrip("/").removesuffix(".git").rstrip("/")
-    return urllib.parse.urlunsplit(parts._replace(path=path))
-
-
-def tar_files(tarball: bytes, limit: int = 256 * 1024 * 1024) -> dict[str, bytes] | None:
-    """Regular files of a gzip'd tar (path -> bytes), or None if it is not one."""
-    files: dict[str, bytes] = {}
-    total = 0
+    scheme = parts.scheme.lower()
     try:
-        with tarfile.open(fileobj=io.BytesIO(tarball), mode="r:gz") as tar:
-            for member in tar:
-                if member.isfile():
-                    total += member.size
-                    if total > limit:
-                        return None
-                    extracted = tar.extractfile(member)
-                    files[member.name.removeprefix("./")] = extracted.read() if extracted else b""
-    except (tarfile.TarError, OSError, EOFError, zlib.error):
-        return None
-    return files
+        host = parts.hostname
+    except ValueError:
+        host = None
+    if scheme not in SOURCE_URL_SCHEMES or not host:
+        if scheme in SOURCE_URL_SCHEMES:
+            found = "has no host"
+        else:
+            found = f"has the scheme {scheme!r}" if scheme else "is not a URL (no scheme)"
+        raise UnsafeSourceUrl(
+            f"the source URL {found}; only {', '.join(SOURCE_URL_SCHEMES)} URLs are "
+            "recorded (as https://host/path)",
+            hint="pass --source-url https://github.com/<owner>/<repo> (no credentials)",
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    # An https port is part of the address; an ssh or git port is not the https one.
+    netloc = f"{host}:{port}" if scheme == "https" and port not in (None, 443) else host
+    path = parts.path.rstrip("/").removesuffix(".git").rstrip("/")
+    return urllib.parse.urlunsplit(("https", netloc, path, "", ""))
 
 
 def unified_diff(before: Mapping[str, bytes], after: Mapping[str, bytes]) -> str:

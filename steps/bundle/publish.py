@@ -86,6 +86,8 @@ from typing import Any
 import semver
 import yaml
 
+from steps import yamlload
+from steps.archive import tar_files
 from steps.bundle.artifact import (
     BundleArtifact,
     annotations_for,
@@ -93,7 +95,6 @@ from steps.bundle.artifact import (
     clean_source_url,
     flux_ignored,
     parse_revision,
-    tar_files,
     unified_diff,
 )
 from steps.bundle.flux import (
@@ -109,15 +110,17 @@ from steps.bundle.flux import (
     parse_charts_json,
     render_bundle,
 )
+from steps.bundle.yamledit import is_yaml, parse_yaml
 from steps.charts.publish import source_created
 from steps.config import ReleaseConfig
-from steps.errors import BadInput, Refused, ReleaseError
+from steps.errors import BadInput, Refused, ReleaseError, UnsafeSourceUrl
 from steps.oci import mediatypes as mt
 from steps.oci.client import RegistryClient
 from steps.oci.errors import DigestMismatch, InvalidReference
 from steps.oci.reference import Digest, check_registry, check_repository, check_tag
 from steps.signing.cosign import Signer
 from steps.sourcetime import git_output
+from steps.yamlload import BUILD_OUTPUT_LIMITS
 
 __all__ = [
     "BUNDLE_REPOSITORY",
@@ -282,6 +285,15 @@ def read_overlay(root: Path) -> dict[str, bytes]:
     return out
 
 
+def check_overlay_yaml(root: Path) -> int:
+    """Parse every YAML file of the overlay with the bounded loader (no subprocess):
+    :class:`~steps.errors.UnsafeYaml` or :class:`BadInput` naming the file and line.
+    Cheap, so a whole publish runs it before its first push. Returns the file count."""
+    files = read_overlay(root)
+    parsed = [parse_yaml(path, data) for path, data in sorted(files.items()) if is_yaml(path)]
+    return len(parsed)
+
+
 def _git(path: Path, *args: str) -> str | None:
     out = git_output(path, *args)
     return out.strip() if out and out.strip() else None
@@ -301,8 +313,17 @@ def git_revision(path: Path) -> str | None:
 
 
 def git_source_url(path: Path) -> str | None:
+    """The checkout's ``origin``, cleaned (:func:`clean_source_url`); None when there is
+    none, or when it is not an https/ssh/git URL (a clone of a local path): nothing is
+    recorded then, rather than a path or an http URL."""
     url = _git(path, "remote", "get-url", "origin")
-    return clean_source_url(url) if url else None
+    if not url:
+        return None
+    try:
+        return clean_source_url(url)
+    except UnsafeSourceUrl as exc:
+        log.info("not recording the checkout's origin as the source URL: %s", exc.message)
+        return None
 
 
 def find_kubectl(explicit: str | None) -> str:
@@ -377,7 +398,13 @@ def validate_bundle(
             )
             continue
         try:
-            docs = [d for d in yaml.safe_load_all(output) if d is not None]
+            docs = [
+                d
+                for d in yamlload.load_all(
+                    output, f"kustomize build of ./{ref.path}", limits=BUILD_OUTPUT_LIMITS
+                )
+                if d is not None
+            ]
         except yaml.YAMLError as exc:
             problems.append(f"kustomize output for ./{ref.path} is not YAML: {exc}")
             continue
@@ -456,14 +483,14 @@ def prepare_bundle(
             hint="--source must be a checkout of alga-psa (or a tree laid out per --config)",
         )
     overlay = config.overlay_dir(source)
+    source_url = clean_source_url(source_url) if source_url else git_source_url(overlay)
+    revision = parse_revision(revision) if revision else git_revision(overlay)
     dry = render_dir is not None
     charts = (
         parse_charts_json(charts_data, str(charts_file), registry, namespace, dry_run=dry)
         if charts_data is not None  # the charts step's result, in the same process
         else load_charts_file(charts_file, registry, namespace, dry_run=dry)
     )
-    revision = parse_revision(revision) if revision else git_revision(overlay)
-    source_url = clean_source_url(source_url) if source_url else git_source_url(overlay)
     if render_dir is not None:
         _check_output_dir(render_dir, overlay)
     files = read_overlay(overlay)

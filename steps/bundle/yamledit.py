@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from steps import yamlload
 from steps.errors import BadInput
 
 PathKey = str | int
@@ -103,16 +104,8 @@ def parse_yaml(path: str, data: bytes) -> YamlFile:
             f"{path}: not UTF-8 text (invalid byte at offset {exc.start})",
             hint="save the file as UTF-8; Flux and kustomize read YAML as UTF-8",
         ) from None
-    loader = yaml.SafeLoader(text)
-    nodes: list[yaml.Node] = []
-    docs: list[Any] = []
     try:
-        while loader.check_node():
-            node = loader.get_node()
-            if node is None:  # pragma: no cover - check_node() said there is one
-                break
-            nodes.append(node)
-            docs.append(loader.construct_document(node))
+        composed = yamlload.compose_all(text, path)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
@@ -128,9 +121,9 @@ def parse_yaml(path: str, data: bytes) -> YamlFile:
         raise BadInput(
             f"{path}: invalid YAML: {exc}", hint="fix the YAML syntax of this file"
         ) from None
-    finally:
-        loader.dispose()
-    return YamlFile(path, text, tuple(docs), tuple(nodes))
+    return YamlFile(
+        path, text, tuple(doc for _, doc in composed), tuple(node for node, _ in composed)
+    )
 
 
 def get_path(doc: object, path: KeyPath) -> object:
@@ -225,7 +218,7 @@ def dump_document(doc: object) -> str:
 
 def _parses_to(text: str, expected: list[object]) -> bool:
     try:
-        return list(yaml.safe_load_all(text)) == expected
+        return yamlload.load_all(text, "the edited file") == expected
     except yaml.YAMLError:
         return False
 
@@ -422,7 +415,7 @@ def render_scalar(value: str, style: str | None) -> str | None:
         return json.dumps(value, ensure_ascii=False)
     if _PLAIN_SAFE.match(value) and not value.endswith(":") and not _YAML12_NON_STRING.match(value):
         try:
-            if yaml.safe_load(value) == value:
+            if yamlload.load(value, "a scalar") == value:
                 return value
         except yaml.YAMLError:
             pass

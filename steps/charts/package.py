@@ -92,8 +92,10 @@ from typing import Any
 import semver
 import yaml
 
+from steps import yamlload
+from steps.archive import HELM_MAX_CHART_SIZE, HELM_MAX_FILE_SIZE
 from steps.charts import ignore as helmignore
-from steps.errors import BadInput
+from steps.errors import BadInput, ChartTooLarge
 
 CHART_YAML = "Chart.yaml"
 CHART_LOCK = "Chart.lock"
@@ -111,8 +113,9 @@ CONTENT_HASH_SCHEME = b"alga-release/chart-content/v1\n"
 SUPPORTED_API_VERSIONS = ("v1", "v2")
 #: Length of the content identifier in an immutable version.
 HASH_ID_LENGTH = 10
-#: helm's limit on the expanded size of a chart archive (vendored subcharts).
-MAX_ARCHIVE_SIZE = 100 * 1024 * 1024
+#: helm's limit on the expanded size of a chart archive (vendored subcharts, and the
+#: package itself: helm refuses to load a chart whose files add up to this or more).
+MAX_ARCHIVE_SIZE = HELM_MAX_CHART_SIZE
 
 _UTF8_BOM = b"\xef\xbb\xbf"
 _TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\Z")
@@ -228,7 +231,7 @@ def load_chart(path: Path, expected_name: str | None = None) -> ChartSource:
         raise BadInput(f"cannot read {chart_yaml_path}: {exc.strerror or exc}") from None
     data = raw.removeprefix(_UTF8_BOM)
     where = f"chart folder {folder}"
-    meta = _parse_chart_yaml(data, where)
+    meta = _parse_chart_yaml(data, where, str(chart_yaml_path))
 
     api = meta.get("apiVersion")
     if api is None or api == "":
@@ -278,15 +281,22 @@ def load_chart(path: Path, expected_name: str | None = None) -> ChartSource:
     )
 
 
-def _parse_chart_yaml(data: bytes, where: str) -> dict[str, Any]:
+def _load_yaml(data: bytes, source: str, invalid: str) -> Any:
+    """One chart YAML file through the bounded loader; a syntax error is BadInput
+    starting with ``invalid``."""
     try:
-        meta = yaml.safe_load(data)
+        return yamlload.load(data, source)
     except yaml.YAMLError as exc:
         detail = " ".join(str(exc).split())
         raise BadInput(
-            f"{where}: Chart.yaml is not valid YAML: {detail}",
-            hint="fix the YAML syntax (`helm lint` shows the same error)",
+            f"{invalid}: {detail}", hint="fix the YAML syntax (`helm lint` shows the same error)"
         ) from None
+
+
+def _parse_chart_yaml(data: bytes, where: str, source: str | None = None) -> dict[str, Any]:
+    meta = _load_yaml(
+        data, source or f"{where}/{CHART_YAML}", f"{where}: Chart.yaml is not valid YAML"
+    )
     if not isinstance(meta, dict):
         raise BadInput(
             f"{where}: Chart.yaml must be a YAML mapping, found {type(meta).__name__}",
@@ -350,7 +360,7 @@ def with_version(chart_yaml: bytes, version: str) -> bytes:
     mapping with only ``version`` changed. If no such line can be edited safely, the
     mapping is re-serialised (sorted keys, block style) instead.
     """
-    original = _parse_chart_yaml(chart_yaml, "Chart.yaml")
+    original = _parse_chart_yaml(chart_yaml, "Chart.yaml", CHART_YAML)
     wanted = dict(original)
     wanted["version"] = version
     found = list(_VERSION_LINE.finditer(chart_yaml))
@@ -366,7 +376,7 @@ def with_version(chart_yaml: bytes, version: str) -> bytes:
             + chart_yaml[m.end("value") :]
         )
         try:
-            if yaml.safe_load(edited) == wanted:
+            if yamlload.load(edited, CHART_YAML) == wanted:
                 return edited
         except yaml.YAMLError:
             pass
@@ -405,7 +415,20 @@ def collect_files(src: ChartSource) -> list[ChartFile]:
             hint="do not modify the chart while it is being packaged",
         )
     _, files = _assemble(walked, str(src.path), top=True)
+    check_chart_size(src.path, sum(len(d) for d in files.values()))
     return sorted((ChartFile(p, d) for p, d in files.items()), key=lambda f: f.path)
+
+
+def check_chart_size(where: object, total: int) -> None:
+    """Refuse a chart whose packaged files add up to helm's limit or more: helm packages
+    it, but `helm push`, `helm pull` and every install refuse to load the archive."""
+    if total >= MAX_ARCHIVE_SIZE:
+        raise ChartTooLarge(
+            f"chart folder {where}: its files add up to {total} bytes, at or over helm's "
+            f"limit of {MAX_ARCHIVE_SIZE} bytes (100 MiB) per chart (helm refuses to load "
+            "the archive: 'decompressed chart is larger than the maximum size')",
+            hint="move large files out of the chart or list them in .helmignore",
+        )
 
 
 def _walk(root: Path, rules: helmignore.Rules) -> dict[str, bytes]:
@@ -458,6 +481,13 @@ def _walk(root: Path, rules: helmignore.Rules) -> dict[str, bytes]:
                     )
                 visit(fs_path, real, rel, chain | {real})
             elif stat.S_ISREG(st.st_mode):
+                if st.st_size > HELM_MAX_FILE_SIZE:
+                    raise ChartTooLarge(
+                        f"chart folder {root}: {rel} is {st.st_size} bytes, more than helm's "
+                        f"limit of {HELM_MAX_FILE_SIZE} bytes (5 MiB) per chart file (helm "
+                        "package and helm install refuse it)",
+                        hint="make the file smaller, or list it in .helmignore",
+                    )
                 try:
                     data = fs_path.read_bytes()
                 except OSError as exc:
@@ -528,6 +558,9 @@ def _assemble(
             out[path] = data
         elif path == "values.schema.json":
             _check_json(data, f"{where}/{path}")
+            out[path] = data
+        elif path == "values.yaml":
+            _check_values(data, f"{where}/{path}")
             out[path] = data
         elif path.startswith("charts/"):
             if _go_ext(path) == ".prov":
@@ -607,7 +640,7 @@ def _declared_dependencies(
     deps: object = meta.get("dependencies")
     if (meta.get("apiVersion") or "v1") == "v1" and "requirements.yaml" in files:
         try:
-            req = yaml.safe_load(files["requirements.yaml"])
+            req = yamlload.load(files["requirements.yaml"], f"{where}/requirements.yaml")
         except yaml.YAMLError:
             raise BadInput(f"{where}: requirements.yaml is not valid YAML") from None
         deps = req.get("dependencies") if isinstance(req, dict) else None
@@ -623,6 +656,20 @@ def _declared_dependencies(
             )
         names.append(item["name"])
     return names
+
+
+def _check_values(data: bytes, where: str) -> None:
+    """helm's loader parses every chart's values.yaml (and fails the package or the
+    install when it cannot): so do we, with the bounded loader."""
+    values = _load_yaml(
+        data, where, f"{where} is not valid YAML (helm fails with 'cannot load values.yaml')"
+    )
+    if values is not None and not isinstance(values, dict):
+        raise BadInput(
+            f"{where} must be a YAML mapping of values, found {type(values).__name__} (helm "
+            "fails with 'cannot load values.yaml')",
+            hint="values.yaml holds keys and their values",
+        )
 
 
 def _check_json(data: bytes, where: str) -> None:
@@ -668,9 +715,17 @@ def _read_chart_archive(data: bytes, where: str) -> dict[str, bytes]:
                         f"{where}: archive entry {name!r} is a link or special file",
                         hint="re-create the archive with `helm package`",
                     )
-                if member.size > remaining:
-                    raise BadInput(
-                        f"{where}: expanded archive is larger than {MAX_ARCHIVE_SIZE} bytes"
+                if member.size > HELM_MAX_FILE_SIZE:
+                    raise ChartTooLarge(
+                        f"{where}: archive entry {name!r} is {member.size} bytes, more than "
+                        f"helm's limit of {HELM_MAX_FILE_SIZE} bytes (5 MiB) per chart file",
+                        hint="helm refuses to load such a chart; make the file smaller",
+                    )
+                if member.size >= remaining:
+                    raise ChartTooLarge(
+                        f"{where}: expanded archive is {MAX_ARCHIVE_SIZE} bytes or more, "
+                        f"helm's limit of {MAX_ARCHIVE_SIZE} bytes (100 MiB) per chart",
+                        hint="helm refuses to load such a chart; make the subchart smaller",
                     )
                 extracted = archive.extractfile(member)
                 body = extracted.read() if extracted is not None else b""
@@ -815,7 +870,7 @@ def package_chart(
             f"chart {src.name}: the file list has no Chart.yaml",
             hint="pass the list collect_files() returns",
         )
-    meta = _parse_chart_yaml(by_path[CHART_YAML], f"chart {src.name}")
+    meta = _parse_chart_yaml(by_path[CHART_YAML], f"chart {src.name}", str(src.path / CHART_YAML))
     name = meta.get("name")
     if name != src.name:
         raise BadInput(

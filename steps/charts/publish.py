@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Literal
 
 from steps import sourcetime
-from steps.bundle.artifact import tar_files
+from steps.archive import tar_files
 from steps.charts import package as chartpkg
 from steps.config import ReleaseConfig
 from steps.errors import BadInput, Refused

@@ -11,7 +11,7 @@ import difflib
 from collections.abc import Mapping
 from typing import Any
 
-from steps.bundle.artifact import tar_files
+from steps.archive import tar_files
 from steps.errors import Refused
 from steps.oci import mediatypes as mt
 from steps.oci.client import RegistryClient

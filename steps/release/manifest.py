@@ -64,6 +64,7 @@ from jsonschema import (  # type: ignore[import-untyped]
     validators,
 )
 
+from steps import yamlload
 from steps.config import KNOWN_CHARTS
 from steps.errors import BadInput
 from steps.oci import mediatypes as mt
@@ -698,7 +699,7 @@ def _split_values_key(key: str) -> tuple[str, str | None]:
 def _values_text_problems(name: str, key: str, profile: str, text: str) -> Iterator[str]:
     where = f"{_field(['profileValues', key])} (profiles/{profile}/values/{key})"
     try:
-        data = yaml.safe_load(text)
+        data = yamlload.load(text, f"profiles/{profile}/values/{key}")
     except yaml.YAMLError as exc:
         yield f"{where}: not valid YAML: {_yaml_error(exc)}"
         return
@@ -728,7 +729,7 @@ def _setter_problem(text: str, path: str, value: str, parsed: dict[str, Any]) ->
             "line or less-indented comment inside the enclosing block)"
         )
     try:
-        result = yaml.safe_load(edited)
+        result = yamlload.load(edited, f"{path} set the way the appliance does")
     except yaml.YAMLError as exc:
         return (
             f"setting {path} the way the appliance does gives invalid YAML ({_yaml_error(exc)}); "
@@ -752,13 +753,6 @@ def _lookup(data: Any, path: str) -> Any:
             return _ABSENT
         data = data[part]
     return data
-
-
-def _safe_load(text: str) -> Any:
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return _ABSENT
 
 
 def _yaml_error(exc: yaml.YAMLError) -> str:

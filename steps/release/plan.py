@@ -244,6 +244,7 @@ def preflight(source: Path, config: ReleaseConfig, profile: str | None) -> str:
     the charts actually published.) Returns the values profile. Raises
     :class:`BadInput` listing every problem.
     """
+    from steps.bundle.publish import check_overlay_yaml
     from steps.release import profiles
     from steps.release.manifest import profile_values_problems
 
@@ -254,6 +255,8 @@ def preflight(source: Path, config: ReleaseConfig, profile: str | None) -> str:
             f"overlay folder {overlay} does not exist",
             hint=f"check --source, or the overlay of {config.origin}",
         )
+    # Every overlay file through the bounded YAML loader, before any push or subprocess.
+    check_overlay_yaml(overlay)
     values = profiles.load_profile_values(overlay, profile)
     problems = profile_values_problems(values, profile)
     if problems:

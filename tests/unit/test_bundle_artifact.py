@@ -268,3 +268,45 @@ def test_the_git_default_revision_is_the_commit_only(tmp_path: Path) -> None:
     subprocess.run(["git", "-C", str(tmp_path), "checkout", "-q", "--detach"], check=True, env=env)
     assert on_branch == git_revision(tmp_path)
     assert on_branch is not None and on_branch.startswith("sha1:") and len(on_branch) == 45
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://github.com/o/r.git?access_token=ghp_TOKEN",
+        "https://github.com/o/r#ghp_TOKEN",
+        "https://x:ghp_TOKEN@github.com/o/r.git?private_token=ghp_TOKEN#ghp_TOKEN",
+        "ssh://ghp_TOKEN@github.com/o/r.git?x=ghp_TOKEN",
+        "git://github.com/o/r.git#ghp_TOKEN",
+        "git@github.com:o/r.git?ghp_TOKEN",
+        "HTTPS://GitHub.com/o/r",
+    ],
+)
+def test_source_url_drops_query_fragment_and_userinfo(url: str) -> None:
+    assert clean_source_url(url) == "https://github.com/o/r"
+
+
+def test_source_url_keeps_an_https_port_only() -> None:
+    assert clean_source_url("https://git.example:8443/o/r") == "https://git.example:8443/o/r"
+    assert clean_source_url("https://git.example:443/o/r") == "https://git.example/o/r"
+    assert clean_source_url("ssh://git@git.example:2222/o/r") == "https://git.example/o/r"
+
+
+@pytest.mark.parametrize(
+    ("url", "found"),
+    [
+        ("http://github.com/o/r?access_token=ghp_TOKEN", "has the scheme 'http'"),
+        ("file:///srv/git/r?ghp_TOKEN", "has the scheme 'file'"),
+        ("/srv/git/alga-psa", "is not a URL (no scheme)"),
+        ("ftp://ghp_TOKEN@host/r", "has the scheme 'ftp'"),
+        ("https:///ghp_TOKEN", "has no host"),
+    ],
+)
+def test_other_schemes_are_refused_without_repeating_the_url(url: str, found: str) -> None:
+    from steps.errors import UnsafeSourceUrl
+
+    with pytest.raises(UnsafeSourceUrl) as info:
+        clean_source_url(url)
+    assert info.value.exit_code == 2
+    assert found in info.value.message
+    assert "ghp_TOKEN" not in info.value.diagnostics()
