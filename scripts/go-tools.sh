@@ -46,8 +46,12 @@ log() { printf 'go-tools: %s\n' "$*" >&2; }
 reports() { # reports BINARY "VERSION ARGS" VERSION: the binary's version output names VERSION
   local binary="$1" args="$2" version="${3#v}"
   [ -x "$binary" ] || return 1
+  local out
+  # Captured first: `cmd | grep -q` would let grep exit early, the tool die of SIGPIPE and
+  # pipefail call a good build a failure.
   # shellcheck disable=SC2086
-  "$binary" $args 2>&1 | grep -qF "$version"
+  out="$("$binary" $args 2>&1)" || true
+  grep -qF "$version" <<<"$out"
 }
 
 build_install() { # module version folder ldflags out
