@@ -74,7 +74,7 @@ def test_an_alias_bomb_is_refused_before_anything_is_pushed(
         result = cli(publish_args(registry, release_source))
     elapsed = time.monotonic() - started
     assert result.code == 2, result.stderr
-    assert result.json()["error"] == "UnsafeYaml"
+    assert result.json()["kind"] == "UnsafeYaml"
     assert f"{path.name}:{line}: aliases expand to more than 100000 nodes" in result.stderr
     assert "limit: 100000 expanded alias nodes per file" in result.stderr
     assert "Traceback" not in result.stderr
@@ -138,7 +138,7 @@ def test_charts_helm_would_refuse_are_refused_with_the_limit(
     with registry_env(monkeypatch, registry):
         one_file = cli(args)
         assert one_file.code == 2, one_file.stderr
-        assert one_file.json()["error"] == "ChartTooLarge"
+        assert one_file.json()["kind"] == "ChartTooLarge"
         assert "files/big.bin is 5242881 bytes" in one_file.stderr
         assert "limit of 5242880 bytes (5 MiB) per chart file" in one_file.stderr
         big.unlink()
@@ -148,7 +148,7 @@ def test_charts_helm_would_refuse_are_refused_with_the_limit(
         started = time.monotonic()
         whole = cli(args)
     assert whole.code == 2, whole.stderr
-    assert whole.json()["error"] == "ChartTooLarge"
+    assert whole.json()["kind"] == "ChartTooLarge"
     assert "limit of 104857600 bytes (100 MiB) per chart" in whole.stderr
     assert time.monotonic() - started < 30
     assert repositories_on_disk(registry) == []
@@ -260,7 +260,7 @@ def test_a_source_url_of_another_scheme_is_refused(
             ]
         )
     assert result.code == 2, result.stderr
-    assert result.json()["error"] == "UnsafeSourceUrl"
+    assert result.json()["kind"] == "UnsafeSourceUrl"
     assert "has the scheme 'http'" in result.stderr
     assert TOKEN not in result.stdout + result.stderr
     assert set(repositories_on_disk(registry)) == before
