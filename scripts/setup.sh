@@ -11,6 +11,8 @@
 # - .tools/bin: the pinned Go oracle CLIs (cosign, crane, oras, flux, argo at 3.7 and 3.6),
 #   built from source once per machine by scripts/go-tools.sh (about 15 minutes the first
 #   time on 2 cores; nothing after that). ALGA_SKIP_GO_TOOLS=1 skips it outside CI.
+# - .tools/step-image: the Debian root filesystem the step image is made from
+#   (debootstrap, once per machine; made while the Go tools compile).
 # - .venv: this package, editable, with its test extras.
 set -euo pipefail
 
@@ -40,6 +42,8 @@ apt_packages() {
   have buildah || missing+=(buildah)
   have skopeo || missing+=(skopeo)
   have podman || missing+=(podman)
+  # debootstrap makes the step image's Debian root filesystem (scripts/step-image.sh).
+  have debootstrap || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
   if [ "${#missing[@]}" -gt 0 ]; then
     log "apt-get install ${missing[*]}"
     as_root apt-get update -qq
@@ -120,8 +124,27 @@ go_tools() {
   log "go tools: $(( $(date +%s) - start )) s"
 }
 
+# The step image's root filesystem (a download, mostly waiting on the network) is made while
+# the Go tools compile (CPU); each is done once per machine.
+step_image_rootfs() {
+  log "step image rootfs (in the background): scripts/step-image.sh rootfs"
+  bash "$ROOT/scripts/step-image.sh" rootfs >"$TOOLS/step-image-rootfs.log" 2>&1 &
+  ROOTFS_PID=$!
+}
+
+wait_step_image_rootfs() {
+  if ! wait "$ROOTFS_PID"; then
+    cat "$TOOLS/step-image-rootfs.log" >&2
+    log "the step image's root filesystem could not be made"
+    [ "${CI:-}" = true ] && exit 1
+  fi
+  return 0
+}
+
 apt_packages
 tools
+step_image_rootfs
 go_tools
+wait_step_image_rootfs
 venv
 log "done. Activate with: source .venv/bin/activate; tools are in .tools/bin"

@@ -43,11 +43,6 @@ RELEASE_ARGS = {
 }
 
 
-@pytest.fixture(scope="module")
-def tools() -> Tools:
-    return Tools()
-
-
 def lint(tools: Tools, name: str, *paths: Path) -> subprocess.CompletedProcess[str]:
     """``<name> lint --offline`` of ``paths``; never contacts a cluster."""
     env = {**os.environ, "KUBECONFIG": os.devnull, "ARGO_SERVER": ""}

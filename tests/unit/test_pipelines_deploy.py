@@ -197,3 +197,63 @@ def test_kustomize_puts_the_manifest_and_its_subject_in_one_namespace(tmp_path: 
     built = {d["kind"]: d for d in yaml.safe_load_all(done.stdout)}
     assert {d["metadata"]["namespace"] for d in built.values()} == {"alga-workflows"}
     assert built["RoleBinding"]["subjects"][0]["namespace"] == "alga-workflows"
+
+
+# -- the README's "What the cluster needs" ---------------------------------------------
+
+# The Flux release each (apiVersion, kind) first served (Flux 2.3: HelmRelease v2 and
+# HelmRepository v1 GA; 2.6: OCIRepository v1 GA).
+FLUX_SINCE = {
+    ("helm.toolkit.fluxcd.io/v2", "HelmRelease"): (2, 3),
+    ("source.toolkit.fluxcd.io/v1", "HelmRepository"): (2, 3),
+    ("source.toolkit.fluxcd.io/v1", "OCIRepository"): (2, 6),
+    ("kustomize.toolkit.fluxcd.io/v1", "Kustomization"): (2, 0),
+}
+
+
+def readme_section(title: str) -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index(f"### {title}\n")
+    end = text.find("\n### ", start + 1)
+    return text[start:end]
+
+
+def test_the_readme_flux_minimums_match_the_bundle_and_the_appliance() -> None:
+    used: set[tuple[str, str]] = set()
+    for path in (ROOT / "flux").rglob("*.yaml"):
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            if isinstance(doc, dict) and "fluxcd.io" in str(doc.get("apiVersion", "")):
+                used.add((doc["apiVersion"], doc["kind"]))
+    assert used <= set(FLUX_SINCE), used - set(FLUX_SINCE)
+    bundle = max(FLUX_SINCE[u] for u in used)
+    # the appliance's setup-engine creates OCIRepository alga-appliance as v1, in every mode
+    appliance = max(bundle, FLUX_SINCE[("source.toolkit.fluxcd.io/v1", "OCIRepository")])
+    assert (bundle, appliance) == ((2, 3), (2, 6))
+    needs = " ".join(readme_section("What the cluster needs").split())
+    assert "**Flux on the appliance**: 2.6 or newer. The bundle's objects need 2.3" in needs
+    assert "`--chart-pin digest` 2.6" in needs
+
+
+def test_the_readme_names_the_rbac_the_secrets_and_retry_vs_resubmit() -> None:
+    needs = " ".join(readme_section("What the cluster needs").split())
+    assert "**Argo Workflows 3.6 or newer**" in needs
+    assert f"`workflows-generated/{rbac.FILE_NAME}`" in needs
+    assert "`workflowtaskresults` (`argoproj.io`) `create` and `patch`" in needs
+    assert f"default `{rbac.SERVICE_ACCOUNT}`" in needs
+    assert "`github-token`, key `token`" in needs
+    assert "`registry-secret` and `registry-secret-key`" in needs
+    assert control_plane.SOURCE_SECRET in needs
+    retries = " ".join(readme_section("Failures, retries and resubmits").split())
+    assert "**`argo retry` works; `argo resubmit` is the recovery that always does.**" in retries
+    assert "`volumeClaimGC: OnWorkflowSuccess`" in retries
+
+
+def test_a_failed_release_keeps_its_workspace_for_argo_retry() -> None:
+    """``OnWorkflowSuccess``: the controller's ``deletePVCs`` skips a failed or errored
+    workflow, and ``argo retry`` re-creates the claim under the same name, which
+    ``createPVCs`` finds with the same owner and reuses (workflow/controller/operator.go)."""
+    spec = committed()["alga-appliance-release"]["spec"]
+    assert spec["volumeClaimGC"] == {"strategy": "OnWorkflowSuccess"}
+    (claim,) = spec["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == common.WORKSPACE_VOLUME
+    assert "volumeClaimTemplates" not in committed()["alga-appliance-promote"]["spec"]
