@@ -27,11 +27,13 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from steps.errors import InvalidInputFile
-from steps.oci.auth import Credentials
-from steps.oci.client import RegistryClient
+
+if TYPE_CHECKING:  # imported when used: `--help` and `--version` need no HTTP client
+    from steps.oci.auth import Credentials
+    from steps.oci.client import RegistryClient
 
 T = TypeVar("T")
 
@@ -57,6 +59,8 @@ class RunContext:
         )
         client = self._clients.get(key)
         if client is None:
+            from steps.oci.client import RegistryClient
+
             verify: bool | str = str(args.ca_file) if args.ca_file else True
             client = RegistryClient(
                 args.registry,
@@ -88,6 +92,8 @@ class RunContext:
             )
             self._memo[key] = found.credentials
         value = self._memo[key]
+        from steps.oci.auth import Credentials
+
         return value if isinstance(value, Credentials) else None
 
     @property
@@ -143,6 +149,8 @@ def make_client(
 @contextlib.contextmanager
 def own_client(**kwargs: Any) -> Iterator[RegistryClient]:
     """A client outside the run's set (another registry, e.g. a copy's source)."""
+    from steps.oci.client import RegistryClient
+
     client = RegistryClient(**kwargs)
     try:
         yield client

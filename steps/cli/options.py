@@ -332,10 +332,14 @@ def anonymous(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: ``steps.channels.move.DEFAULT_SETTLE``, spelt here so that building the parser imports
+#: no registry code (``--help`` stays fast); a unit test keeps the two equal.
+SETTLE_DEFAULT = 1.0
+
+
 def settle(parser: argparse.ArgumentParser) -> None:
     """The channels protocol's settle delay: how long a writer waits before reading back a
     tag it wrote, to see concurrent writers."""
-    from steps.channels.move import DEFAULT_SETTLE
 
     def seconds(text: str) -> float:
         try:
@@ -349,10 +353,10 @@ def settle(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--settle",
         type=seconds,
-        default=env_float("ALGA_SETTLE", DEFAULT_SETTLE),
+        default=env_float("ALGA_SETTLE", SETTLE_DEFAULT),
         metavar="SECONDS",
         help="wait this long after writing a channel or version tag before reading it back, "
-        f"to see concurrent writers (default {DEFAULT_SETTLE}; env ALGA_SETTLE)",
+        f"to see concurrent writers (default {SETTLE_DEFAULT:g}; env ALGA_SETTLE)",
     )
 
 

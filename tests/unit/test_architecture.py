@@ -90,7 +90,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return [*stack[stack.index(nxt):], nxt]
+                return [*stack[stack.index(nxt) :], nxt]
             if nxt not in state:
                 found = visit(nxt)
                 if found:
@@ -166,3 +166,29 @@ def test_modules_stay_within_the_size_budget(name: str) -> None:
         assert "one class" in doc.lower(), f"{name}: say in the docstring why it is large"
         return
     assert lines <= SIZE_BUDGET, f"{name} has {lines} lines (budget {SIZE_BUDGET})"
+
+
+def test_help_and_version_import_no_registry_code() -> None:
+    """Building the parser (``--help``, ``--version``) must not import the HTTP client,
+    YAML or the domain packages: start-up stays fast."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from steps.cli.app import build_parser; build_parser(); "
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('httpx', 'yaml', 'semver', 'jsonschema', 'cryptography') "
+        "or m.startswith(('steps.oci.client', 'steps.channels', 'steps.bundle', 'steps.charts'))); "
+        "print(','.join(heavy))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert done.stdout.strip() == ""
+
+
+def test_the_settle_default_is_spelt_once_in_each_place() -> None:
+    from steps.channels.move import DEFAULT_SETTLE
+    from steps.cli.options import SETTLE_DEFAULT
+
+    assert SETTLE_DEFAULT == DEFAULT_SETTLE
