@@ -45,7 +45,7 @@ from typing import Any, Literal
 
 from steps import names
 from steps.controlplane.graph import ImageGraph, ImageSource, walk
-from steps.controlplane.sources import SourceSpec, open_source
+from steps.controlplane.sources import RegistrySource, SourceSpec, open_source
 from steps.errors import BadInput, Refused
 from steps.oci.client import RegistryClient
 from steps.oci.errors import (
@@ -196,8 +196,19 @@ def push_copy(
                 continue
             log.info("blob %s (%d bytes): copying", blob.digest.short, blob.size)
             try:
-                with source.open_blob(blob, Path(tmp)) as path:
-                    status = client.push_blob(repository, path, digest=blob.digest)
+                if isinstance(source, RegistrySource):
+                    # registry to registry: streamed from the source's response into the
+                    # upload, verified on the way; no temporary copy of the layer
+                    status = client.copy_blob(
+                        source.client,
+                        source.reference.repository,
+                        repository,
+                        blob.digest,
+                        blob.size,
+                    )
+                else:
+                    with source.open_blob(blob, Path(tmp)) as path:
+                        status = client.push_blob(repository, path, digest=blob.digest)
             except DigestMismatch as exc:
                 raise DigestMismatch(
                     exc.message,
