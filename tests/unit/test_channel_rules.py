@@ -250,14 +250,33 @@ def test_fast_path_needs_a_short_window_and_an_exact_read_back() -> None:
 
 def test_immutable_outcomes() -> None:
     mine, other = D["a"], D["b"]
-    assert rules.immutable_outcome(mine, mine, [], fast=False) == "stands"
-    assert rules.immutable_outcome(mine, mine, [other], fast=True) == "stands"
-    assert rules.immutable_outcome(mine, mine, [other], fast=False) == "restore"
-    assert rules.immutable_outcome(mine, other, [other], fast=True) == "lost"
-    assert rules.immutable_outcome(mine, D["c"], [other], fast=True) == "foreign"
-    assert rules.immutable_outcome(mine, mine, [], fast=True, winner_marked=other) == "restore"
-    assert rules.restore_choice([("claim.b", other), ("claim.a", D["c"])], None) == D["c"]
-    assert rules.restore_choice([("claim.a", D["c"])], other) == other
+    outcome = rules.immutable_outcome
+    assert outcome(mine, mine, [], fast=False) == "stands"
+    assert outcome(mine, mine, [other], fast=True) == "stands"
+    assert outcome(mine, mine, [other], fast=False) == "wait"
+    assert outcome(mine, mine, [other], fast=False, waited=True) == "stands"
+    assert outcome(mine, other, [other], fast=True) == "lost"
+    assert outcome(mine, D["c"], [other], fast=True) == "foreign"
+    assert outcome(mine, mine, [other], fast=False, confirmed=other) == "restore"
+    assert outcome(mine, other, [other], fast=False, confirmed=other) == "lost"
+
+
+def test_claims_name_their_content_and_are_found_by_prefix() -> None:
+    from datetime import UTC, datetime
+
+    from steps.channels.immutable import claim_tag, parse_claims
+    from steps.oci.reference import check_tag
+
+    when = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+    a, b = claim_tag("6.0.0", D["a"], when), claim_tag("6.0.0", D["b"], when)
+    assert a != b and check_tag(a) == a
+    claims, confirmed = parse_claims([a, b, a + ".ok", "6.0.0", "claim.6.0.1.x.y"], "6.0.0")
+    assert claims == [(a, D["a"].hex[:12]), (b, D["b"].hex[:12])]
+    assert confirmed == {a}
+    version = "1.0.0-" + "x" * 120
+    long = claim_tag(version, D["a"], when)
+    assert len(long) + 3 <= 128 and check_tag(long + ".ok")
+    assert parse_claims([long], version)[0] == [(long, D["a"].hex[:12])]
 
 
 # -- audit data ---------------------------------------------------------------------------------
