@@ -203,8 +203,16 @@ def plan_move(
     newest = max(current, key=lambda v: (_semver(v) is not None, _semver(v) or v), default=None)
     problem = downgrade_problem(newest, version, allow_downgrade=allow_downgrade, reason=reason)
     if problem:
+        in_flight = ""
+        if head is not None and newest == head.version and not observed.consistent:
+            in_flight = (
+                f" ({newest} is the current move in the channel's history, record {head.tag} "
+                f"by {head.actor or 'unknown'}; the tag still points at "
+                f"{observed.channel_version or observed.channel or 'nothing'}: that move is in "
+                f"flight or was interrupted, and `promote --version {newest}` completes it)"
+            )
         raise Downgrade(
-            f"channel {channel}: {problem}",
+            f"channel {channel}: {problem}{in_flight}",
             hint="to roll back on purpose: --allow-downgrade --reason '<why>'",
         )
     if newest is not None and not is_semver(newest):
@@ -351,9 +359,17 @@ def reconcile(stable: Sequence[MoveRecord], recent: Iterable[MoveRecord]) -> tup
 
 
 def stands(mine: MoveRecord, entries: Sequence[MoveRecord]) -> bool:
-    """The writer's move stands: the current move is its record, or targets its release."""
+    """May the writer of ``mine`` exit 0? When the current move targets its release, or
+    its move took effect and a strictly newer release superseded it since (the history
+    holds it, and the current move is of a newer version)."""
     head = entries[-1] if entries else None
-    return head is not None and (head.tag == mine.tag or head.to_digest == mine.to_digest)
+    if head is None:
+        return False
+    if head.tag == mine.tag or head.to_digest == mine.to_digest:
+        return True
+    a, b = _semver(head.version), _semver(mine.version)
+    took_effect = any(e.tag == mine.tag for e in entries)
+    return took_effect and a is not None and b is not None and a > b
 
 
 def fast_path(window: float, settle: float, *, channel_ok: bool, index_ok: bool) -> bool:

@@ -316,3 +316,16 @@ def test_record_tags_sort_by_time_and_belong_to_their_channel() -> None:
     ]
     assert audit.record_tags(tags, "stable") == [tags[2], tags[0]]
     assert audit.tag_time(tags[0]) is not None and audit.tag_time("1.0.0") is None
+
+
+def test_a_move_superseded_by_a_newer_one_stood_a_lost_one_did_not() -> None:
+    base = rec("1", "a", "1.0.0")
+    low = rec("2", "b", "1.1.0", base=base.tag)
+    high = rec("3", "c", "1.2.0", base=low.tag)
+    entries = rules.reconcile([base], [low, high])
+    assert rules.stands(low, entries) and rules.stands(high, entries)
+    raced = rec("4", "d", "1.1.5", base=base.tag)  # decided without seeing low or high
+    assert not rules.stands(raced, rules.reconcile([base], [low, high, raced]))
+    down = rec("5", "a", "1.0.0", era=1, downgrade=True, base=high.tag)
+    after = rules.reconcile([base], [low, high, down])
+    assert not rules.stands(high, after) and rules.stands(down, after)
