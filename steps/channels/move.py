@@ -13,7 +13,6 @@ from __future__ import annotations
 import getpass
 import json
 import logging
-import os
 import socket
 import time
 from collections.abc import Callable, Mapping
@@ -80,8 +79,6 @@ __all__ = [
 
 log = logging.getLogger("alga_release.channels")
 
-ENV_ACTOR = "ALGA_ACTOR"
-ENV_RUN = "ALGA_RUN"
 DEFAULT_SETTLE = 1.0
 """Seconds a writer waits between its last write and its read-back (``--settle``)."""
 RECONCILE_ROUNDS = 6
@@ -91,17 +88,12 @@ CLOCK_MARGIN = timedelta(minutes=2)
 
 
 def default_actor() -> str:
-    actor = os.environ.get(ENV_ACTOR, "").strip()
-    if actor:
-        return actor
+    """Who moves the channel when the caller does not say (``ALGA_ACTOR`` is read by the
+    CLI): the local user and host."""
     try:
         return f"{getpass.getuser()}@{socket.gethostname()}"
     except (OSError, KeyError):
         return "unknown"
-
-
-def default_run() -> str | None:
-    return os.environ.get(ENV_RUN, "").strip() or None
 
 
 def utc_now() -> datetime:
@@ -404,7 +396,7 @@ def move_channel(
         allow_downgrade=allow_downgrade,
         reason=reason,
         actor=actor or default_actor(),
-        run=run or default_run(),
+        run=run,
         time=audit.format_time(since),
         rollback_of=rollback_of,
     )
