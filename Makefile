@@ -66,10 +66,11 @@ step-image-dockerfile: ## build the step image from the Dockerfile (needs its ba
 	buildah bud --isolation chroot --storage-driver vfs --layers \
 	  -t $(STEP_IMAGE_TAG) -f Dockerfile .
 
-bench: setup ## benchmarks that print figures: chart publishing vs helm, consume resolves, publish requests
+bench: setup ## benchmarks that print figures: chart publishing vs helm, consume resolves, publish requests, channel protocol
 	@$(PY) bench/bench_charts.py
 	@$(PY) bench/bench_consume.py
 	@$(PY) bench/bench_requests.py --baseline 2b72073
+	@$(PY) bench/bench_channels.py
 
 clean: ## remove build outputs (keeps .venv and .tools)
 	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache out

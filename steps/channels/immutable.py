@@ -12,18 +12,23 @@ The protocol (the decisions are :func:`steps.channels.rules.immutable_outcome`):
 4. a push answered within the settle of step 1 that reads back its own bytes **stands**:
    it confirms with ``claim.<tag>.<stamp>.<hex>.ok`` and re-reads the tag (a later, slow
    push that overwrote it yields and puts these bytes back; it waits for that);
-5. any other push lists the claims: if other writers claimed the tag, this push may have
-   overwritten a result that already stood, so it **yields**: it puts back the confirmed
-   bytes (else the earliest claim's), re-reads until they hold, and exits 3
-   (:class:`~steps.errors.ImmutableTagOverwritten`); a tag that reads back someone else's
-   bytes is theirs (exit 3, nothing more written).
+5. any other push (slower than the settle, or reading back other bytes) lists the claims:
+   when another writer's claim is confirmed, this push may have landed on a result that
+   already stood, so it **yields**: it puts those bytes back, re-reads until they hold, and
+   exits 3 (:class:`~steps.errors.ImmutableTagOverwritten`). A tag that reads back someone
+   else's bytes is theirs (exit 3, nothing written). Its own bytes on the tag with other,
+   unconfirmed claims: it waits one settle (a fast writer confirms within that) and lists
+   again; still unconfirmed, its bytes stand and it confirms them (the other writer, when
+   its push lands, finds this confirmation and yields).
 
-Cost when nobody races: three requests more than a plain push (claim, read-back,
-confirmation) and one settle; a yield adds a tag listing and the restore.
+Cost when nobody races: four requests more than a plain push (the first read, claim,
+read-back, confirmation, and the re-read) and one settle; the slow path adds a tag listing,
+a HEAD per other claim and, when it yields, the restore and a settle per round.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from datetime import datetime
@@ -37,39 +42,37 @@ from steps.oci.reference import Digest
 log = logging.getLogger("alga_release.immutable")
 
 CLAIM_PREFIX = "claim"
-_MAX_TAG = 128
+_MAX_NAMED = 80
 _ROUNDS = 5
 
 
 def claim_prefix(tag: str) -> str:
+    """Every claim of ``tag`` starts with this (a long tag is named by its hash, so that a
+    claim and its confirmation fit in an OCI tag's 128 characters)."""
+    if len(tag) > _MAX_NAMED:
+        return f"{CLAIM_PREFIX}.h{hashlib.sha256(tag.encode()).hexdigest()[:16]}."
     return f"{CLAIM_PREFIX}.{tag}."
 
 
 def claim_tag(tag: str, digest: Digest, when: datetime) -> str:
-    """A tag only this content, pushed at this time, has. Long versions are shortened
-    (the claim is found by its prefix)."""
-    stamp = when.strftime("%Y%m%dT%H%M%S%f")
-    name = f"{claim_prefix(tag)}{stamp}.{digest.hex[:12]}"
-    if len(name) + 3 > _MAX_TAG:
-        name = f"{CLAIM_PREFIX}.{digest.hex[:8]}{tag[-40:]}.{stamp}.{digest.hex[:12]}"
-    return name[: _MAX_TAG - 3]
+    """A tag only this content, pushed at this time, has."""
+    return f"{claim_prefix(tag)}{when.strftime('%Y%m%dT%H%M%S%f')}.{digest.hex[:12]}"
 
 
 def parse_claims(tags: Sequence[str], tag: str) -> tuple[list[tuple[str, str]], set[str]]:
-    """``(claim tag, digest hex prefix)`` for every claim of ``tag``, and the hex prefixes
-    of the confirmed ones."""
+    """``(claim tag, digest hex prefix)`` for every claim of ``tag``, and the claim tags
+    that were confirmed (``<claim>.ok`` exists)."""
     prefix = claim_prefix(tag)
     claims: list[tuple[str, str]] = []
     confirmed: set[str] = set()
     for name in tags:
         if not name.startswith(prefix):
             continue
-        rest = name[len(prefix) :]
-        parts = rest.split(".")
+        parts = name[len(prefix) :].split(".")
         if len(parts) == 2:
             claims.append((name, parts[1]))
         elif len(parts) == 3 and parts[2] == "ok":
-            confirmed.add(parts[1])
+            confirmed.add(name[: -len(".ok")])
     return claims, confirmed
 
 
@@ -115,25 +118,22 @@ def put_immutable(
             if now is not None and now.digest == mine:
                 return "pushed"
             timing.sleep(timing.settle)
-    claims, confirmed = parse_claims(client.list_tags(repository), tag)
-    others: list[tuple[str, Digest]] = []
-    marked: Digest | None = None
-    for name, hex_prefix in claims:
-        if name == claim or mine.hex.startswith(hex_prefix):
-            continue
-        theirs = client.head_manifest(repository, name)
-        if theirs is None:
-            continue
-        others.append((name, theirs.digest))
-        if hex_prefix in confirmed:
-            marked = theirs.digest
-    outcome = rules.immutable_outcome(
-        mine,
-        now.digest if now else None,
-        [d for _, d in others],
-        fast=False,
-        winner_marked=marked,
-    )
+    waited = False
+    while True:
+        others, marked = _claims(client, repository, tag, claim, mine)
+        outcome = rules.immutable_outcome(
+            mine,
+            now.digest if now else None,
+            others,
+            fast=False,
+            confirmed=marked,
+            waited=waited,
+        )
+        if outcome != "wait":
+            break
+        timing.sleep(timing.settle)
+        waited = True
+        now = client.head_manifest(repository, tag)
     if outcome == "stands":
         client.put_manifest(repository, f"{claim}.ok", data, media_type)
         return "pushed"
@@ -150,13 +150,32 @@ def put_immutable(
             hint="a published version is immutable: publish a new version, or re-run with "
             "exactly that publish's inputs",
         )
-    first = rules.restore_choice(others, marked)
-    _restore(client, repository, tag, first, timing)
+    assert marked is not None
+    _restore(client, repository, tag, marked, timing)
     raise ImmutableTagOverwritten(
-        f"this push of {what} {full} ({mine}) landed after another publish's ({first}); "
-        f"the first bytes were put back",
+        f"this push of {what} {full} ({mine}) landed after another publish's ({marked}), "
+        "which stood; its bytes were put back",
         hint="a published version is immutable: publish this one under a new version",
     )
+
+
+def _claims(
+    client: RegistryClient, repository: str, tag: str, claim: str, mine: Digest
+) -> tuple[list[Digest], Digest | None]:
+    """The digests other writers claimed for ``tag``, and the one confirmed, if any."""
+    claims, confirmed = parse_claims(client.list_tags(repository), tag)
+    others: list[Digest] = []
+    marked: Digest | None = None
+    for name, hex_prefix in claims:
+        if name == claim or mine.hex.startswith(hex_prefix):
+            continue
+        theirs = client.head_manifest(repository, name)
+        if theirs is None:
+            continue
+        others.append(theirs.digest)
+        if name in confirmed:
+            marked = theirs.digest
+    return others, marked
 
 
 def _restore(

@@ -13,7 +13,6 @@ from __future__ import annotations
 import getpass
 import json
 import logging
-import os
 import socket
 import time
 from collections.abc import Callable, Mapping
@@ -75,12 +74,11 @@ __all__ = [
     "require_complete",
     "require_valid",
     "rollback_channel",
+    "superseded_by",
 ]
 
 log = logging.getLogger("alga_release.channels")
 
-ENV_ACTOR = "ALGA_ACTOR"
-ENV_RUN = "ALGA_RUN"
 DEFAULT_SETTLE = 1.0
 """Seconds a writer waits between its last write and its read-back (``--settle``)."""
 RECONCILE_ROUNDS = 6
@@ -90,17 +88,12 @@ CLOCK_MARGIN = timedelta(minutes=2)
 
 
 def default_actor() -> str:
-    actor = os.environ.get(ENV_ACTOR, "").strip()
-    if actor:
-        return actor
+    """Who moves the channel when the caller does not say (``ALGA_ACTOR`` is read by the
+    CLI): the local user and host."""
     try:
         return f"{getpass.getuser()}@{socket.gethostname()}"
     except (OSError, KeyError):
         return "unknown"
-
-
-def default_run() -> str | None:
-    return os.environ.get(ENV_RUN, "").strip() or None
 
 
 def utc_now() -> datetime:
@@ -340,9 +333,14 @@ class MoveResult:
     moved: bool
     record_tag: str | None
     settled: Literal["fast", "reconciled", "none"] = field(default="none", compare=False)
+    superseded_by: MoveRecord | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
+        later = self.superseded_by
         return {
+            "supersededBy": {"version": later.version, "to": later.to_digest, "record": later.tag}
+            if later
+            else None,
             "channel": self.channel,
             "from": str(self.from_digest) if self.from_digest else None,
             "fromVersion": self.from_version,
@@ -398,7 +396,7 @@ def move_channel(
         allow_downgrade=allow_downgrade,
         reason=reason,
         actor=actor or default_actor(),
-        run=run or default_run(),
+        run=run,
         time=audit.format_time(since),
         rollback_of=rollback_of,
     )
@@ -427,7 +425,11 @@ def move_channel(
     else:
         mine, tag = _write_claim(client, namespace, plan.record, timing.clock())
     entries, _ = rules.fold(index.entries, mine)
-    written = audit.write_index(client, namespace, replace(index, entries=entries))
+    written = (
+        index
+        if entries == index.entries and index.digest is not None
+        else audit.write_index(client, namespace, replace(index, entries=entries))
+    )
     repository = release_repository(namespace)
     client.put_manifest(repository, channel, data, media_type)
     window = timing.monotonic() - started
@@ -435,6 +437,7 @@ def move_channel(
     now = client.head_manifest(repository, channel)
     after = audit.read_index(client, namespace, channel)
     settled: Literal["fast", "reconciled"] = "fast"
+    later: MoveRecord | None = None
     if not rules.fast_path(
         window,
         timing.settle,
@@ -459,6 +462,16 @@ def move_channel(
                 hint="the channel is left at the move that stands under the winner rule (see "
                 "`alga-release history`); promote again if this release is still wanted",
             )
+        if entries[-1].to_digest != str(digest):
+            later = entries[-1]
+            log.warning(
+                "channel %s: this move to %s took effect and was superseded by a newer release, "
+                "%s (record %s), which stands",
+                channel,
+                version,
+                later.version,
+                later.tag,
+            )
     log.info(
         "channel %s: %s -> %s (%s)",
         channel,
@@ -467,9 +480,9 @@ def move_channel(
         digest.short,
     )
     if verify is not None:
-        verify(digest)
+        verify(Digest.parse(later.to_digest) if later else digest)
     return MoveResult(
-        channel, seen.channel, seen.channel_version, digest, version, True, tag, settled
+        channel, seen.channel, seen.channel_version, digest, version, True, tag, settled, later
     )
 
 
@@ -598,6 +611,20 @@ def reconcile(
 def _before(record: MoveRecord, start: datetime) -> bool:
     when = audit.tag_time(record.tag or "")
     return when is not None and when < start
+
+
+def superseded_by(
+    client: RegistryClient, namespace: str, channel: str, mine: Digest, current: Digest
+) -> MoveRecord | None:
+    """When the channel points at ``current`` instead of ``mine``: the move that superseded
+    ours, if ours took effect and a strictly newer release took over since (the history's
+    current move targets ``current``). None otherwise. Reads the index only."""
+    index = audit.read_index(client, namespace, check_channel(channel))
+    head = index.head if index else None
+    if index is None or head is None or head.to_digest != str(current):
+        return None
+    ours = [e for e in index.entries if e.to_digest == str(mine)]
+    return head if ours and rules.stands(ours[-1], index.entries) else None
 
 
 # -- rollback -------------------------------------------------------------------------------

@@ -203,8 +203,16 @@ def plan_move(
     newest = max(current, key=lambda v: (_semver(v) is not None, _semver(v) or v), default=None)
     problem = downgrade_problem(newest, version, allow_downgrade=allow_downgrade, reason=reason)
     if problem:
+        in_flight = ""
+        if head is not None and newest == head.version and not observed.consistent:
+            in_flight = (
+                f" ({newest} is the current move in the channel's history, record {head.tag} "
+                f"by {head.actor or 'unknown'}; the tag still points at "
+                f"{observed.channel_version or observed.channel or 'nothing'}: that move is in "
+                f"flight or was interrupted, and `promote --version {newest}` completes it)"
+            )
         raise Downgrade(
-            f"channel {channel}: {problem}",
+            f"channel {channel}: {problem}{in_flight}",
             hint="to roll back on purpose: --allow-downgrade --reason '<why>'",
         )
     if newest is not None and not is_semver(newest):
@@ -351,9 +359,17 @@ def reconcile(stable: Sequence[MoveRecord], recent: Iterable[MoveRecord]) -> tup
 
 
 def stands(mine: MoveRecord, entries: Sequence[MoveRecord]) -> bool:
-    """The writer's move stands: the current move is its record, or targets its release."""
+    """May the writer of ``mine`` exit 0? When the current move targets its release, or
+    its move took effect and a strictly newer release superseded it since (the history
+    holds it, and the current move is of a newer version)."""
     head = entries[-1] if entries else None
-    return head is not None and (head.tag == mine.tag or head.to_digest == mine.to_digest)
+    if head is None:
+        return False
+    if head.tag == mine.tag or head.to_digest == mine.to_digest:
+        return True
+    a, b = _semver(head.version), _semver(mine.version)
+    took_effect = any(e.tag == mine.tag for e in entries)
+    return took_effect and a is not None and b is not None and a > b
 
 
 def fast_path(window: float, settle: float, *, channel_ok: bool, index_ok: bool) -> bool:
@@ -370,7 +386,7 @@ def fast_path(window: float, settle: float, *, channel_ok: bool, index_ok: bool)
 # -- immutable tags ----------------------------------------------------------------------
 
 
-ImmutableOutcome = Literal["stands", "lost", "restore", "foreign"]
+ImmutableOutcome = Literal["stands", "wait", "lost", "restore", "foreign"]
 
 
 def immutable_outcome(
@@ -379,28 +395,25 @@ def immutable_outcome(
     others: Sequence[Digest],
     *,
     fast: bool,
-    winner_marked: Digest | None = None,
+    confirmed: Digest | None = None,
+    waited: bool = False,
 ) -> ImmutableOutcome:
     """After a push of an immutable tag and the settle: does this writer's push stand?
 
     ``now``: what the tag holds; ``others``: the digests other writers claimed for the same
     tag; ``fast``: the push was answered within the settle of the first read;
-    ``winner_marked``: a digest another writer confirmed as standing. ``lost``: another
-    writer's bytes landed after ours (theirs stand, we exit 3); ``restore``: our bytes may
-    have overwritten a first writer's (put theirs back, exit 3); ``foreign``: something
-    that made no claim changed the tag (exit 3, touch nothing)."""
-    if winner_marked is not None and winner_marked != mine:
+    ``confirmed``: a digest another writer confirmed as standing; ``waited``: a settle has
+    passed since the claims were first listed.
+
+    ``stands``: confirm and exit 0. ``wait``: other claims, none confirmed: wait a settle
+    and list again (a fast writer confirms within that). ``lost``: another writer's bytes
+    are on the tag (theirs stand; exit 3, write nothing). ``restore``: ours landed on a
+    confirmed writer's (put theirs back; exit 3). ``foreign``: something that made no claim
+    changed the tag (exit 3, touch nothing)."""
+    if confirmed is not None and confirmed != mine:
         return "restore" if now == mine else "lost"
     if now != mine:
         return "lost" if now in others else "foreign"
-    if fast or not others:
+    if fast or not others or waited:
         return "stands"
-    return "restore"
-
-
-def restore_choice(others: Sequence[tuple[str, Digest]], winner_marked: Digest | None) -> Digest:
-    """Whose bytes a yielding writer puts back: the confirmed winner's, else the earliest
-    claim's (``others``: (claim tag, digest), claim tags sort by time)."""
-    if winner_marked is not None:
-        return winner_marked
-    return sorted(others)[0][1]
+    return "wait"

@@ -289,19 +289,27 @@ def cmd_publish(args: argparse.Namespace) -> dict[str, Any]:
     parser: argparse.ArgumentParser = args.parser
     ctx = context_of(args)
     results: dict[str, Any] = {}
+
+    def run_step(step: Any) -> Any:
+        try:
+            step_args = parser.parse_args(step.argv)
+        except SystemExit:  # a generated argv that does not parse is a bug here
+            raise ReleaseError(
+                f"internal error: the {step.name} step's arguments do not parse: {step.argv}"
+            ) from None
+        step_args.run_context = ctx  # one client, one token cache, results kept in memory
+        return step_args.handler(step_args)
+
     with tempfile.TemporaryDirectory(prefix="alga-release-") as tmp:
         outdir = prepare_out_dir(args.out_dir) if args.out_dir else Path(tmp)
+        if not args.dry_run:
+            # Nothing is pushed before everything pushable is known good (steps.release.plan).
+            log.info("[0] precheck: every step as a dry run, before the first push")
+            release.precheck(params, str(outdir / "precheck"), run_step, ctx.client(args))
         steps = release.release_steps(params, str(outdir))
         for number, step in enumerate(steps, 1):
             log.info("[%d/%d] %s", number, len(steps), step.name)
-            try:
-                step_args = parser.parse_args(step.argv)
-            except SystemExit:  # a generated argv that does not parse is a bug here
-                raise ReleaseError(
-                    f"internal error: the {step.name} step's arguments do not parse: {step.argv}"
-                ) from None
-            step_args.run_context = ctx  # one client, one token cache, results kept in memory
-            results[step.name] = step_args.handler(step_args)
+            results[step.name] = run_step(step)
     charts = results["charts"].get("charts", {})
     manifest = results["manifest"]
     return {

@@ -17,8 +17,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -267,6 +267,71 @@ def preflight(source: Path, config: ReleaseConfig, profile: str | None) -> str:
             "line by line and fails when one is absent",
         )
     return profile
+
+
+# -- the pre-push check phase ---------------------------------------------------------------
+
+
+def precheck(
+    params: PublishParams,
+    outdir: str,
+    run_step: Callable[[Step], Mapping[str, Any]],
+    client: RegistryClient,
+) -> dict[str, Mapping[str, Any]]:
+    """Check everything a publish would push before it pushes anything.
+
+    Runs the release's steps as a dry run (``params`` with ``dry_run``; each step through
+    ``run_step``, exactly as the real run runs it), writing their results under ``outdir``
+    (a folder of its own, not the real run's), and so refuses, before the first push:
+
+    - bad input and unpublishable inputs (exit 2), as the real steps would;
+    - an app image tag or the control plane that is not in the registry (images step, 3);
+    - a chart version whose tag holds other bytes (charts step, 3);
+    - the bundle's ``:<version>`` holding another bundle (checked here, 3);
+    - the channel's current release unreadable where the manifest carries fields forward
+      (manifest step, 3), and the release's ``:<version>`` holding other bytes (3);
+    - a move the channel's gates would refuse: a downgrade, or an unreadable channel
+      (channel step, 3).
+
+    ``client`` reaches the registry the steps publish to. Returns each step's dry-run
+    result by step name. What it cannot rule out is another writer pushing the same tags
+    in between; the push protocols settle that (:mod:`steps.channels`).
+    """
+    results: dict[str, Mapping[str, Any]] = {}
+    for step in release_steps(replace(params, dry_run=True), outdir):
+        results[step.name] = run_step(step)
+        if step.name == "bundle":
+            _check_bundle_tag(client, params.registry.namespace, results["bundle"], outdir)
+    return results
+
+
+def _check_bundle_tag(
+    client: RegistryClient, namespace: str, result: Mapping[str, Any], outdir: str
+) -> None:
+    """The bundle's ``:<version>`` is free or already holds this bundle (the same files:
+    another zlib may have compressed them to other bytes)."""
+    from steps.bundle.artifact import tar_files
+    from steps.bundle.publish import BUNDLE_REPOSITORY, read_overlay
+
+    repository = f"{namespace}/{BUNDLE_REPOSITORY}"
+    tag = str(result.get("tag"))
+    existing = client.head_manifest(repository, tag)
+    if existing is None or str(existing.digest) == result.get("digest"):
+        return
+    layers = client.get_manifest(repository, existing.digest).json().get("layers") or []
+    if isinstance(layers, list) and len(layers) == 1 and isinstance(layers[0], dict):
+        layer = layers[0]
+        size = int(layer.get("size", -1))
+        if 0 <= size <= 64 * 1024 * 1024:
+            blob = client.get_blob(repository, Digest.parse(str(layer.get("digest"))), size=size)
+            if tar_files(blob) == read_overlay(Path(outdir) / "bundle"):
+                return
+    raise ImmutableTagConflict(
+        f"bundle {client.registry}/{repository}:{tag} already exists as {existing.digest}; "
+        f"this release's bundle would be {result.get('digest')} (nothing was pushed)",
+        hint="a published version is immutable: publish a new --version, or re-run with "
+        "exactly the same inputs",
+    )
 
 
 # -- provenance ------------------------------------------------------------------------

@@ -250,14 +250,33 @@ def test_fast_path_needs_a_short_window_and_an_exact_read_back() -> None:
 
 def test_immutable_outcomes() -> None:
     mine, other = D["a"], D["b"]
-    assert rules.immutable_outcome(mine, mine, [], fast=False) == "stands"
-    assert rules.immutable_outcome(mine, mine, [other], fast=True) == "stands"
-    assert rules.immutable_outcome(mine, mine, [other], fast=False) == "restore"
-    assert rules.immutable_outcome(mine, other, [other], fast=True) == "lost"
-    assert rules.immutable_outcome(mine, D["c"], [other], fast=True) == "foreign"
-    assert rules.immutable_outcome(mine, mine, [], fast=True, winner_marked=other) == "restore"
-    assert rules.restore_choice([("claim.b", other), ("claim.a", D["c"])], None) == D["c"]
-    assert rules.restore_choice([("claim.a", D["c"])], other) == other
+    outcome = rules.immutable_outcome
+    assert outcome(mine, mine, [], fast=False) == "stands"
+    assert outcome(mine, mine, [other], fast=True) == "stands"
+    assert outcome(mine, mine, [other], fast=False) == "wait"
+    assert outcome(mine, mine, [other], fast=False, waited=True) == "stands"
+    assert outcome(mine, other, [other], fast=True) == "lost"
+    assert outcome(mine, D["c"], [other], fast=True) == "foreign"
+    assert outcome(mine, mine, [other], fast=False, confirmed=other) == "restore"
+    assert outcome(mine, other, [other], fast=False, confirmed=other) == "lost"
+
+
+def test_claims_name_their_content_and_are_found_by_prefix() -> None:
+    from datetime import UTC, datetime
+
+    from steps.channels.immutable import claim_tag, parse_claims
+    from steps.oci.reference import check_tag
+
+    when = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+    a, b = claim_tag("6.0.0", D["a"], when), claim_tag("6.0.0", D["b"], when)
+    assert a != b and check_tag(a) == a
+    claims, confirmed = parse_claims([a, b, a + ".ok", "6.0.0", "claim.6.0.1.x.y"], "6.0.0")
+    assert claims == [(a, D["a"].hex[:12]), (b, D["b"].hex[:12])]
+    assert confirmed == {a}
+    version = "1.0.0-" + "x" * 120
+    long = claim_tag(version, D["a"], when)
+    assert len(long) + 3 <= 128 and check_tag(long + ".ok")
+    assert parse_claims([long], version)[0] == [(long, D["a"].hex[:12])]
 
 
 # -- audit data ---------------------------------------------------------------------------------
@@ -297,3 +316,16 @@ def test_record_tags_sort_by_time_and_belong_to_their_channel() -> None:
     ]
     assert audit.record_tags(tags, "stable") == [tags[2], tags[0]]
     assert audit.tag_time(tags[0]) is not None and audit.tag_time("1.0.0") is None
+
+
+def test_a_move_superseded_by_a_newer_one_stood_a_lost_one_did_not() -> None:
+    base = rec("1", "a", "1.0.0")
+    low = rec("2", "b", "1.1.0", base=base.tag)
+    high = rec("3", "c", "1.2.0", base=low.tag)
+    entries = rules.reconcile([base], [low, high])
+    assert rules.stands(low, entries) and rules.stands(high, entries)
+    raced = rec("4", "d", "1.1.5", base=base.tag)  # decided without seeing low or high
+    assert not rules.stands(raced, rules.reconcile([base], [low, high, raced]))
+    down = rec("5", "a", "1.0.0", era=1, downgrade=True, base=high.tag)
+    after = rules.reconcile([base], [low, high, down])
+    assert not rules.stands(high, after) and rules.stands(down, after)
