@@ -135,6 +135,19 @@ def test_a_signed_publish_is_accepted_by_cosign_and_a_rerun_writes_nothing(
     assert set(statuses.values()) == {f"signed by {key_id}"}
     assert {p["signed"] for p in stranger.json()["signatures"]} == {False}
     assert shown.json()["imageDrift"] == []
+    with registry_env(monkeypatch, registry):
+        human = cli(
+            [
+                "inspect",
+                "nightly",
+                "--trusted-key",
+                str(other_public),
+                *registry_args(registry, proxy.host),
+            ]
+        )
+    assert human.code == 0, human.stderr
+    assert "signatures (trusted: sha256:" in human.stdout
+    assert human.stdout.count("UNSIGNED") == 9
 
 
 def test_a_run_requiring_a_key_without_one_pushes_nothing(
