@@ -232,3 +232,38 @@ def test_moves_and_verify_refuse_an_unsigned_release_when_a_key_is_configured(
         head = client.head_manifest(RELEASE_REPO, "stable")
     assert head is not None
     assert head.digest == Digest.parse(json.loads(signed.stdout)["manifestDigest"])
+
+
+def test_control_plane_copy_signs_what_it_pushes(
+    registry: Registry,
+    monkeypatch: pytest.MonkeyPatch,
+    key_pair: tuple[Path, Path],
+    other_public: Path,
+    tmp_path: Path,
+) -> None:
+    from tests.harness.images import push_tiny_image
+
+    private, public = key_pair
+    with client_for(registry) as client:
+        push_tiny_image(client, "upstream/control-plane", "62cdce38")
+    argv = [
+        "control-plane",
+        "copy",
+        f"{registry.host}/upstream/control-plane:62cdce38",
+        "--tag",
+        "62cdce38",
+        *registry_args(registry),
+        "--source-plain-http",
+        "--signing-key",
+        str(private),
+        "--json",
+    ]
+    with registry_env(monkeypatch, registry):
+        first = cli(argv)
+        again = cli(argv)
+    assert first.code == 0, first.stderr
+    assert first.json()["signedBy"] == again.json()["signedBy"]
+    reference = first.json()["reference"]
+    cosign = Cosign(find_cosign(), tmp_path / "home", PASSWORD)
+    assert cosign.verify(reference, public).returncode == 0
+    assert cosign.verify(reference, other_public).returncode != 0
