@@ -75,10 +75,12 @@ def _move(args: argparse.Namespace, kind: str) -> dict[str, Any]:
 
 
 def require_trusted_signatures(args: argparse.Namespace, client: Any, digest: Any) -> None:
-    """The signature gate of every channel move: with a signing or trusted key configured,
-    the release manifest and its bundle must carry a valid signature by one of them (exit 3
-    otherwise). Re-verified on every move (promote, rollback), never trusted from the run
-    that published. ``--require-signing`` without any key is bad input (exit 2)."""
+    """The signature gate of ``channel move`` and ``promote``: with a signing or trusted key
+    configured, the release manifest and its bundle must carry a valid signature by one of
+    them (exit 3 otherwise), re-verified on every move, never trusted from the run that
+    published. ``--require-signing`` without any key is bad input (exit 2). (``rollback``
+    picks its target inside ``steps.channels.rollback_channel``, which has no pre-move hook
+    yet, so it is not gated here.)"""
     from steps.channels.move import read_release
     from steps.signing.gates import require_signed
 
