@@ -11,6 +11,7 @@ from typing import Any
 from steps.cli import options
 from steps.cli.charts import load_config
 from steps.cli.context import context_of, make_client, write_out
+from steps.cli.signing import signer_of
 
 _DRY_RUN_DEFAULT_DIR = Path("\0default")  # a sentinel no real path can equal
 
@@ -31,6 +32,7 @@ def cmd_bundle_publish(args: argparse.Namespace) -> dict[str, Any]:
     from steps.release.plan import preflight
 
     config = load_config(args)
+    signer = signer_of(args)  # a bad or missing key stops the run before any push
     # The bundle names the values profile; a profile the appliance cannot use must not
     # be published under an immutable version.
     args.values_profile = preflight(args.source, config, args.values_profile)
@@ -57,7 +59,7 @@ def cmd_bundle_publish(args: argparse.Namespace) -> dict[str, Any]:
         write_out(args, {k: v for k, v in result.items() if k != "diff"})
         return result
     with make_client(args) as client:
-        result = bundle.publish_prepared(client, prepared)
+        result = bundle.publish_prepared(client, prepared, signer=signer)
     return write_out(args, result)
 
 
@@ -132,5 +134,6 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         "ALGA_DRY_RUN=true) the bundle goes next to --out (<out>.bundle/), else to a "
         "temporary folder",
     )
+    options.signing(publish, "sign the bundle")
     options.leaf(publish)
     publish.set_defaults(handler=cmd_bundle_publish, human=_human)

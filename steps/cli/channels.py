@@ -15,6 +15,7 @@ from steps.cli import options
 from steps.cli.context import make_client, read_result, write_out
 from steps.cli.output import human_history, human_move
 from steps.cli.release import access, anonymous
+from steps.cli.signing import signer_of, trusted_of
 from steps.errors import BadInput, Downgrade, ReleaseNotFound, UnreadableChannel
 
 log = logging.getLogger("alga_release")
@@ -42,6 +43,7 @@ def _move(args: argparse.Namespace, kind: str) -> dict[str, Any]:
             )
         if not args.dry_run and anonymous(args):
             require_anonymous_pull(access(args), version)
+        require_trusted_signatures(args, client, head.digest)
         verify = None
         if kind != "publish" and not args.dry_run:
 
@@ -70,6 +72,25 @@ def _move(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     data = result.to_json()
     data["dryRun"] = bool(args.dry_run)
     return write_out(args, data)
+
+
+def require_trusted_signatures(args: argparse.Namespace, client: Any, digest: Any) -> None:
+    """The signature gate of ``channel move`` and ``promote``: with a signing or trusted key
+    configured, the release manifest and its bundle must carry a valid signature by one of
+    them (exit 3 otherwise), re-verified on every move, never trusted from the run that
+    published. ``--require-signing`` without any key is bad input (exit 2). (``rollback``
+    picks its target inside ``steps.channels.rollback_channel``, which has no pre-move hook
+    yet, so it is not gated here.)"""
+    from steps.channels.move import read_release
+    from steps.signing.gates import require_signed
+
+    signer_of(args)  # --require-signing without a key stops here
+    trusted = trusted_of(args)
+    if not trusted:
+        return
+    _, _, _, release = read_release(client, args.namespace, digest)
+    require_signed(client, args.namespace, digest, release, trusted)
+    log.info("release %s: manifest and bundle signed by a trusted key", digest)
 
 
 def _dry_move(client: Any, args: argparse.Namespace, channel: str, version: str) -> dict[str, Any]:
@@ -178,6 +199,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         options.out(p)
         options.verify_anonymous(p, "before and after the move")
         options.settle(p)
+        options.signing(p, "refuse a release not signed by this key (or a --trusted-key)")
 
     actions = options.group(
         commands, "channel", "move a channel tag (the last step)", "channel_command"

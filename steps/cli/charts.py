@@ -10,6 +10,7 @@ from typing import Any
 from steps.cli import options
 from steps.cli.context import context_of, make_client, write_out
 from steps.cli.output import human_charts
+from steps.cli.signing import signer_of
 
 log = logging.getLogger("alga_release")
 
@@ -26,6 +27,7 @@ def cmd_charts_publish(args: argparse.Namespace) -> dict[str, Any]:
     from steps.charts import publish as charts
 
     config = load_config(args)
+    signer = signer_of(args)  # a bad or missing key stops the run before any push
     source: Path = args.source
     log.info("packaging charts from %s (%s)", source, config.origin)
     artifacts = charts.build_artifacts(source, config, args.version_policy, args.chart or None)
@@ -34,7 +36,9 @@ def cmd_charts_publish(args: argparse.Namespace) -> dict[str, Any]:
         if args.dry_run:
             result = charts.dry_run_json(client.registry, plans)
         else:
-            result = charts.results_json(charts.push_plan(client, args.namespace, plans))
+            result = charts.results_json(
+                charts.push_plan(client, args.namespace, plans, signer=signer)
+            )
         stats = client.stats
         log.info(
             "%d request(s), %d blob(s) uploaded (%d bytes), %d already present",
@@ -81,5 +85,6 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     )
     options.out(publish)
     options.dry_run(publish, "package and compare with the registry, but push nothing")
+    options.signing(publish, "sign every chart")
     options.leaf(publish)
     publish.set_defaults(handler=cmd_charts_publish, human=human_charts)

@@ -10,6 +10,7 @@ from typing import Any
 from steps.cli import options
 from steps.cli.context import make_client, own_client, write_out
 from steps.cli.output import human_control_plane
+from steps.cli.signing import signer_of
 
 log = logging.getLogger("alga_release")
 
@@ -19,6 +20,7 @@ def cmd_control_plane_copy(args: argparse.Namespace) -> dict[str, Any]:
     from steps.controlplane import sources
 
     spec = sources.parse_source(args.source_ref)
+    signer = signer_of(args)  # a bad or missing key stops the run before any push
     with make_client(args) as client:
         other_registry = (
             isinstance(spec, sources.RegistrySourceSpec)
@@ -55,6 +57,8 @@ def cmd_control_plane_copy(args: argparse.Namespace) -> dict[str, Any]:
             stats.blobs_mounted,
             stats.blobs_existing,
         )
+        if signer is not None and not args.dry_run:
+            result["signedBy"] = signer.sign_reference(client, result["reference"]).key_id
     return write_out(args, result)  # a dry run writes its plan too: the next dry-run step reads it
 
 
@@ -68,6 +72,7 @@ def cmd_control_plane_build(args: argparse.Namespace) -> dict[str, Any]:
     build_args = build.parse_build_args(args.build_arg)
     if args.dry_run:
         return write_out(args, _build_plan(args, assembled))
+    signer = signer_of(args)  # a bad or missing key stops the run before any push
     docker_host = options.env_str("DOCKER_HOST")
     with make_client(args) as client:
         built = build.build_and_push(
@@ -80,7 +85,10 @@ def cmd_control_plane_build(args: argparse.Namespace) -> dict[str, Any]:
             build_args=build_args,
             platform=args.platform,
         )
-    return write_out(args, built.to_json())
+        result = built.to_json()
+        if signer is not None:
+            result["signedBy"] = signer.sign_reference(client, built.reference).key_id
+    return write_out(args, result)
 
 
 def _build_plan(args: argparse.Namespace, assembled: Any) -> dict[str, Any]:
@@ -166,6 +174,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     options.source_registry(copy)
     options.dry_run(copy, "read the source and compare with the destination; push nothing")
     options.out(copy)
+    options.signing(copy, "sign the copied image")
     options.leaf(copy)
     copy.set_defaults(handler=cmd_control_plane_copy, human=human_control_plane)
 
@@ -218,6 +227,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     options.dry_run(
         build, "assemble and check the build context and the tag; build and push nothing"
     )
+    options.signing(build, "sign the built image")
     options.leaf(build)
     build.set_defaults(handler=cmd_control_plane_build, human=human_control_plane)
 

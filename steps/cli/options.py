@@ -430,3 +430,83 @@ def leaf(parser: argparse.ArgumentParser, *, registry_options: bool = True) -> N
     if registry_options:
         registry(parser)
     output(parser)
+
+
+# -- signing (steps/signing) -------------------------------------------------------------------
+
+ENV_SIGNING_KEY = "ALGA_SIGNING_KEY"
+ENV_SIGNING_KEY_PASSWORD = "ALGA_SIGNING_KEY_PASSWORD"
+ENV_SIGNING_KEY_PASSWORD_FILE = "ALGA_SIGNING_KEY_PASSWORD_FILE"
+#: cosign's own variable, read when ours is unset (a key made with cosign keeps working)
+ENV_COSIGN_PASSWORD = "COSIGN_PASSWORD"
+ENV_TRUSTED_KEYS = "ALGA_TRUSTED_KEYS"
+
+
+def signing(parser: argparse.ArgumentParser, what: str = "sign what this step publishes") -> None:
+    """``--signing-key``, its password file, ``--require-signing`` and ``--trusted-key``."""
+    group = parser.add_argument_group("signing")
+    group.add_argument(
+        "--signing-key",
+        type=Path,
+        default=env_str(ENV_SIGNING_KEY),
+        metavar="FILE",
+        help=f"{what} with this ECDSA P-256 key: cosign's encrypted key file or a PKCS#8 PEM "
+        f"(env {ENV_SIGNING_KEY}); its password comes from env {ENV_SIGNING_KEY_PASSWORD} "
+        f"(or {ENV_COSIGN_PASSWORD}) or --signing-key-password-file, never the command line",
+    )
+    signing_key_password_file(group)
+    group.add_argument(
+        "--require-signing",
+        action="store_true",
+        default=env_bool("ALGA_REQUIRE_SIGNING"),
+        help="refuse to run (exit 2, before any push) without --signing-key "
+        "(env ALGA_REQUIRE_SIGNING=true)",
+    )
+    trusted_keys(group)
+
+
+def signing_key_password_file(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    parser.add_argument(
+        "--signing-key-password-file",
+        type=Path,
+        default=env_str(ENV_SIGNING_KEY_PASSWORD_FILE),
+        metavar="FILE",
+        help=f"read the signing key's password from FILE (env {ENV_SIGNING_KEY_PASSWORD_FILE})",
+    )
+
+
+def trusted_keys(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    env = env_str(ENV_TRUSTED_KEYS)
+    parser.add_argument(
+        "--trusted-key",
+        type=Path,
+        action="append",
+        default=[Path(p) for p in env.split(os.pathsep) if p] if env else [],
+        metavar="PUB",
+        help="also trust signatures by this public key (PEM; repeatable, e.g. the previous "
+        f"key during a rotation; env {ENV_TRUSTED_KEYS}, {os.pathsep!r}-separated); "
+        "--signing-key's own public key is always trusted",
+    )
+
+
+def signing_password(password_file: Path | None) -> bytes | None:
+    """The signing key's password: the file, else ``ALGA_SIGNING_KEY_PASSWORD``, else
+    ``COSIGN_PASSWORD``; None when none is set. One trailing newline of a file is dropped."""
+    from steps.redact import register_secret
+
+    text: str | None
+    if password_file is not None:
+        try:
+            text = password_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise BadInput(
+                f"cannot read the signing key password file {password_file}: {exc.strerror}"
+            ) from None
+        text = text[:-1] if text.endswith("\n") else text
+    else:
+        found = ENVIRON.get(ENV_SIGNING_KEY_PASSWORD)
+        text = found if found is not None else ENVIRON.get(ENV_COSIGN_PASSWORD)
+    if text is None:
+        return None
+    register_secret(text)
+    return text.encode()

@@ -125,6 +125,7 @@ def human_inspect(result: Mapping[str, Any], paint: Painter = PLAIN) -> str:
             f"{p['kind']:<14} {p['name']:<16} {shown} {p['reference']}"
             + (f"  ({p['detail']})" if p["detail"] else "")
         )
+    lines += human_signatures(result, paint)
     lines.append("")
     lines.append(
         paint("complete", "green")
@@ -132,6 +133,27 @@ def human_inspect(result: Mapping[str, Any], paint: Painter = PLAIN) -> str:
         else paint("INCOMPLETE: some pieces are missing", "red")
     )
     return "\n".join(lines)
+
+
+def human_signatures(result: Mapping[str, Any], paint: Painter = PLAIN) -> list[str]:
+    """Per piece "signed by <key id>" or "UNSIGNED", and image tags that moved (issue 17)."""
+    lines: list[str] = []
+    signatures = result.get("signatures")
+    if signatures is not None:
+        lines += ["", f"signatures (trusted: {', '.join(result.get('trustedKeys') or [])})"]
+        for p in signatures:
+            status = str(p["status"])
+            shown = status if p["signed"] else paint(status, "red")
+            lines.append(f"{p['kind']:<14} {p['name']:<16} {shown}")
+    for drift in result.get("imageDrift") or []:
+        lines.append(
+            paint(
+                f"image {drift['key']}: {drift['reference']} moved from {drift['recorded']} to "
+                f"{drift['current'] or '(gone)'}",
+                "red",
+            )
+        )
+    return lines
 
 
 def human_publish(result: Mapping[str, Any], paint: Painter = PLAIN) -> str:

@@ -23,6 +23,7 @@ from steps.cli.context import (
     write_out,
 )
 from steps.cli.output import human_inspect, human_publish, human_resolve
+from steps.cli.signing import signature_section, signer_of, trusted_of
 from steps.errors import BadInput, ReleaseError, UnreadableChannel
 
 log = logging.getLogger("alga_release")
@@ -57,14 +58,19 @@ def cmd_images_check(args: argparse.Namespace) -> dict[str, Any]:
     from steps.release import images
 
     wanted = images.parse_image_args(args.image)
+    signer = signer_of(args)
     with make_client(args) as client:
         checks = images.require_images(client, args.namespace, wanted)
         control_plane = images.resolve_control_plane(client, args.namespace, args.control_plane)
+        # the release pins the control plane by digest: with a key, it is signed here
+        signed = signer.sign_reference(client, control_plane) if signer else None
     result = {
         "images": {c.key: c.tag for c in checks},
         "imageDigests": {c.key: str(c.digest) for c in checks},
         "controlPlane": control_plane,
     }
+    if signed:
+        result["controlPlaneSignedBy"] = signed.key_id
     return write_out(args, result)
 
 
@@ -83,6 +89,7 @@ def cmd_manifest_publish(args: argparse.Namespace) -> dict[str, Any]:
 
     version = ReleaseVersion(args.version, "--version")
     channel = Channel(args.channel)
+    signer = signer_of(args)  # a bad or missing key stops the run before any push
     config = load_config(args)
     profile = args.values_profile or config.values_profile
     charts = read_result(args, args.charts, "charts")
@@ -134,7 +141,12 @@ def cmd_manifest_publish(args: argparse.Namespace) -> dict[str, Any]:
         )
         rm.validate_manifest(manifest, helm_releases=helm_releases)
         pushed = release.push_release_manifest(
-            client, args.namespace, manifest, dry_run=args.dry_run, timing=options.timing(args)
+            client,
+            args.namespace,
+            manifest,
+            dry_run=args.dry_run,
+            timing=options.timing(args),
+            signer=signer,
         )
     result = {"version": version, "channel": channel, **pushed.to_json(), "manifest": manifest}
     return write_out(args, result)
@@ -174,7 +186,24 @@ def cmd_verify(args: argparse.Namespace) -> dict[str, Any]:
         expected_config=expected_config,
         anonymous=anonymous(args),
     )
+    result.update(_signatures(args, result["manifestDigest"], gate=True))
     return write_out(args, result)
+
+
+def _signatures(args: argparse.Namespace, digest_text: str, *, gate: bool) -> dict[str, Any]:
+    """Signature status per piece and image-tag drift; with ``gate`` and a trusted key,
+    refuse (exit 3) a release or bundle not signed by a trusted key."""
+    from steps.channels.move import read_release
+    from steps.oci.reference import Digest
+    from steps.signing.gates import require_signed
+
+    client = context_of(args).client(args, anonymous=anonymous(args))
+    digest = Digest.parse(digest_text)
+    _, _, _, release = read_release(client, args.namespace, digest)
+    trusted = trusted_of(args)
+    if gate and trusted:
+        require_signed(client, args.namespace, digest, release, trusted)
+    return signature_section(args, client, digest, release) or {}
 
 
 def cmd_resolve(args: argparse.Namespace) -> dict[str, Any]:
@@ -188,7 +217,9 @@ def cmd_resolve(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_inspect(args: argparse.Namespace) -> dict[str, Any]:
     from steps.release.verify import inspect
 
-    return inspect(access(args), args.ref, anonymous=bool(args.anonymous))
+    result = inspect(access(args), args.ref, anonymous=bool(args.anonymous))
+    result.update(_signatures(args, result["manifestDigest"], gate=False))
+    return result
 
 
 def inspect_exit_code(args: argparse.Namespace, result: dict[str, Any]) -> int:
@@ -260,6 +291,7 @@ def cmd_publish(args: argparse.Namespace) -> dict[str, Any]:
     ReleaseVersion(args.version, "--version")
     Channel(args.channel)
     release.preflight(args.source, load_config(args), args.values_profile)
+    signer_of(args)  # a bad or missing signing key stops the run before any push
     params = release.PublishParams(
         source=str(args.source),
         version=args.version,
@@ -277,6 +309,14 @@ def cmd_publish(args: argparse.Namespace) -> dict[str, Any]:
         run=args.run,
         dry_run=args.dry_run,
         verify_anonymous=args.verify_anonymous,
+        signing=release.SigningParams(
+            key=str(args.signing_key) if args.signing_key else None,
+            password_file=str(args.signing_key_password_file)
+            if args.signing_key_password_file
+            else None,
+            required=bool(args.require_signing),
+            trusted_keys=tuple(str(p) for p in args.trusted_key),
+        ),
         registry=release.RegistryParams(
             registry=args.registry,
             namespace=args.namespace,
@@ -345,6 +385,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     )
     options.images(check)
     options.out(check)
+    options.signing(check, "sign the control-plane image the release pins")
     options.leaf(check)
     check.set_defaults(handler=cmd_images_check)
 
@@ -395,6 +436,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     options.out(mpub)
     options.dry_run(mpub, "build and validate; push nothing")
     options.settle(mpub)
+    options.signing(mpub, "sign the release manifest")
     options.leaf(mpub)
     mpub.set_defaults(handler=cmd_manifest_publish)
 
@@ -417,6 +459,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     )
     options.verify_anonymous(verify, "resolve and check")
     options.out(verify)
+    options.signing(verify, "trust this key's signatures (refuse an unsigned release)")
     options.leaf(verify)
     verify.set_defaults(handler=cmd_verify)
 
@@ -446,6 +489,8 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         )
         sub.add_argument("ref", metavar="REF", help="nightly, stable, a version or sha256:...")
         options.anonymous(sub)
+        if name == "inspect":
+            options.trusted_keys(sub)
         options.leaf(sub)
         sub.set_defaults(handler=handler, human=human)
         if exit_code is not None:
@@ -507,5 +552,6 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         help="keep each step's JSON result here (default: a temp folder)",
     )
     options.dry_run(publish, "do everything but write to the registry")
+    options.signing(publish, "sign every chart, the bundle, the control plane and the release")
     options.leaf(publish)
     publish.set_defaults(handler=cmd_publish, human=human_publish)

@@ -62,6 +62,28 @@ class RegistryParams:
 
 
 @dataclass(frozen=True)
+class SigningParams:
+    """The signing key (a file path; its password stays in the environment or a file),
+    ``--require-signing`` and extra trusted public keys, for every step that signs or
+    gates. Empty: no signing flags at all (the Argo templates are unchanged)."""
+
+    key: str | None = None
+    password_file: str | None = None
+    required: bool = False
+    trusted_keys: tuple[str, ...] = ()
+
+    def argv(self) -> list[str]:
+        args = ["--signing-key", self.key] if self.key else []
+        if self.password_file:
+            args += ["--signing-key-password-file", self.password_file]
+        if self.required:
+            args.append("--require-signing")
+        for path in self.trusted_keys:
+            args += ["--trusted-key", path]
+        return args
+
+
+@dataclass(frozen=True)
 class PublishParams:
     """Everything a release run needs; strings so Argo placeholders fit too."""
 
@@ -82,6 +104,7 @@ class PublishParams:
     dry_run: bool = False
     verify_anonymous: bool | None = None  # None: the CLI's default (on for ghcr.io)
     registry: RegistryParams = field(default_factory=RegistryParams)
+    signing: SigningParams = field(default_factory=SigningParams)
 
 
 @dataclass(frozen=True)
@@ -105,6 +128,7 @@ def release_steps(p: PublishParams, outdir: str) -> list[Step]:
     source = ["--source", p.source, *opt("--config", p.config)]
     reg = p.registry.argv()
     dry = ["--dry-run"] if p.dry_run else []
+    sign = p.signing.argv()
     provenance = [*opt("--source-url", p.source_url), *opt("--revision", p.revision)]
     anonymous = (
         []
@@ -124,6 +148,7 @@ def release_steps(p: PublishParams, outdir: str) -> list[Step]:
                 out("charts"),
                 *reg,
                 *dry,
+                *sign,
             ],
             out("charts"),
         ),
@@ -145,6 +170,7 @@ def release_steps(p: PublishParams, outdir: str) -> list[Step]:
                 out("bundle"),
                 *reg,
                 *(["--dry-run", f"{outdir}/bundle"] if p.dry_run else []),
+                *sign,
             ],
             out("bundle"),
         ),
@@ -159,6 +185,7 @@ def release_steps(p: PublishParams, outdir: str) -> list[Step]:
                 "--out",
                 out("images"),
                 *reg,
+                *([] if p.dry_run else sign),  # images check signs the control plane
             ],
             out("images"),
         ),
@@ -184,6 +211,7 @@ def release_steps(p: PublishParams, outdir: str) -> list[Step]:
                 out("manifest"),
                 *reg,
                 *dry,
+                *sign,
             ],
             out("manifest"),
         ),
@@ -208,6 +236,7 @@ def release_steps(p: PublishParams, outdir: str) -> list[Step]:
                 *anonymous,
                 *reg,
                 *dry,
+                *sign,
             ],
             out("channel"),
         ),
@@ -223,6 +252,7 @@ def release_steps(p: PublishParams, outdir: str) -> list[Step]:
                 out("verify"),
                 *anonymous,
                 *reg,
+                *sign,
             ],
             out("verify"),
         ),

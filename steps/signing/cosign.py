@@ -418,13 +418,6 @@ class Signer:
         return self.sign(client, ref.repository, ref.digest)
 
 
-def sign_optional(
-    signer: Signer | None, client: RegistryClient, repository: str, digest: Digest
-) -> SignResult | None:
-    """``signer.sign(...)``, or None when there is no signer (the publish hooks' one line)."""
-    return signer.sign(client, repository, digest) if signer is not None else None
-
-
 def load_signer(
     key_file: Path | None, password: bytes | None, *, required: bool = False, why: str = ""
 ) -> Signer | None:
