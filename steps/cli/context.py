@@ -29,9 +29,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from steps.errors import BadInput, InvalidInputFile
+from steps.errors import InvalidInputFile
 from steps.oci.auth import Credentials
-from steps.oci.client import RegistryClient
+from steps.oci.client import RegistryClient, RetryPolicy
 
 T = TypeVar("T")
 
@@ -64,24 +64,39 @@ class RunContext:
                 plain_http=args.plain_http,
                 insecure_hosts=tuple(args.insecure_registry),
                 verify=verify,
+                retry=self.retry_policy(),
             )
             self._clients[key] = client
         return client
 
     def credentials(self, args: argparse.Namespace) -> Credentials | None:
+        """``--password-file`` / ``ALGA_REGISTRY_*``, else the Docker config (and its
+        credential helpers), else podman's auth file, else anonymous."""
+        import sys
+
         from steps.cli import options
+        from steps.oci.credentials import find_credentials
 
         password_file: Path | None = args.password_file
-        key = ("credentials", str(password_file))
+        key = ("credentials", args.registry, str(password_file))
         if key not in self._memo:
-            if password_file is not None and str(password_file) == "-":
-                self._memo[key] = _credentials_from_stdin(options.environment())
-            else:
-                self._memo[key] = Credentials.from_environment(
-                    password_file, env=dict(options.environment())
-                )
+            found = find_credentials(
+                args.registry,
+                env=options.environment(),
+                password_file=password_file,
+                stdin=sys.stdin,
+                scope=getattr(args, "namespace", None),
+            )
+            self._memo[key] = found.credentials
         value = self._memo[key]
         return value if isinstance(value, Credentials) else None
+
+    def retry_policy(self) -> RetryPolicy:
+        """One retry policy for every client of the run (``ALGA_RETRY_ATTEMPTS``,
+        ``ALGA_RETRY_BASE_DELAY``)."""
+        from steps.cli import options
+
+        return self.memo(("retry",), lambda: RetryPolicy.from_env(options.environment()))
 
     @property
     def clients(self) -> list[RegistryClient]:
@@ -114,23 +129,6 @@ class RunContext:
         if key not in self._memo:
             self._memo[key] = compute()
         return self._memo[key]  # type: ignore[return-value]  # stored by this same key
-
-
-def _credentials_from_stdin(env: Any) -> Credentials | None:
-    import sys
-
-    from steps.oci.auth import ENV_USERNAME
-
-    password = sys.stdin.readline().strip()
-    username = str(env.get(ENV_USERNAME, "")).strip()
-    if not password:
-        raise BadInput("--password-file -: nothing was read from standard input")
-    if not username:
-        raise BadInput(
-            f"--password-file - gives the password; the username comes from env {ENV_USERNAME}, "
-            "which is not set"
-        )
-    return Credentials(username, password)
 
 
 def context_of(args: argparse.Namespace) -> RunContext:

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from steps.cli import options
-from steps.cli.context import make_client, own_client, write_out
+from steps.cli.context import context_of, make_client, own_client, write_out
 from steps.cli.output import human_control_plane
+from steps.oci.client import FlagNames
 
 log = logging.getLogger("alga_release")
 
@@ -32,6 +33,8 @@ def cmd_control_plane_copy(args: argparse.Namespace) -> dict[str, Any]:
                 plain_http=args.source_plain_http,
                 insecure_hosts=tuple(args.insecure_registry),
                 verify=str(args.source_ca_file) if args.source_ca_file else True,
+                retry=context_of(args).retry_policy(),
+                flags=FlagNames.source(),
             ) as source_client:
                 result = cp_copy.copy_image(
                     spec,

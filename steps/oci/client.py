@@ -45,7 +45,6 @@ import ipaddress
 import json
 import logging
 import math
-import os
 import random
 import socket
 import ssl
@@ -230,12 +229,6 @@ class RetryPolicy:
             raise BadInput(f"{ENV_RETRY_DELAY}={delay_text!r} is not a finite number of seconds")
         return cls(attempts=max(1, count), base_delay=max(0.0, delay))
 
-    @classmethod
-    def from_environment(cls) -> RetryPolicy:
-        """:meth:`from_env` of ``os.environ``: only for callers that have not moved to
-        passing the environment (the CLI's ``make_client``, until it builds the policy)."""
-        return cls.from_env(os.environ)
-
     def delay(self, attempt: int, retry_after: str | None = None) -> float:
         if retry_after is not None:
             try:
@@ -291,8 +284,7 @@ class RegistryClient:
         self.scheme = "http" if plain_http else "https"
         self.base_url = f"{self.scheme}://{registry}"
         self.credentials = credentials
-        # Until the CLI passes a policy to every client, the old environment default.
-        self.retry = retry or RetryPolicy.from_environment()
+        self.retry = retry or RetryPolicy()
         if timeouts is None:
             timeouts = Timeouts()
             if timeout is not None:  # the old single knob: every limit at most this

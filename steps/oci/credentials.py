@@ -43,7 +43,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from steps.errors import BadInput
-from steps.oci.auth import ENV_PASSWORD, ENV_USERNAME, Credentials
+from steps.oci.auth import (
+    ENV_PASSWORD,
+    ENV_USERNAME,
+    Credentials,
+    explicit_credentials,
+)
 from steps.redact import redact, register_secret
 
 log = logging.getLogger("alga_release.oci")
@@ -135,47 +140,6 @@ def podman_auth_paths(env: Mapping[str, str]) -> list[Path]:
 
 
 # -- finding -----------------------------------------------------------------
-
-
-def read_password_file(path: Path, stdin: TextIO | None = None) -> str:
-    """The password in ``path`` (``-``: standard input), stripped of surrounding whitespace."""
-    if str(path) == "-":
-        if stdin is None:
-            raise BadInput("--password-file - reads standard input, which is not available")
-        text = stdin.read()
-    else:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise BadInput(f"cannot read the password file {path}: {exc.strerror}") from None
-    password = text.strip()
-    register_secret(password)
-    if not password:
-        raise BadInput(f"the password file {path} is empty")
-    return password
-
-
-def explicit_credentials(
-    env: Mapping[str, str], password_file: Path | None = None, stdin: TextIO | None = None
-) -> Credentials | None:
-    """Credentials from ``ALGA_REGISTRY_USERNAME`` with ``ALGA_REGISTRY_PASSWORD`` or
-    ``password_file``; None when neither is set; half of them is :class:`BadInput`."""
-    username = env.get(ENV_USERNAME, "").strip()
-    password: str | None = env.get(ENV_PASSWORD)
-    if password_file is not None:
-        password = read_password_file(password_file, stdin)
-    if password:
-        register_secret(password)
-    if not username and not password:
-        return None
-    if not username or not password:
-        missing = ENV_USERNAME if not username else f"{ENV_PASSWORD} (or --password-file)"
-        raise BadInput(
-            f"incomplete registry credentials: {missing} is not set",
-            hint="set both the username and the password, or neither to use the Docker "
-            "config (alga-release login) or anonymous access",
-        )
-    return Credentials(username, password)
 
 
 def find_credentials(
