@@ -104,6 +104,11 @@ DEFAULT_MONOLITHIC_LIMIT = 4 * 1024 * 1024
 DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
 
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: A request that stalls (a phase runs out) is tried again this many times at most, whatever
+#: the retry policy: a registry that stalls twice running is stalled, not unlucky.
+_MAX_STALLS = 1
+#: Set on an error that happened while reading a response body (worth re-sending the request).
+_IN_BODY = "_alga_in_body"
 ENV_RETRY_DELAY = "ALGA_RETRY_BASE_DELAY"
 ENV_RETRY_ATTEMPTS = "ALGA_RETRY_ATTEMPTS"
 #: A blob copy streamed from another registry is PATCHed in pieces of this size.
@@ -112,6 +117,7 @@ DEFAULT_STREAM_CHUNK_SIZE = 64 * 1024 * 1024
 #: ``progress(bytes_so_far, total_or_None)``, called as a blob transfer advances.
 Progress = Callable[[int, "int | None"], None]
 _T = TypeVar("_T")
+_E = TypeVar("_E", bound=ReleaseError)
 
 
 def is_loopback(host: str) -> bool:
@@ -617,9 +623,11 @@ class RegistryClient:
             response.close()
             self.stats.bytes_downloaded += total
         if size is not None and total != size:
-            raise IncompleteBody(
-                f"{what}: the download ended after {total} of {size} bytes",
-                hint="the connection to the registry broke off; retry",
+            raise _in_body(
+                IncompleteBody(
+                    f"{what}: the download ended after {total} of {size} bytes",
+                    hint="the connection to the registry broke off; retry",
+                )
             )
 
     def push_blob(
@@ -941,7 +949,7 @@ class RegistryClient:
         scopes = [scope_for(repository, actions), *extra_scopes] if repository else []
         max_attempts = attempts or self.retry.attempts
         auth_tried = False
-        attempt = 0
+        attempt = stalls = 0
         if upload_size is None and isinstance(content, bytes):
             upload_size = len(content)
         while True:
@@ -955,8 +963,14 @@ class RegistryClient:
                 )
             except _Retryable as failure:
                 attempt += 1
-                if attempt >= max_attempts or isinstance(content, (OneShot, Counted)):
+                stalled = isinstance(failure.error, RegistryTimeout)
+                if (
+                    attempt >= max_attempts
+                    or isinstance(content, (OneShot, Counted))
+                    or (stalled and stalls >= _MAX_STALLS)
+                ):
                     raise _exhausted(failure.error, attempt) from None
+                stalls += stalled
                 self._backoff(attempt - 1, None, f"{method} {what}: {failure.why}", failure.error)
                 continue
             status = response.status_code
@@ -1116,24 +1130,33 @@ class RegistryClient:
         expected: int | None,
     ) -> ReleaseError:
         request = response.request
+        error: ReleaseError
         if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
             of = f" of {expected}" if expected is not None else ""
-            return IncompleteBody(
+            error = IncompleteBody(
                 f"{what}: the response body of {request.method} {request.url.path} broke off "
                 f"after {received}{of} bytes ({type(exc).__name__})",
                 hint="the connection to the registry broke; retry",
             )
-        return self._transport_failure(exc, phase, request.method, str(request.url), what).error
+        else:
+            failure = self._transport_failure(exc, phase, request.method, str(request.url), what)
+            error = failure.error
+        return _in_body(error)
 
     def _retry_body(self, fetch: Callable[[], _T], what: str) -> _T:
         """Run ``fetch`` (one request and its body) again when the body broke off or
         stalled; the request itself was already retried by :meth:`_request`."""
+        stalls = 0
         for attempt in range(self.retry.attempts):
             try:
                 return fetch()
             except (IncompleteBody, RegistryTimeout) as exc:
-                if attempt + 1 >= self.retry.attempts:
+                if not getattr(exc, _IN_BODY, False):
+                    raise  # a failure before the body: _request already retried it
+                stalled = isinstance(exc, RegistryTimeout)
+                if attempt + 1 >= self.retry.attempts or (stalled and stalls >= _MAX_STALLS):
                     raise
+                stalls += stalled
                 self._backoff(attempt, None, f"{what}: {type(exc).__name__}", exc)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -1150,9 +1173,11 @@ class RegistryClient:
                 raise DigestMismatch(f"{what}: more than the {cap} bytes expected")
         short_of = size if size is not None else declared
         if short_of is not None and len(buf) < short_of:
-            raise IncompleteBody(
-                f"{what}: the response ended after {len(buf)} of {short_of} bytes",
-                hint="the connection to the registry broke; retry",
+            raise _in_body(
+                IncompleteBody(
+                    f"{what}: the response ended after {len(buf)} of {short_of} bytes",
+                    hint="the connection to the registry broke; retry",
+                )
             )
         return bytes(buf)
 
@@ -1456,6 +1481,12 @@ class _Retryable(Exception):
         self.why = why
 
 
+def _in_body(error: _E) -> _E:
+    """``error``, marked as having happened while a response body was read."""
+    setattr(error, _IN_BODY, True)
+    return error
+
+
 def _exhausted(error: RegistryError, attempts: int) -> RegistryError:
     """``error`` again, its message saying how many attempts were made."""
     if attempts <= 1:
@@ -1517,9 +1548,11 @@ def _next_link(header: str | None) -> str | None:
 
 def _verify(what: str, digest: Digest, size: int | None, data: bytes) -> None:
     if size is not None and len(data) < size:
-        raise IncompleteBody(
-            f"{what}: expected {size} bytes, got {len(data)}",
-            hint="the connection to the registry broke; retry",
+        raise _in_body(
+            IncompleteBody(
+                f"{what}: expected {size} bytes, got {len(data)}",
+                hint="the connection to the registry broke; retry",
+            )
         )
     if size is not None and len(data) != size:
         raise DigestMismatch(f"{what}: expected {size} bytes, got {len(data)}")
