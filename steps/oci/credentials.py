@@ -49,6 +49,7 @@ from steps.oci.auth import (
     Credentials,
     explicit_credentials,
 )
+from steps.oci.reference import check_registry
 from steps.redact import redact, register_secret
 
 log = logging.getLogger("alga_release.oci")
@@ -356,6 +357,12 @@ def _helper_failed(name: str, action: str, registry: str, result: HelperResult) 
 # -- login and logout ----------------------------------------------------------
 
 
+def server_name(text: str) -> str:
+    """What ``login``/``logout`` were given (``ghcr.io``, ``https://ghcr.io/``,
+    ``127.0.0.1:5000``) as the ``host[:port]`` the config keys use; malformed is bad input."""
+    return check_registry(_key_host(text))
+
+
 @dataclass(frozen=True)
 class LoginResult:
     """Where a login was stored: the config file, and the helper when one holds it."""
@@ -377,6 +384,7 @@ def login(
 
     Nothing is written when ``verify`` raises.
     """
+    registry = server_name(registry)
     path = docker_config_path(env)
     if path is None:
         raise BadInput(
@@ -388,7 +396,7 @@ def login(
     auths = config.get("auths")
     if not isinstance(auths, dict):
         auths = {}
-    for key in [k for k in auths if _key_host(k) == registry or _same_host(_key_host(k), registry)]:
+    for key in [k for k in auths if _same_host(_key_host(k), registry)]:
         del auths[key]
     helper = _helper_for(config, registry)
     executable = _helper_executable(helper, env) if helper is not None else None
@@ -422,6 +430,7 @@ def login(
 
 def logout(registry: str, *, env: Mapping[str, str], runner: HelperRunner = run_helper) -> bool:
     """Remove ``registry``'s entry (and the helper's copy); False when there was none."""
+    registry = server_name(registry)
     path = docker_config_path(env)
     if path is None:
         return False
@@ -438,11 +447,13 @@ def logout(registry: str, *, env: Mapping[str, str], runner: HelperRunner = run_
         elif "not found" not in (result.stdout + result.stderr).lower():
             raise _helper_failed(helper, "erase", registry, result)
     auths = config.get("auths")
-    if isinstance(auths, dict):
-        for key in [k for k in auths if _same_host(_key_host(k), registry)]:
-            removed = removed or bool(auths[key])
-            del auths[key]
-    if removed or isinstance(auths, dict):
+    if not isinstance(auths, dict):
+        auths = {}
+    keys = [k for k in auths if _same_host(_key_host(k), registry)]
+    for key in keys:
+        removed = removed or bool(auths[key])
+        del auths[key]
+    if keys:
         write_config(path, config)
     return removed
 
