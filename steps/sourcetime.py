@@ -5,16 +5,28 @@ annotations, the release's ``provenance.created``) comes from git: the commit
 time of a revision, or of the last commit touching a folder. Outside git it is
 ``SOURCE_DATE_EPOCH`` (the reproducible-builds convention), then the Unix
 epoch. Results are RFC 3339 in UTC with second precision.
+
+The module reads no environment: the CLI hands it ``SOURCE_DATE_EPOCH`` once, at start,
+with :func:`configure` (a process-wide setting, as the convention is).
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
 EPOCH = "1970-01-01T00:00:00Z"
+
+_source_date_epoch: int | None = None
+
+
+def configure(source_date_epoch: str | None) -> None:
+    """Set the fallback time from a ``SOURCE_DATE_EPOCH`` value (digits: seconds since the
+    epoch); anything else, or None, falls back to the epoch itself."""
+    global _source_date_epoch
+    text = (source_date_epoch or "").strip()
+    _source_date_epoch = int(text) if text.isdigit() else None
 
 
 def rfc3339(seconds: int) -> str:
@@ -33,8 +45,7 @@ def git_output(path: Path, *args: str) -> str | None:
 
 
 def _fallback() -> str:
-    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    return rfc3339(int(epoch)) if epoch.isdigit() else EPOCH
+    return rfc3339(_source_date_epoch) if _source_date_epoch is not None else EPOCH
 
 
 def folder_time(path: Path) -> str:

@@ -212,6 +212,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse: 0 for --help, 2 for usage errors
         return int(exc.code) if isinstance(exc.code, int) else EXIT_BAD_INPUT
     _setup_logging(bool(args.verbose), bool(args.quiet))
+    from steps import sourcetime
+
+    sourcetime.configure(options.env_str("SOURCE_DATE_EPOCH"))
     handler: Handler = args.handler
     want_json = bool(getattr(args, "json", False))
     context = RunContext()

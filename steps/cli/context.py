@@ -33,7 +33,7 @@ from steps.errors import InvalidInputFile
 
 if TYPE_CHECKING:  # imported when used: `--help` and `--version` need no HTTP client
     from steps.oci.auth import Credentials
-    from steps.oci.client import RegistryClient
+    from steps.oci.client import RegistryClient, RetryPolicy
 
 T = TypeVar("T")
 
@@ -68,6 +68,7 @@ class RunContext:
                 plain_http=args.plain_http,
                 insecure_hosts=tuple(args.insecure_registry),
                 verify=verify,
+                retry=self.retry_policy(),
             )
             self._clients[key] = client
         return client
@@ -89,12 +90,21 @@ class RunContext:
                 env=options.environment(),
                 password_file=password_file,
                 stdin=sys.stdin,
+                scope=getattr(args, "namespace", None),
             )
             self._memo[key] = found.credentials
         value = self._memo[key]
         from steps.oci.auth import Credentials
 
         return value if isinstance(value, Credentials) else None
+
+    def retry_policy(self) -> RetryPolicy:
+        """One retry policy for every client of the run (``ALGA_RETRY_ATTEMPTS``,
+        ``ALGA_RETRY_BASE_DELAY``)."""
+        from steps.cli import options
+        from steps.oci.client import RetryPolicy
+
+        return self.memo(("retry",), lambda: RetryPolicy.from_env(options.environment()))
 
     @property
     def clients(self) -> list[RegistryClient]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from steps.cli import options
-from steps.cli.context import make_client, own_client, write_out
+from steps.cli.context import context_of, make_client, own_client, write_out
 from steps.cli.output import human_control_plane
 from steps.cli.signing import signer_of
 
@@ -34,6 +34,8 @@ def cmd_control_plane_copy(args: argparse.Namespace) -> dict[str, Any]:
                 plain_http=args.source_plain_http,
                 insecure_hosts=tuple(args.insecure_registry),
                 verify=str(args.source_ca_file) if args.source_ca_file else True,
+                retry=context_of(args).retry_policy(),
+                flags=_source_flags(),
             ) as source_client:
                 result = cp_copy.copy_image(
                     spec,
@@ -258,3 +260,10 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     options.out(check)
     options.output(check)
     check.set_defaults(handler=cmd_control_plane_check)
+
+
+def _source_flags() -> Any:
+    """The flags an error about the copy's source registry names (``--source-plain-http``)."""
+    from steps.oci.client import FlagNames
+
+    return FlagNames.source()

@@ -1,6 +1,8 @@
 """Registry credentials and ``WWW-Authenticate`` challenges.
 
-Pure parsing and bookkeeping; no I/O happens here (the client does it).
+Pure parsing and bookkeeping; no network I/O happens here (the client does it), only the
+reading of a ``--password-file``. Finding credentials in the Docker and podman configs is
+:mod:`steps.oci.credentials`.
 :class:`Credentials` never shows its password in ``repr`` or ``str``.
 """
 
@@ -9,8 +11,12 @@ from __future__ import annotations
 import base64
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
 
+from steps.errors import BadInput
 from steps.redact import register_credentials, register_secret
 
 ENV_USERNAME = "ALGA_REGISTRY_USERNAME"
@@ -40,6 +46,62 @@ class Credentials:
 
     def __str__(self) -> str:
         return f"Credentials(username={self.username!r}, password=***)"
+
+    @classmethod
+    def from_environment(
+        cls, password_file: Path | None = None, env: Mapping[str, str] | None = None
+    ) -> Credentials | None:
+        """Credentials from ``ALGA_REGISTRY_USERNAME`` and ``ALGA_REGISTRY_PASSWORD`` in
+        ``env`` (or ``password_file``); ``None`` for anonymous access.
+
+        Only the explicit settings: :func:`steps.oci.credentials.find_credentials` also
+        reads the Docker and podman configs. ``env`` is required (only the CLI reads
+        ``os.environ``); the default exists for the signature's sake.
+        """
+        if env is None:
+            raise TypeError("Credentials.from_environment needs the environment (env=...)")
+        return explicit_credentials(env, password_file)
+
+
+def read_password_file(path: Path, stdin: TextIO | None = None) -> str:
+    """The password in ``path`` (``-``: standard input), stripped of surrounding whitespace."""
+    if str(path) == "-":
+        if stdin is None:
+            raise BadInput("--password-file - reads standard input, which is not available")
+        text = stdin.read()
+    else:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise BadInput(f"cannot read the password file {path}: {exc.strerror}") from None
+    password = text.strip()
+    register_secret(password)
+    if not password:
+        raise BadInput(f"the password file {path} is empty")
+    return password
+
+
+def explicit_credentials(
+    env: Mapping[str, str], password_file: Path | None = None, stdin: TextIO | None = None
+) -> Credentials | None:
+    """Credentials from ``ALGA_REGISTRY_USERNAME`` with ``ALGA_REGISTRY_PASSWORD`` or
+    ``password_file``; None when neither is set; half of them is :class:`BadInput`."""
+    username = env.get(ENV_USERNAME, "").strip()
+    password: str | None = env.get(ENV_PASSWORD)
+    if password_file is not None:
+        password = read_password_file(password_file, stdin)
+    if password:
+        register_secret(password)
+    if not username and not password:
+        return None
+    if not username or not password:
+        missing = ENV_USERNAME if not username else f"{ENV_PASSWORD} (or --password-file)"
+        raise BadInput(
+            f"incomplete registry credentials: {missing} is not set",
+            hint="set both the username and the password, or neither to use the Docker "
+            "config (alga-release login) or anonymous access",
+        )
+    return Credentials(username, password)
 
 
 _PARAM_RE = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)')

@@ -45,7 +45,6 @@ import ipaddress
 import json
 import logging
 import math
-import os
 import random
 import socket
 import ssl
@@ -62,6 +61,7 @@ import httpx
 from steps.errors import BadInput, ReleaseError
 from steps.oci import mediatypes as mt
 from steps.oci.auth import Challenge, Credentials, TokenCache, parse_challenge, scope_for
+from steps.oci.bodies import Counted, OneShot, chunks, regroup
 from steps.oci.errors import (
     AuthError,
     CommandTimeout,
@@ -83,7 +83,12 @@ from steps.oci.transport import (
     Phase,
     PhaseClock,
     Timeouts,
+    caused_by,
+    certificate_failed,
     iterate_in_phase,
+    resolve_error,
+    spoke_plain_http_to_tls,
+    spoke_tls_to_plain_http,
 )
 from steps.redact import redact, register_secret
 
@@ -99,6 +104,11 @@ DEFAULT_MONOLITHIC_LIMIT = 4 * 1024 * 1024
 DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
 
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: A request that stalls (a phase runs out) is tried again this many times at most, whatever
+#: the retry policy: a registry that stalls twice running is stalled, not unlucky.
+_MAX_STALLS = 1
+#: Set on an error that happened while reading a response body (worth re-sending the request).
+_IN_BODY = "_alga_in_body"
 ENV_RETRY_DELAY = "ALGA_RETRY_BASE_DELAY"
 ENV_RETRY_ATTEMPTS = "ALGA_RETRY_ATTEMPTS"
 #: A blob copy streamed from another registry is PATCHed in pieces of this size.
@@ -107,6 +117,7 @@ DEFAULT_STREAM_CHUNK_SIZE = 64 * 1024 * 1024
 #: ``progress(bytes_so_far, total_or_None)``, called as a blob transfer advances.
 Progress = Callable[[int, "int | None"], None]
 _T = TypeVar("_T")
+_E = TypeVar("_E", bound=ReleaseError)
 
 
 def is_loopback(host: str) -> bool:
@@ -230,12 +241,6 @@ class RetryPolicy:
             raise BadInput(f"{ENV_RETRY_DELAY}={delay_text!r} is not a finite number of seconds")
         return cls(attempts=max(1, count), base_delay=max(0.0, delay))
 
-    @classmethod
-    def from_environment(cls) -> RetryPolicy:
-        """:meth:`from_env` of ``os.environ``: only for callers that have not moved to
-        passing the environment (the CLI's ``make_client``, until it builds the policy)."""
-        return cls.from_env(os.environ)
-
     def delay(self, attempt: int, retry_after: str | None = None) -> float:
         if retry_after is not None:
             try:
@@ -291,8 +296,7 @@ class RegistryClient:
         self.scheme = "http" if plain_http else "https"
         self.base_url = f"{self.scheme}://{registry}"
         self.credentials = credentials
-        # Until the CLI passes a policy to every client, the old environment default.
-        self.retry = retry or RetryPolicy.from_environment()
+        self.retry = retry or RetryPolicy()
         if timeouts is None:
             timeouts = Timeouts()
             if timeout is not None:  # the old single knob: every limit at most this
@@ -619,9 +623,11 @@ class RegistryClient:
             response.close()
             self.stats.bytes_downloaded += total
         if size is not None and total != size:
-            raise IncompleteBody(
-                f"{what}: the download ended after {total} of {size} bytes",
-                hint="the connection to the registry broke off; retry",
+            raise _in_body(
+                IncompleteBody(
+                    f"{what}: the download ended after {total} of {size} bytes",
+                    hint="the connection to the registry broke off; retry",
+                )
             )
 
     def push_blob(
@@ -676,7 +682,7 @@ class RegistryClient:
                 self._upload_chunked(
                     repository,
                     blob_digest,
-                    _chunks(data, self.chunk_size),
+                    chunks(data, self.chunk_size),
                     size,
                     what,
                     progress=progress,
@@ -738,7 +744,7 @@ class RegistryClient:
                 self._upload_chunked(
                     repository,
                     digest,
-                    _regroup(pieces(), self.stream_chunk_size),
+                    regroup(pieces(), self.stream_chunk_size),
                     size,
                     what,
                     before_commit=check,
@@ -859,11 +865,11 @@ class RegistryClient:
                     # httpx request/response objects form reference cycles that outlive
                     # the call until the garbage collector runs; handing the bytes over in
                     # a one-shot iterable lets them go as soon as they are sent.
-                    body: _OneShot | _Counted = _OneShot(chunk)
+                    body: OneShot | Counted = OneShot(chunk)
                     del chunk
                 else:
                     length = min(self.stream_chunk_size, size - offset)
-                    body = _Counted(chunk, length, what)
+                    body = Counted(chunk, length, what)
                 end = offset + length - 1
                 response = self._request(
                     "PATCH",
@@ -921,7 +927,7 @@ class RegistryClient:
         actions: tuple[str, ...],
         what: str,
         headers: dict[str, str] | None = None,
-        content: bytes | _OneShot | _Counted | None = None,
+        content: bytes | OneShot | Counted | None = None,
         allow: set[int] | frozenset[int] = frozenset(),
         stream: bool = False,
         follow: bool = False,
@@ -943,7 +949,7 @@ class RegistryClient:
         scopes = [scope_for(repository, actions), *extra_scopes] if repository else []
         max_attempts = attempts or self.retry.attempts
         auth_tried = False
-        attempt = 0
+        attempt = stalls = 0
         if upload_size is None and isinstance(content, bytes):
             upload_size = len(content)
         while True:
@@ -957,12 +963,18 @@ class RegistryClient:
                 )
             except _Retryable as failure:
                 attempt += 1
-                if attempt >= max_attempts or isinstance(content, (_OneShot, _Counted)):
+                stalled = isinstance(failure.error, RegistryTimeout)
+                if (
+                    attempt >= max_attempts
+                    or isinstance(content, (OneShot, Counted))
+                    or (stalled and stalls >= _MAX_STALLS)
+                ):
                     raise _exhausted(failure.error, attempt) from None
+                stalls += stalled
                 self._backoff(attempt - 1, None, f"{method} {what}: {failure.why}", failure.error)
                 continue
             status = response.status_code
-            if status == 401 and isinstance(content, (_OneShot, _Counted)):
+            if status == 401 and isinstance(content, (OneShot, Counted)):
                 # A token expired inside an upload session: the chunk is spent and the
                 # session cannot be trusted; the caller restarts the whole upload.
                 response.close()
@@ -1018,7 +1030,7 @@ class RegistryClient:
         method: str,
         url: str,
         headers: dict[str, str],
-        content: bytes | _OneShot | _Counted | None,
+        content: bytes | OneShot | Counted | None,
         stream: bool,
         follow: bool,
         upload_size: int | None,
@@ -1057,7 +1069,7 @@ class RegistryClient:
         method: str,
         url: str,
         headers: dict[str, str],
-        content: bytes | _OneShot | _Counted | None,
+        content: bytes | OneShot | Counted | None,
         upload_size: int | None,
         what: str,
     ) -> httpx.Response:
@@ -1118,24 +1130,33 @@ class RegistryClient:
         expected: int | None,
     ) -> ReleaseError:
         request = response.request
+        error: ReleaseError
         if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
             of = f" of {expected}" if expected is not None else ""
-            return IncompleteBody(
+            error = IncompleteBody(
                 f"{what}: the response body of {request.method} {request.url.path} broke off "
                 f"after {received}{of} bytes ({type(exc).__name__})",
                 hint="the connection to the registry broke; retry",
             )
-        return self._transport_failure(exc, phase, request.method, str(request.url), what).error
+        else:
+            failure = self._transport_failure(exc, phase, request.method, str(request.url), what)
+            error = failure.error
+        return _in_body(error)
 
     def _retry_body(self, fetch: Callable[[], _T], what: str) -> _T:
         """Run ``fetch`` (one request and its body) again when the body broke off or
         stalled; the request itself was already retried by :meth:`_request`."""
+        stalls = 0
         for attempt in range(self.retry.attempts):
             try:
                 return fetch()
             except (IncompleteBody, RegistryTimeout) as exc:
-                if attempt + 1 >= self.retry.attempts:
+                if not getattr(exc, _IN_BODY, False):
+                    raise  # a failure before the body: _request already retried it
+                stalled = isinstance(exc, RegistryTimeout)
+                if attempt + 1 >= self.retry.attempts or (stalled and stalls >= _MAX_STALLS):
                     raise
+                stalls += stalled
                 self._backoff(attempt, None, f"{what}: {type(exc).__name__}", exc)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -1152,9 +1173,11 @@ class RegistryClient:
                 raise DigestMismatch(f"{what}: more than the {cap} bytes expected")
         short_of = size if size is not None else declared
         if short_of is not None and len(buf) < short_of:
-            raise IncompleteBody(
-                f"{what}: the response ended after {len(buf)} of {short_of} bytes",
-                hint="the connection to the registry broke; retry",
+            raise _in_body(
+                IncompleteBody(
+                    f"{what}: the response ended after {len(buf)} of {short_of} bytes",
+                    hint="the connection to the registry broke; retry",
+                )
             )
         return bytes(buf)
 
@@ -1167,7 +1190,7 @@ class RegistryClient:
         parts = urlsplit(url)
         host = parts.hostname or parts.netloc
         where = f"{method} {parts.path}"
-        resolve = _resolve_error(exc)
+        resolve = resolve_error(exc)
         if resolve is not None:
             if resolve.errno == socket.EAI_AGAIN:
                 return _Retryable(
@@ -1181,20 +1204,20 @@ class RegistryClient:
                 f"{what}: cannot resolve {host} ({where})",
                 hint=f"check the host name {host}: it is not known to DNS (a typo?)",
             )
-        if _is_tls_error(exc):
+        if certificate_failed(exc):
             raise RegistryError(
                 f"{what}: TLS certificate verification failed for {parts.netloc}",
                 hint=f"install the registry's CA certificate (or pass it with "
                 f"{self.flags.ca_file}), or check the host name",
             )
-        if parts.scheme == "https" and _spoke_tls_to_plain_http(exc):
+        if parts.scheme == "https" and spoke_tls_to_plain_http(exc):
             raise ProtocolMismatch(
                 f"{what}: {parts.netloc} answered TLS with plain HTTP ({where})",
                 hint=f"the registry speaks plain HTTP: pass {self.flags.plain_http} (a host "
                 f"that is not loopback must also be named with "
                 f"{self.flags.insecure_registry} {parts.netloc})",
             )
-        if parts.scheme == "http" and _spoke_plain_http_to_tls(exc):
+        if parts.scheme == "http" and spoke_plain_http_to_tls(exc):
             raise self._https_only(parts.netloc, where, what)
         if isinstance(exc, httpx.TimeoutException):
             spent = phase.until <= self._clock.clock() + 0.05
@@ -1216,7 +1239,7 @@ class RegistryClient:
                 ),
                 type(exc).__name__,
             )
-        if isinstance(exc, httpx.ConnectError) and _caused_by(exc, ConnectionRefusedError):
+        if isinstance(exc, httpx.ConnectError) and caused_by(exc, ConnectionRefusedError):
             why = f"connection refused by {parts.netloc}"
         else:
             why = f"cannot reach {parts.netloc} ({type(exc).__name__})"
@@ -1458,6 +1481,12 @@ class _Retryable(Exception):
         self.why = why
 
 
+def _in_body(error: _E) -> _E:
+    """``error``, marked as having happened while a response body was read."""
+    setattr(error, _IN_BODY, True)
+    return error
+
+
 def _exhausted(error: RegistryError, attempts: int) -> RegistryError:
     """``error`` again, its message saying how many attempts were made."""
     if attempts <= 1:
@@ -1517,86 +1546,13 @@ def _next_link(header: str | None) -> str | None:
         position = following
 
 
-class _OneShot:
-    """An iterable that yields its bytes once and then forgets them."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data: bytes | None = data
-
-    def __iter__(self) -> Iterator[bytes]:
-        data, self._data = self._data, None
-        if data is not None:
-            yield data
-
-
-class _Counted:
-    """A request body streamed from ``pieces`` (one pass), ``length`` bytes long."""
-
-    def __init__(self, pieces: Iterable[bytes], length: int, what: str) -> None:
-        self._pieces: Iterable[bytes] | None = pieces
-        self.length = length
-        self._what = what
-
-    def __iter__(self) -> Iterator[bytes]:
-        pieces, self._pieces = self._pieces, None
-        if pieces is None:
-            return
-        sent = 0
-        for piece in pieces:
-            sent += len(piece)
-            yield piece
-        if sent != self.length:
-            raise IncompleteBody(
-                f"{self._what}: the source gave {sent} of the {self.length} bytes of a chunk",
-                hint="the source registry's download broke off; retry",
-            )
-
-
-class _Pushback:
-    """An iterator of byte pieces that can be read ``n`` bytes at a time."""
-
-    def __init__(self, pieces: Iterable[bytes]) -> None:
-        self._pieces = iter(pieces)
-        self._head = b""
-
-    def has_more(self) -> bool:
-        while not self._head:
-            piece = next(self._pieces, None)
-            if piece is None:
-                return False
-            self._head = piece
-        return True
-
-    def take(self, n: int) -> Iterator[bytes]:
-        while n > 0 and self.has_more():
-            piece, self._head = self._head[:n], self._head[n:]
-            n -= len(piece)
-            yield piece
-
-
-def _regroup(pieces: Iterable[bytes], size: int) -> Iterator[Iterator[bytes]]:
-    """``pieces`` cut into consecutive groups of ``size`` bytes (the last may be shorter),
-    each a lazy iterator; consume one group before asking for the next."""
-    source = _Pushback(pieces)
-    while source.has_more():
-        yield source.take(size)
-
-
-def _chunks(data: bytes | Path, size: int) -> Iterator[bytes]:
-    if isinstance(data, bytes):
-        for start in range(0, len(data), size):
-            yield data[start : start + size]
-        return
-    with data.open("rb") as fh:
-        while chunk := fh.read(size):
-            yield chunk
-
-
 def _verify(what: str, digest: Digest, size: int | None, data: bytes) -> None:
     if size is not None and len(data) < size:
-        raise IncompleteBody(
-            f"{what}: expected {size} bytes, got {len(data)}",
-            hint="the connection to the registry broke; retry",
+        raise _in_body(
+            IncompleteBody(
+                f"{what}: expected {size} bytes, got {len(data)}",
+                hint="the connection to the registry broke; retry",
+            )
         )
     if size is not None and len(data) != size:
         raise DigestMismatch(f"{what}: expected {size} bytes, got {len(data)}")
@@ -1621,71 +1577,3 @@ def _media_type_from_body(data: bytes) -> str:
         if "layers" in body:
             return mt.OCI_MANIFEST
     return ""
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
-
-
-def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
-    return any(isinstance(cause, kind) for cause in _causes(exc))
-
-
-#: getaddrinfo's "this name does not exist" answers (EAI_NODATA is not on every platform).
-_NO_SUCH_NAME = frozenset(
-    code
-    for code in (
-        getattr(socket, "EAI_NONAME", None),
-        getattr(socket, "EAI_NODATA", None),
-        getattr(socket, "EAI_ADDRFAMILY", None),
-    )
-    if code is not None
-)
-
-
-def _resolve_error(exc: BaseException) -> socket.gaierror | None:
-    """The DNS failure behind ``exc``: a name that does not exist, or a temporary failure."""
-    for cause in _causes(exc):
-        if isinstance(cause, socket.gaierror) and (
-            cause.errno in _NO_SUCH_NAME or cause.errno == socket.EAI_AGAIN
-        ):
-            return cause
-    text = str(exc)
-    if "Name or service not known" in text or "nodename nor servname" in text:
-        return socket.gaierror(socket.EAI_NONAME, text)
-    return None
-
-
-def _is_tls_error(exc: Exception) -> bool:
-    text = str(exc)
-    return "CERTIFICATE_VERIFY_FAILED" in text or ("SSL" in text and "certificate" in text)
-
-
-def _spoke_tls_to_plain_http(exc: BaseException) -> bool:
-    """Our TLS handshake met a server answering in plain HTTP."""
-    for cause in _causes(exc):
-        if isinstance(cause, ssl.SSLError):
-            reason = (getattr(cause, "reason", None) or str(cause)).upper()
-            if any(
-                marker in reason
-                for marker in (
-                    "WRONG_VERSION_NUMBER",
-                    "HTTP_REQUEST",
-                    "PACKET_LENGTH_TOO_LONG",
-                    "RECORD_LAYER_FAILURE",
-                    "UNKNOWN_PROTOCOL",
-                )
-            ):
-                return True
-    return False
-
-
-def _spoke_plain_http_to_tls(exc: BaseException) -> bool:
-    """Our plain-HTTP request was answered with TLS bytes (an alert or a handshake)."""
-    text = str(exc)
-    return "illegal status line" in text.lower() and ("\\x15\\x03" in text or "\\x16\\x03" in text)

@@ -43,7 +43,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from steps.errors import BadInput
-from steps.oci.auth import ENV_PASSWORD, ENV_USERNAME, Credentials
+from steps.oci.auth import (
+    ENV_PASSWORD,
+    ENV_USERNAME,
+    Credentials,
+    explicit_credentials,
+)
+from steps.oci.reference import check_registry
 from steps.redact import redact, register_secret
 
 log = logging.getLogger("alga_release.oci")
@@ -135,47 +141,6 @@ def podman_auth_paths(env: Mapping[str, str]) -> list[Path]:
 
 
 # -- finding -----------------------------------------------------------------
-
-
-def read_password_file(path: Path, stdin: TextIO | None = None) -> str:
-    """The password in ``path`` (``-``: standard input), stripped of surrounding whitespace."""
-    if str(path) == "-":
-        if stdin is None:
-            raise BadInput("--password-file - reads standard input, which is not available")
-        text = stdin.read()
-    else:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise BadInput(f"cannot read the password file {path}: {exc.strerror}") from None
-    password = text.strip()
-    register_secret(password)
-    if not password:
-        raise BadInput(f"the password file {path} is empty")
-    return password
-
-
-def explicit_credentials(
-    env: Mapping[str, str], password_file: Path | None = None, stdin: TextIO | None = None
-) -> Credentials | None:
-    """Credentials from ``ALGA_REGISTRY_USERNAME`` with ``ALGA_REGISTRY_PASSWORD`` or
-    ``password_file``; None when neither is set; half of them is :class:`BadInput`."""
-    username = env.get(ENV_USERNAME, "").strip()
-    password: str | None = env.get(ENV_PASSWORD)
-    if password_file is not None:
-        password = read_password_file(password_file, stdin)
-    if password:
-        register_secret(password)
-    if not username and not password:
-        return None
-    if not username or not password:
-        missing = ENV_USERNAME if not username else f"{ENV_PASSWORD} (or --password-file)"
-        raise BadInput(
-            f"incomplete registry credentials: {missing} is not set",
-            hint="set both the username and the password, or neither to use the Docker "
-            "config (alga-release login) or anonymous access",
-        )
-    return Credentials(username, password)
 
 
 def find_credentials(
@@ -392,6 +357,12 @@ def _helper_failed(name: str, action: str, registry: str, result: HelperResult) 
 # -- login and logout ----------------------------------------------------------
 
 
+def server_name(text: str) -> str:
+    """What ``login``/``logout`` were given (``ghcr.io``, ``https://ghcr.io/``,
+    ``127.0.0.1:5000``) as the ``host[:port]`` the config keys use; malformed is bad input."""
+    return check_registry(_key_host(text))
+
+
 @dataclass(frozen=True)
 class LoginResult:
     """Where a login was stored: the config file, and the helper when one holds it."""
@@ -413,6 +384,7 @@ def login(
 
     Nothing is written when ``verify`` raises.
     """
+    registry = server_name(registry)
     path = docker_config_path(env)
     if path is None:
         raise BadInput(
@@ -424,7 +396,7 @@ def login(
     auths = config.get("auths")
     if not isinstance(auths, dict):
         auths = {}
-    for key in [k for k in auths if _key_host(k) == registry or _same_host(_key_host(k), registry)]:
+    for key in [k for k in auths if _same_host(_key_host(k), registry)]:
         del auths[key]
     helper = _helper_for(config, registry)
     executable = _helper_executable(helper, env) if helper is not None else None
@@ -458,6 +430,7 @@ def login(
 
 def logout(registry: str, *, env: Mapping[str, str], runner: HelperRunner = run_helper) -> bool:
     """Remove ``registry``'s entry (and the helper's copy); False when there was none."""
+    registry = server_name(registry)
     path = docker_config_path(env)
     if path is None:
         return False
@@ -474,11 +447,13 @@ def logout(registry: str, *, env: Mapping[str, str], runner: HelperRunner = run_
         elif "not found" not in (result.stdout + result.stderr).lower():
             raise _helper_failed(helper, "erase", registry, result)
     auths = config.get("auths")
-    if isinstance(auths, dict):
-        for key in [k for k in auths if _same_host(_key_host(k), registry)]:
-            removed = removed or bool(auths[key])
-            del auths[key]
-    if removed or isinstance(auths, dict):
+    if not isinstance(auths, dict):
+        auths = {}
+    keys = [k for k in auths if _same_host(_key_host(k), registry)]
+    for key in keys:
+        removed = removed or bool(auths[key])
+        del auths[key]
+    if keys:
         write_config(path, config)
     return removed
 

@@ -16,6 +16,10 @@ Pieces:
   for a block and restores the previous one, so a body streamed from one response into
   another request's upload keeps each phase's own deadline.
 
+It also tells what a transport error was underneath (:func:`resolve_error`,
+:func:`caused_by`, :func:`certificate_failed`, :func:`spoke_tls_to_plain_http`,
+:func:`spoke_plain_http_to_tls`), for the client's classification.
+
 What it does not do: it never retries and builds no error messages (the client does both);
 HTTP/2 and proxies are not used by the registry client.
 """
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import socket
 import ssl
 import threading
 import time
@@ -255,3 +260,74 @@ class DeadlineTransport(httpx.HTTPTransport):
             retries=0,
             network_backend=_Backend(clock),
         )
+
+
+# -- what a transport error was -------------------------------------------------
+
+
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    return any(isinstance(cause, kind) for cause in causes(exc))
+
+
+#: getaddrinfo's "this name does not exist" answers (EAI_NODATA is not on every platform).
+_NO_SUCH_NAME = frozenset(
+    code
+    for code in (
+        getattr(socket, "EAI_NONAME", None),
+        getattr(socket, "EAI_NODATA", None),
+        getattr(socket, "EAI_ADDRFAMILY", None),
+    )
+    if code is not None
+)
+
+
+def resolve_error(exc: BaseException) -> socket.gaierror | None:
+    """The DNS failure behind ``exc``: a name that does not exist, or a temporary failure."""
+    for cause in causes(exc):
+        if isinstance(cause, socket.gaierror) and (
+            cause.errno in _NO_SUCH_NAME or cause.errno == socket.EAI_AGAIN
+        ):
+            return cause
+    text = str(exc)
+    if "Name or service not known" in text or "nodename nor servname" in text:
+        return socket.gaierror(socket.EAI_NONAME, text)
+    return None
+
+
+def certificate_failed(exc: Exception) -> bool:
+    text = str(exc)
+    return "CERTIFICATE_VERIFY_FAILED" in text or ("SSL" in text and "certificate" in text)
+
+
+def spoke_tls_to_plain_http(exc: BaseException) -> bool:
+    """Our TLS handshake met a server answering in plain HTTP."""
+    for cause in causes(exc):
+        if isinstance(cause, ssl.SSLError):
+            reason = (getattr(cause, "reason", None) or str(cause)).upper()
+            if any(
+                marker in reason
+                for marker in (
+                    "WRONG_VERSION_NUMBER",
+                    "HTTP_REQUEST",
+                    "PACKET_LENGTH_TOO_LONG",
+                    "RECORD_LAYER_FAILURE",
+                    "UNKNOWN_PROTOCOL",
+                )
+            ):
+                return True
+    return False
+
+
+def spoke_plain_http_to_tls(exc: BaseException) -> bool:
+    """Our plain-HTTP request was answered with TLS bytes (an alert or a handshake)."""
+    text = str(exc)
+    return "illegal status line" in text.lower() and ("\\x15\\x03" in text or "\\x16\\x03" in text)

@@ -95,6 +95,9 @@ def resolve(access: Access, ref: str, *, anonymous: bool = False) -> Any:
         )
     except rc.ConsumeError as exc:
         hint = exc.hint
+        if isinstance(exc, rc.RegistryUnreachable):
+            # The library's own hint speaks for an appliance ("the appliance will retry").
+            hint = "the registry or the network failed; retry the step (exit 75 is transient)"
         if anonymous and isinstance(exc, rc.AuthError):
             hint = (
                 f"appliances pull anonymously: make the package "

@@ -18,7 +18,10 @@ What it does:
   issued (:attr:`TokenServer.issued_tokens`), so tests can assert on scopes,
   caching and that tokens never leak into output (:meth:`TokenServer.leaks_in`).
 
-What it does not do: TLS (the realm is plain HTTP on loopback), refresh tokens,
+Refresh tokens (Docker's identity tokens) registered in :attr:`TokenServer.refresh_tokens`
+are exchanged by ``POST grant_type=refresh_token``; none are issued.
+
+What it does not do: TLS (the realm is plain HTTP on loopback), issuing refresh or
 offline tokens, per-repository ACLs, or rate limits. It is not a JWT library:
 :func:`verify_token` only understands what this module itself produces.
 """
@@ -170,6 +173,9 @@ class TokenServer:
         self.expires_in = expires_in
         self.requests: list[TokenRequest] = []
         self.issued_tokens: list[str] = []
+        #: OAuth2 refresh tokens (Docker "identity tokens") -> the user they stand for;
+        #: ``POST grant_type=refresh_token`` exchanges them.
+        self.refresh_tokens: dict[str, str] = {}
         self._lock = threading.Lock()
         self._key, self._cert = make_ca(f"{issuer} signing")
         self.cert_file = self.workdir / "token-signing-cert.pem"
@@ -333,6 +339,7 @@ class TokenServer:
         username: str | None,
         password: str | None,
         client_id: str | None,
+        refresh_token: str | None = None,
     ) -> tuple[int, dict[str, Any]]:
         record = TokenRequest(
             method=method,
@@ -344,7 +351,15 @@ class TokenServer:
             client_id=client_id,
         )
         try:
-            if method == "POST" and grant_type != "password":
+            if method == "POST" and grant_type == "refresh_token":
+                subject_user = self.refresh_tokens.get(refresh_token or "")
+                if subject_user is None:
+                    raise _Refused(
+                        HTTPStatus.UNAUTHORIZED, "invalid_grant", "unknown refresh token"
+                    )
+                username, password = subject_user, self.users.get(subject_user)
+                record.username = username
+            elif method == "POST" and grant_type != "password":
                 raise _Refused(
                     HTTPStatus.BAD_REQUEST,
                     "unsupported_grant_type",
@@ -447,6 +462,7 @@ class _TokenHandler(BaseHTTPRequestHandler):
             username=username,
             password=password,
             client_id=_first(form, "client_id"),
+            refresh_token=_first(form, "refresh_token"),
         )
         self._send_json(status, body)
 

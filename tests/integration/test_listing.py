@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 
 import pytest
 
-from steps.oci import Digest
+from steps.oci import Digest, RegistryClient
 from steps.oci import mediatypes as mt
 from steps.release.listing import list_releases, listing_json, listing_text, release_versions
+from tests.harness.ggcr import CraneRegistry
+from tests.harness.misbehaving import MisbehavingServer, RawRequest, answer
 from tests.harness.registry import Registry
-from tests.helpers import client_for
+from tests.harness.tools import Tools
+from tests.helpers import FAST_RETRY, client_for
 
 pytestmark = pytest.mark.integration
 
@@ -79,6 +83,57 @@ def test_list_tags_of_the_cncf_registry_which_answers_all_at_once(registry: Regi
     # client asks once more from the last one (last=) and stops when nothing new comes.
     assert pages <= 2, pages
     print(f"300 tags pushed in {pushed_in:.1f}s, listed in {pages} request(s)")
+
+
+def test_list_tags_pages_through_2500_tags_at_100_a_page(tools: Tools) -> None:
+    """go-containerregistry's registry pages by n/last (no Link header): 25 full pages."""
+    repository = "nine-minds/test/many-tags"
+    config = b"{}"
+    data = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": mt.OCI_MANIFEST,
+            "config": {"mediaType": "x", "digest": str(Digest.of(config)), "size": 2},
+            "layers": [],
+        }
+    ).encode()
+    wanted = [f"t{i:04d}" for i in range(2500)]
+    with CraneRegistry(tools.go_tool("crane")) as crane:
+        with RegistryClient(crane.host, plain_http=True, retry=FAST_RETRY) as client:
+            client.push_blob(repository, config)
+            for tag in wanted:  # one small manifest, PUT under every tag
+                client.put_manifest(repository, tag, data, mt.OCI_MANIFEST)
+        with RegistryClient(crane.host, plain_http=True, retry=FAST_RETRY) as client:
+            tags = client.list_tags(repository, page_size=100)
+            pages = client.stats.by_method.get("GET", 0)
+    assert tags == wanted  # every tag once, in the registry's order
+    assert 25 <= pages <= 26, pages  # 25 full pages, perhaps one empty one after the last
+
+
+def test_link_headers_are_followed_rfc8288() -> None:
+    """A registry that pages with Link headers (relative targets, several links, quoted and
+    bare rel values); the pages are a real loopback server's answers."""
+    pages = {
+        "/v2/ns/r/tags/list?n=2": (["a", "b"], '</v2/ns/r/tags/list?n=2&last=b>; rel="next"'),
+        "/v2/ns/r/tags/list?n=2&last=b": (
+            ["c", "d"],
+            '<https://elsewhere.example/x>; rel="alternate", '
+            "</v2/ns/r/tags/list?n=2&last=d>; rel=next",
+        ),
+        "/v2/ns/r/tags/list?n=2&last=d": (["e"], None),
+    }
+
+    def serve(conn: socket.socket, request: RawRequest, stop: threading.Event) -> None:
+        tags, link = pages[request.path]
+        headers = {"Content-Type": "application/json"}
+        if link:
+            headers["Link"] = link
+        answer(conn, 200, json.dumps({"name": "ns/r", "tags": tags}).encode(), headers)
+
+    with MisbehavingServer(serve) as server:
+        with RegistryClient(server.host, plain_http=True, retry=FAST_RETRY) as client:
+            assert client.list_tags("ns/r", page_size=2) == ["a", "b", "c", "d", "e"]
+        assert [r.path for r in server.requests] == list(pages)
 
 
 def test_list_releases_newest_first_with_created_digest_and_channels(registry: Registry) -> None:

@@ -146,3 +146,63 @@ def test_login_verifies_then_stores_and_logout_removes(
 
     assert logout(protected_registry.host, env=env) is True
     assert find_credentials(protected_registry.host, env=env).credentials is None
+
+
+@pytest.mark.parametrize("through_helper", [False, True], ids=["config-file", "helper"])
+def test_the_cli_reaches_a_basic_registry_with_only_the_docker_config(
+    basic_registry: Registry,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    through_helper: bool,
+) -> None:
+    from steps.cli import options
+    from tests.helpers import cli
+
+    user, password = basic_registry.credentials or ("", "")
+    argv = ["history", "nightly", "--registry", basic_registry.host, "--plain-http", "--json"]
+    bare = {"HOME": str(tmp_path / "home"), "ALGA_RETRY_BASE_DELAY": "0"}
+    monkeypatch.setattr(options, "ENVIRON", bare)
+    refused = cli(argv)
+    assert refused.code == 1 and "requires credentials" in refused.stdout
+    assert f"alga-release login {basic_registry.host}" in refused.stdout
+
+    config = tmp_path / "docker" / "config.json"
+    config.parent.mkdir()
+    bin_dir = None
+    if through_helper:
+        record = {"ServerURL": basic_registry.host, "Username": user, "Secret": password}
+        bin_dir = _install_helper(tmp_path, {basic_registry.host: record})
+        config.write_text(json.dumps({"credsStore": "test"}))
+    else:
+        pair = base64.b64encode(f"{user}:{password}".encode()).decode()
+        config.write_text(json.dumps({"auths": {basic_registry.host: {"auth": pair}}}))
+    env = _env(tmp_path, bin_dir) | {"ALGA_RETRY_BASE_DELAY": "0"}
+    assert not any(name.startswith("ALGA_REGISTRY") for name in env)
+    monkeypatch.setattr(options, "ENVIRON", env)
+    result = cli(argv)
+    assert result.code == 0, result.stdout + result.stderr
+    assert result.json()["moves"] == []
+    assert password not in result.stdout + result.stderr
+
+
+def test_a_docker_identity_token_is_exchanged_at_the_token_service(
+    token_registry: Registry, tmp_path: Path
+) -> None:
+    server = token_registry.token_server
+    assert server is not None and token_registry.username is not None
+    server.refresh_tokens["rt-identity-0123456789"] = token_registry.username
+    config = tmp_path / "docker" / "config.json"
+    config.parent.mkdir()
+    config.write_text(
+        json.dumps({"auths": {token_registry.host: {"identitytoken": "rt-identity-0123456789"}}})
+    )
+    found = find_credentials(token_registry.host, env=_env(tmp_path))
+    assert found.credentials is not None and found.credentials.identity_token
+    _push_and_pull(token_registry, found.credentials)
+    grants = {(r.method, r.grant_type) for r in server.requests}
+    assert grants == {("POST", "refresh_token")}
+    assert all(r.username == token_registry.username for r in server.requests)
+    server.refresh_tokens.clear()
+    revoked = client_for(token_registry, credentials=found.credentials)
+    with revoked, pytest.raises(AuthError):
+        revoked.push_blob(REPO, b"with a revoked identity token")

@@ -183,3 +183,16 @@ def test_a_stalled_registry_through_every_retry_is_still_transient() -> None:
         err, _ = _timed(lambda: client.head_manifest(REPO, "v1"))
     assert isinstance(err, TransientRegistryError) and err.exit_code == 75
     assert calls == [1, 2]
+
+
+def test_a_stalled_registry_is_tried_twice_at_most_whatever_the_retry_policy() -> None:
+    # Five attempts allowed, but a registry that stalls twice running is stalled: the
+    # reads that also retry broken bodies must not multiply the header stalls either.
+    with MisbehavingServer(never_answer) as server:
+        client = _client(server, retry=RetryPolicy(attempts=5, base_delay=0))
+        with client:
+            err, took = _timed(lambda: client.get_manifest(REPO, "v1"))
+    assert isinstance(err, RegistryTimeout)
+    assert len(server.requests) == 2, server.requests
+    assert "after 2 attempt(s)" in str(err)
+    assert took < 2 * 2.0 + 1.5

@@ -30,9 +30,6 @@ SIZE_PENDING = {
 # being moved to parameters (each names where the value should come from instead).
 ENVIRONMENT_READERS = {"steps.cli.options"}
 ENVIRONMENT_PENDING = {
-    "steps.oci.client": "retry settings: a RetryPolicy the CLI builds",
-    "steps.channels.move": "actor and run: passed by the CLI",
-    "steps.sourcetime": "SOURCE_DATE_EPOCH: passed by the CLI",
 }
 
 

@@ -254,3 +254,12 @@ def test_login_and_logout_go_through_the_configured_helper(tmp_path: Path) -> No
     assert "pw-helper-1" not in (tmp_path / "config.json").read_text()
     assert logout("r.example", env=env, runner=runner) is True
     assert calls[-1] == ("erase", "r.example")
+
+
+def test_login_takes_the_server_as_people_write_it(tmp_path: Path) -> None:
+    env = {"DOCKER_CONFIG": str(tmp_path)}
+    login("https://ghcr.io/", Credentials("me", "pw-url-form"), env=env)
+    assert list(json.loads((tmp_path / "config.json").read_text())["auths"]) == ["ghcr.io"]
+    assert logout("ghcr.io", env=env) is True
+    with pytest.raises(BadInput):
+        login("not a host!", Credentials("me", "pw-url-form"), env=env)

@@ -6,6 +6,8 @@ registry on 127.0.0.1 cannot play them: an httpx MockTransport answers instead.
 
 from __future__ import annotations
 
+import os
+
 import httpx
 import pytest
 
@@ -122,4 +124,4 @@ def test_bad_retry_settings_are_bad_input(monkeypatch: pytest.MonkeyPatch) -> No
 
     monkeypatch.setenv("ALGA_RETRY_ATTEMPTS", "many")
     with pytest.raises(BadInput, match="ALGA_RETRY_ATTEMPTS"):
-        RetryPolicy.from_environment()
+        RetryPolicy.from_env(os.environ)  # the CLI passes the environment

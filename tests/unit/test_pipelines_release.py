@@ -242,6 +242,8 @@ def test_the_local_publish_runs_the_same_arguments(
     # The preflight reads the checkout's overlay, which the Argo path does not hold here;
     # it checks inputs only and plans nothing.
     clean_env.setattr(steps.release.plan, "preflight", lambda _source, _config, profile: profile)
+    # So does the precheck (every step as a dry run against the registry, before any push).
+    clean_env.setattr(steps.release.plan, "precheck", lambda *_args, **_kwargs: None)
     images = [
         f"{k}={VALUES[f'workflow.parameters.{p}']}" for k, p in release.IMAGE_PARAMETERS.items()
     ]

@@ -46,10 +46,11 @@ def test_folder_time_is_the_last_commit_touching_it(repo: Path) -> None:
 def test_uncommitted_changes_and_no_git_fall_back(
     repo: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    sourcetime.configure(None)  # the CLI passes SOURCE_DATE_EPOCH from the environment
     (repo / "chart" / "a.txt").write_text("changed\n")
     assert sourcetime.folder_time(repo / "chart") == sourcetime.EPOCH
-    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    sourcetime.configure("1700000000")
+    monkeypatch.setattr(sourcetime, "_source_date_epoch", 1700000000)  # undone after the test
     assert sourcetime.folder_time(repo / "chart") == "2023-11-14T22:13:20Z"
     plain = tmp_path_factory.mktemp("plain")
     assert sourcetime.revision_time(plain, None) == "2023-11-14T22:13:20Z"
