@@ -53,13 +53,12 @@ import io
 import json
 import posixpath
 import re
-import struct
 import tarfile
 import urllib.parse
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from steps import archive
 from steps.archive import tar_files as tar_files  # re-exported: readers of published bundles
 from steps.errors import BadInput, UnsafeSourceUrl
 from steps.oci import mediatypes as mt
@@ -171,12 +170,8 @@ def pack_tar(files: Mapping[str, bytes]) -> bytes:
 
 
 def gzip_bytes(data: bytes) -> bytes:
-    """RFC 1952 member: no name, no comment, mtime 0, XFL 2, OS 255 (unknown)."""
-    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS, 8)
-    body = compressor.compress(data) + compressor.flush()
-    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
-    trailer = struct.pack("<II", zlib.crc32(data) & 0xFFFFFFFF, len(data) & 0xFFFFFFFF)
-    return header + body + trailer
+    """RFC 1952 member: no name, no comment, mtime 0, XFL 2, OS 255 (unknown), level 9."""
+    return archive.gzip_bytes(data, GZIP_LEVEL)
 
 
 def flux_config(diff_id: Digest, created: str | None = None) -> bytes:

@@ -54,14 +54,18 @@ class ChartArtifact:
     version: str
     base_version: str
     source_dir: Path
-    tarball: bytes
+    blob: archive.Blob  # the .tgz: in memory while small, else a temporary file
     config: bytes
     manifest: bytes
     digest: Digest
 
     @property
+    def tarball(self) -> bytes:
+        return self.blob.read()
+
+    @property
     def layer_digest(self) -> Digest:
-        return Digest.of(self.tarball)
+        return Digest.parse(f"sha256:{self.blob.sha256}")
 
     @property
     def config_digest(self) -> Digest:
@@ -241,7 +245,7 @@ def build_artifact(
     packaged = chartpkg.package_chart(src, files, version)
     manifest = helm_manifest(
         config=packaged.chart_yaml_json,
-        tarball=packaged.tarball,
+        tarball=packaged.blob,
         name=name,
         version=version,
         created=created(directory),
@@ -252,7 +256,7 @@ def build_artifact(
         version=version,
         base_version=src.version,
         source_dir=directory,
-        tarball=packaged.tarball,
+        blob=packaged.blob,
         config=packaged.chart_yaml_json,
         manifest=manifest,
         digest=Digest.of(manifest),
@@ -404,13 +408,13 @@ def push_plan(
             )
             continue
         client.push_blob(plan.repository, artifact.config)
-        client.push_blob(plan.repository, artifact.tarball)
+        client.push_blob(plan.repository, artifact.blob.source, digest=artifact.layer_digest)
         digest = client.put_manifest(
             plan.repository, artifact.version, artifact.manifest, mt.OCI_MANIFEST
         )
         progress(
             f"{artifact.name} {artifact.version}: pushed {digest.short} "
-            f"({len(artifact.tarball)} bytes)"
+            f"({artifact.blob.size} bytes)"
         )
         results.append(ChartResult(artifact.name, artifact.version, digest, full_repo, "pushed"))
     if signer is not None:
