@@ -74,6 +74,17 @@ class Blob:
         assert self._path is not None
         return self._path.open("rb")
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Blob):
+            return NotImplemented
+        return (self.size, self.sha256) == (other.size, other.sha256)
+
+    def __hash__(self) -> int:
+        return hash(self.sha256)
+
+    def __repr__(self) -> str:
+        return f"Blob(sha256:{self.sha256[:12]}, {self.size} bytes)"
+
     def __del__(self) -> None:
         if self._path is not None:
             with contextlib.suppress(OSError):

@@ -23,6 +23,7 @@ Pure: no file system, no network. PyYAML only (safe loader and dumper).
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import json
 import re
@@ -95,8 +96,27 @@ Edit = SetScalar | DeleteKey | ReplaceKey
 # -- parsing ----------------------------------------------------------------
 
 
+#: Files up to this size are parsed once per process: a whole publish reads the overlay in
+#: its preflight, its bundle step and its manifest step.
+_CACHED_FILE = 256 * 1024
+
+
 def parse_yaml(path: str, data: bytes) -> YamlFile:
-    """Parse every document of ``data``; :class:`BadInput` names the file, line and column."""
+    """Parse every document of ``data``; :class:`BadInput` names the file, line and column.
+
+    The result is shared between callers that parse the same bytes under the same path
+    (its documents must not be modified: :func:`apply_edits` works on a copy)."""
+    if len(data) <= _CACHED_FILE:
+        return _parse_cached(path, data)
+    return _parse(path, data)
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_cached(path: str, data: bytes) -> YamlFile:
+    return _parse(path, data)
+
+
+def _parse(path: str, data: bytes) -> YamlFile:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

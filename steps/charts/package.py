@@ -50,9 +50,12 @@ v3.17.3, which agree on every point below; see ``tests/integration/test_chartpkg
 
 Determinism: identical chart content gives byte-identical tarballs whatever the files'
 mtimes, owners, permissions or the order the file system lists them. Every entry gets
-``mtime`` (default :data:`FIXED_MTIME`); gzip is written by hand (no file name, mtime 0,
-OS byte 255 like helm's, level 9; helm's extra field and "Helm" comment are left out,
-nothing reads them). The deflate stream is zlib's; a different deflate
+``mtime`` (default :data:`FIXED_MTIME`); gzip is written by hand (:mod:`steps.archive`: no
+file name, mtime 0, OS byte 255 like helm's; helm's extra field and "Helm" comment are left
+out, nothing reads them), at level 9 up to :data:`LARGE_CHART` bytes of files (the bytes
+every published chart of ordinary size has always had) and at helm's level 6 above it,
+where level 9 would cost seconds (:func:`gzip_level`). The deflate stream is zlib's; a
+different deflate
 implementation (zlib-ng) could produce other bytes from the same tar, which is why the
 chart *version* is derived from :func:`content_hash` (file contents), never from the
 tarball digest.
@@ -65,6 +68,12 @@ Invariants a caller relies on:
 * With the content version policy, pass a constant ``mtime`` (the default): the tarball
   must be a function of the content alone, or a re-run at a later commit would produce a
   different digest under the same immutable version.
+
+Memory: files are read when hashed and when packaged, never held whole (:class:`ChartFile`),
+and the archive is deflated as it is written into a spooled temporary file
+(:class:`steps.archive.Blob`), so packaging a 200 MB chart peaks near 32 MiB. A chart
+helm would refuse (a file over 5 MiB, or 100 MiB of files) is refused after the walk,
+before any file is read.
 
 What this module does not do: talk to a registry, run helm, resolve or download
 dependencies (``helm dependency build`` must have vendored them), lint templates, or
@@ -84,7 +93,7 @@ import stat
 import struct
 import tarfile
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,7 +101,7 @@ from typing import Any
 import semver
 import yaml
 
-from steps import yamlload
+from steps import archive, yamlload
 from steps.archive import HELM_MAX_CHART_SIZE, HELM_MAX_FILE_SIZE
 from steps.charts import ignore as helmignore
 from steps.errors import BadInput, ChartTooLarge
@@ -102,8 +111,12 @@ CHART_LOCK = "Chart.lock"
 
 #: mtime of every tar entry unless the caller passes another (1970-01-01T00:00:00Z).
 FIXED_MTIME = 0
-#: gzip/deflate level (best compression; gzip XFL byte 2).
+#: gzip/deflate level of charts up to :data:`LARGE_CHART` (best compression; XFL 2).
 GZIP_LEVEL = 9
+#: Packaged content (bytes of files) past which a chart is deflated at helm's level.
+LARGE_CHART = 4 * 1024 * 1024
+#: helm's level: Go's ``gzip.DefaultCompression`` is flate level 6 (XFL 0).
+GZIP_LEVEL_LARGE = 6
 #: Entry mode of every file, as helm writes it.
 FILE_MODE = 0o644
 #: Domain separator of :func:`content_hash`; bump the suffix when the packaging format
@@ -155,31 +168,113 @@ class ChartSource:
     metadata: Mapping[str, Any] = field(repr=False)
 
 
-@dataclass(frozen=True)
 class ChartFile:
     """One file of the package: ``path`` relative to the chart root inside the archive
     (``/``-separated, e.g. ``templates/deployment.yaml`` or ``charts/redis/Chart.yaml``)
     and its bytes exactly as packaged (except Chart.yaml, whose version
-    :func:`package_chart` replaces). No mode: helm writes every file ``0644``."""
+    :func:`package_chart` replaces). No mode: helm writes every file ``0644``.
 
-    path: str
-    data: bytes = field(repr=False)
+    The bytes are held (``ChartFile(path, data)``) or, for a file of the chart folder,
+    read from ``origin`` when needed (after a leading byte order mark of ``skip`` bytes):
+    a chart is hashed and packaged as a stream, so memory does not grow with its size.
+    ``size`` is the packaged size either way. The first full read records the bytes'
+    sha256; a later read that differs (the file changed while it was packaged) is
+    refused.
+    """
+
+    __slots__ = ("_data", "_origin", "_sha256", "_skip", "path", "size")
+
+    def __init__(
+        self,
+        path: str,
+        data: bytes | None = None,
+        *,
+        origin: Path | None = None,
+        size: int | None = None,
+        skip: int = 0,
+    ) -> None:
+        if (data is None) == (origin is None):
+            raise ValueError("a ChartFile holds either data or an origin file")
+        self.path = path
+        self._data = data
+        self._origin = origin
+        self._skip = skip
+        self._sha256: str | None = None
+        if data is not None:
+            self.size = len(data)
+        elif size is None:
+            raise ValueError("a ChartFile read from a file needs its size")
+        else:
+            self.size = size
+
+    def with_path(self, path: str) -> ChartFile:
+        if self._data is not None:
+            return ChartFile(path, self._data)
+        moved = ChartFile(path, origin=self._origin, size=self.size, skip=self._skip)
+        moved._sha256 = self._sha256
+        return moved
+
+    @property
+    def data(self) -> bytes:
+        """All the bytes (read from the file when not held)."""
+        if self._data is not None:
+            return self._data
+        return b"".join(self.chunks())
+
+    def chunks(self) -> Iterator[bytes]:
+        """The bytes in chunks of at most 1 MiB, checked against the first full read."""
+        if self._data is not None:
+            yield self._data
+            return
+        assert self._origin is not None
+        digest = hashlib.sha256()
+        total = 0
+        try:
+            for chunk in archive.file_chunks(self._origin, self._skip):
+                total += len(chunk)
+                digest.update(chunk)
+                yield chunk
+        except OSError as exc:
+            raise BadInput(f"cannot read {self._origin}: {exc.strerror or exc}") from None
+        seen = digest.hexdigest()
+        if total != self.size or (self._sha256 is not None and seen != self._sha256):
+            raise BadInput(
+                f"{self._origin} changed while the chart was being packaged",
+                hint="do not modify the chart while it is being packaged",
+            )
+        self._sha256 = seen
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ChartFile):
+            return NotImplemented
+        return self.path == other.path and self.size == other.size and self.data == other.data
+
+    def __hash__(self) -> int:
+        return hash((self.path, self.size))
+
+    def __repr__(self) -> str:
+        return f"ChartFile(path={self.path!r}, size={self.size})"
 
 
 @dataclass(frozen=True)
 class PackagedChart:
     """The result of :func:`package_chart`.
 
-    ``tarball`` is the ``.tgz`` (the OCI layer); ``chart_yaml_json`` the Chart.yaml
-    metadata with the new version as compact JSON with sorted keys (the OCI config blob);
-    ``metadata`` the same as a dict.
+    ``blob`` is the ``.tgz`` (the OCI layer; in memory while small, else a temporary file)
+    and ``tarball`` its bytes; ``chart_yaml_json`` the Chart.yaml metadata with the new
+    version as compact JSON with sorted keys (the OCI config blob); ``metadata`` the same
+    as a dict.
     """
 
     name: str
     version: str
-    tarball: bytes = field(repr=False)
+    blob: archive.Blob = field(repr=False)
     chart_yaml_json: bytes = field(repr=False)
     metadata: dict[str, Any] = field(repr=False)
+
+    @property
+    def tarball(self) -> bytes:
+        return self.blob.read()
 
     @property
     def filename(self) -> str:
@@ -189,7 +284,7 @@ class PackagedChart:
     @property
     def digest(self) -> str:
         """``sha256:<hex>`` of the tarball (the OCI layer digest)."""
-        return "sha256:" + hashlib.sha256(self.tarball).hexdigest()
+        return "sha256:" + self.blob.sha256
 
 
 # --------------------------------------------------------------------------
@@ -352,7 +447,9 @@ def _check_jsonable(value: object, where: str, at: str = "") -> None:
     )
 
 
-def with_version(chart_yaml: bytes, version: str) -> bytes:
+def with_version(
+    chart_yaml: bytes, version: str, *, original: Mapping[str, Any] | None = None
+) -> bytes:
     """Chart.yaml text with the top-level ``version`` set to ``version``.
 
     Edits the value of the single top-level ``version:`` line in place (keeping its
@@ -360,7 +457,8 @@ def with_version(chart_yaml: bytes, version: str) -> bytes:
     mapping with only ``version`` changed. If no such line can be edited safely, the
     mapping is re-serialised (sorted keys, block style) instead.
     """
-    original = _parse_chart_yaml(chart_yaml, "Chart.yaml", CHART_YAML)
+    if original is None:
+        original = _parse_chart_yaml(chart_yaml, "Chart.yaml", CHART_YAML)
     wanted = dict(original)
     wanted["version"] = version
     found = list(_VERSION_LINE.finditer(chart_yaml))
@@ -389,7 +487,7 @@ def with_version(chart_yaml: bytes, version: str) -> bytes:
 # --------------------------------------------------------------------------
 
 
-def collect_files(src: ChartSource) -> list[ChartFile]:
+def collect_files(src: ChartSource, *, max_size: int = HELM_MAX_CHART_SIZE) -> list[ChartFile]:
     """The files ``helm package`` would put into the archive, sorted by path.
 
     Walks ``src.path`` as helm does (see the module docstring), then applies helm's
@@ -409,31 +507,34 @@ def collect_files(src: ChartSource) -> list[ChartFile]:
             hint="remove the .helmignore rule that matches Chart.yaml (a '!' rule ignores "
             "every path it does not match)",
         )
-    if walked[CHART_YAML] != src.chart_yaml:
+    if walked[CHART_YAML].data != src.chart_yaml:
         raise BadInput(
             f"chart folder {src.path}: Chart.yaml changed after it was loaded",
             hint="do not modify the chart while it is being packaged",
         )
-    _, files = _assemble(walked, str(src.path), top=True)
-    check_chart_size(src.path, sum(len(d) for d in files.values()))
-    return sorted((ChartFile(p, d) for p, d in files.items()), key=lambda f: f.path)
+    walked[CHART_YAML] = ChartFile(CHART_YAML, src.chart_yaml)
+    _, files = _assemble(walked, str(src.path), top=True, meta=dict(src.metadata))
+    check_chart_size(src.path, sum(f.size for f in files.values()), max_size)
+    return sorted((f.with_path(p) for p, f in files.items()), key=lambda f: f.path)
 
 
-def check_chart_size(where: object, total: int) -> None:
+def check_chart_size(where: object, total: int, limit: int = HELM_MAX_CHART_SIZE) -> None:
     """Refuse a chart whose packaged files add up to helm's limit or more: helm packages
-    it, but `helm push`, `helm pull` and every install refuse to load the archive."""
-    if total >= MAX_ARCHIVE_SIZE:
+    it, but `helm push`, `helm pull` and every install refuse to load the archive.
+    (``limit`` is lifted only by benchmarks that package larger charts on purpose.)"""
+    if total >= limit:
         raise ChartTooLarge(
             f"chart folder {where}: its files add up to {total} bytes, at or over helm's "
-            f"limit of {MAX_ARCHIVE_SIZE} bytes (100 MiB) per chart (helm refuses to load "
-            "the archive: 'decompressed chart is larger than the maximum size')",
+            f"limit of {limit} bytes ({limit // (1024 * 1024)} MiB) per chart (helm refuses "
+            "to load the archive: 'decompressed chart is larger than the maximum size')",
             hint="move large files out of the chart or list them in .helmignore",
         )
 
 
-def _walk(root: Path, rules: helmignore.Rules) -> dict[str, bytes]:
-    """helm's ``sympath.Walk`` + ``LoadDir``: relative path -> bytes, in walk order."""
-    out: dict[str, bytes] = {}
+def _walk(root: Path, rules: helmignore.Rules) -> dict[str, ChartFile]:
+    """helm's ``sympath.Walk`` + ``LoadDir``: relative path -> file (not read yet, only
+    its size and byte order mark), in walk order."""
+    out: dict[str, ChartFile] = {}
 
     def visit(fs_dir: Path, real_dir: Path, rel_dir: str, chain: frozenset[Path]) -> None:
         try:
@@ -489,10 +590,11 @@ def _walk(root: Path, rules: helmignore.Rules) -> dict[str, bytes]:
                         hint="make the file smaller, or list it in .helmignore",
                     )
                 try:
-                    data = fs_path.read_bytes()
+                    with fs_path.open("rb") as fh:
+                        skip = len(_UTF8_BOM) if fh.read(len(_UTF8_BOM)) == _UTF8_BOM else 0
                 except OSError as exc:
                     raise BadInput(f"cannot read {fs_path}: {exc.strerror or exc}") from None
-                out[rel] = data.removeprefix(_UTF8_BOM)
+                out[rel] = ChartFile(rel, origin=fs_path, size=st.st_size - skip, skip=skip)
             else:
                 raise BadInput(
                     f"chart folder {root}: {rel} is not a regular file (device, socket or "
@@ -522,8 +624,12 @@ def _go_ext(path: str) -> str:
 
 
 def _assemble(
-    files: Mapping[str, bytes], where: str, *, top: bool
-) -> tuple[dict[str, Any], dict[str, bytes]]:
+    files: Mapping[str, ChartFile],
+    where: str,
+    *,
+    top: bool,
+    meta: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, ChartFile]]:
     """helm's ``LoadFiles`` + ``writeTarContents`` file selection for one chart level.
 
     Returns the chart's metadata and its packaged files (paths relative to this chart,
@@ -536,13 +642,14 @@ def _assemble(
             hint="everything under charts/ must be a chart folder or a chart .tgz; rename "
             "other entries to start with '_' or list them in .helmignore",
         )
-    meta = _parse_chart_yaml(files[CHART_YAML], where)
+    if meta is None:
+        meta = _parse_chart_yaml(files[CHART_YAML].data, where)
     if not top:
         _check_subchart_meta(meta, where)
     api = meta.get("apiVersion") or "v1"
 
-    out: dict[str, bytes] = {}
-    subcharts: dict[str, list[tuple[str | None, bytes]]] = {}
+    out: dict[str, ChartFile] = {}
+    subcharts: dict[str, list[tuple[str | None, ChartFile]]] = {}
     for path, data in files.items():
         if path == CHART_LOCK:
             if api == "v2":
@@ -557,10 +664,10 @@ def _assemble(
                 )
             out[path] = data
         elif path == "values.schema.json":
-            _check_json(data, f"{where}/{path}")
+            _check_json(data.data, f"{where}/{path}")
             out[path] = data
         elif path == "values.yaml":
-            _check_values(data, f"{where}/{path}")
+            _check_values(data.data, f"{where}/{path}")
             out[path] = data
         elif path.startswith("charts/"):
             if _go_ext(path) == ".prov":
@@ -583,7 +690,10 @@ def _assemble(
                     f"{sub_where} is a folder; helm expects a chart archive with that name",
                     hint="rename the folder (no .tgz suffix) or replace it with the archive",
                 )
-            sub_files = _read_chart_archive(entries[0][1], sub_where)
+            sub_files = {
+                rel: ChartFile(rel, body)
+                for rel, body in _read_chart_archive(entries[0][1].data, sub_where).items()
+            }
         else:
             sub_files = {rest: data for rest, data in entries if rest is not None}
         sub_meta, sub_out = _assemble(sub_files, sub_where, top=False)
@@ -635,12 +745,12 @@ def _check_subchart_meta(meta: Mapping[str, Any], where: str) -> None:
 
 
 def _declared_dependencies(
-    meta: Mapping[str, Any], files: Mapping[str, bytes], where: str
+    meta: Mapping[str, Any], files: Mapping[str, ChartFile], where: str
 ) -> list[str]:
     deps: object = meta.get("dependencies")
     if (meta.get("apiVersion") or "v1") == "v1" and "requirements.yaml" in files:
         try:
-            req = yamlload.load(files["requirements.yaml"], f"{where}/requirements.yaml")
+            req = yamlload.load(files["requirements.yaml"].data, f"{where}/requirements.yaml")
         except yaml.YAMLError:
             raise BadInput(f"{where}: requirements.yaml is not valid YAML") from None
         deps = req.get("dependencies") if isinstance(req, dict) else None
@@ -768,7 +878,9 @@ def content_hash(src: ChartSource, files: Sequence[ChartFile]) -> str:
             raise BadInput(f"chart {src.name}: file {f.path} listed twice")
         seen.add(f.path)
         digest.update(_lp(f.path.encode("utf-8")))
-        digest.update(_lp(f.data))
+        digest.update(struct.pack(">Q", f.size))
+        for chunk in f.chunks():
+            digest.update(chunk)
     return digest.hexdigest()
 
 
@@ -860,17 +972,22 @@ def package_chart(
             f"tar mtime {mtime!r} must be an integer in [0, 8**11) (a plain ustar field)",
             hint="pass a Unix timestamp, e.g. the source commit time, or leave the default",
         )
-    by_path: dict[str, bytes] = {}
+    by_path: dict[str, ChartFile] = {}
     for f in files:
         if f.path in by_path:
             raise BadInput(f"chart {src.name}: file {f.path} listed twice")
-        by_path[f.path] = f.data
+        by_path[f.path] = f
     if CHART_YAML not in by_path:
         raise BadInput(
             f"chart {src.name}: the file list has no Chart.yaml",
             hint="pass the list collect_files() returns",
         )
-    meta = _parse_chart_yaml(by_path[CHART_YAML], f"chart {src.name}", str(src.path / CHART_YAML))
+    chart_yaml = by_path[CHART_YAML].data
+    meta = (
+        dict(src.metadata)
+        if chart_yaml == src.chart_yaml
+        else _parse_chart_yaml(chart_yaml, f"chart {src.name}", str(src.path / CHART_YAML))
+    )
     name = meta.get("name")
     if name != src.name:
         raise BadInput(
@@ -879,21 +996,21 @@ def package_chart(
         )
     new_meta = dict(meta)
     new_meta["version"] = version
-    by_path[CHART_YAML] = with_version(by_path[CHART_YAML], version)
-
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8") as tar:
+    by_path[CHART_YAML] = ChartFile(CHART_YAML, with_version(chart_yaml, version, original=meta))
+    content = sum(f.size for f in by_path.values())
+    sink = archive.GzipSink(gzip_level(content))
+    with tarfile.open(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8") as tar:
         for path in helm_order(by_path):
-            data = by_path[path]
+            f = by_path[path]
             info = tarfile.TarInfo(f"{src.name}/{path}")
-            info.size = len(data)
+            info.size = f.size
             info.mtime = mtime
             info.mode = FILE_MODE
             info.uid = info.gid = 0
             info.uname = info.gname = ""
             info.type = tarfile.REGTYPE
-            tar.addfile(info, io.BytesIO(data))
-    tarball = _gzip(buf.getvalue())
+            tar.addfile(info, _ChunkReader(f.chunks()))
+    blob = sink.finish()
     try:
         config = json.dumps(
             new_meta, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
@@ -903,16 +1020,39 @@ def package_chart(
     return PackagedChart(
         name=src.name,
         version=version,
-        tarball=tarball,
+        blob=blob,
         chart_yaml_json=config,
         metadata=new_meta,
     )
 
 
-def _gzip(data: bytes) -> bytes:
-    """RFC 1952 member: no name, no comment, mtime 0, XFL 2, OS 255 (unknown)."""
-    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS, 8)
-    body = compressor.compress(data) + compressor.flush()
-    header = b"\x1f\x8b\x08\x00" + b"\x00\x00\x00\x00" + b"\x02\xff"
-    trailer = struct.pack("<II", zlib.crc32(data) & 0xFFFFFFFF, len(data) & 0xFFFFFFFF)
-    return header + body + trailer
+def gzip_level(content_size: int) -> int:
+    """The deflate level for a chart of ``content_size`` bytes of files: :data:`GZIP_LEVEL`
+    (9) up to :data:`LARGE_CHART` bytes, so every chart of ordinary size keeps the bytes
+    it has always had; helm's own level (Go's default, 6) above, where level 9 costs
+    seconds for a few percent (50 MB of text: 4.3 s against 1.4 s here, for 0.2% less)."""
+    return GZIP_LEVEL if content_size <= LARGE_CHART else GZIP_LEVEL_LARGE
+
+
+class _ChunkReader(io.RawIOBase):
+    """A read-only file over an iterator of chunks (what ``tarfile.addfile`` copies)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._pending) < size:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._pending += chunk
+        if size < 0:
+            out, self._pending = self._pending, b""
+        else:
+            out, self._pending = self._pending[:size], self._pending[size:]
+        return out

@@ -20,12 +20,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from steps import sourcetime
+from steps import archive, sourcetime
 from steps.archive import tar_files
 from steps.charts import package as chartpkg
 from steps.config import ReleaseConfig
@@ -39,6 +39,12 @@ log = logging.getLogger("alga_release.charts")
 
 VersionPolicy = Literal["content", "exact"]
 
+#: OCI annotation keys helm push sets besides those in :mod:`steps.oci.mediatypes`.
+ANNOTATION_URL = "org.opencontainers.image.url"
+ANNOTATION_AUTHORS = "org.opencontainers.image.authors"
+#: Keys a chart's own annotations cannot override (helm's ``immutableOciAnnotations``).
+_IMMUTABLE_ANNOTATIONS = (mt.ANNOTATION_VERSION, mt.ANNOTATION_TITLE)
+
 
 @dataclass(frozen=True)
 class ChartArtifact:
@@ -48,14 +54,18 @@ class ChartArtifact:
     version: str
     base_version: str
     source_dir: Path
-    tarball: bytes
+    blob: archive.Blob  # the .tgz: in memory while small, else a temporary file
     config: bytes
     manifest: bytes
     digest: Digest
 
     @property
+    def tarball(self) -> bytes:
+        return self.blob.read()
+
+    @property
     def layer_digest(self) -> Digest:
-        return Digest.of(self.tarball)
+        return Digest.parse(f"sha256:{self.blob.sha256}")
 
     @property
     def config_digest(self) -> Digest:
@@ -108,23 +118,77 @@ def choose_version(base: str, content_hash: str, policy: VersionPolicy) -> str:
     return chartpkg.immutable_version(base, content_hash)
 
 
+def helm_annotations(
+    metadata: Mapping[str, Any], *, name: str, version: str, created: str
+) -> dict[str, str]:
+    """The manifest annotations ``helm push`` writes for a chart (pure).
+
+    As helm v4's registry client builds them (``pkg/registry/chart.go``, the same in
+    v3.17): ``description``, ``title`` (the name), ``version``, ``url`` (``home``),
+    ``created``, ``source`` (``sources[0]``) and ``authors`` (every maintainer as
+    ``Name (email)``, joined by ``", "``), each only when not blank; then every entry of
+    Chart.yaml's ``annotations`` except ``version`` and ``title``, which may override the
+    others. ``created`` is ours: helm takes the archive file's mtime, we take the source
+    commit time, so the bytes stay a function of the content. Values that are not
+    strings (helm cannot load them) are left out.
+    """
+    out: dict[str, str] = {}
+
+    def add(key: str, value: object) -> None:
+        if isinstance(value, str) and value.strip():
+            out[key] = value
+
+    add(mt.ANNOTATION_DESCRIPTION, metadata.get("description"))
+    add(mt.ANNOTATION_TITLE, name)
+    add(mt.ANNOTATION_VERSION, version)
+    add(ANNOTATION_URL, metadata.get("home"))
+    add(mt.ANNOTATION_CREATED, created)
+    sources = metadata.get("sources")
+    if isinstance(sources, list) and sources:
+        add(mt.ANNOTATION_SOURCE, sources[0])
+    maintainers = metadata.get("maintainers")
+    if isinstance(maintainers, list) and maintainers:
+        people = []
+        for person in maintainers:
+            entry = person if isinstance(person, Mapping) else {}
+            who = entry.get("name")
+            text = who if isinstance(who, str) else ""
+            email = entry.get("email")
+            if isinstance(email, str) and email:
+                text = f"{text} ({email})"
+            people.append(text)
+        add(ANNOTATION_AUTHORS, ", ".join(people))
+    own = metadata.get("annotations")
+    if isinstance(own, Mapping):
+        for key, value in own.items():
+            if (
+                isinstance(key, str)
+                and isinstance(value, str)
+                and key not in _IMMUTABLE_ANNOTATIONS
+            ):
+                out[key] = value
+    return out
+
+
 def helm_manifest(
     *,
     config: bytes,
-    tarball: bytes,
+    tarball: bytes | archive.Blob,
     name: str,
     version: str,
-    description: str | None,
+    description: str | None = None,
     created: str,
+    metadata: Mapping[str, Any] | None = None,
 ) -> bytes:
-    """The OCI image manifest of a Helm chart, as canonical JSON bytes (pure)."""
-    annotations = {
-        mt.ANNOTATION_CREATED: created,
-        mt.ANNOTATION_TITLE: name,
-        mt.ANNOTATION_VERSION: version,
-    }
-    if description:
-        annotations[mt.ANNOTATION_DESCRIPTION] = description
+    """The OCI image manifest of a Helm chart, as canonical JSON bytes (pure). Its
+    annotations are :func:`helm_annotations` of ``metadata`` (Chart.yaml), or, without
+    it, only created, title, version and ``description``."""
+    chart = dict(metadata) if metadata is not None else {"description": description}
+    annotations = helm_annotations(chart, name=name, version=version, created=created)
+    if isinstance(tarball, archive.Blob):
+        layer_digest, layer_size = f"sha256:{tarball.sha256}", tarball.size
+    else:
+        layer_digest, layer_size = str(Digest.of(tarball)), len(tarball)
     manifest = {
         "schemaVersion": 2,
         "mediaType": mt.OCI_MANIFEST,
@@ -136,8 +200,8 @@ def helm_manifest(
         "layers": [
             {
                 "mediaType": mt.HELM_CHART_LAYER,
-                "digest": str(Digest.of(tarball)),
-                "size": len(tarball),
+                "digest": layer_digest,
+                "size": layer_size,
             }
         ],
         "annotations": annotations,
@@ -179,21 +243,20 @@ def build_artifact(
     files = chartpkg.collect_files(src)
     version = choose_version(src.version, chartpkg.content_hash(src, files), policy)
     packaged = chartpkg.package_chart(src, files, version)
-    description = src.metadata.get("description")
     manifest = helm_manifest(
         config=packaged.chart_yaml_json,
-        tarball=packaged.tarball,
+        tarball=packaged.blob,
         name=name,
         version=version,
-        description=description if isinstance(description, str) else None,
         created=created(directory),
+        metadata=packaged.metadata,
     )
     return ChartArtifact(
         name=name,
         version=version,
         base_version=src.version,
         source_dir=directory,
-        tarball=packaged.tarball,
+        blob=packaged.blob,
         config=packaged.chart_yaml_json,
         manifest=manifest,
         digest=Digest.of(manifest),
@@ -345,13 +408,13 @@ def push_plan(
             )
             continue
         client.push_blob(plan.repository, artifact.config)
-        client.push_blob(plan.repository, artifact.tarball)
+        client.push_blob(plan.repository, artifact.blob.source, digest=artifact.layer_digest)
         digest = client.put_manifest(
             plan.repository, artifact.version, artifact.manifest, mt.OCI_MANIFEST
         )
         progress(
             f"{artifact.name} {artifact.version}: pushed {digest.short} "
-            f"({len(artifact.tarball)} bytes)"
+            f"({artifact.blob.size} bytes)"
         )
         results.append(ChartResult(artifact.name, artifact.version, digest, full_repo, "pushed"))
     if signer is not None:

@@ -395,6 +395,59 @@ def _yaml_string(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+# -- the in-cluster updater's YAML setter ------------------------------------------
+
+# An upgrade on a running appliance is done by the update Job that the status service
+# (ee/appliance/flux/base/platform/appliance-status.yaml, setYamlValue) starts: it edits
+# the release's profile values with a second, different line setter. A line is first
+# stripped of leading JS whitespace; its indentation pops every open key at the same or
+# a deeper indentation. Only a line that *ends* with ':' (and does not start with '- ')
+# opens a key -- the whole rest of the line, so 'image:  # note' or 'image: ' (trailing
+# space) opens nothing and hides every key under it. Every other line whose open keys
+# are the path's parents and that starts with '<last key>:' is replaced by
+# '<indent><last key>: <JSON string>' -- every such line, not only the first; a line
+# 'tag:' with nothing after it opens a key instead and is never replaced. No line
+# replaced: it throws, and the upgrade fails.
+_JS_TRIM_START = re.compile(rf"^[{_JS_SPACE}]*")
+# The same characters as a str (String.prototype.trim's WhiteSpace and LineTerminator).
+_JS_SPACE_CHARS = (
+    "\t\n\v\f\r \u00a0\u1680"
+    + "".join(chr(c) for c in range(0x2000, 0x200B))
+    + "\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+
+
+def set_yaml_value_updater(text: str, path: str, value: str) -> str:
+    """Set the scalar at dotted ``path`` the way the in-cluster updater does; raise
+    :class:`YamlPathNotFound` where it would throw. ``value`` is written as a JSON string
+    (the updater's ``yamlString``). Line endings become ``\\n``."""
+    target = path.split(".")
+    if not all(_PATH_PART.match(part) for part in target):
+        raise BadInput(f"invalid key path {path!r}: expected dotted keys like image.tag")
+    parents, leaf = ".".join(target[:-1]), target[-1]
+    stack: list[tuple[int, str]] = []
+    output: list[str] = []
+    replaced = False
+    for line in re.split(r"\r?\n", text):
+        lead = _JS_TRIM_START.match(line)
+        indent = len(lead.group(0)) if lead else 0
+        stripped = line[indent:]
+        while stack and indent <= stack[-1][0]:
+            stack.pop()
+        if stripped.endswith(":") and not stripped.startswith("- "):
+            stack.append((indent, stripped[:-1].strip(_JS_SPACE_CHARS)))
+            output.append(line)
+            continue
+        if ".".join(key for _, key in stack) == parents and stripped.startswith(f"{leaf}:"):
+            replaced = True
+            output.append(f"{line[:indent]}{leaf}: {_yaml_string(value)}")
+            continue
+        output.append(line)
+    if not replaced:
+        raise YamlPathNotFound(path)
+    return "\n".join(output)
+
+
 # -- validate --------------------------------------------------------------------
 
 
@@ -706,42 +759,80 @@ def _values_text_problems(name: str, key: str, profile: str, text: str) -> Itera
     if not isinstance(data, dict):
         yield f"{where}: must be a YAML mapping of values, found {_yaml_type(data)}"
         return
+    failed: set[str] = set()
     for path in profiles.REQUIRED_PATHS[name]:
         # Each edit keeps the line's key and indentation, so paths that can be set
         # one at a time can also be set one after the other, as the appliance does.
         problem = _setter_problem(text, path, _SENTINEL, data)
         if problem:
+            failed.add(path)
+            yield f"{where}: {problem}"
+    for path in profiles.UPDATER_PATHS[name]:
+        # The updater's setter sees the same text on every upgrade of a running appliance;
+        # a path the install-time setter already misses is reported once, above.
+        problem = (
+            None if path in failed else _setter_problem(text, path, _SENTINEL, data, updater=True)
+        )
+        if problem:
             yield f"{where}: {problem}"
 
 
-def _setter_problem(text: str, path: str, value: str, parsed: dict[str, Any]) -> str | None:
+def _setter_problem(
+    text: str, path: str, value: str, parsed: dict[str, Any], *, updater: bool = False
+) -> str | None:
+    setter = set_yaml_value_updater if updater else set_yaml_path
     try:
-        edited = set_yaml_path(text, path, value)
+        edited = setter(text, path, value)
     except YamlPathNotFound:
         if _lookup(parsed, path) is _ABSENT:
             return (
                 f"key path {path} is missing; the appliance sets it with a line-based setter "
                 "that fails when the path is absent"
             )
+        if updater:
+            return (
+                f"key path {path} exists but the in-cluster updater's line setter cannot "
+                "find it, so every upgrade of a running appliance would fail: each parent "
+                "key must be a line that ends with ':' (no comment or space after it, not "
+                "'- key:'), and the key itself must hold a value on its own line"
+            )
         return (
             f"key path {path} exists but the appliance's line-based setter cannot find it: "
             "write it as block-style 'key:' lines (no flow mapping, no quoted key, no blank "
             "line or less-indented comment inside the enclosing block)"
         )
+    who = "the in-cluster updater" if updater else "the appliance"
     try:
-        result = yamlload.load(edited, f"{path} set the way the appliance does")
+        result = yamlload.load(edited, f"{path} set the way {who} does")
     except yaml.YAMLError as exc:
         return (
-            f"setting {path} the way the appliance does gives invalid YAML ({_yaml_error(exc)}); "
+            f"setting {path} the way {who} does gives invalid YAML ({_yaml_error(exc)}); "
             f"{path} must hold a scalar on its own line"
         )
     if not isinstance(result, dict) or _lookup(result, path) != value:
         return (
-            f"setting {path} the way the appliance does changes another line (the value at "
+            f"setting {path} the way {who} does changes another line (the value at "
             f"{path} stays {_short(_lookup(parsed, path))}); is the key duplicated, or inside a "
             "block scalar?"
         )
+    if updater and result != _with_value(parsed, path, value):
+        # The updater rewrites every matching line, not only the first.
+        return (
+            f"setting {path} the way {who} does also changes other values (it rewrites "
+            f"every line '{path.rsplit('.', 1)[-1]}:' under the same parent keys); is the key "
+            "repeated, e.g. inside a block scalar?"
+        )
     return None
+
+
+def _with_value(parsed: dict[str, Any], path: str, value: str) -> dict[str, Any]:
+    out = copy.deepcopy(parsed)
+    cur: Any = out
+    *parents, leaf = path.split(".")
+    for part in parents:
+        cur = cur[part]
+    cur[leaf] = value
+    return out
 
 
 _ABSENT: Any = object()

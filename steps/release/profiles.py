@@ -70,6 +70,21 @@ REQUIRED_PATHS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     }
 )
 
+#: Values file name -> the key paths the in-cluster updater (the status service's update
+#: Job, ``appliance-status.yaml``) sets on every upgrade, with its own line setter
+#: (:func:`steps.release.manifest.set_yaml_value_updater`); it fails the upgrade when one
+#: cannot be found. A subset of :data:`REQUIRED_PATHS`.
+UPDATER_PATHS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "alga-core": ("setup.image.tag", "server.image.tag"),
+        "pgbouncer": (),
+        "temporal": (),
+        "workflow-worker": ("image.tag",),
+        "email-service": ("image.tag",),
+        "temporal-worker": ("image.tag",),
+    }
+)
+
 #: A values profile name (a DNS label): also keeps a profile from escaping ``profiles/``.
 PROFILE_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 

@@ -568,3 +568,47 @@ def test_same_files_compressed_differently_are_not_an_overwrite(
         again = bundle.publish_prepared(client, ours)
         assert client.stats.manifests_put == 1
     assert again == {**first, "status": "unchanged"}
+
+
+def test_config_created_is_the_annotation_and_old_zero_time_bundles_are_kept(
+    registry: Registry,
+    source: Path,
+    charts_json: Path,
+    tools: Tools,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """flux2 >= 2.9 writes the config's ``created`` from the created annotation, as we do
+    now; a bundle published before in the <= 2.8 form (zero time) under the same tag is
+    the same bundle: kept, digest returned, nothing written."""
+    from steps.bundle import artifact as bundle_artifact
+    from steps.bundle import publish as bundle
+
+    def prepare() -> bundle.PreparedBundle:
+        return bundle.prepare_bundle(
+            source=source,
+            config=load_config(source / "release.yaml"),
+            charts_file=charts_json,
+            registry=registry.host,
+            namespace="nine-minds",
+            version="3.0.0",
+            source_url=SOURCE_URL,
+            revision=REVISION,
+            kubectl=str(tools.kubectl),
+        )
+
+    ours = prepare()
+    created = ours.artifact.annotations[mt.ANNOTATION_CREATED]
+    assert json.loads(ours.artifact.config)["created"] == created
+    assert json.loads(ours.artifact.config)["history"] == [{"created": "0001-01-01T00:00:00Z"}]
+    real = bundle_artifact.flux_config
+    monkeypatch.setattr(bundle_artifact, "flux_config", lambda diff_id, created=None: real(diff_id))
+    old = prepare()
+    monkeypatch.undo()
+    assert json.loads(old.artifact.config)["created"] == "0001-01-01T00:00:00Z"
+    assert old.artifact.layer_digest == ours.artifact.layer_digest
+    with client_for(registry) as client:
+        first = bundle.publish_prepared(client, old)
+        assert first["status"] == "pushed"
+        again = bundle.publish_prepared(client, ours)
+        assert client.stats.manifests_put == 1
+    assert again == {**first, "status": "unchanged"}

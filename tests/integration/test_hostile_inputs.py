@@ -264,3 +264,22 @@ def test_a_source_url_of_another_scheme_is_refused(
     assert "has the scheme 'http'" in result.stderr
     assert TOKEN not in result.stdout + result.stderr
     assert set(repositories_on_disk(registry)) == before
+
+
+def test_values_the_in_cluster_updater_cannot_edit_are_refused_before_any_push(
+    registry: Registry, release_source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    push_images(registry)
+    before = set(repositories_on_disk(registry))
+    values = release_source / "flux" / "profiles" / "single-node" / "values"
+    worker = values / "temporal-worker.single-node.yaml"
+    text = worker.read_text()
+    assert "\nimage:\n" in "\n" + text
+    worker.write_text(("\n" + text).replace("\nimage:\n", "\nimage:  # note\n", 1)[1:])
+    with registry_env(monkeypatch, registry):
+        result = cli(publish_args(registry, release_source))
+    assert result.code == 2, result.stderr
+    assert "image.tag exists but the in-cluster updater's line setter cannot find it" in (
+        result.stderr
+    )
+    assert set(repositories_on_disk(registry)) == before
