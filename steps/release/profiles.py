@@ -3,7 +3,7 @@
 The appliance turns each release's ``profileValues`` into six ConfigMaps
 ``appliance-values-<name>`` (key ``<name>.<profile>.yaml``) in ``alga-system``,
 after editing them with a line-based setter that fails when a key path is
-absent (see :data:`REQUIRED_PATHS` and :func:`steps.manifest.set_yaml_path`).
+absent (see :data:`REQUIRED_PATHS` and :func:`steps.release.setters.set_yaml_path`).
 The texts come from ``<overlay>/profiles/<profile>/values/<name>.<profile>.yaml``.
 
 Invariants:
@@ -72,7 +72,7 @@ REQUIRED_PATHS: Mapping[str, tuple[str, ...]] = MappingProxyType(
 
 #: Values file name -> the key paths the in-cluster updater (the status service's update
 #: Job, ``appliance-status.yaml``) sets on every upgrade, with its own line setter
-#: (:func:`steps.release.manifest.set_yaml_value_updater`); it fails the upgrade when one
+#: (:func:`steps.release.setters.set_yaml_value_updater`); it fails the upgrade when one
 #: cannot be found. A subset of :data:`REQUIRED_PATHS`.
 UPDATER_PATHS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from steps.release import manifest as rm
-from steps.release.manifest import YamlPathNotFound, set_yaml_path, set_yaml_value_updater
+from steps.release.setters import YamlPathNotFound, set_yaml_path, set_yaml_value_updater
 
 ROOT = Path(__file__).resolve().parents[2]
 MINIMAL = ROOT / "schemas" / "examples" / "valid" / "minimal.json"

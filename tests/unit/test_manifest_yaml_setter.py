@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from steps.errors import BadInput
-from steps.release.manifest import YamlPathNotFound, set_yaml_path
+from steps.release.setters import YamlPathNotFound, set_yaml_path
 
 ALGA_CORE = """\
 # alga-core values
