@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,7 @@ log = logging.getLogger("alga_release")
 def _move(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     from steps.channels import move as channels
     from steps.names import Channel, ReleaseVersion, release_repository
-    from steps.oci.reference import Digest
-    from steps.release.verify import require_anonymous_pull, verify_channel
+    from steps.release.verify import require_anonymous_pull
 
     version = ReleaseVersion(args.version, "--version")
     channel = Channel(args.channel)
@@ -44,16 +44,7 @@ def _move(args: argparse.Namespace, kind: str) -> dict[str, Any]:
         if not args.dry_run and anonymous(args):
             require_anonymous_pull(access(args), version)
         require_trusted_signatures(args, client, head.digest)
-        verify = None
-        if kind != "publish" and not args.dry_run:
-
-            def verify(digest: Digest) -> None:
-                verify_channel(
-                    access(args),
-                    channel,
-                    expected_digest=str(digest),
-                    anonymous=anonymous(args),
-                )
+        verify = _verifier(args, channel) if kind != "publish" and not args.dry_run else None
 
         result = channels.move_channel(
             client,
@@ -91,6 +82,18 @@ def require_trusted_signatures(args: argparse.Namespace, client: Any, digest: An
     _, _, _, release = read_release(client, args.namespace, digest)
     require_signed(client, args.namespace, digest, release, trusted)
     log.info("release %s: manifest and bundle signed by a trusted key", digest)
+
+
+def _verifier(args: argparse.Namespace, channel: str) -> Callable[[Any], None]:
+    """After a move: resolve the channel as an appliance does and compare digests."""
+    from steps.release.verify import verify_channel
+
+    def verify(digest: Any) -> None:
+        verify_channel(
+            access(args), channel, expected_digest=str(digest), anonymous=anonymous(args)
+        )
+
+    return verify
 
 
 def _dry_move(client: Any, args: argparse.Namespace, channel: str, version: str) -> dict[str, Any]:
@@ -155,23 +158,12 @@ def cmd_history(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_rollback(args: argparse.Namespace) -> dict[str, Any]:
     from steps.channels import move as channels
     from steps.names import Channel
-    from steps.oci.reference import Digest
-    from steps.release.verify import verify_channel
 
     channel = Channel(args.channel)
     if not args.reason or not args.reason.strip():
         raise BadInput("rollback needs a non-empty --reason (it is recorded in the history)")
     with make_client(args) as client:
-        verify = None
-        if not args.dry_run:
-
-            def verify(digest: Digest) -> None:
-                verify_channel(
-                    access(args),
-                    channel,
-                    expected_digest=str(digest),
-                    anonymous=anonymous(args),
-                )
+        verify = None if args.dry_run else _verifier(args, channel)
 
         result = channels.rollback_channel(
             client,
