@@ -117,7 +117,7 @@ class _VersionAction(argparse.Action):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from steps.cli import bundle, channels, charts, controlplane, release, signing
+    from steps.cli import bundle, channels, charts, controlplane, registry, release, signing
 
     parser = Parser(
         prog="alga-release",
@@ -152,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     release.register(commands)
     channels.register(commands)
     controlplane.register(commands)
+    registry.register(commands)
     signing.register(commands)
     completion = options.command(
         commands,

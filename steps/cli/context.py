@@ -34,6 +34,7 @@ from steps.errors import InvalidInputFile
 if TYPE_CHECKING:  # imported when used: `--help` and `--version` need no HTTP client
     from steps.oci.auth import Credentials
     from steps.oci.client import RegistryClient, RetryPolicy
+    from steps.oci.transport import Deadline
 
 T = TypeVar("T")
 
@@ -69,6 +70,7 @@ class RunContext:
                 insecure_hosts=tuple(args.insecure_registry),
                 verify=verify,
                 retry=self.retry_policy(),
+                deadline=self.deadline(args),
             )
             self._clients[key] = client
         return client
@@ -97,6 +99,13 @@ class RunContext:
         from steps.oci.auth import Credentials
 
         return value if isinstance(value, Credentials) else None
+
+    def deadline(self, args: argparse.Namespace) -> Deadline:
+        """The command's time budget (``--timeout``), one for every client of the run."""
+        from steps.oci.transport import Deadline
+
+        seconds = getattr(args, "timeout", None)
+        return self.memo(("deadline",), lambda: Deadline(seconds))
 
     def retry_policy(self) -> RetryPolicy:
         """One retry policy for every client of the run (``ALGA_RETRY_ATTEMPTS``,

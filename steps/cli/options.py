@@ -76,6 +76,26 @@ def env_float(name: str, default: float) -> float:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text}: expected a positive number of seconds")
+    return value
+
+
+def _env_timeout() -> float | None:
+    raw = env_str("ALGA_TIMEOUT")
+    if raw is None:
+        return None
+    try:
+        return _positive_seconds(raw)
+    except argparse.ArgumentTypeError as exc:
+        raise InvalidEnvironment(f"environment variable ALGA_TIMEOUT: {exc}") from None
+
+
 def environment() -> Mapping[str, str]:
     """The environment, for the few domain calls that take one as a parameter."""
     return ENVIRON
@@ -119,6 +139,15 @@ def registry(parser: argparse.ArgumentParser) -> None:
         default=env_str("ALGA_CA_FILE"),
         metavar="PEM",
         help="CA bundle to verify the registry's certificate (env ALGA_CA_FILE)",
+    )
+    group.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=_env_timeout(),
+        metavar="SECONDS",
+        help="give up (exit 75) when the whole command has talked to registries this long; "
+        "each request also has its own connect, header and body deadlines (env "
+        "ALGA_TIMEOUT; default: none)",
     )
     group.add_argument(
         "--password-file",

@@ -42,6 +42,7 @@ def access(args: argparse.Namespace) -> Any:
         ca_file=str(args.ca_file) if args.ca_file else None,
         credentials=ctx.credentials(args),
         client=lambda anonymous: ctx.client(args, anonymous=anonymous),
+        deadline=ctx.deadline(args),
     )
 
 

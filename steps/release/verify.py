@@ -47,6 +47,31 @@ class Access:
     credentials: Credentials | None
     client: Callable[[bool], RegistryClient]  # anonymous? -> the run's shared client
     consume_cache: Any = None  # a release_consume cache shared by the run's resolves
+    deadline: Any = None  # the command's steps.oci.transport.Deadline (--timeout), if any
+
+    def request_timeout(self, attempts: int = 3) -> float:
+        """Each consume request's deadline: 30 s, or the command's remaining time shared
+        by the attempts the library may make (so all of them end within ``--timeout``)."""
+        if self.deadline is None or self.deadline.seconds is None:
+            return 30.0
+        remaining = self.deadline.remaining()
+        if remaining <= 0:
+            from steps.oci.errors import CommandTimeout
+
+            raise CommandTimeout(
+                f"the command's --timeout of {self.deadline.seconds:g} s ran out before "
+                f"resolving the release as an appliance would",
+                hint="raise --timeout (env ALGA_TIMEOUT), or check the registry",
+            )
+        return float(max(0.2, min(30.0, remaining / attempts)))
+
+    def sleep(self, seconds: float) -> None:
+        """The library's backoff, never past the command's deadline."""
+        import time
+
+        if self.deadline is not None and self.deadline.seconds is not None:
+            seconds = min(seconds, max(0.0, self.deadline.remaining()))
+        time.sleep(seconds)
 
 
 def anonymous_default(registry: str, choice: bool | None) -> bool:
@@ -92,6 +117,8 @@ def resolve(access: Access, ref: str, *, anonymous: bool = False) -> Any:
             ca_file=access.ca_file,
             plain_http=access.plain_http,
             insecure_hosts=access.insecure_hosts,
+            timeout=access.request_timeout(),
+            sleep=access.sleep,
         )
     except rc.ConsumeError as exc:
         hint = exc.hint
