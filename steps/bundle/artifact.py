@@ -20,18 +20,9 @@ What ``flux push artifact`` builds (fluxcd/pkg ``oci`` client ``Push``/``build``
   is ours alone, but stable for the same files.
 * **Config** ``application/vnd.cncf.flux.config.v1+json``: the image config
   go-containerregistry derives from ``empty.Image`` plus one appended layer,
-  ``{"architecture":"","created":"<created>","history":[{"created":
+  ``{"architecture":"","created":"0001-01-01T00:00:00Z","history":[{"created":
   "0001-01-01T00:00:00Z"}],"os":"","rootfs":{"type":"layers","diff_ids":["sha256:<sha256
   of the uncompressed tar>"]},"config":{}}``, the same bytes with our tar's diff ID.
-  ``<created>`` is the manifest's ``org.opencontainers.image.created`` annotation, as
-  ``flux push artifact`` writes it since flux2 v2.9.0 (fluxcd/pkg ``oci`` v0.67.0,
-  "oci: set created timestamp in the config": ``configFile.Created`` is parsed from the
-  created annotation; Go writes a UTC time as ``…Z``). flux2 up to v2.8.x (fluxcd/pkg
-  ``oci`` up to v0.60) left it at Go's zero time, ``0001-01-01T00:00:00Z``;
-  :func:`flux_config` without ``created`` still gives that form. The history entry keeps
-  the zero time in both (``mutate.Append`` adds an empty ``History``). Bundles published
-  in the old form stay valid: a re-run finds the same files and annotations under the tag
-  and keeps the published digest (no reader looks at the config).
 * **Manifest** ``application/vnd.oci.image.manifest.v1+json``, no ``artifactType``, keys in
   go-containerregistry's order (schemaVersion, mediaType, config, layers, annotations;
   descriptors mediaType, size, digest), compact JSON, annotations sorted:
@@ -130,7 +121,7 @@ def build_artifact(files: Mapping[str, bytes], annotations: Mapping[str, str]) -
     """Pack ``files`` (relative path -> bytes) as a Flux OCI artifact."""
     tar = pack_tar(files)
     tarball = gzip_bytes(tar)
-    config = flux_config(Digest.of(tar), annotations.get(mt.ANNOTATION_CREATED))
+    config = flux_config(Digest.of(tar))
     manifest = flux_manifest(config, tarball, annotations)
     return BundleArtifact(dict(files), tar, tarball, config, manifest, dict(annotations))
 
@@ -174,12 +165,11 @@ def gzip_bytes(data: bytes) -> bytes:
     return archive.gzip_bytes(data, GZIP_LEVEL)
 
 
-def flux_config(diff_id: Digest, created: str | None = None) -> bytes:
-    """The config blob ``flux push artifact`` writes: ``created`` (RFC 3339, UTC, ``Z``)
-    as flux2 >= 2.9 writes it, or None for flux2 <= 2.8's zero time."""
+def flux_config(diff_id: Digest) -> bytes:
+    """The config blob go-containerregistry writes for ``flux push artifact``."""
     config = {
         "architecture": "",
-        "created": created or ZERO_TIME,
+        "created": ZERO_TIME,
         "history": [{"created": ZERO_TIME}],
         "os": "",
         "rootfs": {"type": "layers", "diff_ids": [str(diff_id)]},

@@ -26,7 +26,6 @@ from steps.bundle.artifact import (
 )
 from steps.bundle.publish import check_release_version, read_overlay
 from steps.errors import BadInput
-from steps.oci import mediatypes as mt
 from steps.oci.reference import Digest
 
 FILES = {
@@ -311,15 +310,3 @@ def test_other_schemes_are_refused_without_repeating_the_url(url: str, found: st
     assert info.value.exit_code == 2
     assert found in info.value.message
     assert "ghp_TOKEN" not in info.value.diagnostics()
-
-
-def test_config_created_is_the_created_annotation_as_flux_2_9_writes_it() -> None:
-    artifact = build_artifact(FILES, ANNOTATIONS)
-    config = json.loads(artifact.config)
-    assert config["created"] == ANNOTATIONS[mt.ANNOTATION_CREATED]
-    assert config["history"] == [{"created": "0001-01-01T00:00:00Z"}]
-    diff_id = Digest.of(artifact.tar)
-    assert artifact.config == flux_config(diff_id, ANNOTATIONS[mt.ANNOTATION_CREATED])
-    assert artifact.config.startswith(
-        b'{"architecture":"","created":"' + ANNOTATIONS[mt.ANNOTATION_CREATED].encode() + b'",'
-    )
