@@ -23,6 +23,12 @@ What ``flux push artifact`` builds (fluxcd/pkg ``oci`` client ``Push``/``build``
   ``{"architecture":"","created":"0001-01-01T00:00:00Z","history":[{"created":
   "0001-01-01T00:00:00Z"}],"os":"","rootfs":{"type":"layers","diff_ids":["sha256:<sha256
   of the uncompressed tar>"]},"config":{}}``, the same bytes with our tar's diff ID.
+  The real ``flux`` 2.9.5 (fluxcd/pkg ``oci`` v0.68.1, whose ``Push`` sets
+  ``configFile.Created`` from the created annotation) still pushes ``created`` as Go's zero
+  time ``0001-01-01T00:00:00Z``, with or without ``--reproducible``, and no ``history`` or
+  ``diff_ids``: ``tests/integration/test_flux_oracle.py`` pins exactly what it writes. We keep
+  the zero time, so every bundle digest published so far stays the same; no reader (Flux's
+  source-controller included) looks at the config.
 * **Manifest** ``application/vnd.oci.image.manifest.v1+json``, no ``artifactType``, keys in
   go-containerregistry's order (schemaVersion, mediaType, config, layers, annotations;
   descriptors mediaType, size, digest), compact JSON, annotations sorted:
