@@ -23,12 +23,25 @@ What ``flux push artifact`` builds (fluxcd/pkg ``oci`` client ``Push``/``build``
   ``{"architecture":"","created":"0001-01-01T00:00:00Z","history":[{"created":
   "0001-01-01T00:00:00Z"}],"os":"","rootfs":{"type":"layers","diff_ids":["sha256:<sha256
   of the uncompressed tar>"]},"config":{}}``, the same bytes with our tar's diff ID.
-  The real ``flux`` 2.9.5 (fluxcd/pkg ``oci`` v0.68.1, whose ``Push`` sets
-  ``configFile.Created`` from the created annotation) still pushes ``created`` as Go's zero
-  time ``0001-01-01T00:00:00Z``, with or without ``--reproducible``, and no ``history`` or
-  ``diff_ids``: ``tests/integration/test_flux_oracle.py`` pins exactly what it writes. We keep
-  the zero time, so every bundle digest published so far stays the same; no reader (Flux's
-  source-controller included) looks at the config.
+  Which Flux wrote which config (read in the sources, and checked against the real flux
+  2.9.5 in ``tests/integration/test_flux_oracle.py``):
+
+  - flux2 up to v2.8.x (fluxcd/pkg ``oci`` up to v0.60, go-containerregistry up to
+    v0.20.x): the form above, ``created`` Go's zero time. Ours.
+  - flux2 v2.9.0 to v2.9.x (fluxcd/pkg ``oci`` v0.68, go-containerregistry v0.21.6):
+    fluxcd/pkg ``oci`` v0.67.0 ("oci: set created timestamp in the config") sets the
+    config's ``Created`` from the created annotation, but go-containerregistry v0.21.6
+    ("preserve config blob and layers for non-Docker OCI artifacts") keeps the base
+    image's raw config for a config media type that is not an image config, so that edit,
+    the diff ID and the history entry are all dropped: the blob is ``empty.Image``'s,
+    :data:`FLUX_2_9_CONFIG`, the same for every artifact, ``created`` still the zero time.
+  - A config whose ``created`` is the created annotation is what fluxcd/pkg intends; no
+    released flux2 writes it.
+
+  We keep the first form: no reader looks at the config (source-controller and ``flux
+  pull`` take the layer), it holds the layer's diff ID, and every bundle already published
+  keeps its bytes. A bundle pushed under our tag in the 2.9 form (same files and
+  annotations) counts as the same bundle: a re-run keeps it.
 * **Manifest** ``application/vnd.oci.image.manifest.v1+json``, no ``artifactType``, keys in
   go-containerregistry's order (schemaVersion, mediaType, config, layers, annotations;
   descriptors mediaType, size, digest), compact JSON, annotations sorted:
@@ -171,8 +184,17 @@ def gzip_bytes(data: bytes) -> bytes:
     return archive.gzip_bytes(data, GZIP_LEVEL)
 
 
+#: The config blob of every artifact flux2 v2.9.x pushes (go-containerregistry's
+#: ``empty.Image`` config, kept as is for an artifact config media type).
+FLUX_2_9_CONFIG = (
+    b'{"architecture":"","created":"0001-01-01T00:00:00Z","os":"",'
+    b'"rootfs":{"type":"layers","diff_ids":null},"config":{}}'
+)
+
+
 def flux_config(diff_id: Digest) -> bytes:
-    """The config blob go-containerregistry writes for ``flux push artifact``."""
+    """The config blob ``flux push artifact`` wrote up to flux2 v2.8 (see the module
+    docstring for what later versions write and why we keep this one)."""
     config = {
         "architecture": "",
         "created": ZERO_TIME,

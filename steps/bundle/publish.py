@@ -27,7 +27,9 @@ manifest annotations as artifact metadata; flux2 ``push artifact``/``build artif
 
 * manifest ``application/vnd.oci.image.manifest.v1+json``, config
   ``application/vnd.cncf.flux.config.v1+json`` (go-containerregistry's config for an empty
-  image with one layer), one layer ``application/vnd.cncf.flux.content.v1.tar+gzip``;
+  image with one layer, zero ``created``; flux2 2.9 writes the empty image's config
+  unchanged: see :mod:`steps.bundle.artifact`), one layer
+  ``application/vnd.cncf.flux.content.v1.tar+gzip``;
 * annotations ``org.opencontainers.image.created`` (RFC 3339; Flux takes the clock, we take
   the source revision's commit time, so a re-run gives the same digest),
   ``org.opencontainers.image.source`` and ``org.opencontainers.image.revision``

@@ -291,6 +291,10 @@ def cmd_publish(args: argparse.Namespace) -> dict[str, Any]:
     wanted = images.parse_image_args(args.image)
     ReleaseVersion(args.version, "--version")
     Channel(args.channel)
+    if args.source_url:
+        from steps.bundle.artifact import clean_source_url
+
+        clean_source_url(args.source_url)  # a scheme that is not recorded: before any push
     release.preflight(args.source, load_config(args), args.values_profile)
     signer_of(args)  # a bad or missing signing key stops the run before any push
     params = release.PublishParams(

@@ -568,3 +568,44 @@ def test_same_files_compressed_differently_are_not_an_overwrite(
         again = bundle.publish_prepared(client, ours)
         assert client.stats.manifests_put == 1
     assert again == {**first, "status": "unchanged"}
+
+
+def test_a_bundle_pushed_with_flux_2_9s_config_is_kept(
+    registry: Registry,
+    source: Path,
+    charts_json: Path,
+    tools: Tools,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """flux2 2.9 writes go-containerregistry's empty-image config, not ours (<= 2.8's, with
+    the diff ID): a bundle with the same files and annotations under the tag but flux
+    2.9's config is the same bundle: kept, digest returned, nothing written."""
+    from steps.bundle import artifact as bundle_artifact
+    from steps.bundle import publish as bundle
+
+    def prepare() -> bundle.PreparedBundle:
+        return bundle.prepare_bundle(
+            source=source,
+            config=load_config(source / "release.yaml"),
+            charts_file=charts_json,
+            registry=registry.host,
+            namespace="nine-minds",
+            version="3.0.0",
+            source_url=SOURCE_URL,
+            revision=REVISION,
+            kubectl=str(tools.kubectl),
+        )
+
+    ours = prepare()
+    assert json.loads(ours.artifact.config)["history"] == [{"created": "0001-01-01T00:00:00Z"}]
+    monkeypatch.setattr(bundle_artifact, "flux_config", lambda _: bundle_artifact.FLUX_2_9_CONFIG)
+    old = prepare()
+    monkeypatch.undo()
+    assert old.artifact.config == bundle_artifact.FLUX_2_9_CONFIG != ours.artifact.config
+    assert old.artifact.layer_digest == ours.artifact.layer_digest
+    with client_for(registry) as client:
+        first = bundle.publish_prepared(client, old)
+        assert first["status"] == "pushed"
+        again = bundle.publish_prepared(client, ours)
+        assert client.stats.manifests_put == 1
+    assert again == {**first, "status": "unchanged"}

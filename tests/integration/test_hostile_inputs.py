@@ -283,3 +283,17 @@ def test_values_the_in_cluster_updater_cannot_edit_are_refused_before_any_push(
         result.stderr
     )
     assert set(repositories_on_disk(registry)) == before
+
+
+def test_a_whole_publish_refuses_a_source_url_scheme_before_any_push(
+    registry: Registry, release_source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    push_images(registry)
+    before = set(repositories_on_disk(registry))
+    url = f"http://github.com/Nine-Minds/alga-psa?access_token={TOKEN}"
+    with registry_env(monkeypatch, registry):
+        result = cli(publish_args(registry, release_source, extra=("--source-url", url)))
+    assert result.code == 2, result.stderr
+    assert result.json()["kind"] == "UnsafeSourceUrl"
+    assert TOKEN not in result.stdout + result.stderr
+    assert set(repositories_on_disk(registry)) == before

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from steps.bundle.artifact import (
+    FLUX_2_9_CONFIG,
     annotations_for,
     build_artifact,
     clean_source_url,
@@ -26,6 +27,7 @@ from steps.bundle.artifact import (
 )
 from steps.bundle.publish import check_release_version, read_overlay
 from steps.errors import BadInput
+from steps.oci import mediatypes as mt
 from steps.oci.reference import Digest
 
 FILES = {
@@ -310,3 +312,21 @@ def test_other_schemes_are_refused_without_repeating_the_url(url: str, found: st
     assert info.value.exit_code == 2
     assert found in info.value.message
     assert "ghp_TOKEN" not in info.value.diagnostics()
+
+
+def test_config_created_stays_zero_whatever_the_created_annotation() -> None:
+    # No released flux2 writes the annotation's time into the config (see the module
+    # docstring); ours keeps the <= 2.8 form, with the layer's diff ID.
+    artifact = build_artifact(FILES, ANNOTATIONS)
+    config = json.loads(artifact.config)
+    assert ANNOTATIONS[mt.ANNOTATION_CREATED] != "0001-01-01T00:00:00Z"
+    assert config["created"] == "0001-01-01T00:00:00Z"
+    assert config["history"] == [{"created": "0001-01-01T00:00:00Z"}]
+    assert artifact.config == flux_config(Digest.of(artifact.tar))
+    assert json.loads(FLUX_2_9_CONFIG) == {
+        "architecture": "",
+        "created": "0001-01-01T00:00:00Z",
+        "os": "",
+        "rootfs": {"type": "layers", "diff_ids": None},
+        "config": {},
+    }

@@ -136,3 +136,25 @@ def test_a_huge_flat_file_is_refused_before_parsing() -> None:
     with pytest.raises(UnsafeYaml, match=r"10\.0 MiB of YAML \(limit: 8\.0 MiB per file\)"):
         yamlload.load(text, "big.yaml")
     assert time.monotonic() - started < 0.5
+
+
+def test_without_libyaml_the_pure_parser_runs_with_the_same_limits() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import yaml\n"
+        "yaml.__with_libyaml__ = False\n"
+        "from steps import yamlload\n"
+        "from steps.errors import UnsafeYaml\n"
+        "assert not yamlload.WITH_LIBYAML\n"
+        "assert yamlload.load('a: [1, 2]', 't') == {'a': [1, 2]}\n"
+        "try:\n"
+        "    yamlload.load(" + repr(alias_bomb()) + ", 'bomb.yaml')\n"
+        "except UnsafeYaml as exc:\n"
+        "    print(exc.message)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout
+    assert out.startswith("bomb.yaml:7: aliases expand to more than 100000 nodes")
