@@ -167,8 +167,18 @@ def plan_move(
     if at_target:
         # The tag is there but the history does not say so (moved by hand, or a writer died
         # between the tag and its record): record it, as the move it was from the history's
-        # current entry, opening an era when it went backwards.
+        # current entry, opening an era when it went backwards -- which, as it cancels a
+        # newer move recorded in flight, needs the same reasoned override as a downgrade.
         back = head is not None and is_older(version, head.version)
+        if back and head is not None and not _reasoned(allow_downgrade, reason):
+            raise Downgrade(
+                f"channel {channel}: {version} is what the tag shows, but the channel's "
+                f"history records a move to {head.version} (record {head.tag} by "
+                f"{head.actor or 'unknown'}) that is in flight or was interrupted; recording "
+                f"{version} would cancel it",
+                hint=f"`promote --version {head.version}` completes that move; to stay at "
+                f"{version}: --allow-downgrade --reason '<why>'",
+            )
         return MovePlan(
             "record",
             MoveRecord(

@@ -347,11 +347,11 @@ def cmd_publish(args: argparse.Namespace) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory(prefix="alga-release-") as tmp:
         outdir = prepare_out_dir(args.out_dir) if args.out_dir else Path(tmp)
+        steps = release.release_steps(params, str(outdir))
         if not args.dry_run:
             # Nothing is pushed before everything pushable is known good (steps.release.plan).
             log.info("[0] precheck: every step as a dry run, before the first push")
             release.precheck(params, str(outdir / "precheck"), run_step, ctx.client(args))
-        steps = release.release_steps(params, str(outdir))
         for number, step in enumerate(steps, 1):
             log.info("[%d/%d] %s", number, len(steps), step.name)
             results[step.name] = run_step(step)

@@ -320,15 +320,21 @@ def precheck(
     - the bundle's ``:<version>`` holding another bundle (checked here, 3);
     - the channel's current release unreadable where the manifest carries fields forward
       (manifest step, 3), and the release's ``:<version>`` holding other bytes (3);
-    - a move the channel's gates would refuse: a downgrade, or an unreadable channel
+    - a move the channel's gates would refuse: a downgrade, an unreadable channel, and,
+      when the run does not sign (trusted keys only), a release not signed by a trusted key
       (channel step, 3).
 
     ``client`` reaches the registry the steps publish to. Returns each step's dry-run
     result by step name. What it cannot rule out is another writer pushing the same tags
     in between; the push protocols settle that (:mod:`steps.channels`).
     """
+    dry = replace(params, dry_run=True)
+    if params.signing.key:
+        # The real run signs every piece before its channel step, so the channel's signature
+        # gate cannot be judged before it; without a signing key (trusted keys only) it can.
+        dry = replace(dry, signing=SigningParams())
     results: dict[str, Mapping[str, Any]] = {}
-    for step in release_steps(replace(params, dry_run=True), outdir):
+    for step in release_steps(dry, outdir):
         results[step.name] = run_step(step)
         if step.name == "bundle":
             _check_bundle_tag(client, params.registry.namespace, results["bundle"], outdir)

@@ -378,9 +378,10 @@ class FaultProxy:
         with self._lock:
             return any(r.action == action and r.matches(method, path) for r in self.rules)
 
-    def _before_forward(self, method: str, path: str) -> None:
+    def _before_forward(self, method: str, path: str) -> bool:
         """Called for every request before anything is forwarded (a subclass may block
-        here: see :class:`tests.harness.hold.HoldingProxy`)."""
+        here: see :class:`tests.harness.hold.HoldingProxy`); True drops it with a 502."""
+        return False
 
     def _record(self, entry: ProxiedRequest) -> None:
         with self._lock:
@@ -502,7 +503,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 )
             )
 
-        self.proxy._before_forward(method, path)
+        if self.proxy._before_forward(method, path):
+            self._drain()
+            record(502, "status")
+            self._send_simple(502, {}, _error_body(502), method)
+            return
         rule = self.proxy._take(method, path, ("status", "close"))
         if rule is not None and rule.action == "close":
             self._drain()

@@ -38,6 +38,7 @@ class Gate:
     method: str | None
     path: re.Pattern[str] | None
     count: int = 1
+    drop: bool = False  # when released, answer 502 instead of forwarding (it never lands)
     held: list[str] = field(default_factory=list)
     _arrived: threading.Event = field(default_factory=threading.Event)
     _released: threading.Event = field(default_factory=threading.Event)
@@ -70,11 +71,17 @@ class HoldingProxy(FaultProxy):
         self._gate_lock = threading.Lock()
 
     def hold(
-        self, method: str | None, path: str | re.Pattern[str] | None, *, count: int = 1
+        self,
+        method: str | None,
+        path: str | re.Pattern[str] | None,
+        *,
+        count: int = 1,
+        drop: bool = False,
     ) -> Gate:
         """Park the next ``count`` requests matching ``method`` and ``path`` (a regex
-        searched in the URL path) until :meth:`Gate.release`."""
-        gate = Gate(method.upper() if method else None, _compile(path), count)
+        searched in the URL path) until :meth:`Gate.release`; with ``drop``, released
+        requests are answered 502 and never reach the registry."""
+        gate = Gate(method.upper() if method else None, _compile(path), count, drop)
         with self._gate_lock:
             self.gates.append(gate)
         return gate
@@ -89,15 +96,16 @@ class HoldingProxy(FaultProxy):
         self.release_all()
         super().stop()
 
-    def _before_forward(self, method: str, path: str) -> None:
+    def _before_forward(self, method: str, path: str) -> bool:
         with self._gate_lock:
             gate = next((g for g in self.gates if g.matches(method, path)), None)
             if gate is None:
-                return
+                return False
             gate.held.append(f"{method} {path}")
             if len(gate.held) >= gate.count:
                 gate._arrived.set()
         gate._released.wait(300)
+        return gate.drop
 
 
 def start_holding_proxy(registry: Registry) -> HoldingProxy:

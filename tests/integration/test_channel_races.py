@@ -374,3 +374,30 @@ def test_natural_same_version_races(
             if w.code != 0:
                 assert w.code == 3, w.err
         check_properties(registry, proxy, "nightly", writers)
+
+
+def test_a_writer_killed_between_its_record_and_its_channel_put(
+    registry: Registry, proxy: HoldingProxy, promotable: dict[str, Writer]
+) -> None:
+    """Its move is recorded (record and index) but never reached the tag: staying at the
+    older release is refused naming it, and promoting its version completes it without a
+    second record."""
+    dead = promoter("1.1.0", proxy, registry, "1.1.0")
+    gate = proxy.hold("PUT", CHANNEL_PUT.format("stable"), drop=True)
+    dead.start()
+    assert gate.wait_arrived(120)
+    dead.kill()
+    gate.release()  # dropped: the PUT never lands
+    with client_for(registry, host=proxy.host) as client:
+        index = channels.audit.read_index(client, NS, "stable")
+    assert index is not None and index.head is not None and index.head.version == "1.1.0"
+    stay = promoter("stay", proxy, registry, "1.0.0").run()  # what the tag still shows
+    assert stay.code == 3 and "in flight" in stay.err, stay.err
+    complete = promoter("complete", proxy, registry, "1.1.0").run()
+    assert complete.code == 0, complete.err
+    assert complete.out["moved"] is True and complete.out["record"] is None
+    assert "completing the recorded move" in complete.err
+    final = check_properties(registry, proxy, "stable", [complete])
+    assert str(final) == promotable["1.1.0"].out["manifestDigest"]
+    versions = [m["version"] for m in cli_history(registry, proxy, "stable")]
+    assert versions == ["1.0.0", "1.1.0"]

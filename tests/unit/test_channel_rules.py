@@ -66,9 +66,14 @@ def test_a_channel_moved_by_hand_is_recorded_not_moved() -> None:
     assert result.action == "record" and result.record is not None
     assert result.record.reason == "recorded after the move"
     assert (result.record.era, result.record.downgrade, result.record.base) == (0, False, None)
-    # moved back by hand: recorded as the downgrade it was, so it takes effect in the index
+    # moved back by hand (or a newer move in flight): a downgrade, so it needs a reason;
+    # then recorded as the downgrade it was, so it takes effect in the index
     head = rec("1", "b", "1.1.0")
-    back = plan(observed("a", "1.0.0", head), "a", "1.0.0").record
+    with pytest.raises(Downgrade, match="in flight"):
+        plan(observed("a", "1.0.0", head), "a", "1.0.0")
+    back = plan(
+        observed("a", "1.0.0", head), "a", "1.0.0", allow_downgrade=True, reason="by hand"
+    ).record
     assert back is not None and back.downgrade and back.era == 1 and back.base == head.tag
     assert rules.fold([head], back.tagged("t"))[1] is True
 
