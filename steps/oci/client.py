@@ -1363,7 +1363,6 @@ class RegistryClient:
             if scopes:
                 form.append(("scope", " ".join(scopes)))
             content = urlencode(form).encode("ascii")
-            register_secret(urlencode([("refresh_token", creds.password)]).split("=", 1)[1])
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         else:
             params: list[tuple[str, str]] = []

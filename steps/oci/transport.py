@@ -50,14 +50,15 @@ class Timeouts:
     upload's body time, ``size / min_rate``, is added for requests that carry one);
     ``body`` bounds a small response body whole (manifest, token, tag page, error); a blob's
     body gets ``body + size / min_rate``; ``idle`` is the longest silence allowed inside a
-    blob transfer.
+    blob transfer. ``min_rate`` (32 KiB/s) only catches a body that drips: a slow link
+    still moves a 60 MB layer within its deadline, and a silent one trips ``idle``.
     """
 
     connect: float = 10.0
     headers: float = 30.0
     body: float = 60.0
     idle: float = 30.0
-    min_rate: float = 256 * 1024.0
+    min_rate: float = 32 * 1024.0
 
     def transfer(self, size: int | None) -> float:
         """The time a transfer of ``size`` bytes may take (``body`` when the size is unknown)."""

@@ -354,9 +354,8 @@ class TokenServer:
             if method == "POST" and grant_type == "refresh_token":
                 subject_user = self.refresh_tokens.get(refresh_token or "")
                 if subject_user is None:
-                    raise _Refused(
-                        HTTPStatus.UNAUTHORIZED, "invalid_grant", "unknown refresh token"
-                    )
+                    # RFC 6749 5.2: an invalid grant is a 400
+                    raise _Refused(HTTPStatus.BAD_REQUEST, "invalid_grant", "unknown refresh token")
                 username, password = subject_user, self.users.get(subject_user)
                 record.username = username
             elif method == "POST" and grant_type != "password":

@@ -117,3 +117,16 @@ def test_a_source_read_that_breaks_off_restarts_from_the_source(registry: Regist
             assert dest.copy_blob(source, SOURCE_REPO, REPO, digest, len(data)) == "uploaded"
             assert dest.get_blob(REPO, digest) == data
         assert [r.method for r in upstream.requests] == ["GET", "GET"]
+
+
+def test_a_copy_within_one_registry_through_one_client(token_registry: Registry) -> None:
+    """Same registry, one client (as a copy does when the mount is declined): the source's
+    response streams into the same client's upload, each keeping its own deadline."""
+    data = os.urandom(3 << 20)
+    digest = Digest.of(data)
+    with client_for(token_registry, monolithic_limit=1 << 20, stream_chunk_size=1 << 20) as c:
+        c.push_blob(SOURCE_REPO, data)
+        patches = c.stats.by_method.get("PATCH", 0)
+        assert c.copy_blob(c, SOURCE_REPO, REPO, digest, len(data)) == "uploaded"
+        assert c.stats.by_method.get("PATCH", 0) - patches == 3
+        assert c.get_blob(REPO, digest) == data

@@ -180,8 +180,11 @@ def test_the_cli_reaches_a_basic_registry_with_only_the_docker_config(
     assert not any(name.startswith("ALGA_REGISTRY") for name in env)
     monkeypatch.setattr(options, "ENVIRON", env)
     result = cli(argv)
-    assert result.code == 0, result.stdout + result.stderr
-    assert result.json()["moves"] == []
+    # Authenticated, the registry answers: nothing was published there (exit 2), where
+    # anonymously it refused (exit 1, credentials asked for).
+    assert result.code == 2, result.stdout + result.stderr
+    assert result.json()["kind"] == "UnknownRepository"
+    assert "credentials" not in result.stdout
     assert password not in result.stdout + result.stderr
 
 
