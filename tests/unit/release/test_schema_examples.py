@@ -15,7 +15,7 @@ from steps.errors import BadInput
 from steps.release import manifest as rm
 from steps.release.profiles import HELM_RELEASE_CHARTS
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SCHEMA = ROOT / "schemas" / "release-manifest.v1.schema.json"
 PACKAGED = ROOT / "steps" / "data" / "release-manifest.v1.schema.json"
 EXAMPLES = ROOT / "schemas" / "examples"

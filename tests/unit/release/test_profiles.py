@@ -13,7 +13,7 @@ from steps.errors import BadInput
 from steps.release import manifest as rm
 from steps.release import profiles
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 FLUX = ROOT / "flux"
 MINIMAL = ROOT / "schemas" / "examples" / "valid" / "minimal.json"
 

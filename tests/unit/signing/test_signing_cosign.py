@@ -13,7 +13,7 @@ from pathlib import Path
 from steps.oci.reference import Digest
 from steps.signing import cosign, keys
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "signing"
+DATA = Path(__file__).resolve().parents[2] / "data" / "signing"
 SUBJECT = Digest.parse("sha256:ce0fe43d1cda9c80b06599fe7b362387dcdce6a2ec53de098d331cc470175495")
 REPOSITORY = "127.0.0.1:5077/nine-minds/fixture"
 

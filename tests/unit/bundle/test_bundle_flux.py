@@ -22,7 +22,7 @@ from steps.config import KNOWN_CHARTS
 from steps.errors import BadInput
 from steps.oci.reference import Digest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 REGISTRY, NAMESPACE = "127.0.0.1:5000", "nine-minds"
 
 
@@ -368,7 +368,7 @@ def test_values_keys_follow_the_release_profile() -> None:
     from steps.bundle.publish import read_overlay
     from steps.oci.reference import Digest
 
-    root = Path(__file__).resolve().parents[2] / "flux"
+    root = Path(__file__).resolve().parents[3] / "flux"
     files = read_overlay(root)
     charts = ChartSet(
         registry="127.0.0.1:5000",
@@ -407,7 +407,7 @@ def test_kustomization_paths_must_stay_inside_the_bundle() -> None:
     from steps.bundle.publish import read_overlay
     from steps.bundle.yamledit import parse_yaml
 
-    root = Path(__file__).resolve().parents[2] / "flux"
+    root = Path(__file__).resolve().parents[3] / "flux"
     files = read_overlay(root)
     parsed = [parse_yaml(p, d) for p, d in files.items() if p.endswith((".yaml", ".yml"))]
     assert kustomize_path_problems(parsed) == []  # ../releases from base/core is inside

@@ -17,7 +17,7 @@ from typing import Any
 
 from tests.harness.tools import missing_component
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "consume"))
 import release_consume as rc  # noqa: E402  (a single file, not a package: see consume/README.md)
 

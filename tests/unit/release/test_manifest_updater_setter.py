@@ -12,7 +12,7 @@ import pytest
 from steps.release import manifest as rm
 from steps.release.setters import YamlPathNotFound, set_yaml_path, set_yaml_value_updater
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MINIMAL = ROOT / "schemas" / "examples" / "valid" / "minimal.json"
 WORKER = "temporal-worker.single-node.yaml"
 

@@ -24,12 +24,12 @@ import pytest
 import yaml
 
 from tests.harness.tools import Tools
-from tests.unit.test_pipelines import committed, templates, walk, yaml_representers_kept
+from tests.unit.pipelines.test_pipelines import committed, templates, walk, yaml_representers_kept
 
 with yaml_representers_kept():
     from pipelines import common, control_plane, pins, rbac
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 GENERATED = ROOT / "workflows-generated"
 STEP = "ghcr.io/nine-minds/alga-release-step@sha256:" + "5e" * 32
 DIND = "docker.io/library/docker@sha256:" + "d1" * 32

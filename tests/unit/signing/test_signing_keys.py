@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from steps.errors import EXIT_BAD_INPUT, KeyFileExists, SigningKeyInvalid, SigningKeyPassword
 from steps.signing import keys
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "signing"
+DATA = Path(__file__).resolve().parents[2] / "data" / "signing"
 PASSWORD = b"alga-test-password"
 
 

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "consume"))
 import release_consume as rc  # noqa: E402  (a single file, not a package: see consume/README.md)
 
@@ -245,7 +245,7 @@ process.stdout.write(JSON.stringify({ sigs, keys }));
 
 
 def test_node_twin_gives_the_known_answers() -> None:
-    from tests.unit.test_consume_node import _node
+    from tests.unit.consume.test_consume_node import _node
 
     proc = subprocess.run(
         [_node(), "--input-type=module", "-e", _NODE_KAT],

@@ -15,7 +15,7 @@ from steps.oci import mediatypes as mt
 from steps.release import manifest as rm
 from steps.release.profiles import HELM_RELEASE_CHARTS
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MINIMAL = ROOT / "schemas" / "examples" / "valid" / "minimal.json"
 FULL = ROOT / "schemas" / "examples" / "valid" / "full.json"
 

@@ -7,7 +7,7 @@ from typing import Any
 from steps.oci.reference import Digest
 from steps.release import images
 from steps.release import manifest as rm
-from tests.unit.test_manifest import _inputs
+from tests.unit.release.test_manifest import _inputs
 
 D = {key: f"sha256:{n * 64}" for key, n in zip(images.IMAGE_REPOSITORIES, "5678", strict=True)}
 

@@ -30,13 +30,13 @@ import pytest
 import yaml
 
 from steps.cli.app import build_parser
-from tests.unit.test_pipelines import yaml_representers_kept
+from tests.unit.pipelines.test_pipelines import yaml_representers_kept
 
 with yaml_representers_kept():
     from pipelines import common, control_plane, promote, release
 from steps.release.plan import PublishParams, RegistryParams, Step, release_steps
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 OUT = "/workspace/out"
 
 # The placeholders, written out: a change on either side shows up here.

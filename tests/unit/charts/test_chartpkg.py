@@ -32,7 +32,7 @@ from steps.charts.package import (
 )
 from steps.errors import EXIT_BAD_INPUT, BadInput
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "charts"
+DATA = Path(__file__).resolve().parents[2] / "data" / "charts"
 DEMO = DATA / "demo"
 TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\Z")
 

@@ -66,7 +66,7 @@ with yaml_representers_kept():
 
     from pipelines import common, control_plane, pins, promote, rbac, release
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 GENERATED = ROOT / "workflows-generated"
 
 Doc = dict[str, Any]
