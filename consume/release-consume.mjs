@@ -1195,17 +1195,19 @@ export function schemaProblems(doc) {
     doc,
     '',
     ['schema', 'version', 'channel', 'valuesProfile', 'images', 'controlPlane', 'config', 'charts', 'profileValues', 'provenance'],
-    ['chartDigests', 'supportAgent', 'supportReceiptKeys'],
+    ['imageDigests', 'chartDigests', 'supportAgent', 'supportReceiptKeys'],
   );
   if (top === null) return c.problems;
   if (has(top, 'schema') && top.schema !== RELEASE_SCHEMA) c.add('/schema', `must be ${RELEASE_SCHEMA}`);
   if (has(top, 'version')) c.string(top.version, '/version', 'version', { maxLength: 128 });
   if (has(top, 'channel') && !CHANNELS.includes(top.channel)) c.add('/channel', 'must be one of nightly, stable');
   if (has(top, 'valuesProfile')) c.string(top.valuesProfile, '/valuesProfile', 'profile');
-  if (has(top, 'images')) {
-    const images = c.obj(top.images, '/images', IMAGE_KEYS);
-    for (const key of IMAGE_KEYS) {
-      if (images !== null && has(images, key)) c.string(images[key], `/images/${key}`, 'tag');
+  for (const [name, rule] of [['images', 'tag'], ['imageDigests', 'digest']]) {
+    if (has(top, name)) {
+      const table = c.obj(top[name], `/${name}`, IMAGE_KEYS);
+      for (const key of IMAGE_KEYS) {
+        if (table !== null && has(table, key)) c.string(table[key], `/${name}/${key}`, rule);
+      }
     }
   }
   if (has(top, 'controlPlane')) c.string(top.controlPlane, '/controlPlane', 'controlPlane', { maxLength: 512 });
@@ -1387,8 +1389,23 @@ export function renderKustomization(release, { name = 'alga-appliance', namespac
 }
 
 /** The six profile values texts with the image tags injected, keyed as in profileValues. Throws naming the path. */
+/**
+ * What each image.tag value is set to: the bare tag, or with imageDigests
+ * <tag>@sha256:<hex> -- the charts build <repository>:<tag>, so the image is
+ * <repository>:<tag>@sha256:<hex>, which Kubernetes pulls by the digest alone.
+ */
+export function imageReferences(release) {
+  const digests = release.imageDigests;
+  return Object.fromEntries(IMAGE_KEYS.map((key) => [key, digests ? `${release.images[key]}@${digests[key]}` : String(release.images[key])]));
+}
+
+/**
+ * The six profile values texts with the image tags injected, keyed as in profileValues.
+ * With imageDigests each tag is pinned by its digest (see imageReferences).
+ */
 export function renderValues(release) {
   const profile = release.valuesProfile;
+  const images = imageReferences(release);
   const values = {};
   for (const name of SERVICES) {
     const key = `${name}.${profile}.yaml`;
@@ -1398,7 +1415,7 @@ export function renderValues(release) {
   }
   for (const [name, keyPath, image] of IMAGE_TAG_PATHS) {
     const key = `${name}.${profile}.yaml`;
-    values[key] = setYamlScalar(values[key], keyPath, yamlString(release.images[image]));
+    values[key] = setYamlScalar(values[key], keyPath, yamlString(images[image]));
   }
   return Object.fromEntries(Object.entries(values).map(([key, text]) => [key, text.endsWith('\n') ? text : `${text}\n`]));
 }
@@ -2426,7 +2443,7 @@ function human(result) {
     `  manifest  ${result.registry}/${result.repository}@${result.manifestDigest}`,
     `  config    ${result.configDigest}`,
     `  bundle    oci://${release.config.repository}@${release.config.digest}`,
-    `  images    ${IMAGE_KEYS.map((k) => `${k}=${release.images[k]}`).join(', ')}`,
+    `  images    ${Object.entries(imageReferences(release)).map(([k, v]) => `${k}=${v}`).join(', ')}`,
   ];
   if (result.signedBy !== null) lines.push(`  signed    by trusted key ${result.signedBy}`);
   if (result.statement !== null) {

@@ -1576,7 +1576,7 @@ def schema_problems(doc: Any) -> list[str]:
             "profileValues",
             "provenance",
         ),
-        ("chartDigests", "supportAgent", "supportReceiptKeys"),
+        ("imageDigests", "chartDigests", "supportAgent", "supportReceiptKeys"),
     )
     if top is None:
         return c.problems
@@ -1588,11 +1588,12 @@ def schema_problems(doc: Any) -> list[str]:
         c.add("/channel", "must be one of nightly, stable")
     if "valuesProfile" in top:
         c.string(top["valuesProfile"], "/valuesProfile", "profile")
-    if "images" in top:
-        images = c.obj(top["images"], "/images", IMAGE_KEYS)
-        for key in IMAGE_KEYS:
-            if images is not None and key in images:
-                c.string(images[key], f"/images/{key}", "tag")
+    for name, rule in (("images", "tag"), ("imageDigests", "digest")):
+        if name in top:
+            table = c.obj(top[name], f"/{name}", IMAGE_KEYS)
+            for key in IMAGE_KEYS:
+                if table is not None and key in table:
+                    c.string(table[key], f"/{name}/{key}", rule)
     if "controlPlane" in top:
         c.string(top["controlPlane"], "/controlPlane", "controlPlane", max_length=512)
     if "config" in top:
@@ -1795,13 +1796,25 @@ def render_kustomization(
     }
 
 
+def image_references(release: Mapping[str, Any]) -> dict[str, str]:
+    """What each ``image.tag`` value is set to: the bare tag, or with ``imageDigests``
+    ``<tag>@sha256:<hex>`` -- the charts build ``<repository>:<tag>``, so the image is
+    ``<repository>:<tag>@sha256:<hex>``, which Kubernetes pulls by the digest alone."""
+    digests = release.get("imageDigests")
+    return {
+        key: f"{release['images'][key]}@{digests[key]}" if digests else str(release["images"][key])
+        for key in IMAGE_KEYS
+    }
+
+
 def render_values(release: Mapping[str, Any]) -> dict[str, str]:
     """The six profile values texts with the image tags injected, keyed as in profileValues.
 
+    With ``imageDigests`` each tag is pinned by its digest (see :func:`image_references`).
     Raises ValueError (naming the path) when the setter does not find a key path.
     """
     profile = release["valuesProfile"]
-    images = release["images"]
+    images = image_references(release)
     values: dict[str, str] = {}
     for name in SERVICES:
         key = f"{name}.{profile}.yaml"
@@ -3174,7 +3187,7 @@ def _human(result: Resolution) -> str:
         f"  manifest  {result.registry}/{result.repository}@{result.manifest_digest}",
         f"  config    {result.config_digest}",
         f"  bundle    oci://{release['config']['repository']}@{release['config']['digest']}",
-        "  images    " + ", ".join(f"{k}={release['images'][k]}" for k in IMAGE_KEYS),
+        "  images    " + ", ".join(f"{k}={v}" for k, v in image_references(release).items()),
     ]
     if result.signed_by is not None:
         lines.append(f"  signed    by trusted key {result.signed_by}")

@@ -119,7 +119,7 @@ def _mutations(doc: dict[str, Any]) -> Iterator[tuple[str, Any]]:
         yield f"without {key}", {k: v for k, v in doc.items() if k != key}
         for bad in (None, 1, True, [], {}, "", "x" * 600, "UPPER", "a b"):
             yield f"{key}={bad!r}"[:60], {**doc, key: bad}
-    for key in ("images", "config", "charts", "provenance"):
+    for key in ("images", "imageDigests", "config", "charts", "provenance"):
         inner = doc[key]
         for sub in list(inner):
             yield f"{key} without {sub}", {**doc, key: {k: v for k, v in inner.items() if k != sub}}
