@@ -131,6 +131,7 @@ def cmd_manifest_publish(args: argparse.Namespace) -> dict[str, Any]:
             channel=channel,
             values_profile=profile,
             images=imgs.get("images") or {},
+            image_digests=imgs.get("imageDigests") or None,
             control_plane=str(imgs.get("controlPlane", "")),
             config=bundle,
             charts=charts,
