@@ -23,11 +23,14 @@ control-plane repository.
 from __future__ import annotations
 
 import argparse
+import os
 import logging
 import sys
 from pathlib import Path
 
-from steps.controlplane import CopyPlan, LayoutSource, LayoutSourceSpec, push_copy, walk
+from steps.controlplane.copy import CopyPlan, push_copy
+from steps.controlplane.graph import walk
+from steps.controlplane.sources import LayoutSource, LayoutSourceSpec
 from steps.errors import Refused, ReleaseError
 from steps.oci.auth import Credentials
 from steps.oci.client import RegistryClient
@@ -53,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         repository = check_repository(f"{args.namespace}/{REPOSITORY}")
         client = RegistryClient(
             args.registry,
-            credentials=Credentials.from_environment(None),
+            credentials=Credentials.from_environment(None, env=os.environ),
             plain_http=args.plain_http,
             verify=str(args.ca_file) if args.ca_file else True,
         )

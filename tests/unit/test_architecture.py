@@ -189,3 +189,25 @@ def test_the_settle_default_is_spelt_once_in_each_place() -> None:
     from steps.cli.options import SETTLE_DEFAULT
 
     assert SETTLE_DEFAULT == DEFAULT_SETTLE
+
+
+def test_scripts_and_benchmarks_import_what_exists() -> None:
+    """scripts/ and bench/ are not type-checked; every name they import from the package
+    must exist (a moved module must not leave them broken)."""
+    import importlib
+
+    missing = []
+    for path in sorted([*ROOT.glob("scripts/*.py"), *ROOT.glob("bench/*.py")]):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.ImportFrom) and (node.module or "").startswith("steps")):
+                continue
+            assert node.module is not None
+            module = importlib.import_module(node.module)
+            for alias in node.names:
+                if hasattr(module, alias.name):
+                    continue
+                try:
+                    importlib.import_module(f"{node.module}.{alias.name}")
+                except ImportError:
+                    missing.append(f"{path.name}: {node.module}.{alias.name}")
+    assert not missing
