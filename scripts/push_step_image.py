@@ -23,8 +23,8 @@ control-plane repository.
 from __future__ import annotations
 
 import argparse
-import os
 import logging
+import os
 import sys
 from pathlib import Path
 

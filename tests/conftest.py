@@ -45,6 +45,12 @@ from tests.harness.registry import (
 )
 from tests.harness.tools import Tools, missing_component
 
+# The project's tool folder first on PATH, as `make` does, so a test run started without
+# make (`.venv/bin/python -m pytest ...`) finds the same helm, kubectl and Go tools.
+_TOOLS_BIN = Path(__file__).resolve().parents[1] / ".tools" / "bin"
+if _TOOLS_BIN.is_dir() and str(_TOOLS_BIN) not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = f"{_TOOLS_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+
 # The channel protocol's settle delay (seconds between a tag write and its read-back): on
 # loopback every write is answered in milliseconds, so a short one keeps the suite fast.
 # The race tests set their own.

@@ -330,15 +330,14 @@ def git_source_url(path: Path) -> str | None:
 
 
 def find_kubectl(explicit: str | None) -> str:
-    """``explicit``, else kubectl on PATH, else this checkout's ``.tools/bin/kubectl``."""
+    """``explicit`` (``--kubectl`` / ``ALGA_KUBECTL``), else kubectl on PATH. No lookup in a
+    source checkout's tool folder: an installed package has none (``make`` puts
+    ``.tools/bin`` on PATH)."""
     if explicit:
         return explicit
     on_path = shutil.which("kubectl")
     if on_path:
         return on_path
-    local = Path(__file__).resolve().parents[1] / ".tools" / "bin" / "kubectl"
-    if local.is_file() and os.access(local, os.X_OK):
-        return str(local)
     raise ReleaseError(
         "kubectl not found: the bundle is validated with `kubectl kustomize` before it is pushed",
         hint="install kubectl (scripts/setup.sh puts it in .tools/bin), or pass --kubectl "

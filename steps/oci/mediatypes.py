@@ -12,7 +12,6 @@ MANIFEST_ACCEPT = (OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIS
 
 HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
 HELM_CHART_LAYER = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
-HELM_PROVENANCE_LAYER = "application/vnd.cncf.helm.chart.provenance.v1.prov"
 
 FLUX_CONFIG = "application/vnd.cncf.flux.config.v1+json"
 FLUX_CONTENT_LAYER = "application/vnd.cncf.flux.content.v1.tar+gzip"

@@ -70,6 +70,7 @@ def diff_releases(
         "version": {"a": a.get("version"), "b": b.get("version")},
         "charts": _changes(a.get("charts") or {}, b.get("charts") or {}),
         "images": _changes(a.get("images") or {}, b.get("images") or {}),
+        "imageDigests": _changes(a.get("imageDigests") or {}, b.get("imageDigests") or {}),
         "controlPlane": None
         if a.get("controlPlane") == b.get("controlPlane")
         else {"a": a.get("controlPlane"), "b": b.get("controlPlane")},
@@ -111,6 +112,7 @@ def diff_releases(
             for key in (
                 "charts",
                 "images",
+                "imageDigests",
                 "controlPlane",
                 "valuesProfile",
                 "supportAgent",
@@ -132,9 +134,9 @@ def human_diff(result: Mapping[str, Any]) -> str:
     if result["identical"]:
         lines.append("(no differences)")
         return "\n".join(lines)
-    for section in ("charts", "images"):
-        for name, change in result[section].items():
-            lines.append(f"{section[:-1]} {name}: {change['a']} -> {change['b']}")
+    for section, label in (("charts", "chart"), ("images", "image"), ("imageDigests", "digest")):
+        for name, change in result.get(section, {}).items():
+            lines.append(f"{label} {name}: {change['a']} -> {change['b']}")
     for key in ("controlPlane", "valuesProfile", "supportAgent"):
         if result[key]:
             lines.append(f"{key}: {result[key]['a']} -> {result[key]['b']}")
