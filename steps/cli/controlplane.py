@@ -9,7 +9,7 @@ from typing import Any
 
 from steps.cli import options
 from steps.cli.context import context_of, make_client, own_client, write_out
-from steps.cli.output import human_control_plane
+from steps.cli.output import BlobProgress, human_control_plane
 from steps.cli.signing import signer_of
 
 log = logging.getLogger("alga_release")
@@ -44,10 +44,17 @@ def cmd_control_plane_copy(args: argparse.Namespace) -> dict[str, Any]:
                     args.tag,
                     source_client=source_client,
                     dry_run=args.dry_run,
+                    progress=BlobProgress(),
                 )
         else:
             result = cp_copy.copy_image(
-                spec, client, args.namespace, args.tag, source_client=None, dry_run=args.dry_run
+                spec,
+                client,
+                args.namespace,
+                args.tag,
+                source_client=None,
+                dry_run=args.dry_run,
+                progress=BlobProgress(),
             )
         stats = client.stats
         log.info(

@@ -183,3 +183,38 @@ def human_publish(result: Mapping[str, Any], paint: Painter = PLAIN) -> str:
             + paint("resolved as an appliance does; every piece present", "green")
         )
     return "\n".join(lines)
+
+
+class BlobProgress:
+    """Byte progress of blob transfers on a terminal: one line per blob, rewritten in place
+    (``\\r``) at most every 0.2 s and ended with its total. Off the terminal it does nothing:
+    the log already says one line per blob."""
+
+    def __init__(self, stream: TextIO = sys.stderr, *, enabled: bool | None = None) -> None:
+        import time
+
+        self.stream = stream
+        self.enabled = bool(stream.isatty()) if enabled is None else enabled
+        self._clock = time.monotonic
+
+    def __call__(self, blob: Any) -> Any:
+        if not self.enabled:
+            return None
+        label = f"blob {str(blob.digest)[7:19]}"
+        last = [0.0]
+
+        def report(done: int, total: int | None) -> None:
+            now = self._clock()
+            finished = total is not None and done >= total
+            if not finished and now - last[0] < 0.2:
+                return
+            last[0] = now
+            size = f"/{_mib(total)}" if total else ""
+            self.stream.write(f"\r{label}: {_mib(done)}{size}" + ("\n" if finished else ""))
+            self.stream.flush()
+
+        return report
+
+
+def _mib(count: int) -> str:
+    return f"{count / (1024 * 1024):.1f} MiB"

@@ -39,15 +39,16 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from steps import names
-from steps.controlplane.graph import ImageGraph, ImageSource, walk
+from steps.controlplane.graph import Blob, ImageGraph, ImageSource, walk
 from steps.controlplane.sources import RegistrySource, SourceSpec, open_source
 from steps.errors import BadInput, Refused
-from steps.oci.client import RegistryClient
+from steps.oci.client import Progress, RegistryClient
 from steps.oci.errors import (
     DigestMismatch,
     InvalidReference,
@@ -175,7 +176,12 @@ def _tag_conflict(
 
 
 def push_copy(
-    plan: CopyPlan, source: ImageSource, client: RegistryClient, *, workdir: Path | None = None
+    plan: CopyPlan,
+    source: ImageSource,
+    client: RegistryClient,
+    *,
+    workdir: Path | None = None,
+    progress: Callable[[Blob], Progress | None] | None = None,
 ) -> CopyResult:
     """Push what the plan found missing: blobs, child manifests, root, then the tag."""
     result = CopyResult(plan)
@@ -205,6 +211,7 @@ def push_copy(
                         repository,
                         blob.digest,
                         blob.size,
+                        progress=progress(blob) if progress is not None else None,
                     )
                 else:
                     with source.open_blob(blob, Path(tmp)) as path:
@@ -306,12 +313,14 @@ def copy_image(
     *,
     source_client: RegistryClient | None = None,
     dry_run: bool = False,
+    progress: Callable[[Blob], Progress | None] | None = None,
 ) -> dict[str, Any]:
-    """Plan, then (unless ``dry_run``) push; returns the JSON result."""
+    """Plan, then (unless ``dry_run``) push; returns the JSON result. ``progress(blob)``
+    may give a callback for that blob's transfer (bytes so far, total)."""
     source = open_source(spec, client, source_client)
     plan = plan_copy(source, client, namespace, tag)
     if dry_run:
         return dry_run_json(plan)
     if plan.complete:
         log.info("%s is already tagged %s, everything present: nothing to do", plan.reference, tag)
-    return copy_result_json(push_copy(plan, source, client))
+    return copy_result_json(push_copy(plan, source, client, progress=progress))

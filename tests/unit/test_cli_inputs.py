@@ -107,3 +107,21 @@ def test_charts_publish_with_out_naming_a_folder_exits_2(tmp_path: Path) -> None
     with pytest.raises(Exception) as caught:
         ctx.write_result(tmp_path, {"x": 1})
     assert getattr(caught.value, "exit_code", None) == 2
+
+
+def test_blob_progress_on_a_terminal_and_silence_elsewhere() -> None:
+    import io
+    from types import SimpleNamespace
+
+    from steps.cli.output import BlobProgress
+
+    blob = SimpleNamespace(digest="sha256:" + "ab" * 32)
+    stream = io.StringIO()
+    report = BlobProgress(stream, enabled=True)(blob)
+    assert report is not None
+    report(0, 3 * 1024 * 1024)
+    report(3 * 1024 * 1024, 3 * 1024 * 1024)
+    text = stream.getvalue()
+    assert text.startswith("\rblob abababababab: 0.0 MiB/3.0 MiB")
+    assert text.endswith("\rblob abababababab: 3.0 MiB/3.0 MiB\n")
+    assert BlobProgress(io.StringIO())(blob) is None  # not a terminal: the log says enough
