@@ -100,6 +100,7 @@ from steps.bundle.artifact import (
     parse_revision,
     unified_diff,
 )
+from steps.bundle.checks import check_built_objects, check_kustomize_dir, kustomizations_in
 from steps.bundle.flux import (
     BASE_PATH,
     PIN_MODES,
@@ -107,9 +108,6 @@ from steps.bundle.flux import (
     KustomizationRef,
     PinMode,
     RenderResult,
-    check_built_objects,
-    check_kustomize_dir,
-    kustomizations_in,
     parse_charts_json,
     render_bundle,
 )

@@ -1,3 +1,4 @@
-"""Helm charts: ``.helmignore`` rules (:mod:`.ignore`), deterministic packaging and the
+"""Helm charts: ``.helmignore`` rules (:mod:`.ignore`), the chart as helm reads it
+(:mod:`.chart`), deterministic packaging and the
 content-derived version policy (:mod:`.package`), and pushing them as Helm OCI artifacts
 with immutable tags (:mod:`.publish`)."""

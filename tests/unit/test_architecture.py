@@ -22,8 +22,6 @@ SIZE_BUDGET = 800
 ONE_CLASS_MODULES = {"steps.oci.client"}
 # Over the budget and being split (each names the split).
 SIZE_PENDING = {
-    "steps.bundle.flux": "HelmRelease pinning apart from the Kustomization/source rules",
-    "steps.charts.package": "Chart.yaml/values reading apart from the archive writer",
 }
 
 # The option layer is the only reader of os.environ; entries below still read it and are

@@ -8,12 +8,11 @@ from typing import Any
 import pytest
 import yaml
 
+from steps.bundle.checks import check_built_objects, check_kustomize_dir
 from steps.bundle.flux import (
     ChartSet,
     KustomizationRef,
     PublishedChart,
-    check_built_objects,
-    check_kustomize_dir,
     parse_charts_json,
     render_bundle,
 )
