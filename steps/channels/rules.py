@@ -31,6 +31,7 @@ import semver
 
 from steps.channels.audit import ChannelIndex, MoveKind, MoveRecord
 from steps.errors import BadInput, Downgrade, NoRollbackTarget, UnreadableChannel
+from steps.names import parse_semver
 from steps.oci.reference import Digest
 
 CHANNELS: tuple[str, ...] = ("nightly", "stable")
@@ -43,15 +44,8 @@ def check_channel(name: str) -> str:
 
 
 def parse_version(text: str, what: str = "version") -> semver.Version:
-    try:
-        version = semver.Version.parse(text)
-    except (ValueError, TypeError):
-        raise BadInput(
-            f"{what} {text!r} is not valid SemVer 2 (MAJOR.MINOR.PATCH[-PRERELEASE])"
-        ) from None
-    if version.build:
-        raise BadInput(f"{what} {text!r} carries build metadata ('+'), which OCI tags cannot hold")
-    return version
+    """``text`` as SemVer 2 without build metadata (:func:`steps.names.parse_semver`)."""
+    return parse_semver(text, what)
 
 
 def _semver(text: str | None) -> semver.Version | None:
