@@ -34,6 +34,11 @@ contract with Argo Workflows, whose retryStrategy retries only 75)::
      |    +-- VerificationFailed         resolving as an appliance does disagrees
      |    +-- UnsignedRelease            the release or its bundle lacks a trusted signature
      |    +-- NotASignatureManifest      a sha256-<hex>.sig tag holds something else
+     |    +-- ChannelStatementError      the channel and its signed statement disagree:
+     |         +-- StatementAhead            the statement names a release the tag has not reached
+     |         +-- ChannelAhead              the tag moved without a statement (or has none)
+     |         +-- StatementUntrusted        unsigned, signed by no trusted key, or malformed
+     |         +-- ChannelStatementExpired   past its expiresAt (run `channel refresh`)
      +-- Transient                  75  try again later (registry or network)
      |    +-- steps.oci.errors.TransientRegistryError
      |    +-- ChannelUnsettled           writers kept moving the channel; retry later
@@ -238,6 +243,49 @@ class UnsignedRelease(Refused):
 
 class NotASignatureManifest(Refused):
     """The ``sha256-<hex>.sig`` tag holds something that is not a cosign signature manifest."""
+
+    _kind = True
+
+
+class ChannelStatementError(Refused):
+    """A channel's tag and its signed statement (``statement.<channel>``) do not agree, or
+    the statement cannot be trusted: appliances that verify refuse the channel. ``state``
+    is the agreement's name (``statement-ahead``, ``channel-ahead``, ``missing``,
+    ``untrusted``, ``expired``), also in the JSON error."""
+
+    _kind = True
+
+    def __init__(self, message: str, *, state: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.state = state
+
+    def to_json(self) -> dict[str, object]:
+        return {**super().to_json(), "state": self.state}
+
+
+class StatementAhead(ChannelStatementError):
+    """The statement vouches for the release a move was taking the channel to, and the tag
+    has not followed: the move stopped between its statement and its tag."""
+
+    _kind = True
+
+
+class ChannelAhead(ChannelStatementError):
+    """The channel tag points at a release no signed statement vouches for: a move without
+    a signing key, a re-tag by someone without the key, or no statement at all yet."""
+
+    _kind = True
+
+
+class StatementUntrusted(ChannelStatementError):
+    """``statement.<channel>`` is unsigned, signed by no trusted key, or malformed."""
+
+    _kind = True
+
+
+class ChannelStatementExpired(ChannelStatementError):
+    """The channel's statement is past its ``expiresAt``: appliances that verify stay on
+    what they have until it is refreshed."""
 
     _kind = True
 

@@ -41,11 +41,18 @@ INDEX_CONFIG = "application/vnd.alga.appliance.channel-index.v1+json"
 INDEX_ARTIFACT = "application/vnd.alga.appliance.channel-index.v1"
 AUDIT_TAG_PREFIX = "move"
 INDEX_TAG_PREFIX = "history"
+REFRESH_TAG_PREFIX = "refresh"
+REFRESH_INDEX_PREFIX = "refreshes"
+REFRESH_KEEP = 100
+"""Refreshes the refresh index keeps (the newest); older refresh records stay as tags."""
 PAGE = 100
 """Entries per archived page; the index holds between ``PAGE`` and ``2 * PAGE - 1`` once
 the channel has that many moves."""
 
-MoveKind = Literal["publish", "promote", "rollback"]
+MoveKind = Literal["publish", "promote", "rollback", "refresh"]
+"""``refresh`` records (``channel refresh``: a re-issued statement, no move) live under
+their own tags and index (:data:`REFRESH_TAG_PREFIX`), never among the moves."""
+_MOVE_KINDS = ("publish", "promote", "rollback", "refresh")
 _STAMP = "%Y%m%dT%H%M%S.%fZ"
 _TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -62,7 +69,10 @@ class MoveRecord:
     downgrade opens the next era, and a move decided in an earlier era never beats one of a
     later era. ``base`` is the tag of the index entry the writer saw as the channel's
     current move; a downgrade only takes effect while that is still the current move.
-    ``rollback_of`` names the entry a rollback undid.
+    ``rollback_of`` names the entry a rollback undid. ``statement_sequence`` is the
+    sequence of the channel statement the move issued (None: it issued none, e.g. no
+    signing key); it is written before the statement, so the history is a floor for the
+    next sequence even when ``statement.<channel>`` cannot be read.
     """
 
     channel: str
@@ -80,6 +90,7 @@ class MoveRecord:
     downgrade: bool = False
     base: str | None = None
     rollback_of: str | None = None
+    statement_sequence: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -99,6 +110,8 @@ class MoveRecord:
             "base": self.base,
             "rollbackOf": self.rollback_of,
         }
+        if self.statement_sequence is not None:
+            data["statementSequence"] = self.statement_sequence
         if self.tag:
             data["tag"] = self.tag
         return data
@@ -107,9 +120,10 @@ class MoveRecord:
     def from_json(cls, data: Mapping[str, Any], tag: str | None = None) -> MoveRecord:
         kind = data.get("kind", "promote")
         era = data.get("era", 0)
+        sequence = data.get("statementSequence")
         return cls(
             channel=str(data.get("channel", "")),
-            kind=kind if kind in ("publish", "promote", "rollback") else "promote",
+            kind=kind if kind in _MOVE_KINDS else "promote",
             to_digest=str(data.get("to", "")),
             version=str(data.get("version", "")),
             from_digest=_optional(data.get("from")),
@@ -123,6 +137,9 @@ class MoveRecord:
             downgrade=data.get("downgrade") is True,
             base=_optional(data.get("base")),
             rollback_of=_optional(data.get("rollbackOf")),
+            statement_sequence=sequence
+            if isinstance(sequence, int) and not isinstance(sequence, bool) and sequence >= 0
+            else None,
         )
 
     def tagged(self, tag: str) -> MoveRecord:
@@ -181,8 +198,8 @@ class ChannelIndex:
 # -- tags ----------------------------------------------------------------------------
 
 
-def audit_tag(channel: str, when: datetime) -> str:
-    return f"{AUDIT_TAG_PREFIX}.{channel}.{when.strftime(_STAMP)}.{secrets.token_hex(3)}"
+def audit_tag(channel: str, when: datetime, prefix: str = AUDIT_TAG_PREFIX) -> str:
+    return f"{prefix}.{channel}.{when.strftime(_STAMP)}.{secrets.token_hex(3)}"
 
 
 def index_tag(channel: str) -> str:
@@ -292,7 +309,8 @@ def write_record(client: RegistryClient, namespace: str, record: MoveRecord, whe
         if target is not None
         else None
     )
-    tag = audit_tag(record.channel, when)
+    prefix = REFRESH_TAG_PREFIX if record.kind == "refresh" else AUDIT_TAG_PREFIX
+    tag = audit_tag(record.channel, when, prefix)
     payload = record.to_json()
     payload.pop("tag", None)
     _put_json_artifact(
@@ -359,6 +377,40 @@ def write_index(client: RegistryClient, namespace: str, index: ChannelIndex) -> 
         artifact_type=INDEX_ARTIFACT,
     )
     return replace(index, digest=digest)
+
+
+def refresh_index_tag(channel: str) -> str:
+    return f"{REFRESH_INDEX_PREFIX}.{channel}"
+
+
+def read_refreshes(client: RegistryClient, namespace: str, channel: str) -> ChannelIndex | None:
+    """The channel's refresh index (its last :data:`REFRESH_KEEP` refreshes, oldest first),
+    or None when it has none. Kept apart from ``history.<channel>`` so that a refresh never
+    rewrites the index the move protocol settles (:mod:`steps.channels`)."""
+    found = _get_json_artifact(client, release_repository(namespace), refresh_index_tag(channel))
+    if found is None:
+        return None
+    index = ChannelIndex.from_json(found[1], found[0])
+    return index if index.channel == channel else None
+
+
+def write_refresh(
+    client: RegistryClient, namespace: str, record: MoveRecord, when: datetime
+) -> str:
+    """Record a refresh: its own record tag (``refresh.<channel>.<stamp>.<random>``), then
+    the refresh index with it appended (the newest :data:`REFRESH_KEEP`). Returns its tag."""
+    tag = write_record(client, namespace, record, when)
+    index = read_refreshes(client, namespace, record.channel) or ChannelIndex(record.channel)
+    entries = (*index.entries, record.tagged(tag))[-REFRESH_KEEP:]
+    _put_json_artifact(
+        client,
+        release_repository(namespace),
+        refresh_index_tag(record.channel),
+        ChannelIndex(record.channel, entries).to_json(),
+        config_type=INDEX_CONFIG,
+        artifact_type=INDEX_ARTIFACT,
+    )
+    return tag
 
 
 def list_record_tags(client: RegistryClient, namespace: str, channel: str) -> list[str]:

@@ -11,16 +11,14 @@ implemented by :func:`move_channel` and :func:`reconcile`.
 from __future__ import annotations
 
 import getpass
-import json
 import logging
 import socket
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from steps.channels import audit, rules
+from steps.channels import audit, rules, vouch
 from steps.channels.audit import (  # noqa: F401  (_AUDIT_TAG_RE, audit_tag: older imports)
     _AUDIT_TAG_RE,
     RELEASE_REPOSITORY_NAME,
@@ -30,6 +28,16 @@ from steps.channels.audit import (  # noqa: F401  (_AUDIT_TAG_RE, audit_tag: old
     audit_tag,
     release_repository,
 )
+from steps.channels.releases import (
+    ChannelState,
+    Gate,
+    Piece,
+    channel_state,
+    read_release,
+    release_pieces,
+    require_complete,
+    require_valid,
+)
 from steps.channels.rules import (
     CHANNELS,
     Observed,
@@ -38,28 +46,30 @@ from steps.channels.rules import (
     parse_version,
     previous_release,
 )
+from steps.channels.statement import statement_tag
+from steps.channels.timing import DEFAULT_SETTLE, Timing, utc_now  # noqa: F401  (re-exported)
+from steps.channels.vouch import Issuer, Vouched, follow_winner, plan_vouching, vouch_in_place
 from steps.errors import (
-    BadInput,
     ChannelUnsettled,
     ConcurrentMove,
-    IncompleteRelease,
-    InvalidRelease,
-    Refused,
 )
-from steps.oci import mediatypes as mt
 from steps.oci.client import RegistryClient
 from steps.oci.errors import RegistryError, TransientRegistryError
-from steps.oci.reference import Digest, Reference
+from steps.oci.reference import Digest
 
 __all__ = [
     "CHANNELS",
+    "DEFAULT_SETTLE",
     "RELEASE_REPOSITORY_NAME",
     "ChannelState",
     "ConcurrentMove",
+    "Gate",
+    "Issuer",
     "MoveRecord",
     "MoveResult",
     "Piece",
     "Timing",
+    "Vouched",
     "channel_state",
     "check_channel",
     "downgrade_problem",
@@ -79,8 +89,6 @@ __all__ = [
 
 log = logging.getLogger("alga_release.channels")
 
-DEFAULT_SETTLE = 1.0
-"""Seconds a writer waits between its last write and its read-back (``--settle``)."""
 RECONCILE_ROUNDS = 6
 CLOCK_MARGIN = timedelta(minutes=2)
 """How far writers' clocks may disagree: the slow path reads the records stamped this much
@@ -96,211 +104,11 @@ def default_actor() -> str:
         return "unknown"
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class Timing:
-    """The protocol's clock and its settle delay (tests shorten or instrument them)."""
-
-    settle: float = DEFAULT_SETTLE
-    sleep: Callable[[float], None] = time.sleep
-    monotonic: Callable[[], float] = time.monotonic
-    clock: Callable[[], datetime] = utc_now
-
-
 def history(
     client: RegistryClient, namespace: str, channel: str, *, limit: int | None = None
 ) -> list[MoveRecord]:
     """The channel's moves, oldest first (see :func:`steps.channels.audit.history`)."""
     return audit.history(client, namespace, check_channel(channel), limit=limit)
-
-
-# -- reading releases ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ChannelState:
-    """Where a channel points. ``problem`` says why its release could not be read
-    (corrupt or not a release); a registry that could not be reached raises instead."""
-
-    digest: Digest | None
-    version: str | None
-    manifest: dict[str, Any] | None
-    problem: str | None = None
-
-    @property
-    def unreadable(self) -> bool:
-        return self.digest is not None and self.manifest is None
-
-
-def read_release(
-    client: RegistryClient, namespace: str, ref: str | Digest
-) -> tuple[Digest, bytes, str, dict[str, Any]]:
-    """A release's manifest digest, exact manifest bytes, media type and release JSON."""
-    repository = release_repository(namespace)
-    manifest = client.get_manifest(repository, ref)
-    body = manifest.json()
-    config = body.get("config")
-    if not isinstance(config, dict) or config.get("mediaType") != mt.RELEASE_CONFIG:
-        raise InvalidRelease(
-            f"{client.registry}/{repository} {ref} is not a release manifest "
-            f"(config media type {config.get('mediaType') if isinstance(config, dict) else None})"
-        )
-    blob = client.get_blob(
-        repository, Digest.parse(str(config.get("digest"))), size=int(config.get("size", -1))
-    )
-    try:
-        release = json.loads(blob)
-    except ValueError:
-        raise InvalidRelease(f"release {ref}: the config blob is not JSON") from None
-    if not isinstance(release, dict):
-        raise InvalidRelease(f"release {ref}: the config blob is not a JSON object")
-    return manifest.digest, manifest.data, manifest.media_type, release
-
-
-def channel_state(client: RegistryClient, namespace: str, channel: str) -> ChannelState:
-    repository = release_repository(namespace)
-    head = client.head_manifest(repository, channel)
-    if head is None:
-        return ChannelState(None, None, None)
-    try:
-        _, _, _, release = read_release(client, namespace, head.digest)
-    except TransientRegistryError:
-        raise  # never mistake a registry hiccup for "no current release"
-    except (Refused, RegistryError) as exc:
-        log.warning(
-            "channel %s points at %s, which cannot be read: %s",
-            channel,
-            head.digest.short,
-            exc.message,
-        )
-        return ChannelState(head.digest, None, None, exc.message)
-    version = release.get("version")
-    return ChannelState(head.digest, version if isinstance(version, str) else None, release)
-
-
-# -- completeness -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Piece:
-    """One artifact a release references and whether it is in the registry."""
-
-    kind: str  # chart | bundle | image | control-plane | support-agent
-    name: str
-    reference: str
-    present: bool | None  # None: not checked (another registry)
-    detail: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "name": self.name,
-            "reference": self.reference,
-            "present": self.present,
-            "detail": self.detail,
-        }
-
-
-def release_pieces(
-    client: RegistryClient, namespace: str, release: Mapping[str, Any]
-) -> list[Piece]:
-    """Check every artifact a release references (HEAD requests only)."""
-    from steps.release.images import IMAGE_REPOSITORIES, image_repository
-
-    pieces: list[Piece] = []
-    registry = client.registry
-    charts = release.get("charts") or {}
-    digests = release.get("chartDigests") or {}
-    for name, version in sorted(charts.items()):
-        repository = f"{namespace}/charts/{name}"
-        ref = f"{registry}/{repository}:{version}"
-        head = _head(client, repository, str(version))
-        detail = ""
-        present = head is not None
-        expected = digests.get(name)
-        if head is not None and expected and str(head.digest) != expected:
-            present = False
-            detail = f"tag points at {head.digest}, release pins {expected}"
-        pieces.append(Piece("chart", name, ref, present, detail))
-    config = release.get("config") or {}
-    pieces.append(
-        _by_reference(
-            client, "bundle", "config", f"{config.get('repository')}@{config.get('digest')}"
-        )
-    )
-    images = release.get("images") or {}
-    for key in IMAGE_REPOSITORIES:
-        tag = images.get(key)
-        repository = image_repository(namespace, key)
-        if not isinstance(tag, str):
-            pieces.append(Piece("image", key, f"{registry}/{repository}", False, "no tag"))
-            continue
-        head = _head(client, repository, tag)
-        pieces.append(Piece("image", key, f"{registry}/{repository}:{tag}", head is not None))
-    pieces.append(
-        _by_reference(client, "control-plane", "controlPlane", str(release.get("controlPlane")))
-    )
-    if release.get("supportAgent"):
-        pieces.append(
-            _by_reference(client, "support-agent", "supportAgent", str(release["supportAgent"]))
-        )
-    return pieces
-
-
-def _head(client: RegistryClient, repository: str, ref: str | Digest) -> Any:
-    try:
-        return client.head_manifest(repository, ref)
-    except RegistryError as exc:
-        if exc.status in (401, 403):
-            return None
-        raise
-
-
-def _by_reference(client: RegistryClient, kind: str, name: str, text: str) -> Piece:
-    try:
-        ref = Reference.parse(text)
-    except BadInput:
-        return Piece(kind, name, text, False, "not a valid reference")
-    if ref.registry != client.registry:
-        return Piece(kind, name, text, None, f"in another registry ({ref.registry}); not checked")
-    head = _head(client, ref.repository, ref.digest or str(ref.tag))
-    return Piece(kind, name, text, head is not None)
-
-
-def require_complete(
-    client: RegistryClient, namespace: str, release: Mapping[str, Any], what: str
-) -> list[Piece]:
-    pieces = release_pieces(client, namespace, release)
-    missing = [p for p in pieces if p.present is False]
-    if missing:
-        raise IncompleteRelease(
-            f"{what} is incomplete; missing from {client.registry}:\n  "
-            + "\n  ".join(
-                f"{p.kind} {p.name}: {p.reference}" + (f" ({p.detail})" if p.detail else "")
-                for p in missing
-            ),
-            hint="publish the missing pieces (or re-run the release) before moving a channel",
-        )
-    return pieces
-
-
-def require_valid(release: Mapping[str, Any], what: str) -> None:
-    """Refuse (exit 3) a release that breaks the schema or the consumer contract: a
-    channel must never point appliances at a manifest they cannot use."""
-    from steps.release.manifest import manifest_problems
-    from steps.release.profiles import HELM_RELEASE_CHARTS
-
-    problems = manifest_problems(release, helm_releases=HELM_RELEASE_CHARTS)
-    if problems:
-        raise InvalidRelease(
-            f"{what} is not a valid release manifest:\n  "
-            + "\n  ".join(problems[:20])
-            + (f"\n  (and {len(problems) - 20} more)" if len(problems) > 20 else ""),
-            hint="republish the release with `alga-release publish`; it validates before pushing",
-        )
 
 
 # -- observing a channel -----------------------------------------------------------------
@@ -334,6 +142,7 @@ class MoveResult:
     record_tag: str | None
     settled: Literal["fast", "reconciled", "none"] = field(default="none", compare=False)
     superseded_by: MoveRecord | None = field(default=None, compare=False)
+    statement: Vouched | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         later = self.superseded_by
@@ -349,6 +158,7 @@ class MoveResult:
             "moved": self.moved,
             "record": self.record_tag,
             "settled": self.settled,
+            "statement": self.statement.to_json() if self.statement else None,
         }
 
 
@@ -368,15 +178,23 @@ def move_channel(
     clock: Callable[[], datetime] | None = None,
     timing: Timing | None = None,
     rollback_of: str | None = None,
+    issuer: Issuer | None = None,
+    gate: Gate | None = None,
 ) -> MoveResult:
     """Point ``channel`` at the release ``target`` after every gate passed.
 
     Gates (each a :class:`~steps.errors.Refused` kind, exit 3): the release is readable,
-    valid and complete; not a downgrade unless allowed with a reason; and, after the
-    write, the move stands under the winner rule (else :class:`ConcurrentMove`, with the
-    channel left at or restored to the winner). A channel already at ``target`` is a
-    successful no-op. ``verify`` (e.g. a resolve through the consume library) runs after
-    the move."""
+    valid and complete; ``gate`` (the signature gate, when keys are configured) passes;
+    not a downgrade unless allowed with a reason; and, after the write, the move stands
+    under the winner rule (else :class:`ConcurrentMove`, with the channel left at or
+    restored to the winner). A channel already at ``target`` is a successful no-op.
+    ``verify`` (e.g. a resolve through the consume library) runs after the move.
+
+    With ``issuer`` (a signing key) the move also issues the channel's signed statement,
+    after the record and the index and before the tag, and reads it back with them; a
+    move that stopped after its statement is finished by the same move again (the tag
+    follows, nothing else is written), and a channel already at ``target`` without a
+    statement for it gets one (see :mod:`steps.channels`, "Statements")."""
     timing = timing or Timing()
     if clock is not None:
         timing = replace(timing, clock=clock)
@@ -385,6 +203,8 @@ def move_channel(
     version = str(release.get("version", ""))
     require_valid(release, f"release {version or '?'} ({digest.short})")
     require_complete(client, namespace, release, f"release {version} ({digest.short})")
+    if gate is not None:
+        gate(digest, release)
     started, since = timing.monotonic(), timing.clock()
     seen = observe(client, namespace, channel)
     plan = rules.plan_move(
@@ -403,27 +223,47 @@ def move_channel(
     if plan.warning:
         log.warning("%s", plan.warning)
     unmoved = MoveResult(channel, seen.channel, seen.channel_version, digest, version, False, None)
-    if plan.action == "noop":
+    vouching = (
+        plan_vouching(client, namespace, channel, issuer, seen.index, digest, version, timing)
+        if issuer
+        else None
+    )
+    fresh = vouching.next if vouching else None
+    vouched: Vouched | None = vouching.kept if vouching else None  # without a key: None
+    if plan.action == "noop" and fresh is None:
         log.info("channel %s already points at %s (%s)", channel, version, digest.short)
-        return unmoved
+        return replace(unmoved, statement=vouched)
     if dry_run:
         log.info(
-            "dry run: would move %s from %s to %s",
+            "dry run: would move %s from %s to %s%s",
             channel,
             seen.channel_version or "(none)",
             version,
+            f" and issue statement {fresh.describe()}" if fresh else "",
         )
-        return unmoved
+        return replace(unmoved, statement=Vouched("would-issue", fresh) if fresh else vouched)
+    if plan.action == "noop":
+        assert issuer is not None and fresh is not None
+        log.info("channel %s already points at %s; issuing its statement", channel, version)
+        vouched = vouch_in_place(client, namespace, channel, issuer, fresh, digest, timing, gate)
+        return replace(unmoved, statement=vouched)
     assert plan.record is not None
     index = seen.index or ChannelIndex(channel)
+    record = plan.record
+    if fresh is not None and plan.action != "complete":
+        record = replace(record, statement_sequence=fresh.sequence)
     if plan.action == "record":
-        tag = _record_unrecorded(client, namespace, index, plan.record, timing)
-        return replace(unmoved, record_tag=tag)
+        tag = _record_unrecorded(client, namespace, index, record, timing)
+        if issuer is not None and fresh is not None:
+            vouched = vouch_in_place(
+                client, namespace, channel, issuer, fresh, digest, timing, gate
+            )
+        return replace(unmoved, record_tag=tag, statement=vouched)
     if plan.action == "complete":
         mine, tag = plan.record, None
         log.info("channel %s: completing the recorded move to %s (%s)", channel, version, mine.tag)
     else:
-        mine, tag = _write_claim(client, namespace, plan.record, timing.clock())
+        mine, tag = _write_claim(client, namespace, record, timing.clock())
     entries, _ = rules.fold(index.entries, mine)
     written = (
         index
@@ -431,17 +271,25 @@ def move_channel(
         else audit.write_index(client, namespace, replace(index, entries=entries))
     )
     repository = release_repository(namespace)
+    ours: Digest | None = None
+    if issuer is not None and fresh is not None:
+        ours = vouch.write_statement(client, namespace, fresh, issuer.signer)
     client.put_manifest(repository, channel, data, media_type)
     window = timing.monotonic() - started
     timing.sleep(timing.settle)
     now = client.head_manifest(repository, channel)
     after = audit.read_index(client, namespace, channel)
+    back = client.head_manifest(repository, statement_tag(channel)) if ours else None
+    if ours is not None:
+        vouched = Vouched("issued", fresh, ours)
     settled: Literal["fast", "reconciled"] = "fast"
     later: MoveRecord | None = None
     if not rules.fast_path(
         window,
         timing.settle,
-        channel_ok=now is not None and now.digest == digest,
+        channel_ok=now is not None
+        and now.digest == digest
+        and (ours is None or (back is not None and back.digest == ours)),
         index_ok=after is not None and after.digest == written.digest,
     ):
         log.info(
@@ -453,6 +301,10 @@ def move_channel(
         )
         settled = "reconciled"
         entries = reconcile(client, namespace, channel, mine, since, timing)
+        if issuer is not None:
+            vouched = follow_winner(
+                client, namespace, channel, issuer, entries, digest, ours, timing, gate
+            )
         if not rules.stands(mine, entries):
             winner = entries[-1]
             raise ConcurrentMove(
@@ -479,10 +331,21 @@ def move_channel(
         version,
         digest.short,
     )
+    if issuer is None:
+        vouch.warn_unvouched(channel)
     if verify is not None:
         verify(Digest.parse(later.to_digest) if later else digest)
     return MoveResult(
-        channel, seen.channel, seen.channel_version, digest, version, True, tag, settled, later
+        channel,
+        seen.channel,
+        seen.channel_version,
+        digest,
+        version,
+        True,
+        tag,
+        settled,
+        later,
+        vouched,
     )
 
 

@@ -1,0 +1,218 @@
+"""The releases a channel points at: reading them, and the gates on what they reference.
+
+- :func:`read_release`: a release manifest's digest, exact bytes, media type and JSON;
+- :func:`channel_state`: where a channel points (a release that cannot be read is
+  reported, a registry that cannot be reached raises);
+- :func:`release_pieces`, :func:`require_complete`: every artifact a release references
+  is present (HEAD requests only);
+- :func:`require_valid`: the release JSON passes the schema and the consumer contract.
+
+Reads only; the moves that write are in :mod:`steps.channels.move`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from steps.channels.audit import release_repository
+from steps.errors import BadInput, IncompleteRelease, InvalidRelease, Refused
+from steps.oci import mediatypes as mt
+from steps.oci.client import RegistryClient
+from steps.oci.errors import RegistryError, TransientRegistryError
+from steps.oci.reference import Digest, Reference
+
+log = logging.getLogger("alga_release.channels")
+
+Gate = Callable[[Digest, Mapping[str, Any]], None]
+"""A check of a release before a channel is pointed at it or vouched for (e.g. the
+signature gate, :func:`steps.signing.gates.require_signed`): raises to refuse."""
+
+
+# -- reading releases ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChannelState:
+    """Where a channel points. ``problem`` says why its release could not be read
+    (corrupt or not a release); a registry that could not be reached raises instead."""
+
+    digest: Digest | None
+    version: str | None
+    manifest: dict[str, Any] | None
+    problem: str | None = None
+
+    @property
+    def unreadable(self) -> bool:
+        return self.digest is not None and self.manifest is None
+
+
+def read_release(
+    client: RegistryClient, namespace: str, ref: str | Digest
+) -> tuple[Digest, bytes, str, dict[str, Any]]:
+    """A release's manifest digest, exact manifest bytes, media type and release JSON."""
+    repository = release_repository(namespace)
+    manifest = client.get_manifest(repository, ref)
+    body = manifest.json()
+    config = body.get("config")
+    if not isinstance(config, dict) or config.get("mediaType") != mt.RELEASE_CONFIG:
+        raise InvalidRelease(
+            f"{client.registry}/{repository} {ref} is not a release manifest "
+            f"(config media type {config.get('mediaType') if isinstance(config, dict) else None})"
+        )
+    blob = client.get_blob(
+        repository, Digest.parse(str(config.get("digest"))), size=int(config.get("size", -1))
+    )
+    try:
+        release = json.loads(blob)
+    except ValueError:
+        raise InvalidRelease(f"release {ref}: the config blob is not JSON") from None
+    if not isinstance(release, dict):
+        raise InvalidRelease(f"release {ref}: the config blob is not a JSON object")
+    return manifest.digest, manifest.data, manifest.media_type, release
+
+
+def channel_state(client: RegistryClient, namespace: str, channel: str) -> ChannelState:
+    repository = release_repository(namespace)
+    head = client.head_manifest(repository, channel)
+    if head is None:
+        return ChannelState(None, None, None)
+    try:
+        _, _, _, release = read_release(client, namespace, head.digest)
+    except TransientRegistryError:
+        raise  # never mistake a registry hiccup for "no current release"
+    except (Refused, RegistryError) as exc:
+        log.warning(
+            "channel %s points at %s, which cannot be read: %s",
+            channel,
+            head.digest.short,
+            exc.message,
+        )
+        return ChannelState(head.digest, None, None, exc.message)
+    version = release.get("version")
+    return ChannelState(head.digest, version if isinstance(version, str) else None, release)
+
+
+# -- completeness -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One artifact a release references and whether it is in the registry."""
+
+    kind: str  # chart | bundle | image | control-plane | support-agent
+    name: str
+    reference: str
+    present: bool | None  # None: not checked (another registry)
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "reference": self.reference,
+            "present": self.present,
+            "detail": self.detail,
+        }
+
+
+def release_pieces(
+    client: RegistryClient, namespace: str, release: Mapping[str, Any]
+) -> list[Piece]:
+    """Check every artifact a release references (HEAD requests only)."""
+    from steps.release.images import IMAGE_REPOSITORIES, image_repository
+
+    pieces: list[Piece] = []
+    registry = client.registry
+    charts = release.get("charts") or {}
+    digests = release.get("chartDigests") or {}
+    for name, version in sorted(charts.items()):
+        repository = f"{namespace}/charts/{name}"
+        ref = f"{registry}/{repository}:{version}"
+        head = _head(client, repository, str(version))
+        detail = ""
+        present = head is not None
+        expected = digests.get(name)
+        if head is not None and expected and str(head.digest) != expected:
+            present = False
+            detail = f"tag points at {head.digest}, release pins {expected}"
+        pieces.append(Piece("chart", name, ref, present, detail))
+    config = release.get("config") or {}
+    pieces.append(
+        _by_reference(
+            client, "bundle", "config", f"{config.get('repository')}@{config.get('digest')}"
+        )
+    )
+    images = release.get("images") or {}
+    for key in IMAGE_REPOSITORIES:
+        tag = images.get(key)
+        repository = image_repository(namespace, key)
+        if not isinstance(tag, str):
+            pieces.append(Piece("image", key, f"{registry}/{repository}", False, "no tag"))
+            continue
+        head = _head(client, repository, tag)
+        pieces.append(Piece("image", key, f"{registry}/{repository}:{tag}", head is not None))
+    pieces.append(
+        _by_reference(client, "control-plane", "controlPlane", str(release.get("controlPlane")))
+    )
+    if release.get("supportAgent"):
+        pieces.append(
+            _by_reference(client, "support-agent", "supportAgent", str(release["supportAgent"]))
+        )
+    return pieces
+
+
+def _head(client: RegistryClient, repository: str, ref: str | Digest) -> Any:
+    try:
+        return client.head_manifest(repository, ref)
+    except RegistryError as exc:
+        if exc.status in (401, 403):
+            return None
+        raise
+
+
+def _by_reference(client: RegistryClient, kind: str, name: str, text: str) -> Piece:
+    try:
+        ref = Reference.parse(text)
+    except BadInput:
+        return Piece(kind, name, text, False, "not a valid reference")
+    if ref.registry != client.registry:
+        return Piece(kind, name, text, None, f"in another registry ({ref.registry}); not checked")
+    head = _head(client, ref.repository, ref.digest or str(ref.tag))
+    return Piece(kind, name, text, head is not None)
+
+
+def require_complete(
+    client: RegistryClient, namespace: str, release: Mapping[str, Any], what: str
+) -> list[Piece]:
+    pieces = release_pieces(client, namespace, release)
+    missing = [p for p in pieces if p.present is False]
+    if missing:
+        raise IncompleteRelease(
+            f"{what} is incomplete; missing from {client.registry}:\n  "
+            + "\n  ".join(
+                f"{p.kind} {p.name}: {p.reference}" + (f" ({p.detail})" if p.detail else "")
+                for p in missing
+            ),
+            hint="publish the missing pieces (or re-run the release) before moving a channel",
+        )
+    return pieces
+
+
+def require_valid(release: Mapping[str, Any], what: str) -> None:
+    """Refuse (exit 3) a release that breaks the schema or the consumer contract: a
+    channel must never point appliances at a manifest they cannot use."""
+    from steps.release.manifest import manifest_problems
+    from steps.release.profiles import HELM_RELEASE_CHARTS
+
+    problems = manifest_problems(release, helm_releases=HELM_RELEASE_CHARTS)
+    if problems:
+        raise InvalidRelease(
+            f"{what} is not a valid release manifest:\n  "
+            + "\n  ".join(problems[:20])
+            + (f"\n  (and {len(problems) - 20} more)" if len(problems) > 20 else ""),
+            hint="republish the release with `alga-release publish`; it validates before pushing",
+        )
