@@ -504,9 +504,13 @@ def rollback_channel(
     dry_run: bool = False,
     verify: Callable[[Digest], None] | None = None,
     timing: Timing | None = None,
+    issuer: Issuer | None = None,
+    gate: Gate | None = None,
 ) -> MoveResult:
     """Move ``channel`` back to where its last move came from (a recorded downgrade).
-    Idempotent: repeated once the channel is there, it changes nothing and exits 0."""
+    Idempotent: repeated once the channel is there, it changes nothing and exits 0 (with
+    ``issuer``, a missing statement for it is issued then). ``gate`` (the signature gate)
+    runs on the release it goes back to, as for any move; ``issuer`` writes the statement."""
     check_channel(channel)
     state = channel_state(client, namespace, channel)
     index = audit.read_index(client, namespace, channel)
@@ -522,6 +526,23 @@ def rollback_channel(
             plan.undoes.version,
             plan.undoes.tag,
         )
+        if issuer is not None:  # the rollback is there; its statement may not be
+            return move_channel(
+                client,
+                namespace,
+                channel,
+                state.digest,
+                kind="rollback",
+                allow_downgrade=True,
+                reason=reason,
+                actor=actor,
+                run=run,
+                dry_run=dry_run,
+                timing=timing,
+                rollback_of=plan.undoes.rollback_of,
+                issuer=issuer,
+                gate=gate,
+            )
         return MoveResult(
             channel, state.digest, state.version, state.digest, plan.undoes.version, False, None
         )
@@ -540,4 +561,6 @@ def rollback_channel(
         verify=verify,
         timing=timing,
         rollback_of=plan.undoes.tag,
+        issuer=issuer,
+        gate=gate,
     )

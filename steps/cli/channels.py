@@ -1,4 +1,5 @@
-"""Channel commands: ``channel move``, ``promote``, ``history`` and ``rollback``.
+"""Channel commands: ``channel move``, ``channel refresh``, ``promote``, ``history`` and
+``rollback``.
 
 The gates and the move itself live in :mod:`steps.channels`; this module turns flags into
 calls and results into output.
@@ -14,9 +15,9 @@ from typing import Any
 
 from steps.cli import options
 from steps.cli.context import make_client, read_result, write_out
-from steps.cli.output import human_history, human_move
+from steps.cli.output import human_history, human_move, human_refresh
 from steps.cli.release import access, anonymous
-from steps.cli.signing import signer_of, trusted_of
+from steps.cli.signing import channel_agreement, issuer_of, signature_gate, signer_of
 from steps.errors import BadInput, Downgrade, ReleaseNotFound, UnreadableChannel
 
 log = logging.getLogger("alga_release")
@@ -31,6 +32,7 @@ def _move(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     channel = Channel(args.channel)
     if args.reason is not None and not args.reason.strip():
         args.reason = None  # an empty Argo parameter means "no reason"
+    signer_of(args)  # a bad key, or --require-signing without one, stops here (exit 2)
     with make_client(args) as client:
         repository = release_repository(args.namespace)
         head = client.head_manifest(repository, version)
@@ -44,8 +46,8 @@ def _move(args: argparse.Namespace, kind: str) -> dict[str, Any]:
         if not args.dry_run and anonymous(args):
             require_anonymous_pull(access(args), version)
         # a publish's dry run (its precheck) comes before the steps that sign this release
-        if not (args.dry_run and kind == "publish" and signer_of(args) is not None):
-            require_trusted_signatures(args, client, head.digest)
+        precheck = args.dry_run and kind == "publish" and signer_of(args) is not None
+        gate = None if precheck else signature_gate(args, client)
         verify = _verifier(args, channel) if kind != "publish" and not args.dry_run else None
 
         result = channels.move_channel(
@@ -61,29 +63,12 @@ def _move(args: argparse.Namespace, kind: str) -> dict[str, Any]:
             dry_run=args.dry_run,
             verify=verify,
             timing=options.timing(args),
+            issuer=None if precheck else issuer_of(args),
+            gate=gate,
         )
     data = result.to_json()
     data["dryRun"] = bool(args.dry_run)
     return write_out(args, data)
-
-
-def require_trusted_signatures(args: argparse.Namespace, client: Any, digest: Any) -> None:
-    """The signature gate of ``channel move`` and ``promote``: with a signing or trusted key
-    configured, the release manifest and its bundle must carry a valid signature by one of
-    them (exit 3 otherwise), re-verified on every move, never trusted from the run that
-    published. ``--require-signing`` without any key is bad input (exit 2). (``rollback``
-    picks its target inside ``steps.channels.rollback_channel``, which has no pre-move hook
-    yet, so it is not gated here.)"""
-    from steps.channels.move import read_release
-    from steps.signing.gates import require_signed
-
-    signer_of(args)  # --require-signing without a key stops here
-    trusted = trusted_of(args)
-    if not trusted:
-        return
-    _, _, _, release = read_release(client, args.namespace, digest)
-    require_signed(client, args.namespace, digest, release, trusted)
-    log.info("release %s: manifest and bundle signed by a trusted key", digest)
 
 
 def _verifier(args: argparse.Namespace, channel: str) -> Callable[[Any], None]:
@@ -140,6 +125,7 @@ def cmd_promote(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_history(args: argparse.Namespace) -> dict[str, Any]:
+    from steps.channels import audit
     from steps.channels import move as channels
     from steps.names import Channel
 
@@ -147,6 +133,8 @@ def cmd_history(args: argparse.Namespace) -> dict[str, Any]:
     with make_client(args) as client:
         records = channels.history(client, args.namespace, channel)
         current = channels.channel_state(client, args.namespace, channel)
+        refreshes = audit.read_refreshes(client, args.namespace, channel)
+        judged = channel_agreement(args, client, channel, current, records[-1:])
     return {
         "channel": channel,
         "current": {
@@ -154,6 +142,8 @@ def cmd_history(args: argparse.Namespace) -> dict[str, Any]:
             "version": current.version,
         },
         "moves": [r.to_json() for r in records],
+        "refreshes": [r.to_json() for r in refreshes.entries] if refreshes else [],
+        "statement": judged.to_json(),
     }
 
 
@@ -164,6 +154,7 @@ def cmd_rollback(args: argparse.Namespace) -> dict[str, Any]:
     channel = Channel(args.channel)
     if not args.reason or not args.reason.strip():
         raise BadInput("rollback needs a non-empty --reason (it is recorded in the history)")
+    signer_of(args)  # a bad key, or --require-signing without one, stops here (exit 2)
     with make_client(args) as client:
         verify = None if args.dry_run else _verifier(args, channel)
 
@@ -177,6 +168,39 @@ def cmd_rollback(args: argparse.Namespace) -> dict[str, Any]:
             dry_run=args.dry_run,
             verify=verify,
             timing=options.timing(args),
+            issuer=issuer_of(args),
+            gate=signature_gate(args, client),
+        )
+    data = result.to_json()
+    data["dryRun"] = bool(args.dry_run)
+    return write_out(args, data)
+
+
+def cmd_channel_refresh(args: argparse.Namespace) -> dict[str, Any]:
+    from steps.channels.refresh import refresh_channel
+    from steps.errors import SigningKeyRequired
+    from steps.names import Channel
+
+    channel = Channel(args.channel)
+    issuer = issuer_of(args)
+    if issuer is None:
+        raise SigningKeyRequired(
+            "channel refresh signs a new statement: it needs the release signing key",
+            hint="pass --signing-key FILE (or ALGA_SIGNING_KEY) with its password in "
+            "ALGA_SIGNING_KEY_PASSWORD or --signing-key-password-file",
+        )
+    with make_client(args) as client:
+        result = refresh_channel(
+            client,
+            args.namespace,
+            channel,
+            issuer,
+            min_age=args.min_age,
+            actor=options.actor() or "",
+            run=args.run,
+            dry_run=args.dry_run,
+            timing=options.timing(args),
+            gate=signature_gate(args, client),
         )
     data = result.to_json()
     data["dryRun"] = bool(args.dry_run)
@@ -193,7 +217,12 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         options.out(p)
         options.verify_anonymous(p, "before and after the move")
         options.settle(p)
-        options.signing(p, "refuse a release not signed by this key (or a --trusted-key)")
+        options.signing(
+            p,
+            "refuse a release not signed by this key (or a --trusted-key), and sign the "
+            "channel statement",
+        )
+        options.statement_expiry(p)
 
     actions = options.group(
         commands, "channel", "move a channel tag (the last step)", "channel_command"
@@ -248,6 +277,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         epilog="example:\n  alga-release history stable",
     )
     hist.add_argument("channel", metavar="CHANNEL", help="nightly or stable")
+    options.trusted_keys(hist)
     options.leaf(hist)
     hist.set_defaults(handler=cmd_history, human=human_history)
 
@@ -267,5 +297,35 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     options.out(rollback)
     options.verify_anonymous(rollback, "after the move")
     options.settle(rollback)
+    options.signing(
+        rollback,
+        "refuse to go back to a release not signed by this key (or a --trusted-key), "
+        "and sign the channel statement",
+    )
+    options.statement_expiry(rollback)
     options.leaf(rollback)
     rollback.set_defaults(handler=cmd_rollback, human=human_move)
+
+    refresh = options.command(
+        actions,
+        "refresh",
+        help="re-issue a channel's signed statement with a new sequence and expiry",
+        description="Re-issue <registry>/<namespace>/alga-appliance-release:statement.<channel>\n"
+        "for the release the channel points at: the next sequence, issued now, expiring\n"
+        "after --statement-expiry; nothing else changes (the tag, the release, the move\n"
+        "history). A statement younger than --min-age is left as it is (exit 0). Refused\n"
+        "(exit 3) when the channel tag and its statement disagree (finish the move first)\n"
+        "or the release is not signed by the key. Recorded in `history` as a refresh.",
+        epilog="example (weekly, as the CronWorkflow runs it):\n"
+        "  alga-release channel refresh stable --signing-key release.key --json",
+    )
+    refresh.add_argument("channel", metavar="CHANNEL", help="nightly or stable")
+    options.signing(refresh, "sign the statement")
+    options.statement_expiry(refresh)
+    options.statement_min_age(refresh)
+    options.run(refresh, "the run recorded with the refresh")
+    options.dry_run(refresh, "judge the channel and show the statement it would issue")
+    options.out(refresh)
+    options.settle(refresh)
+    options.leaf(refresh)
+    refresh.set_defaults(handler=cmd_channel_refresh, human=human_refresh)

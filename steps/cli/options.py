@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -386,6 +387,64 @@ def settle(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="wait this long after writing a channel or version tag before reading it back, "
         f"to see concurrent writers (default {SETTLE_DEFAULT:g}; env ALGA_SETTLE)",
+    )
+
+
+# -- channel statements --------------------------------------------------------------------
+
+ENV_STATEMENT_EXPIRY = "ALGA_STATEMENT_EXPIRY"
+ENV_STATEMENT_MIN_AGE = "ALGA_STATEMENT_MIN_AGE"
+#: ``steps.channels.vouch.DEFAULT_EXPIRY`` and ``DEFAULT_MIN_AGE``, spelt here as
+#: durations (a unit test keeps them equal)
+STATEMENT_EXPIRY_DEFAULT = "30d"
+STATEMENT_MIN_AGE_DEFAULT = "1d"
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def duration(text: str) -> timedelta:
+    """``<number><unit>`` with unit s, m, h, d or w (``30d``, ``12h``, ``1.5d``): a positive
+    duration of at most ten years."""
+    raw = text.strip().lower()
+    unit = raw[-1:] if raw[-1:] in _UNITS else ""
+    try:
+        value = float(raw[: -1 if unit else None])
+    except ValueError:
+        value = float("nan")
+    if not unit or not 0 < value <= 3650 * 86400 / _UNITS[unit]:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration: expected a positive number and a unit, e.g. 30d, "
+            "12h, 90m (s, m, h, d or w; at most 10 years)"
+        )
+    return timedelta(seconds=value * _UNITS[unit])
+
+
+def statement_expiry(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, passed_on: bool = False
+) -> None:
+    """How long a channel statement this command issues is valid (``expiresAt``). With
+    ``passed_on`` (``publish``) the default is None: the value is handed to the channel
+    step only when given, and the step applies the environment and the default itself."""
+    parser.add_argument(
+        "--statement-expiry",
+        type=duration,
+        default=None if passed_on else env_str(ENV_STATEMENT_EXPIRY, STATEMENT_EXPIRY_DEFAULT),
+        metavar="DURATION",
+        help="with --signing-key, the channel statement this move issues expires after this "
+        f"long (e.g. 30d, 12h; env {ENV_STATEMENT_EXPIRY}; default "
+        f"{STATEMENT_EXPIRY_DEFAULT}); appliances that verify stop following a channel whose "
+        "statement expired, so refresh it (alga-release channel refresh) more often than this",
+    )
+
+
+def statement_min_age(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--min-age",
+        type=duration,
+        default=env_str(ENV_STATEMENT_MIN_AGE, STATEMENT_MIN_AGE_DEFAULT),
+        metavar="DURATION",
+        help="leave a statement younger than this as it is (exit 0: a repeated or retried "
+        f"refresh changes nothing; env {ENV_STATEMENT_MIN_AGE}; default "
+        f"{STATEMENT_MIN_AGE_DEFAULT}); an expired statement is always refreshed",
     )
 
 

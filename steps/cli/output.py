@@ -69,7 +69,40 @@ def human_move(result: Mapping[str, Any], paint: Painter = PLAIN) -> str:
     lines = [head + f"{result['version']} ({result['to']})"]
     if result.get("record"):
         lines.append(f"recorded as {result['record']}")
+    statement = result.get("statement")
+    if statement:
+        lines.append(_statement_line(statement))
     return "\n".join(lines)
+
+
+def _statement_line(statement: Mapping[str, Any]) -> str:
+    """One line for a move's or a refresh's ``statement`` result."""
+    status = statement.get("status")
+    if status in ("not-vouched", "none") or statement.get("sequence") is None:
+        return f"statement: {status} (no statement vouches for this release)"
+    words = {"issued": "issued", "kept": "kept", "would-issue": "would issue"}
+    return (
+        f"statement: {words.get(str(status), status)} sequence {statement['sequence']}, "
+        f"issued {statement['issuedAt']}, expires {statement['expiresAt']}"
+    )
+
+
+def human_refresh(result: Mapping[str, Any], paint: Painter = PLAIN) -> str:
+    status = result.get("status")
+    previous = result.get("previous") or {}
+    head = f"{result['channel']}: {result['version']} ({result['manifestDigest']})"
+    if status == "fresh":
+        return (
+            f"{head}\nstatement left as it is: sequence {previous.get('sequence')}, issued "
+            f"{previous.get('issuedAt')} (younger than --min-age), expires "
+            f"{previous.get('expiresAt')}"
+        )
+    verb = "would refresh" if status == "would-refresh" else paint("refreshed", "green")
+    return (
+        f"{head}\n{verb}: sequence {previous.get('sequence')} -> "
+        f"{(result.get('statement') or {}).get('sequence')}\n"
+        + _statement_line(result.get("statement") or {})
+    )
 
 
 def human_history(result: Mapping[str, Any], paint: Painter = PLAIN) -> str:
@@ -78,16 +111,34 @@ def human_history(result: Mapping[str, Any], paint: Painter = PLAIN) -> str:
         f" {result['current']['digest'] or ''}".rstrip(),
         "",
     ]
+    statement = result.get("statement")
+    if statement:
+        lines[1:1] = [
+            f"statement: {statement['state']}: {statement['message']}"
+            + (f"\n  hint: {statement['hint']}" if statement.get("hint") else "")
+        ]
     if not result["moves"]:
         return "\n".join([*lines, "(no recorded moves)"])
     lines.append(f"{'time (UTC)':<28} {'kind':<9} {'from':<14} {'to':<14} {'actor':<24} reason")
-    for m in result["moves"]:
+    for m in _with_refreshes(result["moves"], result.get("refreshes") or []):
         lines.append(
             f"{m['time']:<28} {m['kind']:<9} {m.get('fromVersion') or '(none)':<14} "
             f"{m['version']:<14} {m['actor']:<24} {m.get('reason') or ''}"
             + (f"  [run {m['run']}]" if m.get("run") else "")
         )
     return "\n".join(lines)
+
+
+def _with_refreshes(moves: list[Any], refreshes: list[Any]) -> list[Any]:
+    """The moves in the history's order, each refresh (a re-issued statement, no move)
+    placed after the moves made before it."""
+    out: list[Any] = []
+    pending = sorted(refreshes, key=lambda r: str(r.get("time")))
+    for move in moves:
+        while pending and str(pending[0].get("time")) < str(move.get("time")):
+            out.append(pending.pop(0))
+        out.append(move)
+    return out + pending
 
 
 # -- releases -----------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from steps.cli.context import (
     write_out,
 )
 from steps.cli.output import human_inspect, human_publish, human_resolve
-from steps.cli.signing import signature_section, signer_of, trusted_of
+from steps.cli.signing import channel_agreement, signature_section, signer_of, trusted_of
 from steps.errors import BadInput, ReleaseError, UnreadableChannel
 
 log = logging.getLogger("alga_release")
@@ -189,7 +189,45 @@ def cmd_verify(args: argparse.Namespace) -> dict[str, Any]:
         anonymous=anonymous(args),
     )
     result.update(_signatures(args, result["manifestDigest"], gate=True))
+    result["statement"] = _statement(args, channel)
     return write_out(args, result)
+
+
+def _statement(args: argparse.Namespace, channel: str) -> dict[str, Any]:
+    """The channel's signed statement against its tag and history. With a trusted key,
+    anything but a consistent, unexpired statement refuses (exit 3, naming the half state
+    and how to finish it), and then the channel is resolved once more through the consume
+    library with the trusted keys, as an appliance that verifies does. Without one, the
+    state is reported (appliances without keys do not read statements)."""
+    from steps.channels.move import channel_state
+    from steps.release.verify import resolve
+
+    client = context_of(args).client(args, anonymous=anonymous(args))
+    state = channel_state(client, args.namespace, channel)
+    judged = channel_agreement(args, client, channel, state, None)
+    trusted = trusted_of(args)
+    if not trusted:
+        if judged.state not in ("consistent", "missing", "empty"):
+            log.warning("%s", judged.message)
+        return dict(judged.to_json())
+    if not judged.ok:
+        raise judged.error()
+    log.info("%s", judged.message)
+    if len(trusted) <= 2:  # the consume library takes one or two trusted keys
+        resolved = resolve(
+            access(args),
+            channel,
+            anonymous=anonymous(args),
+            trusted_keys=[key.pem().decode() for key in trusted],
+        )
+        log.info(
+            "resolved %s with the trusted keys as an appliance that verifies: %s, statement "
+            "sequence %s",
+            channel,
+            resolved.manifest_digest,
+            (resolved.statement or {}).get("sequence"),
+        )
+    return dict(judged.to_json())
 
 
 def _signatures(args: argparse.Namespace, digest_text: str, *, gate: bool) -> dict[str, Any]:
@@ -323,6 +361,9 @@ def cmd_publish(args: argparse.Namespace) -> dict[str, Any]:
             required=bool(args.require_signing),
             trusted_keys=tuple(str(p) for p in args.trusted_key),
         ),
+        statement_expiry=f"{int(args.statement_expiry.total_seconds())}s"
+        if args.statement_expiry
+        else None,
         registry=release.RegistryParams(
             registry=args.registry,
             namespace=args.namespace,
@@ -558,6 +599,10 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         help="keep each step's JSON result here (default: a temp folder)",
     )
     options.dry_run(publish, "do everything but write to the registry")
-    options.signing(publish, "sign every chart, the bundle, the control plane and the release")
+    options.signing(
+        publish,
+        "sign every chart, the bundle, the control plane, the release and the channel statement",
+    )
+    options.statement_expiry(publish, passed_on=True)
     options.leaf(publish)
     publish.set_defaults(handler=cmd_publish, human=human_publish)

@@ -11,10 +11,13 @@ signing key's public key and every ``--trusted-key``.
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import Any
 
 from steps.cli import options
 from steps.cli.context import context_of
+
+log = logging.getLogger("alga_release")
 
 
 def signer_of(args: argparse.Namespace) -> Any:
@@ -42,6 +45,59 @@ def trusted_of(args: argparse.Namespace) -> list[Any]:
 
     extra = read_public_keys(getattr(args, "trusted_key", None) or [])
     return trusted_keys(signer_of(args), extra)
+
+
+def issuer_of(args: argparse.Namespace) -> Any:
+    """Who issues channel statements in this run: an :class:`~steps.channels.vouch.Issuer`
+    with the signing key, the trusted keys and ``--statement-expiry``; None without a
+    signing key (then no statement is written)."""
+    from steps.channels.vouch import DEFAULT_EXPIRY, Issuer
+
+    signer = signer_of(args)
+    if signer is None:
+        return None
+    expiry = getattr(args, "statement_expiry", None) or DEFAULT_EXPIRY
+    return Issuer(signer, tuple(trusted_of(args)), expiry)
+
+
+def signature_gate(args: argparse.Namespace, client: Any) -> Any:
+    """The channel moves' signature gate as a callable ``gate(digest, release)`` (None when
+    no signing or trusted key is configured): the release manifest and its bundle must
+    carry a valid signature by a trusted key, re-verified on every move, never trusted from
+    the run that published (exit 3 otherwise)."""
+    from steps.signing.gates import require_signed
+
+    trusted = trusted_of(args)
+    if not trusted:
+        return None
+    namespace = args.namespace
+
+    def gate(digest: Any, release: Any) -> None:
+        require_signed(client, namespace, digest, release, trusted)
+        log.info("release %s: manifest and bundle signed by a trusted key", digest)
+
+    return gate
+
+
+def channel_agreement(
+    args: argparse.Namespace, client: Any, channel: str, current: Any, head: Any
+) -> Any:
+    """How the channel's tag, its history's current move (``head``: a list of at most one
+    record, or None to read the index) and its signed statement agree
+    (:func:`steps.channels.statement.agreement`); signatures judged by the trusted keys,
+    when any are configured."""
+    from steps.channels import audit
+    from steps.channels.statement import agreement
+    from steps.channels.timing import utc_now
+    from steps.channels.vouch import read_statement
+
+    if head is None:
+        index = audit.read_index(client, args.namespace, channel)
+        head = list(index.entries[-1:]) if index else []
+    seen = read_statement(client, args.namespace, channel, trusted_of(args))
+    return agreement(
+        channel, current.digest, current.version, head[-1] if head else None, seen, utc_now()
+    )
 
 
 def signature_section(

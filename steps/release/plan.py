@@ -105,6 +105,7 @@ class PublishParams:
     verify_anonymous: bool | None = None  # None: the CLI's default (on for ghcr.io)
     registry: RegistryParams = field(default_factory=RegistryParams)
     signing: SigningParams = field(default_factory=SigningParams)
+    statement_expiry: str | None = None  # e.g. "30d"; None: the channel step's default
 
 
 @dataclass(frozen=True)
@@ -231,6 +232,7 @@ def release_steps(p: PublishParams, outdir: str) -> list[Step]:
                 "--manifest",
                 out("manifest"),
                 *opt("--run", p.run),
+                *opt("--statement-expiry", p.statement_expiry),
                 "--out",
                 out("channel"),
                 *anonymous,

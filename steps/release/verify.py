@@ -103,8 +103,16 @@ def translate(exc: Exception, message: str, hint: str | None) -> ReleaseError:
     return ReleaseError(message, hint=hint)
 
 
-def resolve(access: Access, ref: str, *, anonymous: bool = False) -> Any:
-    """Resolve ``ref`` (channel, version or digest) as an appliance would."""
+def resolve(
+    access: Access,
+    ref: str,
+    *,
+    anonymous: bool = False,
+    trusted_keys: list[str] | None = None,
+) -> Any:
+    """Resolve ``ref`` (channel, version or digest) as an appliance would; with
+    ``trusted_keys`` (PEM texts, one or two) as an appliance that verifies signatures and,
+    for a channel, its signed statement."""
     from consume import release_consume as rc
 
     credentials = None if anonymous else access.credentials
@@ -119,6 +127,7 @@ def resolve(access: Access, ref: str, *, anonymous: bool = False) -> Any:
             insecure_hosts=access.insecure_hosts,
             timeout=access.request_timeout(),
             sleep=access.sleep,
+            trusted_keys=trusted_keys,
         )
     except rc.ConsumeError as exc:
         hint = exc.hint
