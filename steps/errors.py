@@ -37,7 +37,9 @@ contract with Argo Workflows, whose retryStrategy retries only 75)::
      |    +-- ChannelStatementError      the channel and its signed statement disagree:
      |         +-- StatementAhead            the statement names a release the tag has not reached
      |         +-- ChannelAhead              the tag moved without a statement (or has none)
+     |         +-- ChannelBehind             the history's current move has not reached the tag
      |         +-- StatementUntrusted        unsigned, signed by no trusted key, or malformed
+     |         +-- StatementReplayed         a sequence below one the history records
      |         +-- ChannelStatementExpired   past its expiresAt (run `channel refresh`)
      +-- Transient                  75  try again later (registry or network)
      |    +-- steps.oci.errors.TransientRegistryError
@@ -273,6 +275,21 @@ class StatementAhead(ChannelStatementError):
 class ChannelAhead(ChannelStatementError):
     """The channel tag points at a release no signed statement vouches for: a move without
     a signing key, a re-tag by someone without the key, or no statement at all yet."""
+
+    _kind = True
+
+
+class ChannelBehind(ChannelStatementError):
+    """The tag and its statement agree, but the history's current move goes elsewhere: a
+    move stopped after its record (before its statement), or an older channel state (the
+    tag with its old statement) was put back."""
+
+    _kind = True
+
+
+class StatementReplayed(ChannelStatementError):
+    """The statement vouches for the channel's release but has a sequence below one the
+    channel's history records: an older statement was put back."""
 
     _kind = True
 

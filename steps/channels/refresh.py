@@ -111,9 +111,9 @@ def refresh_channel(
     seen = read_statement(client, namespace, channel, issuer.trusted)
     now = timing.clock()
     judged = agreement(
-        channel, state.digest, state.version, index.head if index else None, seen, now
+        channel, state.digest, state.version, index.entries if index else (), seen, now
     )
-    if judged.state not in ("consistent", "expired"):
+    if judged.state not in ("consistent", "expired", "replayed"):
         raise judged.error()
     if gate is not None and state.manifest is not None:
         gate(state.digest, state.manifest)

@@ -32,7 +32,7 @@ writes the registry and hands the observations in.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -41,9 +41,11 @@ from consume import release_consume as rc
 from steps.channels.audit import MoveRecord
 from steps.errors import (
     ChannelAhead,
+    ChannelBehind,
     ChannelStatementError,
     ChannelStatementExpired,
     StatementAhead,
+    StatementReplayed,
     StatementUntrusted,
 )
 from steps.oci import mediatypes as mt
@@ -237,16 +239,24 @@ class SeenStatement:
 
 
 def plan_statement(
-    seen: SeenStatement, *, channel: str, target: Digest, version: str, now: datetime
+    seen: SeenStatement,
+    *,
+    channel: str,
+    target: Digest,
+    version: str,
+    now: datetime,
+    floor: int = 0,
 ) -> Literal["keep", "issue"]:
     """Does a move to ``target`` keep the current statement or issue a new one? Keep only
-    a usable, unexpired statement that already vouches for ``target`` (a move that stopped
-    after its statement: the re-run moves the tag and changes nothing else)."""
+    a usable, unexpired statement that already vouches for ``target`` with a sequence not
+    below ``floor`` (the history's highest): a move that stopped after its statement is
+    finished by the re-run, which moves the tag and changes nothing else."""
     current = seen.usable
     if (
         current is not None
         and current.vouches(channel, target, version)
         and not current.expired(now)
+        and current.sequence >= floor
     ):
         return "keep"
     return "issue"
@@ -255,7 +265,15 @@ def plan_statement(
 # -- agreement between the tag and the statement --------------------------------------------
 
 State = Literal[
-    "consistent", "expired", "statement-ahead", "channel-ahead", "missing", "untrusted", "empty"
+    "consistent",
+    "expired",
+    "statement-ahead",
+    "channel-ahead",
+    "behind",
+    "replayed",
+    "missing",
+    "untrusted",
+    "empty",
 ]
 
 
@@ -289,6 +307,8 @@ class Agreement:
         kinds: dict[str, type[ChannelStatementError]] = {
             "statement-ahead": StatementAhead,
             "channel-ahead": ChannelAhead,
+            "behind": ChannelBehind,
+            "replayed": StatementReplayed,
             "missing": ChannelAhead,
             "empty": ChannelAhead,
             "untrusted": StatementUntrusted,
@@ -308,14 +328,21 @@ def agreement(
     channel: str,
     channel_digest: Digest | None,
     channel_version: str | None,
-    head: MoveRecord | None,
+    history: Sequence[MoveRecord],
     seen: SeenStatement,
     now: datetime,
 ) -> Agreement:
-    """Judge the channel's state (pure). ``head`` is the history's current move.
+    """Judge the channel's state (pure). ``history`` is the channel's history (at least
+    its index's entries: the last is the current move; their ``statementSequence`` is the
+    floor a statement may not be below).
 
-    - ``consistent``: a usable statement vouches for the tag's release, not expired;
+    - ``consistent``: a usable statement vouches for the tag's release, not expired, and
+      the history's current move is that release;
     - ``expired``: it vouches for it but its ``expiresAt`` passed (refresh it);
+    - ``behind``: the tag and the statement agree, but the history's current move goes
+      elsewhere (a move stopped after its record, or an older channel state was put back);
+    - ``replayed``: they agree, but the statement's sequence is below one the history
+      records (an older statement was put back);
     - ``statement-ahead``: the statement names X, the tag is still at Y, and the history's
       current move goes to X: a move stopped between its statement and its tag;
     - ``channel-ahead``: the tag is at Y, the statement names X, and the history's current
@@ -326,6 +353,7 @@ def agreement(
     """
     tag = statement_tag(channel)
     here = _release(channel_version, channel_digest)
+    head = history[-1] if history else None
 
     def judged(state: State, message: str, hint: str | None) -> Agreement:
         return Agreement(state, channel, message, hint, seen, channel_digest, channel_version)
@@ -366,6 +394,34 @@ def agreement(
                 f"channel {channel}: its statement ({current.describe()}) names version "
                 f"{current.version}, but the release it vouches for is {channel_version}",
                 "re-issue it with a move of the current version and --signing-key",
+            )
+        if head is not None and head.to_digest != str(channel_digest):
+            rerun = f"--version {head.version} --channel {channel}"
+            if head.downgrade:
+                rerun += " --allow-downgrade --reason '<why>'"
+            return judged(
+                "behind",
+                f"channel {channel}: channel behind its history: the history's current move "
+                f"goes to {_release(head.version, head.to_digest)} (record {head.tag or '?'}, "
+                f"{head.kind} by {head.actor or 'unknown'}"
+                + (
+                    f", statement sequence {head.statement_sequence}"
+                    if head.statement_sequence is not None
+                    else ""
+                )
+                + f"), but the channel and its statement ({current.describe()}) are at {here}: "
+                "a move stopped after its record and before its statement, or an older "
+                "channel state was put back",
+                f"finish that move: `alga-release promote {rerun} --signing-key FILE`",
+            )
+        floor = sequence_floor(history)
+        if current.sequence < floor:
+            return judged(
+                "replayed",
+                f"channel {channel}: its statement ({current.describe()}) has a sequence "
+                f"below {floor}, which the channel's history records: an older statement "
+                "was put back; appliances that saw the newer one refuse it",
+                f"re-issue it: `alga-release channel refresh {channel} --signing-key FILE`",
             )
         if current.expired(now):
             return judged(
@@ -445,11 +501,12 @@ def plan_refresh(
     floor: int = 0,
 ) -> RefreshPlan:
     """What ``channel refresh`` does (pure). Refuses (raises the agreement's error, exit 3)
-    unless the tag and a trusted statement agree (an expired statement is refreshed);
+    unless the tag and a trusted statement agree (an expired statement, or one replayed
+    below the history's sequence, is refreshed);
     a statement younger than ``min_age`` and not expired is left as it is; otherwise the
     next statement has the sequence above the current one (and above ``floor``, the
     history's highest), the same release, issued ``now``, valid for ``expiry``."""
-    if judged.state not in ("consistent", "expired"):
+    if judged.state not in ("consistent", "expired", "replayed"):
         raise judged.error()
     current = judged.seen.usable
     assert current is not None and judged.channel_digest is not None

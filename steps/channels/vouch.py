@@ -217,7 +217,7 @@ def follow(
         began = timing.monotonic()
         seen = read_statement(client, namespace, channel, issuer.trusted)
         keep = plan_statement(
-            seen, channel=channel, target=target, version=version, now=timing.clock()
+            seen, channel=channel, target=target, version=version, now=timing.clock(), floor=floor
         )
         if keep == "keep" and seen.digest != suspect:
             return Vouched("kept", seen.usable, seen.digest)
@@ -273,9 +273,12 @@ def plan_vouching(
 ) -> Vouching:
     seen = read_statement(client, namespace, channel, issuer.trusted)
     now = timing.clock()
-    if plan_statement(seen, channel=channel, target=target, version=version, now=now) == "keep":
-        return Vouching(seen, None)
     floor = sequence_floor(index.entries if index else ())
+    decided = plan_statement(
+        seen, channel=channel, target=target, version=version, now=now, floor=floor
+    )
+    if decided == "keep":
+        return Vouching(seen, None)
     if seen.usable is None:  # the history is the floor; refreshes count too
         refreshes = audit.read_refreshes(client, namespace, channel)
         floor = max(floor, sequence_floor(refreshes.entries if refreshes else ()))

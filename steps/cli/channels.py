@@ -134,7 +134,7 @@ def cmd_history(args: argparse.Namespace) -> dict[str, Any]:
         records = channels.history(client, args.namespace, channel)
         current = channels.channel_state(client, args.namespace, channel)
         refreshes = audit.read_refreshes(client, args.namespace, channel)
-        judged = channel_agreement(args, client, channel, current, records[-1:])
+        judged = channel_agreement(args, client, channel, current, records)
     return {
         "channel": channel,
         "current": {

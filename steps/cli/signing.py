@@ -80,10 +80,10 @@ def signature_gate(args: argparse.Namespace, client: Any) -> Any:
 
 
 def channel_agreement(
-    args: argparse.Namespace, client: Any, channel: str, current: Any, head: Any
+    args: argparse.Namespace, client: Any, channel: str, current: Any, history: Any
 ) -> Any:
-    """How the channel's tag, its history's current move (``head``: a list of at most one
-    record, or None to read the index) and its signed statement agree
+    """How the channel's tag, its history (``history``: its records, or None to read the
+    index) and its signed statement agree
     (:func:`steps.channels.statement.agreement`); signatures judged by the trusted keys,
     when any are configured."""
     from steps.channels import audit
@@ -91,13 +91,11 @@ def channel_agreement(
     from steps.channels.timing import utc_now
     from steps.channels.vouch import read_statement
 
-    if head is None:
+    if history is None:
         index = audit.read_index(client, args.namespace, channel)
-        head = list(index.entries[-1:]) if index else []
+        history = list(index.entries) if index else []
     seen = read_statement(client, args.namespace, channel, trusted_of(args))
-    return agreement(
-        channel, current.digest, current.version, head[-1] if head else None, seen, utc_now()
-    )
+    return agreement(channel, current.digest, current.version, history, seen, utc_now())
 
 
 def signature_section(
