@@ -205,29 +205,46 @@ def move_channel(
     require_complete(client, namespace, release, f"release {version} ({digest.short})")
     if gate is not None:
         gate(digest, release)
+
+    def decide(observed: Observed, when: datetime) -> rules.MovePlan:
+        return rules.plan_move(
+            observed,
+            channel=channel,
+            kind=kind,
+            target=digest,
+            version=version,
+            allow_downgrade=allow_downgrade,
+            reason=reason,
+            actor=actor or default_actor(),
+            run=run,
+            time=audit.format_time(when),
+            rollback_of=rollback_of,
+        )
+
+    vouching = None
+    if issuer is not None:
+        # Before the protocol's timed part: refuse what would be refused, then read the
+        # statement and stage the next one (pushed and signed, not tagged), so that the
+        # window between the first read and the last write grows by one tag PUT only.
+        early = observe(client, namespace, channel)
+        decide(early, timing.clock())
+        vouching = plan_vouching(
+            client,
+            namespace,
+            channel,
+            issuer,
+            early.index,
+            digest,
+            version,
+            timing,
+            stage=not dry_run,
+        )
     started, since = timing.monotonic(), timing.clock()
     seen = observe(client, namespace, channel)
-    plan = rules.plan_move(
-        seen,
-        channel=channel,
-        kind=kind,
-        target=digest,
-        version=version,
-        allow_downgrade=allow_downgrade,
-        reason=reason,
-        actor=actor or default_actor(),
-        run=run,
-        time=audit.format_time(since),
-        rollback_of=rollback_of,
-    )
+    plan = decide(seen, since)
     if plan.warning:
         log.warning("%s", plan.warning)
     unmoved = MoveResult(channel, seen.channel, seen.channel_version, digest, version, False, None)
-    vouching = (
-        plan_vouching(client, namespace, channel, issuer, seen.index, digest, version, timing)
-        if issuer
-        else None
-    )
     fresh = vouching.next if vouching else None
     vouched: Vouched | None = vouching.kept if vouching else None  # without a key: None
     if plan.action == "noop" and fresh is None:
@@ -243,9 +260,9 @@ def move_channel(
         )
         return replace(unmoved, statement=Vouched("would-issue", fresh) if fresh else vouched)
     if plan.action == "noop":
-        assert issuer is not None and fresh is not None
+        assert issuer is not None and vouching is not None and fresh is not None
         log.info("channel %s already points at %s; issuing its statement", channel, version)
-        vouched = vouch_in_place(client, namespace, channel, issuer, fresh, digest, timing, gate)
+        vouched = vouch_in_place(client, namespace, channel, issuer, vouching, digest, timing, gate)
         return replace(unmoved, statement=vouched)
     assert plan.record is not None
     index = seen.index or ChannelIndex(channel)
@@ -254,9 +271,9 @@ def move_channel(
         record = replace(record, statement_sequence=fresh.sequence)
     if plan.action == "record":
         tag = _record_unrecorded(client, namespace, index, record, timing)
-        if issuer is not None and fresh is not None:
+        if issuer is not None and vouching is not None and fresh is not None:
             vouched = vouch_in_place(
-                client, namespace, channel, issuer, fresh, digest, timing, gate
+                client, namespace, channel, issuer, vouching, digest, timing, gate
             )
         return replace(unmoved, record_tag=tag, statement=vouched)
     if plan.action == "complete":
@@ -272,8 +289,12 @@ def move_channel(
     )
     repository = release_repository(namespace)
     ours: Digest | None = None
-    if issuer is not None and fresh is not None:
-        ours = vouch.write_statement(client, namespace, fresh, issuer.signer)
+    behind = False  # another writer's statement landed since ours was planned
+    if vouching is not None and vouching.staged is not None:
+        if vouching.unchanged(client, namespace):
+            ours = vouch.tag_statement(client, namespace, vouching.staged)
+        else:
+            behind = True
     client.put_manifest(repository, channel, data, media_type)
     window = timing.monotonic() - started
     timing.sleep(timing.settle)
@@ -289,6 +310,7 @@ def move_channel(
         timing.settle,
         channel_ok=now is not None
         and now.digest == digest
+        and not behind
         and (ours is None or (back is not None and back.digest == ours)),
         index_ok=after is not None and after.digest == written.digest,
     ):
@@ -300,11 +322,25 @@ def move_channel(
             timing.settle,
         )
         settled = "reconciled"
+        folded = entries
         entries = reconcile(client, namespace, channel, mine, since, timing)
         if issuer is not None:
+            # Our statement may have landed late on a newer one only if another writer
+            # moved the channel meanwhile (its record shows up): then it is re-issued.
+            raced = [e.tag for e in entries] != [e.tag for e in folded]
             vouched = follow_winner(
-                client, namespace, channel, issuer, entries, digest, ours, timing, gate
+                client,
+                namespace,
+                channel,
+                issuer,
+                entries,
+                digest,
+                ours if raced else None,
+                timing,
+                gate,
             )
+            if ours is not None and vouched.digest == ours:
+                vouched = Vouched("issued", fresh, ours)  # the statement that stands is ours
         if not rules.stands(mine, entries):
             winner = entries[-1]
             raise ConcurrentMove(

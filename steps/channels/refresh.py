@@ -46,7 +46,14 @@ from steps.channels.statement import (
     statement_tag,
 )
 from steps.channels.timing import Timing
-from steps.channels.vouch import Issuer, Vouched, follow_winner, read_statement, write_statement
+from steps.channels.vouch import (
+    Issuer,
+    Vouched,
+    follow_winner,
+    read_statement,
+    stage_statement,
+    tag_statement,
+)
 from steps.errors import ConcurrentMove, ReleaseNotFound
 from steps.oci.client import RegistryClient
 from steps.oci.errors import RegistryError
@@ -147,16 +154,21 @@ def refresh_channel(
     if dry_run:
         log.info("dry run: would re-issue channel %s's statement as %s", channel, fresh.describe())
         return _with(result, status="would-refresh", statement=Vouched("would-issue", fresh))
+    staged = stage_statement(client, namespace, fresh, issuer.signer)
     started = timing.monotonic()
-    ours = write_statement(client, namespace, fresh, issuer.signer)
-    tag = _record(client, namespace, channel, current, fresh, actor, run, timing)
+    before = client.head_manifest(repository, statement_tag(channel))
+    ours = None
+    if before is not None and before.digest == seen.digest:
+        ours = tag_statement(client, namespace, staged)
     window = timing.monotonic() - started
+    tag = _record(client, namespace, channel, current, fresh, actor, run, timing) if ours else None
     timing.sleep(timing.settle)
     head = client.head_manifest(repository, channel)
     back = client.head_manifest(repository, statement_tag(channel))
     done = _with(result, status="refreshed", statement=Vouched("issued", fresh, ours), tag=tag)
     if (
-        window < timing.settle
+        ours is not None
+        and window < timing.settle
         and head is not None
         and head.digest == state.digest
         and back is not None
@@ -185,7 +197,8 @@ def refresh_channel(
             hint="finish the move that was running (re-run it with --signing-key); "
             "`alga-release verify --channel " + channel + "` shows the state",
         )
-    return _with(done, statement=vouched, settled="reconciled")
+    status = "refreshed" if ours is not None or vouched.status == "issued" else "fresh"
+    return _with(done, status=status, statement=vouched, settled="reconciled")
 
 
 def _with(result: RefreshResult, **changes: Any) -> RefreshResult:

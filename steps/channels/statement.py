@@ -344,9 +344,9 @@ def agreement(
     - ``replayed``: they agree, but the statement's sequence is below one the history
       records (an older statement was put back);
     - ``statement-ahead``: the statement names X, the tag is still at Y, and the history's
-      current move goes to X: a move stopped between its statement and its tag;
-    - ``channel-ahead``: the tag is at Y, the statement names X, and the history's current
-      move is not to X (a move to Y without a signing key, or a re-tag outside the tool);
+      current move goes from Y to X: a move stopped between its statement and its tag;
+    - ``channel-ahead``: the tag is at Y, the statement names X, and no recorded move
+      explains it (a move to Y without a signing key, or a re-tag outside the tool);
     - ``missing``: the tag points at a release and there is no statement at all;
     - ``untrusted``: the statement is unsigned, signed by no trusted key, or malformed;
     - ``empty``: neither the tag nor the statement exists.
@@ -438,7 +438,12 @@ def agreement(
             None,
         )
     named = _release(current.version, current.manifest_digest)
-    if head is not None and head.to_digest == current.manifest_digest:
+    came_from = str(channel_digest) if channel_digest else None
+    if (
+        head is not None
+        and head.to_digest == current.manifest_digest
+        and head.from_digest == came_from
+    ):
         rerun = f"--version {current.version} --channel {channel}"
         if head.downgrade:
             rerun += " --allow-downgrade --reason '<why>'"

@@ -1,18 +1,20 @@
-"""Channel statements in the registry: read, issue (sign, then tag), and settle them.
+"""Channel statements in the registry: read, stage, tag, and settle them.
 
 The rules are pure, in :mod:`steps.channels.statement`; this module is their I/O:
 
 - :func:`read_statement`: ``statement.<channel>`` as a
   :class:`~steps.channels.statement.SeenStatement` (its bytes checked with the consume
   library's own checks, its signature against the trusted keys): four to five requests;
-- :func:`write_statement`: push the config blob, PUT the manifest **by digest**, sign that
-  digest (``sha256-<hex>.sig``), and only then PUT the tag: a statement is never visible
-  unsigned;
-- :func:`issue_statement`: the next statement for a release (sequence above the current
-  usable statement's and the history's floor) written by :func:`write_statement`;
+- :func:`stage_statement`: push the config blob, PUT the manifest **by digest** and sign
+  that digest (``sha256-<hex>.sig``): about nine requests, none of which a consumer can
+  see; :func:`tag_statement` then PUTs ``statement.<channel>`` (one request). So a
+  statement is never visible unsigned, and a writer stages *before* the timed part of
+  the move protocol, whose window only grows by the one tag PUT;
 - :func:`follow`: for a writer that took the protocol's slow path, make the statement
   vouch for the move that stands, with the same settle and read-back as the tag and the
-  index (see :mod:`steps.channels`, "Statements").
+  index (see :mod:`steps.channels`, "Statements");
+- :func:`plan_vouching`, :func:`vouch_in_place`, :func:`follow_winner`: the statement
+  steps of :func:`steps.channels.move.move_channel`.
 
 Statements are written only with a signing key (:class:`Issuer`); without one, nothing
 here runs and the channel has no statement (appliances that verify then refuse it).
@@ -113,17 +115,37 @@ def read_statement(
     return seen_from(manifest.digest, config, signed_by, checked=checked)
 
 
-def write_statement(
+@dataclass(frozen=True)
+class Staged:
+    """A statement pushed and signed by digest, not yet tagged."""
+
+    statement: Statement
+    digest: Digest
+    data: bytes
+
+
+def stage_statement(
     client: RegistryClient, namespace: str, statement: Statement, signer: Signer
-) -> Digest:
-    """Push ``statement`` and its signature, then tag it ``statement.<channel>``."""
+) -> Staged:
+    """Push ``statement`` and its signature by digest (no tag yet: nobody sees it)."""
     repository = release_repository(namespace)
     config = statement.config_bytes()
     data = statement_manifest(config)
     client.push_blob(repository, config)
     digest = client.put_manifest(repository, Digest.of(data), data, mt.OCI_MANIFEST)
     signer.sign(client, repository, digest)
-    client.put_manifest(repository, statement_tag(statement.channel), data, mt.OCI_MANIFEST)
+    return Staged(statement, digest, data)
+
+
+def tag_statement(client: RegistryClient, namespace: str, staged: Staged) -> Digest:
+    """Make a staged statement the channel's: PUT ``statement.<channel>`` (one request)."""
+    statement = staged.statement
+    client.put_manifest(
+        release_repository(namespace),
+        statement_tag(statement.channel),
+        staged.data,
+        mt.OCI_MANIFEST,
+    )
     log.info(
         "channel %s: statement %s issued for %s (%s)",
         statement.channel,
@@ -131,33 +153,7 @@ def write_statement(
         statement.version,
         statement.manifest_digest,
     )
-    return digest
-
-
-def issue_statement(
-    client: RegistryClient,
-    namespace: str,
-    issuer: Issuer,
-    *,
-    channel: str,
-    version: str,
-    digest: Digest | str,
-    seen: SeenStatement,
-    floor: int,
-    timing: Timing,
-) -> tuple[Statement, Digest]:
-    """Write the next statement for ``version`` (``digest``): its sequence is above the
-    current usable statement's and above ``floor`` (the history's highest)."""
-    statement = next_statement(
-        issuer,
-        channel=channel,
-        version=version,
-        digest=digest,
-        seen=seen,
-        floor=floor,
-        timing=timing,
-    )
-    return statement, write_statement(client, namespace, statement, issuer.signer)
+    return staged.digest
 
 
 def next_statement(
@@ -170,7 +166,8 @@ def next_statement(
     floor: int,
     timing: Timing,
 ) -> Statement:
-    """The statement :func:`issue_statement` would write (nothing is written)."""
+    """The next statement for ``version`` (``digest``): its sequence is above the current
+    usable statement's and above ``floor`` (the history's highest); nothing is written."""
     current = seen.usable
     if seen.digest is not None and current is None:
         log.warning(
@@ -209,21 +206,19 @@ def follow(
     ``suspect`` is this writer's own statement from the move: it may have landed late, on
     a newer statement with a higher sequence, so it is re-issued rather than kept. Each
     round reads the statement, keeps it if it vouches for ``target`` (and is not
-    ``suspect``), else issues the next one, waits the settle and reads the tag back; it
-    ends when a round keeps, or wrote within the settle and read back its own statement
+    ``suspect``), else stages the next one, checks (a HEAD) that the statement did not
+    change meanwhile, tags it, waits the settle and reads the tag back; it ends when a
+    round keeps, or tagged within the settle of its check and read back its own statement
     (at most :data:`FOLLOW_ROUNDS`, then :class:`~steps.errors.ChannelUnsettled`, 75)."""
     repository = release_repository(namespace)
     for _ in range(FOLLOW_ROUNDS):
-        began = timing.monotonic()
         seen = read_statement(client, namespace, channel, issuer.trusted)
         keep = plan_statement(
             seen, channel=channel, target=target, version=version, now=timing.clock(), floor=floor
         )
         if keep == "keep" and seen.digest != suspect:
             return Vouched("kept", seen.usable, seen.digest)
-        statement, digest = issue_statement(
-            client,
-            namespace,
+        statement = next_statement(
             issuer,
             channel=channel,
             version=version,
@@ -232,7 +227,13 @@ def follow(
             floor=floor,
             timing=timing,
         )
+        staged = stage_statement(client, namespace, statement, issuer.signer)
         floor, suspect = max(floor, statement.sequence), None
+        began = timing.monotonic()
+        now = client.head_manifest(repository, statement_tag(channel))
+        if (now.digest if now else None) != seen.digest:
+            continue  # another writer's statement landed meanwhile: judge it first
+        digest = tag_statement(client, namespace, staged)
         window = timing.monotonic() - began
         timing.sleep(timing.settle)
         back = client.head_manifest(repository, statement_tag(channel))
@@ -251,14 +252,22 @@ def follow(
 @dataclass(frozen=True)
 class Vouching:
     """What a move found of the channel's statement: ``next`` is the statement it issues
-    (None: the current one already vouches for the target and is kept)."""
+    (None: the current one already vouches for the target and is kept), ``staged`` that
+    statement once pushed and signed (not yet tagged)."""
 
     seen: SeenStatement
     next: Statement | None
+    staged: Staged | None = None
 
     @property
     def kept(self) -> Vouched:
         return Vouched("kept", self.seen.usable, self.seen.digest)
+
+    def unchanged(self, client: RegistryClient, namespace: str) -> bool:
+        """Is ``statement.<channel>`` still the one this plan read (one HEAD)?"""
+        assert self.next is not None
+        now = client.head_manifest(release_repository(namespace), statement_tag(self.next.channel))
+        return (now.digest if now else None) == self.seen.digest
 
 
 def plan_vouching(
@@ -270,7 +279,10 @@ def plan_vouching(
     target: Digest,
     version: str,
     timing: Timing,
+    *,
+    stage: bool,
 ) -> Vouching:
+    """Read the statement and decide: keep it, or issue the next (staged with ``stage``)."""
     seen = read_statement(client, namespace, channel, issuer.trusted)
     now = timing.clock()
     floor = sequence_floor(index.entries if index else ())
@@ -291,7 +303,8 @@ def plan_vouching(
         floor=floor,
         timing=timing,
     )
-    return Vouching(seen, fresh)
+    staged = stage_statement(client, namespace, fresh, issuer.signer) if stage else None
+    return Vouching(seen, fresh, staged)
 
 
 def vouch_in_place(
@@ -299,30 +312,34 @@ def vouch_in_place(
     namespace: str,
     channel: str,
     issuer: Issuer,
-    fresh: Statement,
+    vouching: Vouching,
     target: Digest,
     timing: Timing,
     gate: Gate | None,
 ) -> Vouched:
-    """A statement for the release the tag already points at (no tag write): written,
-    settled and read back; if another writer moved the channel meanwhile, the statement
-    follows the move that stands (the history's current move, where the tag is)."""
+    """A statement for the release the tag already points at (no tag write): tagged,
+    settled and read back; if another writer moved the channel or wrote a statement
+    meanwhile, the statement follows the move that stands (the history's current move,
+    where the tag is)."""
     repository = release_repository(namespace)
+    staged = vouching.staged
+    assert staged is not None
     started = timing.monotonic()
-    ours = write_statement(client, namespace, fresh, issuer.signer)
-    window = timing.monotonic() - started
-    timing.sleep(timing.settle)
-    now = client.head_manifest(repository, channel)
-    back = client.head_manifest(repository, statement_tag(channel))
-    quick = window < timing.settle
-    if (
-        quick
-        and now is not None
-        and now.digest == target
-        and back is not None
-        and back.digest == ours
-    ):
-        return Vouched("issued", fresh, ours)
+    ours: Digest | None = None
+    if vouching.unchanged(client, namespace):
+        ours = tag_statement(client, namespace, staged)
+        window = timing.monotonic() - started
+        timing.sleep(timing.settle)
+        now = client.head_manifest(repository, channel)
+        back = client.head_manifest(repository, statement_tag(channel))
+        if (
+            window < timing.settle
+            and now is not None
+            and now.digest == target
+            and back is not None
+            and back.digest == ours
+        ):
+            return Vouched("issued", staged.statement, ours)
     index = audit.read_index(client, namespace, channel)
     entries = index.entries if index else ()
     return follow_winner(client, namespace, channel, issuer, entries, target, ours, timing, gate)
