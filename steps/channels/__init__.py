@@ -1,9 +1,12 @@
 """Channels, the only mutable pointers, and how concurrent writers move them safely.
 
 Modules: :mod:`.rules` (pure decisions: move, no-op or refuse; the winner rule),
-:mod:`.audit` (move records and the per-channel index), :mod:`.move` (the registry I/O
-around them: :func:`~.move.move_channel`, :func:`~.move.reconcile`,
-:func:`~.move.rollback_channel`) and :mod:`.immutable` (pushing ``:<version>``).
+:mod:`.audit` (move records, the per-channel index, refresh records), :mod:`.releases`
+(reading releases, completeness), :mod:`.move` (the registry I/O around them:
+:func:`~.move.move_channel`, :func:`~.move.reconcile`, :func:`~.move.rollback_channel`),
+:mod:`.statement` (pure rules of the signed channel statements), :mod:`.vouch` (their
+registry I/O), :mod:`.refresh` (``channel refresh``), :mod:`.timing` (the protocol's clock
+and settle) and :mod:`.immutable` (pushing ``:<version>``).
 
 The protocol
 ============
@@ -78,6 +81,83 @@ killed, landing after the other writers finished (the channel then disagrees wit
 index's current move). The next move of that channel repairs it: moving to the index's
 current release completes it (``plan_move``'s ``complete``), any newer move overwrites it,
 and an older one is refused naming the in-flight move.
+
+Statements
+==========
+
+With a signing key (an :class:`~.vouch.Issuer`), a fourth object follows the channel:
+``:statement.<channel>``, the **signed channel statement** (:mod:`.statement`): channel,
+version, release manifest digest, a ``sequence`` that only grows, ``issuedAt`` and
+``expiresAt``, signed in cosign's format. Appliances that verify (the consume library with
+trusted keys) follow ``:<channel>`` only while its statement vouches for the digest the tag
+resolves to, with a sequence not below one they saw, unexpired. So someone with push
+rights but not the key cannot re-tag a channel at an older signed release, replay an older
+channel state, or freeze one: each is refused. Without a signing key no statement is
+written (a warning says so): appliances that verify then refuse the channel, so a publisher
+whose appliances verify must sign every move.
+
+**The order of a move** (publish's channel step, ``promote``, ``rollback``): the release is
+complete and signed (the signature gate) → the statement is pushed and signed → the tag
+moves → read back. In detail, before the timed part of step 2 above, the writer reads the
+channel and its index (refusing early what the gates would refuse), reads the statement
+(:func:`~.vouch.read_statement`) and, unless it already vouches for the target, *stages*
+the next one: config blob, manifest PUT by digest, signature ``sha256-<hex>.sig`` -- none
+of which any reader sees. The next sequence is one above the current statement's and above
+every ``statementSequence`` the history records (each move record carries the sequence its
+statement has, written before the statement, so a lost or untrusted statement tag cannot
+lower it); ``issuedAt`` is the move's clock in whole UTC seconds, ``expiresAt`` is
+``issuedAt + --statement-expiry`` (``ALGA_STATEMENT_EXPIRY``, default 30 days). Then step 3
+becomes: record, index, **statement tag** (one PUT, after a HEAD that checks no other
+statement landed since it was read), channel tag; and the read-back checks the statement
+tag too. The fast path needs all of them to be this writer's.
+
+**Two writers.** The slow path's reconcile settles the tag and the index as before; then
+the writer makes the statement follow the move that stands (:func:`~.vouch.follow_winner`):
+it keeps a statement that vouches for the winner, or stages and tags the next one (after
+the signature gate on the winner's release: a writer never vouches for a release that is
+not signed by a trusted key), settles and reads it back, for up to six rounds (then exit
+75). A writer that took the slow path because another writer's record showed up re-issues
+even its own statement for the winner: its statement may have landed late on a newer one
+with a higher sequence. By the fast path's argument (a late statement PUT means a slow
+writer, which reconciles), when every writer has finished, the statement vouches for the
+channel's final digest -- provided the writer that ends last on the slow path has the key.
+What remains: while a move is between its statement and its tag, or a slow path between
+its tag and its statement, appliances that verify see a mismatch and stay where they are
+(fail closed, exit 3 on their side); and the final statement's sequence can be below one
+that stood for a moment during the race (a writer that saw it refuses the final one as a
+replay until the next move or refresh). Writers with and without the key on one channel:
+whenever a keyless move stands, the channel has no statement for it.
+
+**Intermediate states**, as ``verify`` and ``history`` report them
+(:func:`~.statement.agreement`), and how each is finished:
+
+- killed after the record (or the index), before the statement: the tag and its statement
+  still agree, the history's current move goes elsewhere: ``behind``
+  (:class:`~steps.errors.ChannelBehind`); appliances are unaffected; the same move again
+  completes it (``plan_move``'s ``complete``: statement, then tag);
+- killed after the statement, before the tag: **statement ahead of channel**
+  (``statement-ahead``, :class:`~steps.errors.StatementAhead`: the statement names X, the
+  tag is still at Y, where the history's current move came from); appliances that verify
+  refuse (``StatementDigestMismatch``) and stay on what they have; the same move again puts
+  the tag and keeps the statement: nothing else changes (no new tag, record or statement);
+- killed after the tag, before the read-back: nothing to finish;
+- a move without a signing key, or a re-tag by someone without the key: **channel ahead of
+  statement** (``channel-ahead``; ``missing`` when there is no statement at all; both
+  :class:`~steps.errors.ChannelAhead`): the message says whether a recorded move leads
+  there (re-run it with the key: ``plan_move``'s ``noop`` or ``record`` then issues the
+  statement and moves nothing) or none does (a re-tag: promote the vouched-for release to
+  put it back);
+- an older statement put back with its release: ``behind`` or ``replayed``
+  (:class:`~steps.errors.StatementReplayed`: a sequence below one the history records);
+  a move or ``channel refresh`` re-issues above it;
+- expired (``expired``): ``channel refresh`` re-issues it; unsigned or by an untrusted key
+  (``untrusted``): a move of the current version with the key re-issues it.
+
+``channel refresh`` (:mod:`.refresh`) re-issues the current statement with the next
+sequence and a new expiry and writes nothing the move protocol settles (not the tag, not
+``history.<channel>``): its records are ``refresh.<channel>.<stamp>.<random>`` and its own
+index ``refreshes.<channel>`` (the last 100). It stages, checks, tags, settles and reads
+back like a move, and follows a move that landed meanwhile.
 
 ``:<version>`` (and other immutable tags) is pushed by :func:`.immutable.put_immutable`:
 a claim tag per content, then the tag, a settle, a read-back; a slow push yields to a
