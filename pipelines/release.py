@@ -119,6 +119,9 @@ STEP_INPUTS = {"revision": c.task_output(CHECKOUT, "revision")}
 CHECKOUT_SCRIPT = (
     """\
 set -eu
+"""
+    + c.signing_guard(CHECKOUT)
+    + """\
 if [ "$DRY_RUN" = true ] && [ -n "$DRY_RUN_UNSUPPORTED" ]; then
   echo "checkout: refusing a dry run: alga-release $DRY_RUN_UNSUPPORTED would still write" \\
     "(they do not read ALGA_DRY_RUN yet)" >&2
@@ -276,6 +279,7 @@ def arguments() -> list[Parameter]:
             "dry-run", "check every step and gate, write nothing (steps read ALGA_DRY_RUN)"
         ),
         *c.registry_arguments(),
+        *c.signing_arguments(),
         cp.dind_argument(),
     ]
 
@@ -336,6 +340,7 @@ def build() -> WorkflowTemplate:
             outputs=[Parameter(name="revision", value_from=m.ValueFrom(path=REVISION_FILE))],
             workspace=True,
             deadline_seconds=CHECKOUT_DEADLINE_SECONDS,
+            secrets=[c.signing_key_check(wp)],
         )
         templates = {
             step.name: c.step_container(
@@ -347,6 +352,7 @@ def build() -> WorkflowTemplate:
                 outputs=[Parameter(name="result", value_from=m.ValueFrom(path=step.output))],
                 workspace=True,
                 synchronization=c.channel_mutex(wp("channel")) if step.name == "channel" else None,
+                secrets=[c.signing_key(wp)],
             )
             for step in steps
         }
@@ -362,6 +368,7 @@ def build() -> WorkflowTemplate:
                     Parameter(name="channel", value=PROMOTE_CHANNEL),
                     Parameter(name="dry-run", value=wp("dry-run")),
                     *[Parameter(name=n, value=wp(n)) for n in c.registry_parameter_names()],
+                    *[Parameter(name=n, value=wp(n)) for n in c.signing_parameter_names()],
                 ],
             )
         c.report_container(

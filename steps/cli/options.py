@@ -469,6 +469,7 @@ ENV_SIGNING_KEY_PASSWORD_FILE = "ALGA_SIGNING_KEY_PASSWORD_FILE"
 #: cosign's own variable, read when ours is unset (a key made with cosign keeps working)
 ENV_COSIGN_PASSWORD = "COSIGN_PASSWORD"
 ENV_TRUSTED_KEYS = "ALGA_TRUSTED_KEYS"
+ENV_SIGNING_KEY_ORIGIN = "ALGA_SIGNING_KEY_ORIGIN"
 
 
 def signing(parser: argparse.ArgumentParser, what: str = "sign what this step publishes") -> None:
@@ -484,6 +485,13 @@ def signing(parser: argparse.ArgumentParser, what: str = "sign what this step pu
         f"(or {ENV_COSIGN_PASSWORD}) or --signing-key-password-file, never the command line",
     )
     signing_key_password_file(group)
+    group.add_argument(
+        "--signing-key-origin",
+        default=env_str(ENV_SIGNING_KEY_ORIGIN),
+        metavar="TEXT",
+        help="where the --signing-key file comes from, named when it is missing (env "
+        f"{ENV_SIGNING_KEY_ORIGIN}; the Argo templates name their Kubernetes secret)",
+    )
     group.add_argument(
         "--require-signing",
         action="store_true",

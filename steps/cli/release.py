@@ -64,7 +64,9 @@ def cmd_images_check(args: argparse.Namespace) -> dict[str, Any]:
         checks = images.require_images(client, args.namespace, wanted)
         control_plane = images.resolve_control_plane(client, args.namespace, args.control_plane)
         # the release pins the control plane by digest: with a key, it is signed here
-        signed = signer.sign_reference(client, control_plane) if signer else None
+        # (not in a dry run: the Argo templates give every step the key and ALGA_DRY_RUN)
+        sign = signer is not None and not args.dry_run
+        signed = signer.sign_reference(client, control_plane) if sign else None
     result = {
         "images": {c.key: c.tag for c in checks},
         "imageDigests": {c.key: str(c.digest) for c in checks},
@@ -391,6 +393,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     )
     options.images(check)
     options.out(check)
+    options.dry_run(check, "check; sign nothing")
     options.signing(check, "sign the control-plane image the release pins")
     options.leaf(check)
     check.set_defaults(handler=cmd_images_check)

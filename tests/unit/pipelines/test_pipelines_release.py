@@ -501,6 +501,11 @@ def checkout_script() -> str:
 
 
 PINNED_DIND = "docker.io/library/docker@sha256:" + "ab" * 32
+SIGNING_VALUES = {
+    "signing-secret": common.SIGNING_SECRET,
+    "signing-secret-key": common.SIGNING_SECRET_KEY,
+    "signing-secret-password-key": common.SIGNING_SECRET_PASSWORD_KEY,
+}
 
 
 def run_checkout(
@@ -515,8 +520,17 @@ def run_checkout(
     dind: str = PINNED_DIND,
     extra_env: dict[str, str] | None = None,
     git_delay: str = "0",
+    signing_key: bool = True,
 ) -> subprocess.CompletedProcess[str]:
+    # the signing secret's file, as its read-only volume shows it (or not, when missing)
+    key_file = tmp / "signing" / "cosign.key"
+    if signing_key:
+        key_file.parent.mkdir(exist_ok=True)
+        key_file.write_text("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n")
     env = {
+        "SIGNING_KEY_FILE": str(key_file),
+        "SIGNING_KEY_ORIGIN": common.signing_origin(lambda name: SIGNING_VALUES[name]),
+        "SIGNING_KEY_CREATE": common.signing_key_create(lambda name: SIGNING_VALUES[name]),
         "GIT_ATTEMPTS": str(common.GIT_ATTEMPTS),
         "GIT_RETRY_DELAY": git_delay,
         "DRY_RUN": dry_run,
