@@ -217,7 +217,12 @@ def read_signature_image(
     client: RegistryClient, repository: str, digest: Digest
 ) -> SignatureImage | None:
     """The ``sha256-<hex>.sig`` manifest of ``repository@digest``; None when absent."""
-    tag = signature_tag(digest)
+    return read_cosign_image(client, repository, signature_tag(digest))
+
+
+def read_cosign_image(client: RegistryClient, repository: str, tag: str) -> SignatureImage | None:
+    """The cosign image (signatures ``.sig`` or attestations ``.att``) under ``tag``; None
+    when absent. Anything else under that tag is :class:`NotASignatureManifest`."""
     try:
         manifest = client.get_manifest(repository, tag)
     except NotFound:
@@ -232,7 +237,7 @@ def read_signature_image(
         raise NotASignatureManifest(
             f"{where} is not a cosign signature manifest (no layer list)",
             hint="something else was pushed under the signature tag; delete it (or push a "
-            "signature manifest there) before signing",
+            "cosign manifest there) before signing",
         )
     if manifest.media_type not in (mt.OCI_MANIFEST, mt.DOCKER_MANIFEST):
         raise NotASignatureManifest(
