@@ -276,7 +276,7 @@ def statement_problems(statement: object, digest: Digest, release: Mapping[str, 
             )
     pinned = {
         (dep.get("name"), json.dumps(dep.get("digest"), sort_keys=True))
-        for dep in resolved_dependencies("", "", release)
+        for dep in resolved_dependencies("registry", "namespace", release)  # names, digests
     }
     deps = definition.get("resolvedDependencies")
     attested = {
