@@ -78,7 +78,9 @@ def test_statement_fields() -> None:
         "uri": "oci://ghcr.io/nine-minds/alga-appliance-control-plane",
         "digest": {"sha256": "1" * 64},
     }
-    assert by_name["images/emailService"]["uri"] == "oci://ghcr.io/nine-minds/email-service:9f1e2d3c"
+    assert (
+        by_name["images/emailService"]["uri"] == "oci://ghcr.io/nine-minds/email-service:9f1e2d3c"
+    )
     assert len(deps) == 1 + 6 + 1 + 1 + 4
     assert st["predicate"]["runDetails"] == {"builder": {"id": pv.DEFAULT_BUILDER_ID}}
 
@@ -214,10 +216,12 @@ def test_check_provenance_outcomes() -> None:
     older["version"] = "1.3.0"
     wrong = _report([_found(ours, statement(release=older))], [ours.public])
     assert wrong.status == "invalid"
-    with pytest.raises(ProvenanceInvalid, match="externalParameters.version"):
+    with pytest.raises(ProvenanceInvalid, match=r"externalParameters\.version"):
         pv.require_provenance(wrong)
 
-    junk = FoundAttestation("sha256:" + "2" * 64, pv.SLSA_PROVENANCE_V1, None, "not a DSSE envelope")
+    junk = FoundAttestation(
+        "sha256:" + "2" * 64, pv.SLSA_PROVENANCE_V1, None, "not a DSSE envelope"
+    )
     assert _report([junk], [ours.public]).status == "invalid"
 
 

@@ -86,9 +86,9 @@ def test_url_safe_base64_is_read_too() -> None:
     document = json.loads(dsse.sign_envelope(key, payload))
     assert "+" in document["payload"] or "/" in document["payload"]
     document["payload"] = base64.urlsafe_b64encode(payload).decode()
-    document["signatures"][0]["sig"] = (
-        base64.urlsafe_b64encode(base64.b64decode(document["signatures"][0]["sig"])).decode()
-    )
+    document["signatures"][0]["sig"] = base64.urlsafe_b64encode(
+        base64.b64decode(document["signatures"][0]["sig"])
+    ).decode()
     parsed = dsse.parse_envelope(json.dumps(document).encode())
     assert parsed.payload == payload and parsed.verified_by([key.public]) == key.public
 
