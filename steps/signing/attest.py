@@ -33,17 +33,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from steps.errors import ConcurrentSignature
-from steps.oci import mediatypes as mt
 from steps.oci.client import RegistryClient
 from steps.oci.errors import InvalidReference, NotFound
 from steps.oci.reference import Digest, check_repository
-from steps.signing.cosign import (
-    SIGNATURE_ANNOTATION,
-    Signer,
-    read_cosign_image,
-    signature_manifest,
-)
+from steps.signing.cosign import SIGNATURE_ANNOTATION, Signer, append_layer, read_cosign_image
 from steps.signing.dsse import (
     MAX_ENVELOPE_SIZE,
     Envelope,
@@ -189,17 +182,9 @@ def attach_attestation(
             predicate_type,
             "unchanged",
         )
-    media_type = image.media_type if image else mt.OCI_MANIFEST
-    manifest, config = signature_manifest([*existing, layer], media_type=media_type)
-    client.push_blob(repository, envelope, digest=envelope_digest)
-    client.push_blob(repository, config)
-    pushed = client.put_manifest(repository, tag, manifest, media_type)
-    now = client.head_manifest(repository, tag)
-    if now is None or now.digest != pushed:
-        raise ConcurrentSignature(
-            f"{client.registry}/{repository}:{tag} changed while attesting {reference}",
-            hint="another signer wrote at the same time; re-run (attesting is idempotent)",
-        )
+    pushed = append_layer(
+        client, repository, tag, image, [*existing, layer], envelope, what=f"attesting {reference}"
+    )
     log.info("%s: provenance attested by %s", reference, signer.key_id)
     return AttestResult(
         reference, signer.key_id, tag, pushed, envelope_digest, predicate_type, "attested"

@@ -78,6 +78,11 @@ def _statements(verified: subprocess.CompletedProcess[str]) -> list[dict[str, An
     ]
 
 
+def _inspect(registry: Registry, ref: str, public: Path | None, *extra: str) -> Any:
+    trusted = ["--trusted-key", str(public)] if public else []
+    return cli(["inspect", ref, "--provenance", *trusted, *registry_args(registry), *extra])
+
+
 def _signed_publish(
     registry: Registry, source: Path, private: Path, host: str | None = None, *extra: str
 ) -> list[str]:
@@ -169,40 +174,17 @@ def test_a_run_id_adds_an_attestation_that_differs_in_invocation_id_only(
 ) -> None:
     source, commit = git_source
     private, public = key_pair
-    push_images(registry)
-    monkeypatch.setenv("ALGA_SIGNING_KEY_PASSWORD", PASSWORD)
-    monkeypatch.delenv("ALGA_RUN_ID", raising=False)
+    digest = _publish_signed_release(registry, source, private, monkeypatch)
     with registry_env(monkeypatch, registry):
-        plain = cli(_signed_publish(registry, source, private))
-        assert plain.code == 0, plain.stderr
         monkeypatch.setenv("ALGA_RUN_ID", "alga-appliance-release-x7k2p")  # as Argo passes it
         with_run = cli(_signed_publish(registry, source, private))
         assert with_run.code == 0, with_run.stderr
         rerun = cli(_signed_publish(registry, source, private))
         assert rerun.code == 0, rerun.stderr
         monkeypatch.delenv("ALGA_RUN_ID")
-        shown = cli(
-            [
-                "inspect",
-                "nightly",
-                "--provenance",
-                "--trusted-key",
-                str(public),
-                *registry_args(registry),
-                "--json",
-            ]
-        )
-        human = cli(
-            [
-                "inspect",
-                "1.0.0",
-                "--provenance",
-                "--trusted-key",
-                str(public),
-                *registry_args(registry),
-            ]
-        )
-    assert with_run.json()["manifestDigest"] == plain.json()["manifestDigest"]  # same release
+        shown = _inspect(registry, "nightly", public, "--json")
+        human = _inspect(registry, "1.0.0", public)
+    assert with_run.json()["manifestDigest"] == str(digest)  # the same release
     assert with_run.json()["attestation"]["status"] == "attested"
     assert with_run.json()["attestation"]["invocationId"] == "alga-appliance-release-x7k2p"
     assert rerun.json()["attestation"]["status"] == "unchanged"  # the same run id: nothing new
@@ -212,7 +194,6 @@ def test_a_run_id_adds_an_attestation_that_differs_in_invocation_id_only(
     )
 
     real = Cosign(find_cosign(), tmp_path / "home", PASSWORD)
-    digest = plain.json()["manifestDigest"]
     verified = real.verify_attestation(f"{registry.host}/{RELEASE_REPO}@{digest}", public)
     assert verified.returncode == 0, verified.stderr
     first, second = _statements(verified)
@@ -398,17 +379,8 @@ def test_verify_refuses_an_attestation_copied_from_another_release(
         real.verify_attestation(f"{registry.host}/{RELEASE_REPO}@{digest}", public).returncode != 0
     )
     with registry_env(monkeypatch, registry):
-        shown = cli(
-            [
-                "inspect",
-                "nightly",
-                "--provenance",
-                "--trusted-key",
-                str(public),
-                *registry_args(registry),
-            ]
-        )
-        no_key = cli(["inspect", "nightly", "--provenance", *registry_args(registry)])
+        shown = _inspect(registry, "nightly", public)
+        no_key = _inspect(registry, "nightly", None)
     assert shown.code == 3  # inspect --provenance gates too
     assert "INVALID" in shown.stdout
     assert no_key.code == 2 and "--trusted-key" in no_key.stderr
