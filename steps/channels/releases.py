@@ -12,12 +12,12 @@ Reads only; the moves that write are in :mod:`steps.channels.move`.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from steps.archive import json_object
 from steps.channels.audit import release_repository
 from steps.errors import BadInput, IncompleteRelease, InvalidRelease, Refused
 from steps.oci import mediatypes as mt
@@ -66,12 +66,7 @@ def read_release(
     blob = client.get_blob(
         repository, Digest.parse(str(config.get("digest"))), size=int(config.get("size", -1))
     )
-    try:
-        release = json.loads(blob)
-    except ValueError:
-        raise InvalidRelease(f"release {ref}: the config blob is not JSON") from None
-    if not isinstance(release, dict):
-        raise InvalidRelease(f"release {ref}: the config blob is not a JSON object")
+    release = json_object(blob, f"release {ref}: the config blob", InvalidRelease)
     return manifest.digest, manifest.data, manifest.media_type, release
 
 

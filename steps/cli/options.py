@@ -321,6 +321,27 @@ def run(parser: argparse.ArgumentParser, what: str = "the run recorded with the 
     )
 
 
+def attestation_run(parser: argparse.ArgumentParser) -> None:
+    """``--run-id`` and ``--builder-id``: the provenance attestation's ``runDetails``."""
+    group = parser.add_argument_group("provenance (with --signing-key)")
+    group.add_argument(
+        "--run-id",
+        default=env_str("ALGA_RUN_ID"),
+        metavar="NAME",
+        help="the run, recorded as the provenance attestation's invocationId (env "
+        "ALGA_RUN_ID; the Argo template passes the workflow name; default: none, so that a "
+        "re-run gives the same attestation bytes)",
+    )
+    group.add_argument(
+        "--builder-id",
+        default=env_str("ALGA_BUILDER_ID"),
+        metavar="URI",
+        help="who builds the release, recorded as the attestation's builder id (env "
+        "ALGA_BUILDER_ID; the Argo template passes its own; default: the alga-release CLI's "
+        "URI)",
+    )
+
+
 def actor() -> str | None:
     """Who moves a channel, when set (``ALGA_ACTOR``); else the channel code asks the system."""
     return env_str("ALGA_ACTOR")
@@ -528,6 +549,7 @@ ENV_SIGNING_KEY_PASSWORD_FILE = "ALGA_SIGNING_KEY_PASSWORD_FILE"
 #: cosign's own variable, read when ours is unset (a key made with cosign keeps working)
 ENV_COSIGN_PASSWORD = "COSIGN_PASSWORD"
 ENV_TRUSTED_KEYS = "ALGA_TRUSTED_KEYS"
+ENV_SIGNING_KEY_ORIGIN = "ALGA_SIGNING_KEY_ORIGIN"
 
 
 def signing(parser: argparse.ArgumentParser, what: str = "sign what this step publishes") -> None:
@@ -543,6 +565,13 @@ def signing(parser: argparse.ArgumentParser, what: str = "sign what this step pu
         f"(or {ENV_COSIGN_PASSWORD}) or --signing-key-password-file, never the command line",
     )
     signing_key_password_file(group)
+    group.add_argument(
+        "--signing-key-origin",
+        default=env_str(ENV_SIGNING_KEY_ORIGIN),
+        metavar="TEXT",
+        help="where the --signing-key file comes from, named when it is missing (env "
+        f"{ENV_SIGNING_KEY_ORIGIN}; the Argo templates name their Kubernetes secret)",
+    )
     group.add_argument(
         "--require-signing",
         action="store_true",

@@ -267,3 +267,49 @@ def test_control_plane_copy_signs_what_it_pushes(
     cosign = Cosign(find_cosign(), tmp_path / "home", PASSWORD)
     assert cosign.verify(reference, public).returncode == 0
     assert cosign.verify(reference, other_public).returncode != 0
+
+
+def test_the_argo_environment_signs_the_control_plane_but_not_in_a_dry_run(
+    registry: Registry,
+    monkeypatch: pytest.MonkeyPatch,
+    key_pair: tuple[Path, Path],
+    other_public: Path,
+    tmp_path: Path,
+) -> None:
+    """The templates give every step the key by environment (``ALGA_SIGNING_KEY``, the
+    password as ``ALGA_SIGNING_KEY_PASSWORD``) together with ``ALGA_DRY_RUN``: the images
+    step signs the control plane in a real run and pushes nothing in a dry run."""
+    from tests.integration.test_publish import IMAGE_REPOS, TAG
+
+    private, public = key_pair
+    push_images(registry)
+    monkeypatch.setenv("ALGA_SIGNING_KEY", str(private))
+    argv = [
+        "images",
+        "check",
+        *[a for key in IMAGE_REPOS for a in ("--image", f"{key}={TAG}")],
+        "--control-plane",
+        TAG,
+        *registry_args(registry),
+        "--json",
+    ]
+    repo = "nine-minds/alga-appliance-control-plane"
+    with registry_env(monkeypatch, registry):
+        monkeypatch.setenv("ALGA_DRY_RUN", "true")
+        dry = cli(argv)
+        with client_for(registry) as client:
+            after_dry = sorted(client.list_tags(repo))
+        monkeypatch.setenv("ALGA_DRY_RUN", "false")
+        real = cli(argv)
+    assert dry.code == 0, dry.stderr
+    assert "controlPlaneSignedBy" not in dry.json()
+    assert after_dry == [TAG]  # no sha256-<hex>.sig
+    assert real.code == 0, real.stderr
+    reference = real.json()["controlPlane"]
+    digest = reference.split("@", 1)[1]
+    with client_for(registry) as client:
+        assert sorted(client.list_tags(repo)) == sorted([TAG, digest.replace(":", "-") + ".sig"])
+    assert real.json()["controlPlaneSignedBy"].startswith("sha256:")
+    cosign = Cosign(find_cosign(), tmp_path / "home", PASSWORD)
+    assert cosign.verify(reference, public).returncode == 0
+    assert cosign.verify(reference, other_public).returncode != 0
