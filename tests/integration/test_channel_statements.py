@@ -399,10 +399,12 @@ def test_rollback_is_signature_gated_and_issues_a_statement(
     assert rolled.json()["statement"]["status"] == "issued"
     assert rolled.json()["statement"]["manifestDigest"] == str(first.digest)
     assert rolled.json()["statement"]["sequence"] == 2  # above 1.1.0's
-    assert (
-        run(site, "verify", "--channel", "nightly", "--trusted-key", str(keys["release.pub"])).code
-        == 0
-    )
+    trusted = ["--trusted-key", str(keys["release.pub"])]
+    history = run(site, "history", "nightly", *trusted)
+    assert history.json()["statement"]["state"] == "consistent", history.stdout
+    assert history.json()["moves"][-1]["kind"] == "rollback"
+    for code, doc in twins(site, "nightly", *trusted):  # cosign's signature, our statement
+        assert code == 0 and doc["manifestDigest"] == str(first.digest), doc
     # Repeated, the rollback is a no-op, and keeps its statement.
     again = run(site, "rollback", "nightly", "--reason", "broken", *signing)
     assert again.code == 0 and again.json()["statement"]["status"] == "kept", again.stderr
