@@ -112,6 +112,9 @@ def test_the_declared_minimum_is_the_one_linted_and_the_readme_says_so() -> None
     for name in ("release.yaml", "promote.yaml"):
         annotations = load(name)["metadata"]["annotations"]
         assert annotations[common.VERSION_ANNOTATION] == f">= {minor}.0"
+    refresh = (GENERATED / "refresh.yaml").read_text(encoding="utf-8")
+    for doc in yaml.safe_load_all(refresh):  # the refresh template and its CronWorkflow
+        assert doc["metadata"]["annotations"][common.VERSION_ANNOTATION] == f">= {minor}.0"
     readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
     assert f"Argo Workflows {minor} or newer" in readme
     assert not re.search(r"Argo(?: Workflows)? 3\.[0-57-9] or newer", readme)
@@ -142,10 +145,36 @@ def test_the_readme_submissions_lint(tools: Tools, tmp_path: Path, name: str) ->
     promote = submission(
         tmp_path, "alga-appliance-promote", {"version": "1.4.0", "step-image": PINNED}
     )
+    refresh = submission(tmp_path, "alga-appliance-refresh", {"step-image": PINNED})
     done = lint(
-        tools, name, GENERATED / "release.yaml", GENERATED / "promote.yaml", release, promote
+        tools,
+        name,
+        GENERATED / "release.yaml",
+        GENERATED / "promote.yaml",
+        GENERATED / "refresh.yaml",
+        release,
+        promote,
+        refresh,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("name", VERSIONS)
+def test_the_refresh_schedule_lints_and_a_broken_one_does_not(
+    tools: Tools, tmp_path: Path, name: str
+) -> None:
+    """The CronWorkflow is linted as the Workflow it creates: the template it names must
+    exist and get every parameter it needs (here: a schedule naming no template fails)."""
+    docs = list(yaml.safe_load_all((GENERATED / "refresh.yaml").read_text(encoding="utf-8")))
+    kinds = [d["kind"] for d in docs]
+    assert kinds == ["WorkflowTemplate", "CronWorkflow"]
+    alone = tmp_path / "refresh-schedule-alone.yaml"
+    alone.write_text(yaml.safe_dump(docs[1]), encoding="utf-8")
+    done = lint(tools, name, alone)  # without its WorkflowTemplate
+    assert done.returncode != 0
+    assert "alga-appliance-refresh" in done.stdout + done.stderr
+    both = lint(tools, name, GENERATED / "refresh.yaml")
+    assert both.returncode == 0, both.stdout + both.stderr
 
 
 @pytest.mark.parametrize("name", VERSIONS)

@@ -64,7 +64,7 @@ def yaml_representers_kept() -> Iterator[None]:
 with yaml_representers_kept():
     from hera.workflows import models as hera_models
 
-    from pipelines import common, control_plane, pins, promote, rbac, release
+    from pipelines import common, control_plane, pins, promote, rbac, refresh, release
 
 ROOT = Path(__file__).resolve().parents[3]
 GENERATED = ROOT / "workflows-generated"
@@ -156,6 +156,8 @@ def test_rendering_is_deterministic() -> None:
     assert promote.build().to_dict() == promote.build().to_dict()
     assert release.build().to_dict() == committed()[release.NAME]
     assert promote.build().to_dict() == committed()[promote.NAME]
+    assert refresh.build().to_dict() == refresh.build().to_dict() == committed()[refresh.NAME]
+    assert refresh.build_schedule().to_dict() == refresh.build_schedule().to_dict()
 
 
 def test_importing_the_pipelines_leaves_pyyaml_alone() -> None:
@@ -164,13 +166,19 @@ def test_importing_the_pipelines_leaves_pyyaml_alone() -> None:
     assert yaml.dump({"n": "y"}) == "n: y\n"
 
 
-def test_there_are_exactly_the_two_templates() -> None:
+def test_there_are_exactly_the_three_templates_and_the_schedule() -> None:
     assert sorted(p.name for p in GENERATED.iterdir()) == [
         "promote.yaml",
         rbac.FILE_NAME,
+        "refresh.yaml",
         "release.yaml",
     ]
-    assert sorted(committed()) == sorted([release.NAME, promote.NAME])
+    assert sorted(committed()) == sorted([release.NAME, promote.NAME, refresh.NAME])
+    kinds = [
+        (d["kind"], d["metadata"]["name"])
+        for d in yaml.safe_load_all((GENERATED / "refresh.yaml").read_text(encoding="utf-8"))
+    ]
+    assert kinds == [("WorkflowTemplate", refresh.NAME), ("CronWorkflow", refresh.SCHEDULE_NAME)]
     for d in committed().values():
         assert d["apiVersion"] == "argoproj.io/v1alpha1"
         assert d["kind"] == "WorkflowTemplate"
@@ -201,12 +209,12 @@ def schema_errors(d: Doc) -> list[str]:
     return list(flatten(validator.iter_errors(d)))
 
 
-@pytest.mark.parametrize("name", [release.NAME, promote.NAME])
+@pytest.mark.parametrize("name", [release.NAME, promote.NAME, refresh.NAME])
 def test_every_template_is_valid_under_the_strict_schema(name: str) -> None:
     assert schema_errors(doc(name)) == []
 
 
-@pytest.mark.parametrize("name", [release.NAME, promote.NAME])
+@pytest.mark.parametrize("name", [release.NAME, promote.NAME, refresh.NAME])
 def test_hera_models_read_every_template_back_unchanged(name: str) -> None:
     d = doc(name)
     parsed = hera_models.WorkflowTemplate.model_validate(d)
@@ -272,7 +280,7 @@ def _ref_targets() -> set[tuple[str, str]]:
     return out
 
 
-@pytest.mark.parametrize("name", [release.NAME, promote.NAME])
+@pytest.mark.parametrize("name", [release.NAME, promote.NAME, refresh.NAME])
 def test_every_variable_names_something_that_exists(name: str) -> None:
     d = doc(name)
     declared = {p["name"] for p in d["spec"]["arguments"]["parameters"]}
@@ -311,7 +319,7 @@ def _ancestors(tasks: dict[str, Doc], name: str) -> set[str]:
     return seen
 
 
-@pytest.mark.parametrize("name", [release.NAME, promote.NAME])
+@pytest.mark.parametrize("name", [release.NAME, promote.NAME, refresh.NAME])
 def test_dags_depend_on_existing_earlier_tasks_and_read_only_their_outputs(name: str) -> None:
     d = doc(name)
     all_templates = templates(d)
@@ -491,7 +499,7 @@ def test_credentials_never_travel_as_values_or_arguments() -> None:
 # -- shared defaults --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", [release.NAME, promote.NAME])
+@pytest.mark.parametrize("name", [release.NAME, promote.NAME, refresh.NAME])
 def test_every_pod_is_hardened(name: str) -> None:
     for tname, template in container_templates(doc(name)).items():
         pod = template["securityContext"]
@@ -527,7 +535,7 @@ def test_every_pod_is_hardened(name: str) -> None:
         assert "limits" in container["resources"]
 
 
-@pytest.mark.parametrize("name", [release.NAME, promote.NAME])
+@pytest.mark.parametrize("name", [release.NAME, promote.NAME, refresh.NAME])
 def test_only_exit_code_75_is_retried_and_fatal_exits_wait_for_nothing(name: str) -> None:
     """Argo waits ``backoff`` before it evaluates the expression, so there is none.
 
@@ -587,7 +595,7 @@ def test_only_the_build_has_a_sidecar_and_only_the_sidecar_is_privileged() -> No
         privileged = [
             ".".join(path) for path, value in walk(d) if path[-1:] == ("privileged",) and value
         ]
-        expected = [] if name == promote.NAME else [_build_sidecar_path(d) + ".securityContext"]
+        expected = [] if name != release.NAME else [_build_sidecar_path(d) + ".securityContext"]
         assert [p.rsplit(".", 1)[0] for p in privileged] == expected, name
 
 

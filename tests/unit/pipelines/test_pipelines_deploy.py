@@ -110,9 +110,16 @@ def test_a_render_with_pins_makes_them_the_defaults(tmp_path: Path) -> None:
         for d in yaml.safe_load_all(path.read_text())
     }
     for d in docs.values():
+        if d["kind"] != "WorkflowTemplate":
+            continue
         params = {p["name"]: p for p in d["spec"]["arguments"]["parameters"]}
         assert params["step-image"]["value"] == STEP
         assert "REQUIRED" not in params["step-image"]["description"]
+    # the refresh schedule runs the pinned image, no longer suspended
+    schedule = docs["alga-appliance-refresh-weekly"]["spec"]
+    assert "suspend" not in schedule
+    passed = {p["name"]: p["value"] for p in schedule["workflowSpec"]["arguments"]["parameters"]}
+    assert passed["step-image"] == STEP
     release = {
         p["name"]: p for p in docs["alga-appliance-release"]["spec"]["arguments"]["parameters"]
     }

@@ -33,7 +33,7 @@ from tests.unit.pipelines.test_pipelines import (
 from tests.unit.pipelines.test_pipelines_release import fill, run_checkout
 
 with yaml_representers_kept():
-    from pipelines import common, control_plane, promote, release
+    from pipelines import common, control_plane, promote, refresh, release
 
 Doc = dict[str, Any]
 
@@ -65,6 +65,8 @@ def _param(scope: str, name: str) -> str:
 
 
 def _signers(name: str) -> set[str]:
+    if name == refresh.NAME:
+        return {refresh.template_name(channel) for channel in refresh.CHANNELS}
     return RELEASE_SIGNERS if name == release.NAME else {promote.PROMOTE_TEMPLATE}
 
 
@@ -86,7 +88,7 @@ def test_both_templates_have_the_signing_parameters_with_cosign_s_key_names() ->
     assert {n: inputs[n] for n in SIGNING_PARAMS} == DEFAULTS
 
 
-@pytest.mark.parametrize("name", [release.NAME, promote.NAME])
+@pytest.mark.parametrize("name", [release.NAME, promote.NAME, refresh.NAME])
 def test_every_signing_step_mounts_the_signing_secret_read_only_and_optional(name: str) -> None:
     d = doc(name)
     seen = set()
@@ -141,7 +143,7 @@ def test_every_signing_step_mounts_the_signing_secret_read_only_and_optional(nam
     assert seen == expected
 
 
-@pytest.mark.parametrize("name", [release.NAME, promote.NAME])
+@pytest.mark.parametrize("name", [release.NAME, promote.NAME, refresh.NAME])
 def test_the_key_file_is_inside_the_read_only_mount_and_never_an_argument(name: str) -> None:
     assert common.SIGNING_KEY_FILE.startswith(common.SIGNING_DIR + "/")
     for tname, template in container_templates(doc(name)).items():
