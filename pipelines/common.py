@@ -66,7 +66,8 @@ What lives here (and nowhere else):
   workflow; ``podGC`` deletes the pods of successful steps (failed ones stay for
   ``kubectl logs`` until the workflow is deleted).
 - **The channel mutex.** :func:`channel_mutex` names the one lock per channel that
-  every channel move takes: ``alga-appliance-channel-<channel>``.
+  every channel move (and each channel's statement refresh, :mod:`pipelines.refresh`)
+  takes: ``alga-appliance-channel-<channel>``.
 - **The exit report.** :func:`report_container` logs the outcome of a run and, for
   the release, each step's JSON result (what was published, with digests).
 - **``when`` expressions** are built by :func:`quoted_equals` (and
