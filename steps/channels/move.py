@@ -562,32 +562,20 @@ def rollback_channel(
             plan.undoes.version,
             plan.undoes.tag,
         )
-        if issuer is not None:  # the rollback is there; its statement may not be
-            return move_channel(
-                client,
-                namespace,
-                channel,
-                state.digest,
-                kind="rollback",
-                allow_downgrade=True,
-                reason=reason,
-                actor=actor,
-                run=run,
-                dry_run=dry_run,
-                timing=timing,
-                rollback_of=plan.undoes.rollback_of,
-                issuer=issuer,
-                gate=gate,
+        if issuer is None:
+            return MoveResult(
+                channel, state.digest, state.version, state.digest, plan.undoes.version, False, None
             )
-        return MoveResult(
-            channel, state.digest, state.version, state.digest, plan.undoes.version, False, None
-        )
-    assert plan.target is not None and plan.undoes is not None
+        # the rollback is there; its statement may not be: the same move again issues it
+        target, undoes, verify = state.digest, plan.undoes.rollback_of, None
+    else:
+        assert plan.target is not None and plan.undoes is not None
+        target, undoes = plan.target, plan.undoes.tag
     return move_channel(
         client,
         namespace,
         channel,
-        plan.target,
+        target,
         kind="rollback",
         allow_downgrade=True,
         reason=reason,
@@ -596,7 +584,7 @@ def rollback_channel(
         dry_run=dry_run,
         verify=verify,
         timing=timing,
-        rollback_of=plan.undoes.tag,
+        rollback_of=undoes,
         issuer=issuer,
         gate=gate,
     )
