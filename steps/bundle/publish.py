@@ -73,6 +73,7 @@ manifest, or touch a cluster.
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
 import json
 import logging
 import os
@@ -81,10 +82,10 @@ import shutil
 import stat
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import semver
 import yaml
@@ -143,6 +144,14 @@ BUNDLE_REPOSITORY = "alga-appliance-config"
 KUSTOMIZE_TIMEOUT = 120
 MAX_BUNDLE_LAYER = 64 * 1024 * 1024
 _SHA1_RE = re.compile(r"[0-9a-f]{40}\Z")
+
+T = TypeVar("T")
+
+
+class Memo(Protocol):
+    """A run's memo (``steps.cli.context.RunContext.memo``): ``compute()`` once per key."""
+
+    def __call__(self, key: tuple[object, ...], compute: Callable[[], T]) -> T: ...
 
 
 @dataclass(frozen=True)
@@ -446,6 +455,21 @@ def _read_build(
     return kustomizations_in(docs, f"build of ./{ref.path}")
 
 
+def rendering_key(render: RenderResult, charts: ChartSet, pin: PinMode, kubectl: str) -> str:
+    """What a validation depends on, as one digest: every rendered file (name and bytes),
+    the charts the bundle pins, the pin mode and the kubectl that builds it."""
+    h = hashlib.sha256()
+    for rel, data in sorted(render.files.items()):
+        for part in (rel.encode(), data):
+            h.update(len(part).to_bytes(8, "big"))
+            h.update(part)
+    chart_list = sorted(
+        (n, c.version, str(c.digest), c.repository) for n, c in charts.charts.items()
+    )
+    h.update(repr((charts.registry, charts.namespace, chart_list, pin, kubectl)).encode())
+    return h.hexdigest()
+
+
 def write_tree(root: Path, files: Mapping[str, bytes]) -> None:
     for rel, data in sorted(files.items()):
         target = root.joinpath(*rel.split("/"))
@@ -482,12 +506,15 @@ def prepare_bundle(
     kubectl: str | None = None,
     render_dir: Path | None = None,
     values_profile: str | None = None,
+    memo: Memo | None = None,
 ) -> PreparedBundle:
     """Read, rewrite, validate and pack the bundle. No registry access.
 
     With ``render_dir`` the rendered bundle is written (and validated) there, else in a
     temporary folder. ``charts_data`` is the charts step's result when it ran in this
-    process (``charts_file`` is then only named in messages).
+    process (``charts_file`` is then only named in messages). With ``memo`` (the run's),
+    a rendering already validated in this run (the same files, charts, pin mode and
+    kubectl: publish's precheck, then its real run) is not built with kustomize again.
     """
     check_registry(registry)
     repository = check_repository(f"{namespace}/{BUNDLE_REPOSITORY}")
@@ -523,19 +550,27 @@ def prepare_bundle(
     if render_dir is not None:
         render_dir.mkdir(parents=True, exist_ok=True)
         write_tree(render_dir, render.files)
+
     # Build a private copy, as Flux builds the extracted artifact: nothing next to the
     # bundle (a `../../x` that escapes it) can make the validation pass.
-    with tempfile.TemporaryDirectory(prefix="alga-bundle-") as tmp:
-        root = Path(tmp) / "bundle"
-        write_tree(root, render.files)
-        try:
-            validate_bundle(root, render, charts, pin, tool)
-        except BadInput as exc:
-            if render_dir is None:
-                raise
-            raise BadInput(
-                exc.message, hint=f"{exc.hint}\n  the rendered bundle is in {render_dir}"
-            ) from None
+    def validate() -> bool:
+        with tempfile.TemporaryDirectory(prefix="alga-bundle-") as tmp:
+            root = Path(tmp) / "bundle"
+            write_tree(root, render.files)
+            try:
+                validate_bundle(root, render, charts, pin, tool)
+            except BadInput as exc:
+                if render_dir is None:
+                    raise
+                raise BadInput(
+                    exc.message, hint=f"{exc.hint}\n  the rendered bundle is in {render_dir}"
+                ) from None
+        return True
+
+    if memo is None:
+        validate()
+    else:  # a failed validation raises, so only a valid rendering is remembered
+        memo(("bundle-validated", rendering_key(render, charts, pin, tool)), validate)
     created = source_created(overlay)
     annotations = annotations_for(created, source_url, revision)
     artifact = build_artifact(render.files, annotations)

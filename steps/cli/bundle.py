@@ -52,6 +52,7 @@ def cmd_bundle_publish(args: argparse.Namespace) -> dict[str, Any]:
         kubectl=args.kubectl,
         render_dir=args.dry_run,
         values_profile=args.values_profile,
+        memo=context_of(args).memo,
     )
     if args.dry_run:
         result = bundle.dry_run_result(prepared, args.dry_run)
