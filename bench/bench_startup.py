@@ -30,17 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import (  # noqa: E402
-    CLI,
-    Row,
-    add_common_args,
-    clean_env,
-    emit,
-    interleaved,
-    measured,
-    median,
-    tool,
-)
+from bench import common as bc  # noqa: E402
 from tests.harness.registry import start_registry  # noqa: E402
 from tests.integration.test_publish import IMAGE_REPOS, TAG, push_images  # noqa: E402
 
@@ -55,7 +45,7 @@ def stamped_version_env(work: Path) -> dict[str, str]:
     copy = work / "stamped"
     shutil.copytree(ROOT / "steps", copy / "steps", ignore=shutil.ignore_patterns("__pycache__"))
     (copy / "steps" / "data" / "build-commit").write_text("0123456789ab\n", encoding="utf-8")
-    return clean_env(PYTHONPATH=str(copy))
+    return bc.clean_env(PYTHONPATH=str(copy))
 
 
 def main() -> int:
@@ -63,20 +53,24 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rounds", type=int, default=21)
-    add_common_args(parser)
+    bc.add_common_args(parser)
     args = parser.parse_args()
     rounds = 2 if args.quick else args.rounds
-    crane = tool("crane")
-    env = clean_env()
+    crane = bc.tool("crane")
+    env = bc.clean_env()
     with tempfile.TemporaryDirectory(prefix="alga-bench-startup-") as tmp:
         work = Path(tmp)
         stamped = stamped_version_env(work)
-        module = [PYTHON, "-c", "import sys; from steps.cli import main; sys.argv[0]='alga-release'; main()"]
+        module = [
+            PYTHON,
+            "-c",
+            "import sys; from steps.cli import main; sys.argv[0]='alga-release'; main()",
+        ]
         with start_registry(work / "registry") as reg:
             push_images(reg)
             images = [a for key in IMAGE_REPOS for a in ("--image", f"{key}={TAG}")]
             noop = [
-                CLI,
+                bc.CLI,
                 "-q",
                 "images",
                 "check",
@@ -88,19 +82,19 @@ def main() -> int:
                 "--plain-http",
             ]
             cases = {
-                "ours --version (checkout: git)": lambda _n: measured(
-                    [CLI, "--version"], env, sample_rss=False
+                "ours --version (checkout: git)": lambda _n: bc.measured(
+                    [bc.CLI, "--version"], env, sample_rss=False
                 ),
-                "ours --version (stamped, as the image)": lambda _n: measured(
+                "ours --version (stamped, as the image)": lambda _n: bc.measured(
                     [*module, "--version"], stamped, sample_rss=False
                 ),
-                "crane version": lambda _n: measured([crane, "version"], env, sample_rss=False),
-                "ours --help": lambda _n: measured([CLI, "--help"], env, sample_rss=False),
-                "crane --help": lambda _n: measured([crane, "--help"], env, sample_rss=False),
-                "ours no-op step (images check)": lambda _n: measured(
+                "crane version": lambda _n: bc.measured([crane, "version"], env, sample_rss=False),
+                "ours --help": lambda _n: bc.measured([bc.CLI, "--help"], env, sample_rss=False),
+                "crane --help": lambda _n: bc.measured([crane, "--help"], env, sample_rss=False),
+                "ours no-op step (images check)": lambda _n: bc.measured(
                     noop, env, sample_rss=False
                 ),
-                "crane digest (one HEAD)": lambda _n: measured(
+                "crane digest (one HEAD)": lambda _n: bc.measured(
                     [
                         crane,
                         "digest",
@@ -110,25 +104,25 @@ def main() -> int:
                     env,
                     sample_rss=False,
                 ),
-                "python -c pass": lambda _n: measured(
+                "python -c pass": lambda _n: bc.measured(
                     [PYTHON, "-c", "pass"], env, sample_rss=False
                 ),
-                "python -I -S -c pass": lambda _n: measured(
+                "python -I -S -c pass": lambda _n: bc.measured(
                     [PYTHON, "-I", "-S", "-c", "pass"], env, sample_rss=False
                 ),
             }
             for label, case in cases.items():  # warm the page cache once, unmeasured
                 case(-1).check(label)
-            results = interleaved(rounds, cases)
-    ms = {label: median([m.seconds for m in runs]) * 1000 for label, runs in results.items()}
+            results = bc.interleaved(rounds, cases)
+    ms = {label: bc.median([m.seconds for m in runs]) * 1000 for label, runs in results.items()}
     print(f"start-up, median of {rounds} interleaved rounds (wall ms, process launch included)")
     print(f"{'command':<42} {'median ms':>10} {'best ms':>8}")
     for label, runs in results.items():
         best = min(m.seconds for m in runs) * 1000
         print(f"{label:<42} {ms[label]:>10.1f} {best:>8.1f}")
 
-    def row(work: str, ours: str, peer: str | None, target_ms: float) -> Row:
-        return Row(
+    def row(work: str, ours: str, peer: str | None, target_ms: float) -> bc.Row:
+        return bc.Row(
             work,
             f"{ms[ours]:.0f} ms",
             f"{peer.split(' (')[0]} {ms[peer]:.0f} ms" if peer else "-",
@@ -137,16 +131,28 @@ def main() -> int:
             ms[ours] <= target_ms,
         )
 
-    emit(
+    bc.emit(
         args,
         [
-            row("`alga-release --version` (checkout, asks git)", "ours --version (checkout: git)",
-                "crane version", 100),
-            row("`alga-release --version` (stamped, as in the image)",
-                "ours --version (stamped, as the image)", "crane version", 100),
+            row(
+                "`alga-release --version` (checkout, asks git)",
+                "ours --version (checkout: git)",
+                "crane version",
+                100,
+            ),
+            row(
+                "`alga-release --version` (stamped, as in the image)",
+                "ours --version (stamped, as the image)",
+                "crane version",
+                100,
+            ),
             row("`alga-release --help`", "ours --help", "crane --help", 100),
-            row("a no-op step (`images check`, 5 HEADs)", "ours no-op step (images check)",
-                "crane digest (one HEAD)", 250),
+            row(
+                "a no-op step (`images check`, 5 HEADs)",
+                "ours no-op step (images check)",
+                "crane digest (one HEAD)",
+                250,
+            ),
         ],
     )
     return 0

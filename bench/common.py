@@ -45,11 +45,13 @@ def tool(name: str) -> str:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """The environment for a measured process: anonymous registry access, tools on PATH,
+    """The environment for a measured process: no ``ALGA_*`` settings but anonymous
+    registry access (every other option at its default), tools on PATH,
     and bytecode caching on (``PYTHONDONTWRITEBYTECODE`` removed: an installed package
     has its ``.pyc`` files, so a checkout must be allowed to write them, or every run
     would compile the package from source and the start-up figures would be wrong)."""
-    env = dict(os.environ, ALGA_REGISTRY_USERNAME="", ALGA_REGISTRY_PASSWORD="")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALGA_")}  # defaults only
+    env.update(ALGA_REGISTRY_USERNAME="", ALGA_REGISTRY_PASSWORD="")
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PATH"] = f"{TOOLS}{os.pathsep}{env.get('PATH', '')}"
     env.update(extra)
@@ -248,7 +250,9 @@ def print_rows(rows: Sequence[Row]) -> None:
     print("  ".join("-" * w for w in widths) + "  " + "-" * 6)
     for r in rows:
         cells = (r.work, r.ours, r.peer, r.ratio_text())
-        print("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + "  " + r.verdict())
+        print(
+            "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + "  " + r.verdict()
+        )
     sys.stdout.flush()
 
 
