@@ -55,7 +55,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=21)
     bc.add_common_args(parser)
     args = parser.parse_args()
-    rounds = 2 if args.quick else args.rounds
+    rounds = 1 if args.quick else args.rounds
     crane = bc.tool("crane")
     env = bc.clean_env()
     with tempfile.TemporaryDirectory(prefix="alga-bench-startup-") as tmp:
