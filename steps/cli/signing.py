@@ -19,11 +19,13 @@ from steps.cli.context import context_of
 
 def signer_of(args: argparse.Namespace) -> Any:
     """The run's Signer, or None when no ``--signing-key`` is configured."""
-    from steps.signing.cosign import load_signer
-
     key_file = getattr(args, "signing_key", None)
     password_file = getattr(args, "signing_key_password_file", None)
     required = bool(getattr(args, "require_signing", False))
+    if key_file is None and not required:
+        return None  # nothing to load: the signing code (and cryptography) stays unimported
+    from steps.signing.cosign import load_signer
+
     return context_of(args).memo(
         ("signer", str(key_file), str(password_file), required),
         lambda: load_signer(
