@@ -49,7 +49,7 @@ import random
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -61,7 +61,7 @@ import httpx
 from steps.errors import BadInput, ReleaseError
 from steps.oci import mediatypes as mt
 from steps.oci.auth import Challenge, Credentials, TokenCache, parse_challenge, scope_for
-from steps.oci.bodies import Counted, OneShot, chunks, regroup
+from steps.oci.bodies import Counted, OneShot, chunks, read_ahead, regroup
 from steps.oci.errors import (
     AuthError,
     CommandTimeout,
@@ -113,6 +113,9 @@ ENV_RETRY_DELAY = "ALGA_RETRY_BASE_DELAY"
 ENV_RETRY_ATTEMPTS = "ALGA_RETRY_ATTEMPTS"
 #: A blob copy streamed from another registry is PATCHed in pieces of this size.
 DEFAULT_STREAM_CHUNK_SIZE = 64 * 1024 * 1024
+#: A copied blob's download runs this many 1 MiB pieces ahead of its upload, in a thread
+#: (one is enough to keep both connections busy, and keeps the copy's memory small).
+READ_AHEAD = 1
 
 #: ``progress(bytes_so_far, total_or_None)``, called as a blob transfer advances.
 Progress = Callable[[int, "int | None"], None]
@@ -601,7 +604,7 @@ class RegistryClient:
 
     def stream_blob(
         self, repository: str, digest: Digest, *, size: int | None = None
-    ) -> Iterator[bytes]:
+    ) -> Generator[bytes, None, None]:
         """The blob's bytes as they arrive (1 MiB pieces), with the body's deadline.
 
         Checks the length as it goes (more than ``size`` is :class:`DigestMismatch`,
@@ -719,10 +722,15 @@ class RegistryClient:
 
         def upload() -> None:
             hasher = digest.hasher()
+            stream = source.stream_blob(source_repository, digest, size=size)
+            if size > self.monolithic_limit:
+                # the download runs a piece ahead, on a thread of its own, while the upload
+                # sends: both connections stay busy (memory: a piece or two more)
+                stream = read_ahead(stream, READ_AHEAD)
 
             def pieces() -> Iterator[bytes]:
                 done = 0
-                for chunk in source.stream_blob(source_repository, digest, size=size):
+                for chunk in stream:
                     hasher.update(chunk)
                     done += len(chunk)
                     if progress is not None:
@@ -736,19 +744,22 @@ class RegistryClient:
                         hint="the source registry or a proxy served altered content",
                     )
 
-            if size <= self.monolithic_limit:
-                payload = b"".join(pieces())
-                check()
-                self._upload_monolithic(repository, digest, payload, what)
-            else:
-                self._upload_chunked(
-                    repository,
-                    digest,
-                    regroup(pieces(), self.stream_chunk_size),
-                    size,
-                    what,
-                    before_commit=check,
-                )
+            try:
+                if size <= self.monolithic_limit:
+                    payload = b"".join(pieces())
+                    check()
+                    self._upload_monolithic(repository, digest, payload, what)
+                else:
+                    self._upload_chunked(
+                        repository,
+                        digest,
+                        regroup(pieces(), self.stream_chunk_size),
+                        size,
+                        what,
+                        before_commit=check,
+                    )
+            finally:
+                stream.close()  # a failed attempt lets go of the source (and its thread) now
 
         return self._restarting(upload, what)
 
