@@ -238,9 +238,9 @@ def main() -> int:
         index = 0 if phase == "cold" else 1
         return bc.Row(
             work_text,
-            f"{bc.seconds_text(ours)}, {rss['ours', phase]:.0f} bc.MiB peak, "
+            f"{bc.seconds_text(ours)}, {rss['ours', phase]:.0f} MiB peak, "
             f"{counted['ours'].requests[index]} requests",
-            f"{peer} {bc.seconds_text(theirs)}, {rss[peer, phase]:.0f} bc.MiB peak, "
+            f"{peer} {bc.seconds_text(theirs)}, {rss[peer, phase]:.0f} MiB peak, "
             f"{counted[peer].requests[index]} requests",
             ours / theirs,
             f"<= {limit:g}x {peer}",
