@@ -21,7 +21,6 @@ Figures only, nothing asserted.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import random
@@ -180,13 +179,11 @@ CONTENDERS = ("ours", "skopeo", "crane")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    args = bc.parse_args(
+        __doc__,
+        5,
+        lambda p: p.add_argument("--size-mb", type=int, default=500, help="the layer's size (MB)"),
     )
-    parser.add_argument("--size-mb", type=int, default=500, help="the layer's size (MB)")
-    parser.add_argument("--rounds", type=int, default=5)
-    bc.add_common_args(parser)
-    args = parser.parse_args()
     rounds = 1 if args.quick else args.rounds
     megabytes = 4 if args.quick else args.size_mb
     for name in CONTENDERS:
@@ -217,8 +214,7 @@ def main() -> int:
         f"{'copy':<8} {'phase':<7} {'wall s':>7} {'cpu s':>6} {'peak MiB':>9} {'requests':>8} "
         f"{'uploaded MB':>11}"
     )
-    print(header)
-    print("-" * len(header))
+    bc.print_header(header)
     wall: dict[tuple[str, str], float] = {}
     rss: dict[tuple[str, str], float] = {}
     for name, group in results.items():

@@ -30,7 +30,6 @@ warms the page and bytecode caches). Figures only, nothing asserted.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
@@ -254,12 +253,7 @@ def one_round(contender: Contender, work: Path, *, count: bool = False) -> Round
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--rounds", type=int, default=5)
-    bc.add_common_args(parser)
-    args = parser.parse_args()
+    args = bc.parse_args(__doc__, 5)
     # --quick: a smoke run, the counting round alone (through the proxy, timed too), every
     # contender of ours with a 0.1 s settle
     quick = 0.1 if args.quick else None
@@ -287,8 +281,7 @@ def main() -> int:
         f"{'contender':<34} {'phase':<10} {'wall s':>7} {'cpu s':>6} {'peak MiB':>8} "
         f"{'requests':>8}"
     )
-    print(header)
-    print("-" * len(header))
+    bc.print_header(header)
     wall: dict[tuple[str, str], float] = {}
     for label, group in results.items():
         for index, phase in enumerate(("cold", "unchanged")):

@@ -22,7 +22,6 @@ Figures only, nothing asserted.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -49,12 +48,7 @@ def stamped_version_env(work: Path) -> dict[str, str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--rounds", type=int, default=21)
-    bc.add_common_args(parser)
-    args = parser.parse_args()
+    args = bc.parse_args(__doc__, 21)
     rounds = 1 if args.quick else args.rounds
     crane = bc.tool("crane")
     env = bc.clean_env()

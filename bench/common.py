@@ -225,6 +225,28 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def parse_args(
+    doc: str | None,
+    rounds: int,
+    more: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> argparse.Namespace:
+    """A benchmark's arguments: ``--rounds`` (default ``rounds``), ``--quick``, ``--rows``
+    and what ``more`` adds; the module docstring is its help."""
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=rounds)
+    if more is not None:
+        more(parser)
+    add_common_args(parser)
+    return parser.parse_args()
+
+
+def print_header(header: str) -> None:
+    print(header)
+    print("-" * len(header))
+
+
 def emit(args: argparse.Namespace, rows: Sequence[Row]) -> None:
     """Print the summary rows, and append them to ``--rows FILE`` when given."""
     print_rows(rows)

@@ -105,17 +105,21 @@ def read_ahead(pieces: Iterable[bytes], depth: int) -> Generator[bytes, None, No
     waiting: queue.Queue[object] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def offer(item: object) -> bool:
+        """Hand ``item`` over; False when the consumer has stopped meanwhile."""
+        while not stop.is_set():
+            try:
+                waiting.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def pull() -> None:
         iterator = iter(pieces)
         try:
             for piece in iterator:
-                while not stop.is_set():
-                    try:
-                        waiting.put(piece, timeout=0.05)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not offer(piece):
                     return
             item: object = _END
         except BaseException as exc:  # handed to the consumer, which raises it
@@ -124,12 +128,7 @@ def read_ahead(pieces: Iterable[bytes], depth: int) -> Generator[bytes, None, No
             close = getattr(iterator, "close", None)
             if close is not None:
                 close()
-        while not stop.is_set():
-            try:
-                waiting.put(item, timeout=0.05)
-                return
-            except queue.Full:
-                continue
+        offer(item)
 
     worker = threading.Thread(target=pull, name="read-ahead", daemon=True)
     worker.start()
