@@ -1457,7 +1457,9 @@ export function yamlString(value) {
 export function renderOciRepository(release, { name = 'alga-appliance', namespace = FLUX_NAMESPACE, interval = '1m0s', trustedKeys = [] } = {}) {
   const spec = { interval, url: `oci://${release.config.repository}`, ref: { digest: release.config.digest } };
   if (trustedKeySet(trustedKeys).length > 0) spec.verify = { provider: 'cosign', secretRef: { name: TRUSTED_KEYS_SECRET } };
-  return { apiVersion: 'source.toolkit.fluxcd.io/v1beta2', kind: 'OCIRepository', metadata: { name, namespace }, spec };
+  // v1, as the appliance's setup-engine writes it: served from Flux 2.6 on; v1beta2 was
+  // removed in Flux 2.8 (source-controller 1.8.0)
+  return { apiVersion: 'source.toolkit.fluxcd.io/v1', kind: 'OCIRepository', metadata: { name, namespace }, spec };
 }
 
 /** The Secret key a trusted key is stored under: sha256-<16 hex>.pub (its key id). */

@@ -1861,7 +1861,9 @@ def render_oci_repository(
     if trusted_key_set(trusted_keys):
         spec["verify"] = {"provider": "cosign", "secretRef": {"name": TRUSTED_KEYS_SECRET}}
     return {
-        "apiVersion": "source.toolkit.fluxcd.io/v1beta2",
+        # v1, as the appliance's setup-engine writes it: served from Flux 2.6 on; v1beta2
+        # was removed in Flux 2.8 (source-controller 1.8.0)
+        "apiVersion": "source.toolkit.fluxcd.io/v1",
         "kind": "OCIRepository",
         "metadata": {"name": name, "namespace": namespace},
         "spec": spec,

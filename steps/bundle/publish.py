@@ -153,6 +153,7 @@ class PreparedBundle:
     repository: str  # <namespace>/alga-appliance-config
     version: str
     pin: PinMode
+    verify_charts: bool
     overlay: Path
     charts: ChartSet
     source_files: Mapping[str, bytes]
@@ -369,7 +370,13 @@ def kustomize_build(kubectl: str, root: Path, rel: str) -> tuple[bool, str]:
 
 
 def validate_bundle(
-    root: Path, render: RenderResult, charts: ChartSet, pin: PinMode, kubectl: str
+    root: Path,
+    render: RenderResult,
+    charts: ChartSet,
+    pin: PinMode,
+    kubectl: str,
+    *,
+    verify_charts: bool = False,
 ) -> dict[str, list[object]]:
     """Build ``./base`` and every folder a Flux Kustomization names (found in the files
     and, transitively, in what the builds produce) with the real kustomize, then check the
@@ -402,7 +409,7 @@ def validate_bundle(
             for ref, (ok, output) in zip(wave, results, strict=True):
                 queue.extend(_read_build(ref, ok, output, built, problems))
     if not problems:
-        problems = check_built_objects(built, charts, pin)
+        problems = check_built_objects(built, charts, pin, verify_charts=verify_charts)
     if problems:
         if len(problems) == 1:
             message = f"the rendered bundle is not valid: {problems[0]}"
@@ -482,8 +489,12 @@ def prepare_bundle(
     kubectl: str | None = None,
     render_dir: Path | None = None,
     values_profile: str | None = None,
+    verify_charts: bool = False,
 ) -> PreparedBundle:
     """Read, rewrite, validate and pack the bundle. No registry access.
+
+    ``verify_charts``: every pinned chart source verifies the chart's cosign signature
+    (:func:`steps.bundle.flux.chart_verification`).
 
     With ``render_dir`` the rendered bundle is written (and validated) there, else in a
     temporary folder. ``charts_data`` is the charts step's result when it ran in this
@@ -512,7 +523,9 @@ def prepare_bundle(
         _check_output_dir(render_dir, overlay)
     files = read_overlay(overlay)
     log.info("rendering the overlay %s (%d files, %s)", overlay, len(files), config.origin)
-    render = render_bundle(files, charts, pin, values_profile or config.values_profile)
+    render = render_bundle(
+        files, charts, pin, values_profile or config.values_profile, verify_charts=verify_charts
+    )
     for warning in render.warnings:
         log.warning("%s", warning)
     for path in render.reserialised:
@@ -529,7 +542,7 @@ def prepare_bundle(
         root = Path(tmp) / "bundle"
         write_tree(root, render.files)
         try:
-            validate_bundle(root, render, charts, pin, tool)
+            validate_bundle(root, render, charts, pin, tool, verify_charts=verify_charts)
         except BadInput as exc:
             if render_dir is None:
                 raise
@@ -553,6 +566,7 @@ def prepare_bundle(
         repository=repository,
         version=version,
         pin=pin,
+        verify_charts=verify_charts,
         overlay=overlay,
         charts=charts,
         source_files=files,
@@ -689,6 +703,7 @@ def _result(prepared: PreparedBundle, digest: Digest, status: str) -> dict[str, 
         "reference": f"{prepared.full_repository}:{prepared.version}@{digest}",
         "status": status,
         "warnings": list(prepared.render.warnings),
+        "verifyCharts": prepared.verify_charts,
     }
 
 

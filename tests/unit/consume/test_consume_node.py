@@ -238,8 +238,9 @@ process.stdout.write(JSON.stringify(new rc.FileCache(read).load()));
     assert (tmp_path / "js.json").read_bytes() == (tmp_path / "py.json").read_bytes()
 
 
-# The in-cluster updater's setter (appliance-status.yaml's setYamlValue) in three ports: the
-# publisher's (steps/release/setters.py), and each twin's. Same texts, same verdicts.
+# The in-cluster updater's setter (appliance-status.yaml's setYamlValue): the publisher's
+# contract check (steps/release/setters.py, which calls the Python twin's port) and the
+# Node twin's port. Same texts, same verdicts.
 UPDATER_TEXTS = [
     ("image:\n  repository: r\n  tag: latest # pinned\npublicBaseUrl: u\n", "image.tag"),
     ("a:\r\n  b: 1\r\n", "a.b"),
