@@ -20,8 +20,11 @@ exactly ``release_steps``' lists: ``ALGA_DRY_RUN`` (the ``dry-run`` parameter) o
 step, ``ALGA_VERIFY_CHARTS`` (the ``verify-charts`` parameter) on the bundle step,
 ``ALGA_RUN`` (the workflow name) on the channel move only, so that the run is
 recorded in the channel's audit record but never in the manifest (a re-run with the
-same inputs must give the same manifest bytes). The steps that ``release_steps`` drops
-in a dry run (``verify``) get a ``when`` on ``dry-run`` instead. A step whose dry run
+same inputs must give the same manifest bytes), and ``ALGA_RUN_ID`` (the workflow name)
+with ``ALGA_BUILDER_ID`` (this template's URI) on the manifest step, the runDetails of
+the release's provenance attestation (the only run-dependent part of it). The steps
+that ``release_steps`` drops in a dry run (``verify``) get a ``when`` on ``dry-run``
+instead. A step whose dry run
 the CLI does not yet take from ``ALGA_DRY_RUN`` would write in a "dry" run, so
 :func:`dry_run_unsupported` asks the real parser at render time, and while any such
 step is left the checkout task refuses ``dry-run=true`` (exit 2, before cloning).
@@ -95,6 +98,7 @@ from pipelines import common as c
 from pipelines import control_plane as cp
 from pipelines import promote
 from steps.release.plan import PublishParams, RegistryParams, Step, release_steps
+from steps.release.provenance import workflow_template_builder_id
 
 NAME = "alga-appliance-release"
 ENTRYPOINT = "release"
@@ -300,6 +304,10 @@ def step_env(step: Step) -> list[Env | SecretEnv]:
         env.append(Env(name="ALGA_RUN", value="{{workflow.name}}"))
     if step.name == "bundle":
         env.append(Env(name="ALGA_VERIFY_CHARTS", value=c.workflow_parameter("verify-charts")))
+    if step.name == "manifest":
+        # The provenance attestation's runDetails (it is made only when the step signs).
+        env.append(Env(name="ALGA_RUN_ID", value="{{workflow.name}}"))
+        env.append(Env(name="ALGA_BUILDER_ID", value=workflow_template_builder_id(NAME)))
     return env
 
 

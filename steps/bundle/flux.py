@@ -161,10 +161,7 @@ def parse_charts_json(
         digest_text = entry.get("digest")
         if not isinstance(digest_text, str):
             raise BadInput(f"{where}: 'digest' must be a 'sha256:<64 hex>' string")
-        try:
-            digest = Digest.parse(digest_text)
-        except InvalidReference as exc:
-            raise BadInput(f"{where}: {exc.message}") from None
+        digest = Digest.parse_for(digest_text, where, BadInput)
         expected = f"{registry}/{namespace}/charts/{name}"
         repository = entry.get("repository")
         if repository != expected:

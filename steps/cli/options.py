@@ -332,6 +332,27 @@ def run(parser: argparse.ArgumentParser, what: str = "the run recorded with the 
     )
 
 
+def attestation_run(parser: argparse.ArgumentParser) -> None:
+    """``--run-id`` and ``--builder-id``: the provenance attestation's ``runDetails``."""
+    group = parser.add_argument_group("provenance (with --signing-key)")
+    group.add_argument(
+        "--run-id",
+        default=env_str("ALGA_RUN_ID"),
+        metavar="NAME",
+        help="the run, recorded as the provenance attestation's invocationId (env "
+        "ALGA_RUN_ID; the Argo template passes the workflow name; default: none, so that a "
+        "re-run gives the same attestation bytes)",
+    )
+    group.add_argument(
+        "--builder-id",
+        default=env_str("ALGA_BUILDER_ID"),
+        metavar="URI",
+        help="who builds the release, recorded as the attestation's builder id (env "
+        "ALGA_BUILDER_ID; the Argo template passes its own; default: the alga-release CLI's "
+        "URI)",
+    )
+
+
 def actor() -> str | None:
     """Who moves a channel, when set (``ALGA_ACTOR``); else the channel code asks the system."""
     return env_str("ALGA_ACTOR")

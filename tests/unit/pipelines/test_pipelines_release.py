@@ -81,7 +81,14 @@ VALUES = {
     "inputs.parameters.namespace": "nine-minds",
 }
 
-ENV_TOGGLES = ("ALGA_DRY_RUN", "ALGA_ALLOW_DOWNGRADE", "ALGA_REASON", "ALGA_RUN")
+ENV_TOGGLES = (
+    "ALGA_DRY_RUN",
+    "ALGA_ALLOW_DOWNGRADE",
+    "ALGA_REASON",
+    "ALGA_RUN",
+    "ALGA_RUN_ID",
+    "ALGA_BUILDER_ID",
+)
 
 
 def fill(text: str, values: dict[str, str] = VALUES) -> str:
@@ -401,6 +408,26 @@ def test_the_channel_move_records_the_run_from_the_environment(
     clean_env.setenv("ALGA_RUN", "alga-appliance-release-x7cct")
     args = parse(templates(load("release.yaml"))["channel"]["container"]["args"])
     assert args.run == "alga-appliance-release-x7cct"
+
+
+def test_the_manifest_step_attests_with_the_workflow_name_and_the_template_as_builder(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    from steps.release.provenance import RunDetails, workflow_template_builder_id
+
+    all_templates = templates(load("release.yaml"))
+    with_run_id = [
+        s.name for s in expected_steps() if "ALGA_RUN_ID" in env_of(all_templates[s.name])
+    ]
+    assert with_run_id == ["manifest"]
+    env = env_of(all_templates["manifest"])
+    assert env["ALGA_RUN_ID"] == "{{workflow.name}}"
+    assert env["ALGA_BUILDER_ID"] == workflow_template_builder_id(release.NAME)
+    clean_env.setenv("ALGA_RUN_ID", "alga-appliance-release-x7cct")
+    clean_env.setenv("ALGA_BUILDER_ID", env["ALGA_BUILDER_ID"])
+    args = parse(all_templates["manifest"]["container"]["args"])
+    run = RunDetails.parse(args.builder_id, args.run_id)
+    assert run == RunDetails(env["ALGA_BUILDER_ID"], "alga-appliance-release-x7cct")
 
 
 def test_promote_parses_and_takes_its_toggles_from_the_environment(
