@@ -20,6 +20,26 @@ What lives here (and nowhere else):
   Kubernetes secret named by ``registry-secret`` (default ``github-token``), key
   ``registry-secret-key`` (default ``token``), by ``secretKeyRef`` only. The password is
   never a parameter, an argument or a literal.
+- **The signing key.** Every step that signs or checks signatures (all ``alga-release``
+  steps but ``control-plane check``) mounts the Kubernetes secret named by
+  ``signing-secret`` (default :data:`SIGNING_SECRET`), read-only, with only the key
+  ``signing-secret-key`` (default ``cosign.key``, as ``cosign generate-key-pair
+  k8s://NS/NAME`` names it) as the file :data:`SIGNING_KEY_FILE`, which
+  ``ALGA_SIGNING_KEY`` names; the key's password is ``ALGA_SIGNING_KEY_PASSWORD`` from the
+  key ``signing-secret-password-key`` (default ``cosign.password``) by ``secretKeyRef``
+  (:func:`signing_key`). Both are ``optional`` on purpose: a missing secret (or key) of a
+  volume keeps the pod in ``ContainerCreating``, and of a ``secretKeyRef`` in
+  ``CreateContainerConfigError``, until the step's deadline (Argo only copies the waiting
+  reason into the node's message: ``getPendingReason`` in ``workflow/controller/
+  operator.go``, 3.6 to 4.x). Optional, the pod starts and the first task fails at once
+  (exit 2) with a message naming the secret: the release's checkout runs
+  :func:`signing_guard` before cloning, and ``alga-release`` itself says so from
+  ``ALGA_SIGNING_KEY_ORIGIN`` (promote, whose only task is the move). A password is not
+  required: an unencrypted PKCS#8 key has none, and an encrypted key without it stops the
+  step before any push (exit 2). The secret's name and keys are parameters, like the
+  registry secret's (see :mod:`pipelines.control_plane` for why that secret's name is
+  fixed): nothing read from this one ever leaves the pod (a key signs, a password opens
+  the key), so naming another secret can only make the step fail.
 - **Retries.** Only exit code 75 (transient registry or network failure, the CLI's
   contract) is retried by Argo, at once and at most :data:`RETRY_LIMIT` times; 2 (bad
   input), 3 (refused by a gate) and 1 fail at once. There is deliberately no
@@ -67,6 +87,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from hera.workflows import Container, EmptyDirVolume, Env, Parameter, RetryStrategy, SecretEnv
@@ -96,6 +117,15 @@ DEFAULT_NAMESPACE = "nine-minds"
 DEFAULT_REGISTRY_USERNAME = "robertisaacs"
 REGISTRY_SECRET = "github-token"  # default of the registry-secret parameter
 REGISTRY_SECRET_KEY = "token"  # default of registry-secret-key: the key holding the token
+
+# -- the signing key (its own secret: never the registry token's) -----------------------
+
+SIGNING_SECRET = "alga-appliance-signing"  # default of the signing-secret parameter
+SIGNING_SECRET_KEY = "cosign.key"  # default of signing-secret-key: the private key
+SIGNING_SECRET_PASSWORD_KEY = "cosign.password"  # default of signing-secret-password-key
+SIGNING_VOLUME = "signing-key"
+SIGNING_DIR = "/var/run/secrets/alga-release/signing"
+SIGNING_KEY_FILE = f"{SIGNING_DIR}/cosign.key"  # whatever the secret's key is called
 
 CHANNELS = ("nightly", "stable")
 BOOLEAN = ("false", "true")
@@ -197,6 +227,35 @@ def registry_arguments() -> list[Parameter]:
     ]
 
 
+def signing_arguments() -> list[Parameter]:
+    """Where the signing key is: the secret and its two keys (never the key itself)."""
+    return [
+        Parameter(
+            name="signing-secret",
+            value=SIGNING_SECRET,
+            description="Kubernetes secret (in the workflow namespace) holding the release "
+            "signing key (ECDSA P-256: cosign's encrypted key file or a PKCS#8 PEM) and its "
+            "password; required: a run without it fails in its first task, before any push",
+        ),
+        Parameter(
+            name="signing-secret-key",
+            value=SIGNING_SECRET_KEY,
+            description="key of signing-secret that holds the private key",
+        ),
+        Parameter(
+            name="signing-secret-password-key",
+            value=SIGNING_SECRET_PASSWORD_KEY,
+            description="key of signing-secret that holds the key's password (may be absent "
+            "for an unencrypted PKCS#8 key)",
+        ),
+    ]
+
+
+def signing_parameter_names() -> list[str]:
+    """Names of :func:`signing_arguments`, in order."""
+    return [p.name for p in signing_arguments() if p.name]
+
+
 def step_image_parameter() -> Parameter:
     """``step-image``: the recorded pin as default, or required while there is none."""
     description = "the alga-release step image, pinned by digest (<repo>@sha256:<hex>)"
@@ -259,6 +318,89 @@ def registry_env(parameter: Callable[[str], str]) -> list[Env | SecretEnv]:
             secret_key=parameter("registry-secret-key"),
         ),
     ]
+
+
+@dataclass(frozen=True)
+class MountedSecret:
+    """A secret a container reads as files: the volume, its read-only mount, and the env."""
+
+    volume: m.Volume
+    mount: m.VolumeMount
+    env: tuple[Env | SecretEnv, ...]
+
+
+def _signing_mount(parameter: Callable[[str], str], *env: Env | SecretEnv) -> MountedSecret:
+    """The signing secret's one key as a read-only file, with ``env``."""
+    volume = m.Volume(
+        name=SIGNING_VOLUME,
+        secret=m.SecretVolumeSource(
+            secret_name=parameter("signing-secret"),
+            items=[m.KeyToPath(key=parameter("signing-secret-key"), path="cosign.key")],
+            default_mode=0o440,  # readable by the step's group (fsGroup), no one else
+            optional=True,  # missing: the first task says so (see the module docstring)
+        ),
+    )
+    mount = m.VolumeMount(name=SIGNING_VOLUME, mount_path=SIGNING_DIR, read_only=True)
+    return MountedSecret(volume=volume, mount=mount, env=env)
+
+
+def signing_origin(parameter: Callable[[str], str]) -> str:
+    """Where the key file comes from, in words (what a missing key's message names)."""
+    return (
+        f"the Kubernetes secret '{parameter('signing-secret')}' (key "
+        f"'{parameter('signing-secret-key')}') in the workflow's namespace"
+    )
+
+
+def signing_key(parameter: Callable[[str], str]) -> MountedSecret:
+    """The signing key for ``alga-release``: the mounted file, its password, its origin.
+
+    ``parameter`` is :func:`workflow_parameter` or :func:`input_parameter`, as for
+    :func:`registry_env`. Give it to :func:`step_container` (``secrets=``).
+    """
+    return _signing_mount(
+        parameter,
+        Env(name="ALGA_SIGNING_KEY", value=SIGNING_KEY_FILE),
+        SecretEnv(
+            name="ALGA_SIGNING_KEY_PASSWORD",
+            secret_name=parameter("signing-secret"),
+            secret_key=parameter("signing-secret-password-key"),
+            optional=True,  # an unencrypted key has none; a needed one missing is exit 2
+        ),
+        Env(name="ALGA_SIGNING_KEY_ORIGIN", value=signing_origin(parameter)),
+    )
+
+
+def signing_key_create(parameter: Callable[[str], str]) -> str:
+    """The ``kubectl`` command that creates the secret :func:`signing_key` reads."""
+    return (
+        f"kubectl create secret generic {parameter('signing-secret')} "
+        f"--from-file={parameter('signing-secret-key')}=release.key "
+        f"--from-file={parameter('signing-secret-password-key')}=release.password"
+    )
+
+
+def signing_key_check(parameter: Callable[[str], str]) -> MountedSecret:
+    """The signing key for :func:`signing_guard` (a script): the file and what to say when
+    it is missing; no password."""
+    return _signing_mount(
+        parameter,
+        Env(name="SIGNING_KEY_FILE", value=SIGNING_KEY_FILE),
+        Env(name="SIGNING_KEY_ORIGIN", value=signing_origin(parameter)),
+        Env(name="SIGNING_KEY_CREATE", value=signing_key_create(parameter)),
+    )
+
+
+def signing_guard(task: str) -> str:
+    """Shell: exit 2 naming the secret unless :func:`signing_key_check`'s file is there."""
+    return f"""\
+if [ ! -s "$SIGNING_KEY_FILE" ]; then
+  echo "{task}: no signing key: $SIGNING_KEY_ORIGIN is missing (no such secret, or no" \\
+    "such key in it), and every release is signed. Create it (alga-release keys generate" \\
+    "makes release.key): $SIGNING_KEY_CREATE; or pass -p signing-secret=<name>" >&2
+  exit 2
+fi
+"""
 
 
 def step_retry_env() -> list[Env | SecretEnv]:
@@ -329,6 +471,7 @@ def step_container(
     scratch_size: str = SCRATCH_SIZE,
     sidecars: Sequence[m.UserContainer] = (),
     sidecar_volumes: Sequence[m.Volume] = (),
+    secrets: Sequence[MountedSecret] = (),
 ) -> Container:
     """A container template with every shared default; must be called in a workflow context.
 
@@ -337,6 +480,7 @@ def step_container(
     image's entrypoint up in the registry). ``sidecars`` bring their own security
     context and mount only ``sidecar_volumes``, which the step container does not mount:
     the hardening here is the step container's and the pod's, never relaxed for a sidecar.
+    ``secrets`` (e.g. :func:`signing_key`) are mounted read-only, with their env.
     """
     mounts = (
         [
@@ -348,14 +492,19 @@ def step_container(
         ]
         if workspace
         else []
-    )
+    ) + [secret.mount for secret in secrets]
     return Container(
         name=name,
         image=image,
         image_pull_policy="IfNotPresent",
         command=list(command),
         args=list(args),
-        env=[*scratch_env(), *(step_retry_env() if command[0] == ENTRYPOINT else []), *env],
+        env=[
+            *scratch_env(),
+            *(step_retry_env() if command[0] == ENTRYPOINT else []),
+            *env,
+            *(e for secret in secrets for e in secret.env),
+        ],
         inputs=list(inputs) or None,
         outputs=list(outputs) or None,
         volumes=[
@@ -363,6 +512,7 @@ def step_container(
                 name=SCRATCH_VOLUME, mount_path=SCRATCH_DIR, size_limit=m.Quantity(scratch_size)
             ),
             *sidecar_volumes,
+            *(secret.volume for secret in secrets),
         ],
         volume_mounts=mounts or None,
         security_context=container_security_context(),

@@ -326,6 +326,7 @@ def copy_template(image: str) -> Container:
         env=[*step_env(), *source_credentials_env()],
         outputs=[result_output()],
         workspace=True,
+        secrets=[c.signing_key(c.workflow_parameter)],
     )
 
 
@@ -343,6 +344,7 @@ def build_template(image: str) -> Container:
         workspace=True,
         deadline_seconds=BUILD_DEADLINE_SECONDS,
         scratch_size=BUILD_SCRATCH_SIZE,
+        secrets=[c.signing_key(c.workflow_parameter)],
         sidecars=[dind_sidecar(c.workflow_parameter(DIND_PARAMETER))],
         sidecar_volumes=[
             m.Volume(

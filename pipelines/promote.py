@@ -46,6 +46,7 @@ def arguments() -> list[Parameter]:
         Parameter(name="reason", value="", description="why (recorded in the channel history)"),
         c.boolean_parameter("dry-run", "check every gate, move nothing"),
         *c.registry_arguments(),
+        *c.signing_arguments(),
     ]
 
 
@@ -98,6 +99,7 @@ def build() -> WorkflowTemplate:
             env=env,
             inputs=inputs(),
             outputs=[Parameter(name="result", value_from=m.ValueFrom(path=RESULT_FILE))],
+            secrets=[c.signing_key(ip)],
         )
         c.report_container(
             "report",

@@ -17,10 +17,14 @@ that the local ``publish`` runs the same arguments once the expressions are fill
 **Static arguments, toggles by environment.** What is a flag locally but a run-time
 choice in Argo is passed as the CLI's environment default, so the argument lists stay
 exactly ``release_steps``' lists: ``ALGA_DRY_RUN`` (the ``dry-run`` parameter) on every
-step, ``ALGA_RUN`` (the workflow name) on the channel move only, so that the run is
+step, ``ALGA_VERIFY_CHARTS`` (the ``verify-charts`` parameter) on the bundle step,
+``ALGA_RUN`` (the workflow name) on the channel move only, so that the run is
 recorded in the channel's audit record but never in the manifest (a re-run with the
-same inputs must give the same manifest bytes). The steps that ``release_steps`` drops
-in a dry run (``verify``) get a ``when`` on ``dry-run`` instead. A step whose dry run
+same inputs must give the same manifest bytes), and ``ALGA_RUN_ID`` (the workflow name)
+with ``ALGA_BUILDER_ID`` (this template's URI) on the manifest step, the runDetails of
+the release's provenance attestation (the only run-dependent part of it). The steps
+that ``release_steps`` drops in a dry run (``verify``) get a ``when`` on ``dry-run``
+instead. A step whose dry run
 the CLI does not yet take from ``ALGA_DRY_RUN`` would write in a "dry" run, so
 :func:`dry_run_unsupported` asks the real parser at render time, and while any such
 step is left the checkout task refuses ``dry-run=true`` (exit 2, before cloning).
@@ -94,6 +98,7 @@ from pipelines import common as c
 from pipelines import control_plane as cp
 from pipelines import promote
 from steps.release.plan import PublishParams, RegistryParams, Step, release_steps
+from steps.release.provenance import workflow_template_builder_id
 
 NAME = "alga-appliance-release"
 ENTRYPOINT = "release"
@@ -119,6 +124,9 @@ STEP_INPUTS = {"revision": c.task_output(CHECKOUT, "revision")}
 CHECKOUT_SCRIPT = (
     """\
 set -eu
+"""
+    + c.signing_guard(CHECKOUT)
+    + """\
 if [ "$DRY_RUN" = true ] && [ -n "$DRY_RUN_UNSUPPORTED" ]; then
   echo "checkout: refusing a dry run: alga-release $DRY_RUN_UNSUPPORTED would still write" \\
     "(they do not read ALGA_DRY_RUN yet)" >&2
@@ -275,7 +283,14 @@ def arguments() -> list[Parameter]:
         c.boolean_parameter(
             "dry-run", "check every step and gate, write nothing (steps read ALGA_DRY_RUN)"
         ),
+        c.boolean_parameter(
+            "verify-charts",
+            "the bundle has Flux verify each chart's signature with the Secret "
+            "alga-appliance-trusted-keys, which appliances with trusted keys create in "
+            "flux-system (the bundle step reads ALGA_VERIFY_CHARTS)",
+        ),
         *c.registry_arguments(),
+        *c.signing_arguments(),
         cp.dind_argument(),
     ]
 
@@ -287,6 +302,12 @@ def step_env(step: Step) -> list[Env | SecretEnv]:
     ]
     if step.name == "channel":
         env.append(Env(name="ALGA_RUN", value="{{workflow.name}}"))
+    if step.name == "bundle":
+        env.append(Env(name="ALGA_VERIFY_CHARTS", value=c.workflow_parameter("verify-charts")))
+    if step.name == "manifest":
+        # The provenance attestation's runDetails (it is made only when the step signs).
+        env.append(Env(name="ALGA_RUN_ID", value="{{workflow.name}}"))
+        env.append(Env(name="ALGA_BUILDER_ID", value=workflow_template_builder_id(NAME)))
     return env
 
 
@@ -336,6 +357,7 @@ def build() -> WorkflowTemplate:
             outputs=[Parameter(name="revision", value_from=m.ValueFrom(path=REVISION_FILE))],
             workspace=True,
             deadline_seconds=CHECKOUT_DEADLINE_SECONDS,
+            secrets=[c.signing_key_check(wp)],
         )
         templates = {
             step.name: c.step_container(
@@ -347,6 +369,7 @@ def build() -> WorkflowTemplate:
                 outputs=[Parameter(name="result", value_from=m.ValueFrom(path=step.output))],
                 workspace=True,
                 synchronization=c.channel_mutex(wp("channel")) if step.name == "channel" else None,
+                secrets=[c.signing_key(wp)],
             )
             for step in steps
         }
@@ -362,6 +385,7 @@ def build() -> WorkflowTemplate:
                     Parameter(name="channel", value=PROMOTE_CHANNEL),
                     Parameter(name="dry-run", value=wp("dry-run")),
                     *[Parameter(name=n, value=wp(n)) for n in c.registry_parameter_names()],
+                    *[Parameter(name=n, value=wp(n)) for n in c.signing_parameter_names()],
                 ],
             )
         c.report_container(

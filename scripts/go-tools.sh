@@ -28,6 +28,16 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="$ROOT/.tools/bin"
+
+# One build at a time per tools folder: a second setup (another checkout whose .tools links
+# here, or a second terminal) waits for the first instead of building the same tools beside it.
+mkdir -p "$BIN"
+exec 9>"$(cd "$BIN/.." && pwd -P)/.go-tools.lock"
+if ! flock -n 9; then
+  log() { printf 'go-tools: %s\n' "$*" >&2; }
+  log "another setup is building the Go tools; waiting for it"
+  flock 9
+fi
 ARGO_PKG="github.com/argoproj/argo-workflows/v3"
 
 # name|module|version|command folder|how|ldflags|version command (its output contains the version)

@@ -23,14 +23,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import os
 import struct
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 #: Past this many compressed bytes a blob moves from memory to a temporary file.
 SPOOL_LIMIT = 8 * 1024 * 1024
@@ -204,3 +205,15 @@ def tar_files(tarball: bytes, limit: int = 256 * 1024 * 1024) -> dict[str, bytes
     except (tarfile.TarError, OSError, EOFError, zlib.error):
         return None
     return files
+
+
+def json_object(data: bytes, what: str, error: Callable[[str], Exception]) -> dict[str, Any]:
+    """``data`` parsed as one JSON object; anything else is refused as ``error``, naming
+    ``what`` (e.g. "release 1.4.0: the config blob")."""
+    try:
+        value = json.loads(data)
+    except ValueError:
+        raise error(f"{what} is not JSON") from None
+    if not isinstance(value, dict):
+        raise error(f"{what} is not a JSON object")
+    return value

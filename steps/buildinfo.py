@@ -22,9 +22,18 @@ def build_commit() -> str | None:
         return text
     if not (_HERE.parent / ".git").exists():
         return None
+    commit = _git("rev-parse", "--short=12", "HEAD")
+    if not commit:
+        return None
+    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    return commit + ("-dirty" if dirty else "")
+
+
+def _git(*args: str) -> str | None:
+    """``git -C <checkout> ARGS`` stripped output; None when git fails or is missing."""
     try:
         done = subprocess.run(
-            ["git", "-C", str(_HERE.parent), "rev-parse", "--short=12", "HEAD"],
+            ["git", "-C", str(_HERE.parent), *args],
             capture_output=True,
             text=True,
             timeout=5,
@@ -32,14 +41,4 @@ def build_commit() -> str | None:
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    commit = done.stdout.strip()
-    if done.returncode != 0 or not commit:
-        return None
-    dirty = subprocess.run(
-        ["git", "-C", str(_HERE.parent), "status", "--porcelain", "--untracked-files=no"],
-        capture_output=True,
-        text=True,
-        timeout=5,
-        check=False,
-    )
-    return commit + ("-dirty" if dirty.stdout.strip() else "")
+    return done.stdout.strip() if done.returncode == 0 else None

@@ -33,7 +33,10 @@ contract with Argo Workflows, whose retryStrategy retries only 75)::
      |    +-- NotPullableAnonymously     a piece appliances cannot pull without credentials
      |    +-- VerificationFailed         resolving as an appliance does disagrees
      |    +-- UnsignedRelease            the release or its bundle lacks a trusted signature
-     |    +-- NotASignatureManifest      a sha256-<hex>.sig tag holds something else
+     |    +-- NotASignatureManifest      a sha256-<hex>.sig or .att tag holds something else
+     |    +-- ProvenanceMissing          no SLSA provenance attestation on the release
+     |    +-- ProvenanceUntrusted        provenance attested, but by no trusted key
+     |    +-- ProvenanceInvalid          a trusted attestation that does not describe the release
      +-- Transient                  75  try again later (registry or network)
      |    +-- steps.oci.errors.TransientRegistryError
      |    +-- ChannelUnsettled           writers kept moving the channel; retry later
@@ -237,7 +240,28 @@ class UnsignedRelease(Refused):
 
 
 class NotASignatureManifest(Refused):
-    """The ``sha256-<hex>.sig`` tag holds something that is not a cosign signature manifest."""
+    """The ``sha256-<hex>.sig`` (or ``.att``) tag holds something that is not a cosign
+    signature (or attestation) manifest."""
+
+    _kind = True
+
+
+class ProvenanceMissing(Refused):
+    """The release has no SLSA provenance attestation (``sha256-<hex>.att``)."""
+
+    _kind = True
+
+
+class ProvenanceUntrusted(Refused):
+    """Provenance attestations exist, but none is signed by a trusted key (another key's,
+    or altered after signing)."""
+
+    _kind = True
+
+
+class ProvenanceInvalid(Refused):
+    """An attestation that does not describe the release: signed by a trusted key but
+    naming another subject or other inputs, or not a DSSE envelope at all."""
 
     _kind = True
 

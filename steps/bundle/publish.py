@@ -79,11 +79,11 @@ import logging
 import os
 import re
 import shutil
-import stat
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -116,6 +116,7 @@ from steps.bundle.yamledit import is_yaml, parse_yaml
 from steps.charts.publish import source_created
 from steps.config import ReleaseConfig
 from steps.errors import BadInput, Refused, ReleaseError, UnsafeSourceUrl
+from steps.fstree import Entry, Wording, walk
 from steps.oci import mediatypes as mt
 from steps.oci.client import RegistryClient
 from steps.oci.errors import DigestMismatch, InvalidReference
@@ -162,6 +163,7 @@ class PreparedBundle:
     repository: str  # <namespace>/alga-appliance-config
     version: str
     pin: PinMode
+    verify_charts: bool
     overlay: Path
     charts: ChartSet
     source_files: Mapping[str, bytes]
@@ -214,6 +216,35 @@ def load_charts_file(
     return parse_charts_json(data, str(path), registry, namespace, dry_run=dry_run)
 
 
+_OVERLAY_WORDING = (
+    ("is dangling or loops", "fix or delete the link"),
+    ("points to a folder that contains it", "remove the link"),
+    ("is not a regular file (device, socket or pipe)", "remove it from the overlay"),
+)
+
+
+def _overlay_name(root: Path, rel: str) -> None:
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadInput(f"overlay {root}: file name {rel!r} is not UTF-8") from None
+
+
+def _overlay_keeps(root: Path, real_root: Path, entry: Entry) -> bool:
+    """Flux's ignore list leaves an entry out; a link leaving the overlay is refused."""
+    if entry.leaves(real_root):
+        raise BadInput(
+            f"overlay {root}: symbolic link {entry.rel} -> {entry.link} leaves the "
+            f"overlay (resolves to {entry.real})",
+            hint="copy the file into the overlay; the bundle holds only the "
+            "overlay's own files, and Flux never follows links",
+        )
+    if flux_ignored(entry.rel, is_dir=entry.is_dir):
+        log.debug("leaving out %s (flux push artifact ignores it)", entry.rel)
+        return False
+    return True
+
+
 def read_overlay(root: Path) -> dict[str, bytes]:
     """Every file of the overlay folder: relative posix path -> bytes.
 
@@ -227,69 +258,15 @@ def read_overlay(root: Path) -> dict[str, bytes]:
             hint="--source must be a checkout holding the overlay (ee/appliance/flux in "
             "alga-psa), or name it with the release config's 'overlay' (--config)",
         )
-    real_root = root.resolve()
     out: dict[str, bytes] = {}
-
-    def visit(fs_dir: Path, real_dir: Path, rel_dir: str, chain: frozenset[Path]) -> None:
+    real_root = root.resolve()
+    wording = Wording(f"overlay {root}", *_OVERLAY_WORDING)
+    name, keep = partial(_overlay_name, root), partial(_overlay_keeps, root, real_root)
+    for entry in walk(root, wording, check_name=name, keep=keep):
         try:
-            names = sorted(os.listdir(fs_dir))
+            out[entry.rel] = entry.path.read_bytes()
         except OSError as exc:
-            raise BadInput(f"cannot list {fs_dir}: {exc.strerror or exc}") from None
-        for name in names:
-            rel = f"{rel_dir}/{name}" if rel_dir else name
-            try:
-                rel.encode("utf-8")
-            except UnicodeEncodeError:
-                raise BadInput(f"overlay {root}: file name {rel!r} is not UTF-8") from None
-            fs_path = fs_dir / name
-            try:
-                st = os.lstat(fs_path)
-            except OSError as exc:
-                raise BadInput(f"cannot read {fs_path}: {exc.strerror or exc}") from None
-            is_link = stat.S_ISLNK(st.st_mode)
-            if is_link:
-                target = os.readlink(fs_path)
-                try:
-                    real = Path(os.path.realpath(fs_path, strict=True))
-                    st = os.stat(real)
-                except OSError:
-                    raise BadInput(
-                        f"overlay {root}: symbolic link {rel} -> {target} is dangling or loops",
-                        hint="fix or delete the link",
-                    ) from None
-                if real != real_root and real_root not in real.parents:
-                    raise BadInput(
-                        f"overlay {root}: symbolic link {rel} -> {target} leaves the overlay "
-                        f"(resolves to {real})",
-                        hint="copy the file into the overlay; the bundle holds only the "
-                        "overlay's own files, and Flux never follows links",
-                    )
-            else:
-                real = real_dir / name
-            is_dir = stat.S_ISDIR(st.st_mode)
-            if flux_ignored(rel, is_dir=is_dir):
-                log.debug("leaving out %s (flux push artifact ignores it)", rel)
-                continue
-            if is_dir:
-                if real in chain:
-                    raise BadInput(
-                        f"overlay {root}: symbolic link {rel} -> {target} points to a folder "
-                        "that contains it",
-                        hint="remove the link",
-                    )
-                visit(fs_path, real, rel, chain | {real})
-            elif stat.S_ISREG(st.st_mode):
-                try:
-                    out[rel] = fs_path.read_bytes()
-                except OSError as exc:
-                    raise BadInput(f"cannot read {fs_path}: {exc.strerror or exc}") from None
-            else:
-                raise BadInput(
-                    f"overlay {root}: {rel} is not a regular file (device, socket or pipe)",
-                    hint="remove it from the overlay",
-                )
-
-    visit(root, real_root, "", frozenset({real_root}))
+            raise BadInput(f"cannot read {entry.path}: {exc.strerror or exc}") from None
     if not out:
         raise BadInput(f"overlay folder {root} holds no files")
     return out
@@ -378,7 +355,13 @@ def kustomize_build(kubectl: str, root: Path, rel: str) -> tuple[bool, str]:
 
 
 def validate_bundle(
-    root: Path, render: RenderResult, charts: ChartSet, pin: PinMode, kubectl: str
+    root: Path,
+    render: RenderResult,
+    charts: ChartSet,
+    pin: PinMode,
+    kubectl: str,
+    *,
+    verify_charts: bool = False,
 ) -> dict[str, list[object]]:
     """Build ``./base`` and every folder a Flux Kustomization names (found in the files
     and, transitively, in what the builds produce) with the real kustomize, then check the
@@ -411,7 +394,7 @@ def validate_bundle(
             for ref, (ok, output) in zip(wave, results, strict=True):
                 queue.extend(_read_build(ref, ok, output, built, problems))
     if not problems:
-        problems = check_built_objects(built, charts, pin)
+        problems = check_built_objects(built, charts, pin, verify_charts=verify_charts)
     if problems:
         if len(problems) == 1:
             message = f"the rendered bundle is not valid: {problems[0]}"
@@ -506,9 +489,13 @@ def prepare_bundle(
     kubectl: str | None = None,
     render_dir: Path | None = None,
     values_profile: str | None = None,
+    verify_charts: bool = False,
     memo: Memo | None = None,
 ) -> PreparedBundle:
     """Read, rewrite, validate and pack the bundle. No registry access.
+
+    ``verify_charts``: every pinned chart source verifies the chart's cosign signature
+    (:func:`steps.bundle.flux.chart_verification`).
 
     With ``render_dir`` the rendered bundle is written (and validated) there, else in a
     temporary folder. ``charts_data`` is the charts step's result when it ran in this
@@ -539,7 +526,9 @@ def prepare_bundle(
         _check_output_dir(render_dir, overlay)
     files = read_overlay(overlay)
     log.info("rendering the overlay %s (%d files, %s)", overlay, len(files), config.origin)
-    render = render_bundle(files, charts, pin, values_profile or config.values_profile)
+    render = render_bundle(
+        files, charts, pin, values_profile or config.values_profile, verify_charts=verify_charts
+    )
     for warning in render.warnings:
         log.warning("%s", warning)
     for path in render.reserialised:
@@ -558,7 +547,7 @@ def prepare_bundle(
             root = Path(tmp) / "bundle"
             write_tree(root, render.files)
             try:
-                validate_bundle(root, render, charts, pin, tool)
+                validate_bundle(root, render, charts, pin, tool, verify_charts=verify_charts)
             except BadInput as exc:
                 if render_dir is None:
                     raise
@@ -570,7 +559,8 @@ def prepare_bundle(
     if memo is None:
         validate()
     else:  # a failed validation raises, so only a valid rendering is remembered
-        memo(("bundle-validated", rendering_key(render, charts, pin, tool)), validate)
+        key = rendering_key(render, charts, pin, tool)
+        memo(("bundle-validated", key, verify_charts), validate)
     created = source_created(overlay)
     annotations = annotations_for(created, source_url, revision)
     artifact = build_artifact(render.files, annotations)
@@ -588,6 +578,7 @@ def prepare_bundle(
         repository=repository,
         version=version,
         pin=pin,
+        verify_charts=verify_charts,
         overlay=overlay,
         charts=charts,
         source_files=files,
@@ -724,6 +715,7 @@ def _result(prepared: PreparedBundle, digest: Digest, status: str) -> dict[str, 
         "reference": f"{prepared.full_repository}:{prepared.version}@{digest}",
         "status": status,
         "warnings": list(prepared.render.warnings),
+        "verifyCharts": prepared.verify_charts,
     }
 
 

@@ -11,7 +11,6 @@ implemented by :func:`move_channel` and :func:`reconcile`.
 from __future__ import annotations
 
 import getpass
-import json
 import logging
 import socket
 import time
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from steps.archive import json_object
 from steps.channels import audit, rules
 from steps.channels.audit import (  # noqa: F401  (_AUDIT_TAG_RE, audit_tag: older imports)
     _AUDIT_TAG_RE,
@@ -151,12 +151,7 @@ def read_release(
     blob = client.get_blob(
         repository, Digest.parse(str(config.get("digest"))), size=int(config.get("size", -1))
     )
-    try:
-        release = json.loads(blob)
-    except ValueError:
-        raise InvalidRelease(f"release {ref}: the config blob is not JSON") from None
-    if not isinstance(release, dict):
-        raise InvalidRelease(f"release {ref}: the config blob is not a JSON object")
+    release = json_object(blob, f"release {ref}: the config blob", InvalidRelease)
     return manifest.digest, manifest.data, manifest.media_type, release
 
 

@@ -85,13 +85,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import posixpath
-import stat
 import struct
 import tarfile
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +126,7 @@ from steps.charts.chart import (  # the data and Chart.yaml parsing
 )
 from steps.charts.chart import load_chart as load_chart  # re-exported: the chart API
 from steps.errors import BadInput, ChartTooLarge
+from steps.fstree import Entry, Wording, walk
 
 # --------------------------------------------------------------------------
 # Collecting the file set
@@ -181,75 +181,55 @@ def _walk(root: Path, rules: helmignore.Rules) -> dict[str, ChartFile]:
     """helm's ``sympath.Walk`` + ``LoadDir``: relative path -> file (not read yet, only
     its size and byte order mark), in walk order."""
     out: dict[str, ChartFile] = {}
-
-    def visit(fs_dir: Path, real_dir: Path, rel_dir: str, chain: frozenset[Path]) -> None:
+    wording = Wording(f"chart folder {root}", *_CHART_WORDING)
+    keep = partial(_chart_keeps, root, rules)
+    for entry in walk(root, wording, check_name=lambda rel: _check_name(rel, root), keep=keep):
+        rel, size = entry.rel, entry.st.st_size
+        if size > HELM_MAX_FILE_SIZE:
+            raise ChartTooLarge(
+                f"chart folder {root}: {rel} is {size} bytes, more than helm's "
+                f"limit of {HELM_MAX_FILE_SIZE} bytes (5 MiB) per chart file (helm "
+                "package and helm install refuse it)",
+                hint="make the file smaller, or list it in .helmignore",
+            )
         try:
-            names = sorted(os.listdir(fs_dir))
+            with entry.path.open("rb") as fh:
+                skip = len(_UTF8_BOM) if fh.read(len(_UTF8_BOM)) == _UTF8_BOM else 0
         except OSError as exc:
-            raise BadInput(f"cannot list {fs_dir}: {exc.strerror or exc}") from None
-        for name in names:
-            rel = f"{rel_dir}/{name}" if rel_dir else name
-            _check_name(rel, root)
-            fs_path = fs_dir / name
-            try:
-                st = os.lstat(fs_path)
-            except OSError as exc:
-                raise BadInput(f"cannot read {fs_path}: {exc.strerror or exc}") from None
-            is_link = stat.S_ISLNK(st.st_mode)
-            if is_link:
-                target = os.readlink(fs_path)
-                try:
-                    real = Path(os.path.realpath(fs_path, strict=True))
-                    st = os.stat(real)
-                except OSError:
-                    raise BadInput(
-                        f"chart folder {root}: symbolic link {rel} -> {target} is dangling "
-                        "or loops (helm package fails on it, even when .helmignore lists it)",
-                        hint="fix or delete the link",
-                    ) from None
-            else:
-                real = real_dir / name
-            is_dir = stat.S_ISDIR(st.st_mode)
-            if rules.ignores(rel, is_dir=is_dir):
-                continue
-            if is_link and real != root and root not in real.parents:
-                raise BadInput(
-                    f"chart folder {root}: symbolic link {rel} -> {target} resolves to "
-                    f"{real}, outside the chart folder",
-                    hint="copy the file into the chart, or list the link in .helmignore; "
-                    "charts may only link to files inside their own folder",
-                )
-            if is_dir:
-                if real in chain:
-                    raise BadInput(
-                        f"chart folder {root}: symbolic link {rel} -> {target} points to a "
-                        "folder that contains it (helm would walk it forever)",
-                        hint="remove the link or list it in .helmignore",
-                    )
-                visit(fs_path, real, rel, chain | {real})
-            elif stat.S_ISREG(st.st_mode):
-                if st.st_size > HELM_MAX_FILE_SIZE:
-                    raise ChartTooLarge(
-                        f"chart folder {root}: {rel} is {st.st_size} bytes, more than helm's "
-                        f"limit of {HELM_MAX_FILE_SIZE} bytes (5 MiB) per chart file (helm "
-                        "package and helm install refuse it)",
-                        hint="make the file smaller, or list it in .helmignore",
-                    )
-                try:
-                    with fs_path.open("rb") as fh:
-                        skip = len(_UTF8_BOM) if fh.read(len(_UTF8_BOM)) == _UTF8_BOM else 0
-                except OSError as exc:
-                    raise BadInput(f"cannot read {fs_path}: {exc.strerror or exc}") from None
-                out[rel] = ChartFile(rel, origin=fs_path, size=st.st_size - skip, skip=skip)
-            else:
-                raise BadInput(
-                    f"chart folder {root}: {rel} is not a regular file (device, socket or "
-                    "pipe); helm refuses to package it",
-                    hint="remove it or list it in .helmignore",
-                )
-
-    visit(root, root, "", frozenset({root}))
+            raise BadInput(f"cannot read {entry.path}: {exc.strerror or exc}") from None
+        out[rel] = ChartFile(rel, origin=entry.path, size=size - skip, skip=skip)
     return out
+
+
+_CHART_WORDING = (
+    (
+        "is dangling or loops (helm package fails on it, even when .helmignore lists it)",
+        "fix or delete the link",
+    ),
+    (
+        "points to a folder that contains it (helm would walk it forever)",
+        "remove the link or list it in .helmignore",
+    ),
+    (
+        "is not a regular file (device, socket or pipe); helm refuses to package it",
+        "remove it or list it in .helmignore",
+    ),
+)
+
+
+def _chart_keeps(root: Path, rules: helmignore.Rules, entry: Entry) -> bool:
+    """.helmignore leaves an entry out (checked before links, as helm does); a link
+    leaving the chart folder is refused."""
+    if rules.ignores(entry.rel, is_dir=entry.is_dir):
+        return False
+    if entry.leaves(root):
+        raise BadInput(
+            f"chart folder {root}: symbolic link {entry.rel} -> {entry.link} "
+            f"resolves to {entry.real}, outside the chart folder",
+            hint="copy the file into the chart, or list the link in .helmignore; "
+            "charts may only link to files inside their own folder",
+        )
+    return True
 
 
 def _check_name(rel: str, root: Path) -> None:

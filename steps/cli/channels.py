@@ -31,6 +31,7 @@ def _move(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     channel = Channel(args.channel)
     if args.reason is not None and not args.reason.strip():
         args.reason = None  # an empty Argo parameter means "no reason"
+    signer_of(args)  # a bad or missing signing key stops the move before the registry
     with make_client(args) as client:
         repository = release_repository(args.namespace)
         head = client.head_manifest(repository, version)

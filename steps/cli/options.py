@@ -242,6 +242,18 @@ def chart_pin(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def verify_charts(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--verify-charts",
+        action="store_true",
+        default=env_bool("ALGA_VERIFY_CHARTS"),
+        help="have Flux verify each chart's cosign signature: spec.chart.spec.verify of each "
+        "HelmRelease (version pin) or spec.verify of each chart OCIRepository (digest pin), "
+        "with the Secret alga-appliance-trusted-keys that appliances with trusted keys create "
+        "in flux-system; charts must be signed (--signing-key) (env ALGA_VERIFY_CHARTS=true)",
+    )
+
+
 def values_profile(parser: argparse.ArgumentParser, help: str | None = None) -> None:
     parser.add_argument(
         "--values-profile",
@@ -317,6 +329,27 @@ def images(parser: argparse.ArgumentParser) -> None:
 def run(parser: argparse.ArgumentParser, what: str = "the run recorded with the move") -> None:
     parser.add_argument(
         "--run", default=env_str("ALGA_RUN"), metavar="NAME", help=f"{what} (env ALGA_RUN)"
+    )
+
+
+def attestation_run(parser: argparse.ArgumentParser) -> None:
+    """``--run-id`` and ``--builder-id``: the provenance attestation's ``runDetails``."""
+    group = parser.add_argument_group("provenance (with --signing-key)")
+    group.add_argument(
+        "--run-id",
+        default=env_str("ALGA_RUN_ID"),
+        metavar="NAME",
+        help="the run, recorded as the provenance attestation's invocationId (env "
+        "ALGA_RUN_ID; the Argo template passes the workflow name; default: none, so that a "
+        "re-run gives the same attestation bytes)",
+    )
+    group.add_argument(
+        "--builder-id",
+        default=env_str("ALGA_BUILDER_ID"),
+        metavar="URI",
+        help="who builds the release, recorded as the attestation's builder id (env "
+        "ALGA_BUILDER_ID; the Argo template passes its own; default: the alga-release CLI's "
+        "URI)",
     )
 
 
@@ -469,6 +502,7 @@ ENV_SIGNING_KEY_PASSWORD_FILE = "ALGA_SIGNING_KEY_PASSWORD_FILE"
 #: cosign's own variable, read when ours is unset (a key made with cosign keeps working)
 ENV_COSIGN_PASSWORD = "COSIGN_PASSWORD"
 ENV_TRUSTED_KEYS = "ALGA_TRUSTED_KEYS"
+ENV_SIGNING_KEY_ORIGIN = "ALGA_SIGNING_KEY_ORIGIN"
 
 
 def signing(parser: argparse.ArgumentParser, what: str = "sign what this step publishes") -> None:
@@ -484,6 +518,13 @@ def signing(parser: argparse.ArgumentParser, what: str = "sign what this step pu
         f"(or {ENV_COSIGN_PASSWORD}) or --signing-key-password-file, never the command line",
     )
     signing_key_password_file(group)
+    group.add_argument(
+        "--signing-key-origin",
+        default=env_str(ENV_SIGNING_KEY_ORIGIN),
+        metavar="TEXT",
+        help="where the --signing-key file comes from, named when it is missing (env "
+        f"{ENV_SIGNING_KEY_ORIGIN}; the Argo templates name their Kubernetes secret)",
+    )
     group.add_argument(
         "--require-signing",
         action="store_true",

@@ -126,6 +126,7 @@ def human_inspect(result: Mapping[str, Any], paint: Painter = PLAIN) -> str:
             + (f"  ({p['detail']})" if p["detail"] else "")
         )
     lines += human_signatures(result, paint)
+    lines += human_provenance(result.get("provenance"), paint)
     lines.append("")
     lines.append(
         paint("complete", "green")
@@ -153,6 +154,39 @@ def human_signatures(result: Mapping[str, Any], paint: Painter = PLAIN) -> list[
                 "red",
             )
         )
+    return lines
+
+
+def human_provenance(report: Mapping[str, Any] | None, paint: Painter = PLAIN) -> list[str]:
+    """The release's SLSA provenance (``inspect --provenance``): each attestation, verified
+    or not, and what a verified one records."""
+    if report is None:
+        return []
+    summary = str(report["summary"])
+    lines = [
+        "",
+        f"provenance ({report['attestationTag']}, trusted: {', '.join(report['trustedKeys'])})",
+        "  " + (paint(summary, "green") if report["verified"] else paint(summary, "red")),
+    ]
+    for att in report["attestations"]:
+        status = str(att["status"])
+        lines.append(
+            f"  {att['envelopeDigest']}: " + (status if att["verified"] else paint(status, "red"))
+        )
+        if not att["verified"]:
+            continue
+        params = att["statement"]["predicate"]["buildDefinition"]["externalParameters"]
+        lines.append(f"    builder        {att.get('builderId')}")
+        lines.append(f"    run            {att.get('invocationId') or '(not given)'}")
+        lines.append(
+            f"    source         {att.get('sourceRepository') or '(unknown)'} @ "
+            f"{att.get('sourceCommit') or '(unknown commit)'}"
+        )
+        lines.append(f"    version        {params.get('version')} ({params.get('channel')})")
+        for key, image in sorted((params.get("images") or {}).items()):
+            digest = f"@{image['digest']}" if image.get("digest") else ""
+            lines.append(f"    image          {key}={image.get('tag')}{digest}")
+        lines.append(f"    control plane  {params.get('controlPlane')}")
     return lines
 
 

@@ -24,7 +24,7 @@ from steps.cli.context import (
 )
 from steps.cli.output import human_inspect, human_publish, human_resolve
 from steps.cli.signing import signature_section, signer_of, trusted_of
-from steps.errors import BadInput, ReleaseError, UnreadableChannel
+from steps.errors import BadInput, ReleaseError, SigningKeyRequired, UnreadableChannel
 
 log = logging.getLogger("alga_release")
 
@@ -64,7 +64,9 @@ def cmd_images_check(args: argparse.Namespace) -> dict[str, Any]:
         checks = images.require_images(client, args.namespace, wanted)
         control_plane = images.resolve_control_plane(client, args.namespace, args.control_plane)
         # the release pins the control plane by digest: with a key, it is signed here
-        signed = signer.sign_reference(client, control_plane) if signer else None
+        # (not in a dry run: the Argo templates give every step the key and ALGA_DRY_RUN)
+        sign = signer is not None and not args.dry_run
+        signed = signer.sign_reference(client, control_plane) if sign else None
     result = {
         "images": {c.key: c.tag for c in checks},
         "imageDigests": {c.key: str(c.digest) for c in checks},
@@ -87,10 +89,12 @@ def cmd_manifest_publish(args: argparse.Namespace) -> dict[str, Any]:
     from steps.release import manifest as rm
     from steps.release import plan as release
     from steps.release import profiles
+    from steps.release.provenance import RunDetails
 
     version = ReleaseVersion(args.version, "--version")
     channel = Channel(args.channel)
     signer = signer_of(args)  # a bad or missing key stops the run before any push
+    run = RunDetails.parse(args.builder_id, args.run_id)
     config = load_config(args)
     profile = args.values_profile or config.values_profile
     charts = read_result(args, args.charts, "charts")
@@ -149,6 +153,7 @@ def cmd_manifest_publish(args: argparse.Namespace) -> dict[str, Any]:
             dry_run=args.dry_run,
             timing=options.timing(args),
             signer=signer,
+            run=run,
         )
     result = {"version": version, "channel": channel, **pushed.to_json(), "manifest": manifest}
     return write_out(args, result)
@@ -192,20 +197,36 @@ def cmd_verify(args: argparse.Namespace) -> dict[str, Any]:
     return write_out(args, result)
 
 
-def _signatures(args: argparse.Namespace, digest_text: str, *, gate: bool) -> dict[str, Any]:
+def _signatures(
+    args: argparse.Namespace, digest_text: str, *, gate: bool, provenance: bool = False
+) -> dict[str, Any]:
     """Signature status per piece and image-tag drift; with ``gate`` and a trusted key,
-    refuse (exit 3) a release or bundle not signed by a trusted key."""
+    refuse (exit 3) a release or bundle not signed by a trusted key, then a release whose
+    SLSA provenance is missing, untrusted or invalid. ``provenance`` (or ``gate`` with a
+    trusted key) adds the ``provenance`` report."""
     from steps.channels.move import read_release
     from steps.oci.reference import Digest
+    from steps.release.provenance import provenance_report, require_provenance
     from steps.signing.gates import require_signed
 
     client = context_of(args).client(args, anonymous=anonymous(args))
     digest = Digest.parse(digest_text)
     _, _, _, release = read_release(client, args.namespace, digest)
     trusted = trusted_of(args)
+    if provenance and not trusted:
+        raise BadInput(
+            "--provenance needs a key to verify the attestation with",
+            hint="pass --trusted-key PUB (the release key's public key; env ALGA_TRUSTED_KEYS)",
+        )
     if gate and trusted:
         require_signed(client, args.namespace, digest, release, trusted)
-    return signature_section(args, client, digest, release) or {}
+    section = signature_section(args, client, digest, release) or {}
+    if (gate or provenance) and trusted:
+        report = provenance_report(client, args.namespace, digest, release, trusted)
+        if gate:
+            require_provenance(report)
+        section["provenance"] = report.to_json()
+    return section
 
 
 def cmd_resolve(args: argparse.Namespace) -> dict[str, Any]:
@@ -220,12 +241,18 @@ def cmd_inspect(args: argparse.Namespace) -> dict[str, Any]:
     from steps.release.verify import inspect
 
     result = inspect(access(args), args.ref, anonymous=bool(args.anonymous))
-    result.update(_signatures(args, result["manifestDigest"], gate=False))
+    result.update(
+        _signatures(args, result["manifestDigest"], gate=False, provenance=bool(args.provenance))
+    )
     return result
 
 
 def inspect_exit_code(args: argparse.Namespace, result: dict[str, Any]) -> int:
-    """``inspect`` exits 3 (refused) when a piece is missing: scripts can gate on it."""
+    """``inspect`` exits 3 (refused) when a piece is missing, or (``--provenance``) when
+    no trusted attestation describes the release: scripts can gate on it."""
+    provenance = result.get("provenance")
+    if provenance is not None and not provenance.get("verified"):
+        return 3
     return 0 if result.get("complete") else 3
 
 
@@ -287,17 +314,25 @@ def cmd_publish(args: argparse.Namespace) -> dict[str, Any]:
     from steps.names import Channel, ReleaseVersion
     from steps.release import images
     from steps.release import plan as release
+    from steps.release.provenance import RunDetails
 
     # Every check that needs no registry comes first: a push uses up immutable versions.
     wanted = images.parse_image_args(args.image)
     ReleaseVersion(args.version, "--version")
     Channel(args.channel)
+    RunDetails.parse(args.builder_id, args.run_id)
     if args.source_url:
         from steps.bundle.artifact import clean_source_url
 
         clean_source_url(args.source_url)  # a scheme that is not recorded: before any push
     release.preflight(args.source, load_config(args), args.values_profile)
-    signer_of(args)  # a bad or missing signing key stops the run before any push
+    signer = signer_of(args)  # a bad or missing signing key stops the run before any push
+    if args.verify_charts and signer is None:
+        raise SigningKeyRequired(
+            "--verify-charts without a signing key: every appliance's Flux would refuse the "
+            "unsigned charts",
+            hint="pass --signing-key FILE (or ALGA_SIGNING_KEY), or drop --verify-charts",
+        )
     params = release.PublishParams(
         source=str(args.source),
         version=args.version,
@@ -310,9 +345,12 @@ def cmd_publish(args: argparse.Namespace) -> dict[str, Any]:
         revision=args.revision,
         version_policy=args.version_policy,
         chart_pin=args.chart_pin,
+        verify_charts=bool(args.verify_charts),
         allow_downgrade=args.allow_downgrade,
         reason=args.reason,
         run=args.run,
+        run_id=args.run_id,
+        builder_id=args.builder_id,
         dry_run=args.dry_run,
         verify_anonymous=args.verify_anonymous,
         signing=release.SigningParams(
@@ -373,6 +411,7 @@ def cmd_publish(args: argparse.Namespace) -> dict[str, Any]:
         "channelMove": results["channel"],
         "verified": results.get("verify", {}).get("verified", False),
         "dryRun": bool(args.dry_run),
+        **({"attestation": manifest["attestation"]} if manifest.get("attestation") else {}),
     }
 
 
@@ -391,6 +430,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     )
     options.images(check)
     options.out(check)
+    options.dry_run(check, "check; sign nothing")
     options.signing(check, "sign the control-plane image the release pins")
     options.leaf(check)
     check.set_defaults(handler=cmd_images_check)
@@ -442,7 +482,8 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     options.out(mpub)
     options.dry_run(mpub, "build and validate; push nothing")
     options.settle(mpub)
-    options.signing(mpub, "sign the release manifest")
+    options.signing(mpub, "sign the release manifest and attest its SLSA provenance")
+    options.attestation_run(mpub)
     options.leaf(mpub)
     mpub.set_defaults(handler=cmd_manifest_publish)
 
@@ -454,7 +495,10 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         "vendor), compare the manifest and config digests with what was published, and\n"
         "check that every artifact the release references is present. By default, for\n"
         "ghcr.io, all of this is done anonymously, as appliances pull: a package left\n"
-        "private fails here, naming the package to make public.",
+        "private fails here, naming the package to make public. With a key (--signing-key\n"
+        "or --trusted-key), the release and its bundle must be signed by a trusted key and\n"
+        "the release's SLSA provenance attested by one (exit 3: ProvenanceMissing,\n"
+        "ProvenanceUntrusted or ProvenanceInvalid).",
     )
     options.channel(verify)
     verify.add_argument(
@@ -497,6 +541,12 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         options.anonymous(sub)
         if name == "inspect":
             options.trusted_keys(sub)
+            sub.add_argument(
+                "--provenance",
+                action="store_true",
+                help="also show the release's SLSA provenance attestation, verified under "
+                "the --trusted-key keys (exit 3 when none describes the release)",
+            )
         options.leaf(sub)
         sub.set_defaults(handler=handler, human=human)
         if exit_code is not None:
@@ -547,6 +597,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     options.provenance(publish)
     options.version_policy(publish)
     options.chart_pin(publish)
+    options.verify_charts(publish)
     options.allow_downgrade(publish)
     options.reason(publish, "why the channel moves")
     options.run(publish, "the run, recorded with the channel move (not in the manifest)")
@@ -558,6 +609,11 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         help="keep each step's JSON result here (default: a temp folder)",
     )
     options.dry_run(publish, "do everything but write to the registry")
-    options.signing(publish, "sign every chart, the bundle, the control plane and the release")
+    options.signing(
+        publish,
+        "sign every chart, the bundle, the control plane and the release, and attest the "
+        "release's SLSA provenance",
+    )
+    options.attestation_run(publish)
     options.leaf(publish)
     publish.set_defaults(handler=cmd_publish, human=human_publish)

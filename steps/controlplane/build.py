@@ -16,9 +16,7 @@ from steps.controlplane.engine import Engine, follow_build, follow_push
 from steps.errors import BadInput, Refused, ReleaseError
 from steps.oci.auth import Credentials
 from steps.oci.client import RegistryClient
-from steps.oci.errors import (
-    InvalidReference,
-)
+from steps.oci.errors import InvalidReference
 from steps.oci.reference import Digest, check_tag
 from steps.release.images import control_plane_reference
 

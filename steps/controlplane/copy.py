@@ -262,6 +262,15 @@ def copy_result_json(result: CopyResult) -> dict[str, Any]:
     plan = result.plan
     status = "unchanged" if plan.complete else "copied"
     return {
+        **_target_json(plan, status),
+        "blobs": dict(result.blobs),
+        "manifestsPushed": result.manifests_put,
+    }
+
+
+def _target_json(plan: CopyPlan, status: str) -> dict[str, Any]:
+    """The keys a copy's result and its dry run share: what is copied, to where."""
+    return {
         "reference": plan.reference,
         "repository": f"{plan.registry}/{plan.repository}",
         "tag": plan.tag,
@@ -270,22 +279,13 @@ def copy_result_json(result: CopyResult) -> dict[str, Any]:
         "platforms": list(plan.graph.platforms),
         "source": plan.source,
         "status": status,
-        "blobs": dict(result.blobs),
-        "manifestsPushed": result.manifests_put,
     }
 
 
 def dry_run_json(plan: CopyPlan) -> dict[str, Any]:
     return {
         "dryRun": True,
-        "reference": plan.reference,
-        "repository": f"{plan.registry}/{plan.repository}",
-        "tag": plan.tag,
-        "digest": str(plan.digest),
-        "mediaType": plan.graph.root.media_type,
-        "platforms": list(plan.graph.platforms),
-        "source": plan.source,
-        "status": "unchanged" if plan.complete else "would-copy",
+        **_target_json(plan, "unchanged" if plan.complete else "would-copy"),
         "blobs": [
             {
                 "digest": str(b.digest),

@@ -5,18 +5,17 @@ the root manifest through an index to every child manifest and blob.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from steps.archive import json_object
 from steps.errors import BadInput
 from steps.oci import mediatypes as mt
 from steps.oci.client import Manifest
 from steps.oci.errors import (
     DigestMismatch,
-    InvalidReference,
 )
 from steps.oci.reference import Digest
 
@@ -98,10 +97,7 @@ def parse_descriptor(value: object, where: str, *, need_media_type: bool = True)
     media_type = value.get("mediaType", "")
     if not isinstance(digest_text, str):
         raise UnsupportedImage(f"{where}: a descriptor has no digest")
-    try:
-        digest = Digest.parse(digest_text)
-    except InvalidReference as exc:
-        raise UnsupportedImage(f"{where}: {exc.message}") from None
+    digest = Digest.parse_for(digest_text, where, UnsupportedImage)
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise UnsupportedImage(f"{where}: descriptor {digest} has no valid size")
     if not isinstance(media_type, str) or (need_media_type and not media_type):
@@ -120,12 +116,7 @@ def format_platform(value: object) -> str | None:
 def manifest_media_type(data: bytes, declared: str | None, what: str) -> str:
     """The media type to PUT ``data`` with: the body's own ``mediaType`` when it has
     one, else the declared one, else inferred from the shape of the body."""
-    try:
-        body = json.loads(data)
-    except ValueError:
-        raise UnsupportedImage(f"{what}: the manifest is not JSON") from None
-    if not isinstance(body, dict):
-        raise UnsupportedImage(f"{what}: the manifest is not a JSON object")
+    body = json_object(data, f"{what}: the manifest", UnsupportedImage)
     inner = body.get("mediaType")
     if isinstance(inner, str) and inner:
         return inner

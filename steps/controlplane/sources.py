@@ -87,10 +87,7 @@ def parse_source(text: str) -> SourceSpec:
         digest: Digest | None = None
         if "@" in rest:
             rest, _, digest_text = rest.rpartition("@")
-            try:
-                digest = Digest.parse(digest_text)
-            except InvalidReference as exc:
-                raise BadInput(f"source {text!r}: {exc.message}", hint=exc.hint) from None
+            digest = Digest.parse_for(digest_text, f"source {text!r}", BadInput)
         else:
             last = rest.rsplit("/", 1)[-1]
             if ":" in last:

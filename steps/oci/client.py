@@ -53,7 +53,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Se
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import httpx
@@ -364,15 +364,7 @@ class RegistryClient:
         """The manifest's descriptor, or ``None`` when the tag or digest does not exist."""
         check_repository(repository)
         what = f"{self.registry}/{repository}{_sep(ref)}{ref}"
-        response = self._request(
-            "HEAD",
-            f"/v2/{repository}/manifests/{ref}",
-            repository=repository,
-            actions=PULL,
-            what=what,
-            headers={"Accept": ", ".join(mt.MANIFEST_ACCEPT)},
-            allow={404},
-        )
+        response = self._pull_manifest("HEAD", repository, ref, what, allow={404})
         if response.status_code == 404:
             return None
         header = response.headers.get("Docker-Content-Digest")
@@ -386,6 +378,20 @@ class RegistryClient:
         size = int(response.headers.get("Content-Length", "0"))
         media_type = response.headers.get("Content-Type", "").split(";")[0] or None
         return Descriptor(digest, size, media_type)
+
+    def _pull_manifest(
+        self, method: str, repository: str, ref: str | Digest, what: str, **extra: Any
+    ) -> httpx.Response:
+        """HEAD or GET of a manifest, accepting every manifest type we read."""
+        return self._request(
+            method,
+            f"/v2/{repository}/manifests/{ref}",
+            repository=repository,
+            actions=PULL,
+            what=what,
+            headers={"Accept": ", ".join(mt.MANIFEST_ACCEPT)},
+            **extra,
+        )
 
     def get_manifest(self, repository: str, ref: str | Digest) -> Manifest:
         """The manifest's exact bytes, checked against its digest and size cap."""
@@ -419,15 +425,7 @@ class RegistryClient:
             self._remembered += size
 
     def _get_manifest_once(self, repository: str, ref: str | Digest, what: str) -> Manifest:
-        response = self._request(
-            "GET",
-            f"/v2/{repository}/manifests/{ref}",
-            repository=repository,
-            actions=PULL,
-            what=what,
-            headers={"Accept": ", ".join(mt.MANIFEST_ACCEPT)},
-            stream=True,
-        )
+        response = self._pull_manifest("GET", repository, ref, what, stream=True)
         try:
             data = self._read_capped(response, MAX_MANIFEST_SIZE, what)
         finally:
@@ -886,6 +884,27 @@ class RegistryClient:
         self, repository: str, digest: Digest, payload: bytes, what: str
     ) -> None:
         location = self._start_upload(repository, what)
+        self._commit_upload(
+            repository,
+            location,
+            digest,
+            what,
+            {"Content-Type": "application/octet-stream"},
+            payload,
+        )
+        self.stats.bytes_uploaded += len(payload)
+
+    def _commit_upload(
+        self,
+        repository: str,
+        location: str,
+        digest: Digest,
+        what: str,
+        headers: dict[str, str],
+        content: bytes | None = None,
+    ) -> None:
+        """The closing ``PUT ?digest=`` of an upload session (with the body, for a
+        monolithic upload). Never retried here: the session is gone once it fails."""
         self._request(
             "PUT",
             _with_query(location, {"digest": str(digest)}),
@@ -894,10 +913,9 @@ class RegistryClient:
             what=what,
             allow={201},
             attempts=1,
-            headers={"Content-Type": "application/octet-stream"},
-            content=payload,
+            headers=headers,
+            content=content,
         )
-        self.stats.bytes_uploaded += len(payload)
 
     def _upload_chunked(
         self,
@@ -958,16 +976,7 @@ class RegistryClient:
         except BaseException:
             self._cancel_upload(repository, location)
             raise
-        self._request(
-            "PUT",
-            _with_query(location, {"digest": str(digest)}),
-            repository=repository,
-            actions=PUSH,
-            what=what,
-            allow={201},
-            attempts=1,
-            headers={"Content-Length": "0"},
-        )
+        self._commit_upload(repository, location, digest, what, {"Content-Length": "0"})
 
     # -- transport, auth and retries ------------------------------------
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -50,6 +51,15 @@ class Digest:
                 f"invalid digest {text!r}: {algorithm} needs {expected} lowercase hex characters"
             )
         return cls(algorithm, hexpart)
+
+    @classmethod
+    def parse_for(cls, text: str, where: str, error: Callable[..., Exception]) -> Digest:
+        """:meth:`parse`, refusing a bad digest as ``error("<where>: <why>", hint=...)``:
+        the error class of the caller's domain, naming the field that held it."""
+        try:
+            return cls.parse(text)
+        except InvalidReference as exc:
+            raise error(f"{where}: {exc.message}", hint=exc.hint) from None
 
     @classmethod
     def of(cls, data: bytes) -> Digest:

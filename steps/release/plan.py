@@ -30,7 +30,10 @@ from steps.errors import BadInput, ImmutableTagConflict
 from steps.oci import mediatypes as mt
 from steps.oci.client import RegistryClient
 from steps.oci.reference import Digest
+from steps.release import provenance
 from steps.release.manifest import manifest_bytes, release_annotations, release_oci_manifest
+from steps.release.provenance import RunDetails
+from steps.signing.attest import AttestResult, attach_attestation
 from steps.signing.cosign import Signer
 
 log = logging.getLogger("alga_release.release")
@@ -98,9 +101,12 @@ class PublishParams:
     revision: str | None = None
     version_policy: str = "content"
     chart_pin: str = "version"
+    verify_charts: bool = False  # the bundle has Flux verify each chart's signature
     allow_downgrade: bool = False
     reason: str | None = None
     run: str | None = None  # recorded with the channel move only, never in the manifest
+    run_id: str | None = None  # the provenance attestation's invocationId (when signing)
+    builder_id: str | None = None  # the provenance attestation's builder (default: the CLI)
     dry_run: bool = False
     verify_anonymous: bool | None = None  # None: the CLI's default (on for ghcr.io)
     registry: RegistryParams = field(default_factory=RegistryParams)
@@ -129,7 +135,7 @@ def release_steps(p: PublishParams, outdir: str) -> list[Step]:
     reg = p.registry.argv()
     dry = ["--dry-run"] if p.dry_run else []
     sign = p.signing.argv()
-    provenance = [*opt("--source-url", p.source_url), *opt("--revision", p.revision)]
+    origin = [*opt("--source-url", p.source_url), *opt("--revision", p.revision)]
     anonymous = (
         []
         if p.verify_anonymous is None
@@ -163,9 +169,10 @@ def release_steps(p: PublishParams, outdir: str) -> list[Step]:
                 "--version",
                 p.version,
                 *opt("--values-profile", p.values_profile),
-                *provenance,
+                *origin,
                 "--chart-pin",
                 p.chart_pin,
+                *(["--verify-charts"] if p.verify_charts else []),
                 "--out",
                 out("bundle"),
                 *reg,
@@ -206,7 +213,9 @@ def release_steps(p: PublishParams, outdir: str) -> list[Step]:
                 out("bundle"),
                 "--images",
                 out("images"),
-                *provenance,
+                *origin,
+                *opt("--run-id", p.run_id),
+                *opt("--builder-id", p.builder_id),
                 "--out",
                 out("manifest"),
                 *reg,
@@ -405,6 +414,8 @@ class ManifestPush:
     config_digest: Digest
     status: str  # pushed | unchanged | would-push
     signed_by: str | None = None  # key id of the signer, when signed
+    attestation: AttestResult | None = None  # the SLSA provenance, when signed
+    run: RunDetails | None = None  # the attestation's runDetails
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -416,6 +427,12 @@ class ManifestPush:
         }
         if self.signed_by:
             out["signedBy"] = self.signed_by
+        if self.attestation is not None and self.run is not None:
+            out["attestation"] = {
+                **self.attestation.to_json(),
+                "builderId": self.run.builder_id,
+                "invocationId": self.run.invocation_id,
+            }
         return out
 
 
@@ -427,6 +444,7 @@ def push_release_manifest(
     dry_run: bool = False,
     signer: Signer | None = None,
     timing: Timing | None = None,
+    run: RunDetails | None = None,
 ) -> ManifestPush:
     """Push the release as a single OCI image manifest tagged ``:<version>``.
 
@@ -434,14 +452,32 @@ def push_release_manifest(
     refused (exit 3) with both digests named. Two publishes of one version racing each
     other are settled by :func:`steps.channels.immutable.put_immutable`: one stands, the
     other exits 3 (putting the first bytes back if its push landed on them). With a
-    ``signer`` (and not a dry run), the release digest is signed, also when unchanged
-    (idempotent).
+    ``signer`` (and not a dry run), the release digest is signed and its SLSA provenance
+    attested (:mod:`steps.release.provenance`; ``run`` names the builder and run, by
+    default the CLI and none), also when unchanged (both idempotent).
     """
     pushed = _push_release_manifest(client, namespace, release, dry_run=dry_run, timing=timing)
     if signer is None or dry_run:
         return pushed
-    signed = signer.sign(client, release_repository(namespace), pushed.digest)
-    return dataclasses.replace(pushed, signed_by=signed.key_id)
+    repository = release_repository(namespace)
+    signed = signer.sign(client, repository, pushed.digest)
+    run = run or RunDetails()
+    statement = provenance.provenance_statement(
+        registry=client.registry,
+        namespace=namespace,
+        digest=pushed.digest,
+        release=release,
+        run=run,
+    )
+    attested = attach_attestation(
+        client,
+        signer,
+        repository,
+        pushed.digest,
+        provenance.statement_bytes(statement),
+        provenance.SLSA_PROVENANCE_V1,
+    )
+    return dataclasses.replace(pushed, signed_by=signed.key_id, attestation=attested, run=run)
 
 
 def _push_release_manifest(

@@ -217,7 +217,12 @@ def read_signature_image(
     client: RegistryClient, repository: str, digest: Digest
 ) -> SignatureImage | None:
     """The ``sha256-<hex>.sig`` manifest of ``repository@digest``; None when absent."""
-    tag = signature_tag(digest)
+    return read_cosign_image(client, repository, signature_tag(digest))
+
+
+def read_cosign_image(client: RegistryClient, repository: str, tag: str) -> SignatureImage | None:
+    """The cosign image (signatures ``.sig`` or attestations ``.att``) under ``tag``; None
+    when absent. Anything else under that tag is :class:`NotASignatureManifest`."""
     try:
         manifest = client.get_manifest(repository, tag)
     except NotFound:
@@ -232,7 +237,7 @@ def read_signature_image(
         raise NotASignatureManifest(
             f"{where} is not a cosign signature manifest (no layer list)",
             hint="something else was pushed under the signature tag; delete it (or push a "
-            "signature manifest there) before signing",
+            "cosign manifest there) before signing",
         )
     if manifest.media_type not in (mt.OCI_MANIFEST, mt.DOCKER_MANIFEST):
         raise NotASignatureManifest(
@@ -390,20 +395,9 @@ class Signer:
                 log.info("%s: already signed by %s", reference, self.key_id)
                 return SignResult(reference, self.key_id, tag, image.digest, "unchanged")
         layers = [*existing, signature_layer(payload, self.key.sign(payload))]
-        manifest, config = signature_manifest(
-            layers, media_type=image.media_type if image else mt.OCI_MANIFEST
+        pushed = append_layer(
+            client, repository, tag, image, layers, payload, what=f"signing {reference}"
         )
-        client.push_blob(repository, payload, digest=payload_digest)
-        client.push_blob(repository, config)
-        pushed = client.put_manifest(
-            repository, tag, manifest, image.media_type if image else mt.OCI_MANIFEST
-        )
-        now = client.head_manifest(repository, tag)
-        if now is None or now.digest != pushed:
-            raise ConcurrentSignature(
-                f"{client.registry}/{repository}:{tag} changed while signing {reference}",
-                hint="another signer wrote at the same time; re-run (signing is idempotent)",
-            )
         log.info("%s: signed by %s (%d signature(s))", reference, self.key_id, len(layers))
         return SignResult(reference, self.key_id, tag, pushed, "signed")
 
@@ -416,6 +410,36 @@ class Signer:
                 hint="sign the artifact in the registry the run publishes to, by digest",
             )
         return self.sign(client, ref.repository, ref.digest)
+
+
+def append_layer(
+    client: RegistryClient,
+    repository: str,
+    tag: str,
+    image: SignatureImage | None,
+    layers: Sequence[Mapping[str, Any]],
+    blob: bytes,
+    *,
+    what: str,
+) -> Digest:
+    """Put the cosign image ``tag`` holding ``layers`` (``image``'s, plus one new layer
+    whose ``blob`` is uploaded here), in ``image``'s media type; the new manifest's digest.
+
+    Read back at once: a tag that changed meanwhile (another writer appending its own
+    layer) is :class:`ConcurrentSignature` (transient: the re-run appends again).
+    """
+    media_type = image.media_type if image else mt.OCI_MANIFEST
+    manifest, config = signature_manifest(layers, media_type=media_type)
+    client.push_blob(repository, blob, digest=Digest.of(blob))
+    client.push_blob(repository, config)
+    pushed = client.put_manifest(repository, tag, manifest, media_type)
+    now = client.head_manifest(repository, tag)
+    if now is None or now.digest != pushed:
+        raise ConcurrentSignature(
+            f"{client.registry}/{repository}:{tag} changed while {what}",
+            hint="another signer wrote at the same time; re-run (it is idempotent)",
+        )
+    return pushed
 
 
 def load_signer(

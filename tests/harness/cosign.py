@@ -1,8 +1,8 @@
 """The real cosign CLI (v2.6.5, built into ``.tools/bin`` by the set-up) as a test oracle.
 
 :class:`Cosign` runs ``cosign sign --key`` (no transparency log upload) and ``cosign verify
---key --insecure-ignore-tlog=true --allow-insecure-registry`` against a loopback
-registry, with its own ``$HOME`` (cosign caches under ``~/.sigstore``) and the key
+--key --insecure-ignore-tlog=true --allow-insecure-registry`` (and ``verify-attestation``) against
+a loopback registry, with its own ``$HOME`` (cosign caches under ``~/.sigstore``) and the key
 password in ``COSIGN_PASSWORD``. :func:`find_cosign` applies the missing-component rule
 (skip, or fail under ``CI=true``).
 """
@@ -55,6 +55,21 @@ class Cosign:
             "--allow-insecure-registry",
             "--output",
             "json",
+            reference,
+        )
+
+    def verify_attestation(
+        self, reference: str, public: Path, predicate_type: str = "slsaprovenance1"
+    ) -> subprocess.CompletedProcess[str]:
+        """``cosign verify-attestation``: stdout has one verified DSSE envelope per line."""
+        return self.run(
+            "verify-attestation",
+            "--key",
+            str(public),
+            "--insecure-ignore-tlog=true",
+            "--allow-insecure-registry",
+            "--type",
+            predicate_type,
             reference,
         )
 

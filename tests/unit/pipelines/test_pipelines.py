@@ -415,7 +415,9 @@ def test_the_secret_is_only_ever_a_secret_key_ref() -> None:
     """Its name and key are parameters (defaults ``github-token`` / ``token``), read by refs."""
     for name, d in committed().items():
         source = [r for r in _secret_refs(d) if r["name"] == control_plane.SOURCE_SECRET]
-        refs = [r for r in _secret_refs(d) if r not in source]
+        # the signing key's password: its own secret (test_pipelines_signing.py)
+        signing = [r for r in _secret_refs(d) if r["name"].endswith(".signing-secret}}")]
+        refs = [r for r in _secret_refs(d) if r not in source and r not in signing]
         assert refs, name
         scopes = {"workflow.parameters", "inputs.parameters"}
         for ref in refs:
@@ -457,6 +459,9 @@ def test_the_copy_reads_its_source_credentials_from_an_optional_secret_only() ->
             )
 
 
+_SIGNING_PARAMS = ("signing-secret", "signing-secret-key", "signing-secret-password-key")
+
+
 def test_credentials_never_travel_as_values_or_arguments() -> None:
     for name, d in committed().items():
         for tname, template in container_templates(d).items():
@@ -477,7 +482,7 @@ def test_credentials_never_travel_as_values_or_arguments() -> None:
                 assert {"ALGA_REGISTRY_USERNAME", "ALGA_REGISTRY_PASSWORD"} <= names, tname
         # no credential is a parameter; the two secret parameters only name where it is
         for param in d["spec"]["arguments"]["parameters"]:
-            if param["name"] in ("registry-secret", "registry-secret-key"):
+            if param["name"] in ("registry-secret", "registry-secret-key", *_SIGNING_PARAMS):
                 assert re.fullmatch(r"[a-z0-9][a-z0-9.-]*", param["value"]), param
                 continue
             assert not re.search(r"password|token|secret", param["name"]), param["name"]
@@ -504,7 +509,10 @@ def test_every_pod_is_hardened(name: str) -> None:
         assert {"name": "scratch", "emptyDir": {"sizeLimit": size}} in template["volumes"]
         mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
         assert mounts["/tmp"] == "scratch"
-        assert set(mounts.values()) <= {"scratch", "workspace"}, tname
+        writable = {m["name"] for m in container["volumeMounts"] if not m.get("readOnly")}
+        assert writable <= {"scratch", "workspace"}, tname
+        # the rest: the signing secret, read-only (test_pipelines_signing.py)
+        assert set(mounts.values()) - {"scratch", "workspace"} <= {common.SIGNING_VOLUME}
         assert "privileged" not in ctx and "runAsUser" not in ctx, tname
         env = {e["name"]: e.get("value") for e in container["env"]}
         for var in ("HOME", "TMPDIR"):
@@ -714,12 +722,16 @@ def test_release_parameters() -> None:
         "values-profile",
         "promote",
         "dry-run",
+        "verify-charts",
         "registry",
         "namespace",
         "registry-username",
         "step-image",
         "registry-secret",
         "registry-secret-key",
+        "signing-secret",
+        "signing-secret-key",
+        "signing-secret-password-key",
         "dind-image",
         "service-account",
     ]
@@ -731,7 +743,7 @@ def test_release_parameters() -> None:
     assert params["registry-username"]["value"] == "robertisaacs"
     assert params["registry"]["value"] == "ghcr.io"
     assert params["namespace"]["value"] == "nine-minds"
-    for flag in ("promote", "dry-run"):
+    for flag in ("promote", "dry-run", "verify-charts"):
         assert params[flag]["value"] == "false" and params[flag]["enum"] == ["false", "true"]
     for required in ("version", "alga-core-tag", "control-plane"):
         assert "value" not in params[required]

@@ -81,7 +81,14 @@ VALUES = {
     "inputs.parameters.namespace": "nine-minds",
 }
 
-ENV_TOGGLES = ("ALGA_DRY_RUN", "ALGA_ALLOW_DOWNGRADE", "ALGA_REASON", "ALGA_RUN")
+ENV_TOGGLES = (
+    "ALGA_DRY_RUN",
+    "ALGA_ALLOW_DOWNGRADE",
+    "ALGA_REASON",
+    "ALGA_RUN",
+    "ALGA_RUN_ID",
+    "ALGA_BUILDER_ID",
+)
 
 
 def fill(text: str, values: dict[str, str] = VALUES) -> str:
@@ -403,6 +410,26 @@ def test_the_channel_move_records_the_run_from_the_environment(
     assert args.run == "alga-appliance-release-x7cct"
 
 
+def test_the_manifest_step_attests_with_the_workflow_name_and_the_template_as_builder(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    from steps.release.provenance import RunDetails, workflow_template_builder_id
+
+    all_templates = templates(load("release.yaml"))
+    with_run_id = [
+        s.name for s in expected_steps() if "ALGA_RUN_ID" in env_of(all_templates[s.name])
+    ]
+    assert with_run_id == ["manifest"]
+    env = env_of(all_templates["manifest"])
+    assert env["ALGA_RUN_ID"] == "{{workflow.name}}"
+    assert env["ALGA_BUILDER_ID"] == workflow_template_builder_id(release.NAME)
+    clean_env.setenv("ALGA_RUN_ID", "alga-appliance-release-x7cct")
+    clean_env.setenv("ALGA_BUILDER_ID", env["ALGA_BUILDER_ID"])
+    args = parse(all_templates["manifest"]["container"]["args"])
+    run = RunDetails.parse(args.builder_id, args.run_id)
+    assert run == RunDetails(env["ALGA_BUILDER_ID"], "alga-appliance-release-x7cct")
+
+
 def test_promote_parses_and_takes_its_toggles_from_the_environment(
     clean_env: pytest.MonkeyPatch,
 ) -> None:
@@ -501,6 +528,11 @@ def checkout_script() -> str:
 
 
 PINNED_DIND = "docker.io/library/docker@sha256:" + "ab" * 32
+SIGNING_VALUES = {
+    "signing-secret": common.SIGNING_SECRET,
+    "signing-secret-key": common.SIGNING_SECRET_KEY,
+    "signing-secret-password-key": common.SIGNING_SECRET_PASSWORD_KEY,
+}
 
 
 def run_checkout(
@@ -515,8 +547,17 @@ def run_checkout(
     dind: str = PINNED_DIND,
     extra_env: dict[str, str] | None = None,
     git_delay: str = "0",
+    signing_key: bool = True,
 ) -> subprocess.CompletedProcess[str]:
+    # the signing secret's file, as its read-only volume shows it (or not, when missing)
+    key_file = tmp / "signing" / "cosign.key"
+    if signing_key:
+        key_file.parent.mkdir(exist_ok=True)
+        key_file.write_text("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n")
     env = {
+        "SIGNING_KEY_FILE": str(key_file),
+        "SIGNING_KEY_ORIGIN": common.signing_origin(lambda name: SIGNING_VALUES[name]),
+        "SIGNING_KEY_CREATE": common.signing_key_create(lambda name: SIGNING_VALUES[name]),
         "GIT_ATTEMPTS": str(common.GIT_ATTEMPTS),
         "GIT_RETRY_DELAY": git_delay,
         "DRY_RUN": dry_run,
