@@ -66,11 +66,19 @@ step-image-dockerfile: ## build the step image from the Dockerfile (needs its ba
 	buildah bud --isolation chroot --storage-driver vfs --layers \
 	  -t $(STEP_IMAGE_TAG) -f Dockerfile .
 
-bench: setup ## benchmarks that print figures: chart publishing vs helm, consume resolves, publish requests, channel protocol
-	@$(PY) bench/bench_charts.py
-	@$(PY) bench/bench_consume.py
-	@$(PY) bench/bench_requests.py --baseline 2b72073
-	@$(PY) bench/bench_channels.py
+# make bench [BENCH_FLAGS=--quick]: every benchmark, then one table of the issue's rows (ours,
+# the peer, the ratio, the target) from this run; bench/*.py --quick each run alone as a smoke run.
+BENCH_ROWS ?= $(CURDIR)/out/bench-rows.jsonl
+bench: setup ## benchmarks that print figures beside the standard tools, then the summary table
+	@mkdir -p "$(dir $(BENCH_ROWS))" && rm -f "$(BENCH_ROWS)"
+	@$(PY) bench/bench_release.py --rows "$(BENCH_ROWS)" $(BENCH_FLAGS)
+	@$(PY) bench/bench_charts.py --rows "$(BENCH_ROWS)" $(BENCH_FLAGS)
+	@$(PY) bench/bench_copy.py --rows "$(BENCH_ROWS)" $(BENCH_FLAGS)
+	@$(PY) bench/bench_channels.py --rows "$(BENCH_ROWS)" $(BENCH_FLAGS)
+	@$(PY) bench/bench_startup.py --rows "$(BENCH_ROWS)" $(BENCH_FLAGS)
+	@$(PY) bench/bench_consume.py $(BENCH_FLAGS)
+	@$(PY) bench/bench_requests.py $(if $(filter --quick,$(BENCH_FLAGS)),,--baseline 2b72073) $(BENCH_FLAGS)
+	@$(PY) bench/table.py "$(BENCH_ROWS)"
 
 clean: ## remove build outputs (keeps .venv and .tools)
 	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache out

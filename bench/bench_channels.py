@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark: what the channel protocol costs, in requests and time, on a loopback registry.
 
-    .venv/bin/python bench/bench_channels.py [--rounds N] [--settle S]
+    .venv/bin/python bench/bench_channels.py [--rounds N] [--settle S] [--quick] [--rows FILE]
 
 One real CNCF distribution registry (anonymous) behind the counting proxy of the test
 harness. Three releases are published with ``alga-release publish`` (in process); then, per
@@ -37,6 +37,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import common as bc  # noqa: E402
 from bench.bench_requests import source_tree  # noqa: E402
 from steps.channels import audit  # noqa: E402
 from steps.channels.audit import ChannelIndex, MoveRecord  # noqa: E402
@@ -70,7 +71,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--settle", type=float, default=0.2)
+    bc.add_common_args(parser)
     opts = parser.parse_args()
+    if opts.quick:
+        opts.rounds = 1
     os.environ["ALGA_RETRY_BASE_DELAY"] = "0"
     with tempfile.TemporaryDirectory(prefix="bench-channels-") as tmp_text:
         tmp = Path(tmp_text)
@@ -174,6 +178,33 @@ def main() -> None:
         writes = statistics.median(v[1] for v in values)
         wall = statistics.median(v[2] for v in values)
         print(f"{name:<36} {requests:>8.0f} {writes:>7.0f} {wall:>8.3f}")
+    history = rows["history, 1,000 moves (all pages)"]
+    index = rows["index alone (rollback, gates)"]
+    history_requests = statistics.median(v[0] for v in history)
+    index_requests = statistics.median(v[0] for v in index)
+    bc.emit(
+        opts,
+        [
+            bc.Row(
+                "`history` with 1,000 records (every page)",
+                f"{bc.seconds_text(statistics.median(v[2] for v in history))}, "
+                f"{history_requests:.0f} requests",
+                "-",
+                None,
+                "not linear in records",
+                history_requests < 100,
+            ),
+            bc.Row(
+                "  the channel's index alone (rollback, the gates)",
+                f"{bc.seconds_text(statistics.median(v[2] for v in index))}, "
+                f"{index_requests:.0f} requests",
+                "-",
+                None,
+                "O(1) requests",
+                index_requests <= 5,
+            ),
+        ],
+    )
 
 
 if __name__ == "__main__":

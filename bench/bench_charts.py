@@ -44,6 +44,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import common as bc  # noqa: E402
+from bench.common import Measured, measured  # noqa: E402
 from steps.config import KNOWN_CHARTS, load_config  # noqa: E402
 from tests.harness.faults import FaultProxy, start_fault_proxy  # noqa: E402
 from tests.harness.registry import Registry, start_registry  # noqa: E402
@@ -85,7 +87,7 @@ def _by_chart(proxy: FaultProxy) -> tuple[dict[str, int], dict[str, int]]:
 
 def ours(label: str, proxy: FaultProxy, source: Path, config: Path) -> Run:
     proxy.reset()
-    env = dict(os.environ, ALGA_REGISTRY_USERNAME="", ALGA_REGISTRY_PASSWORD="")
+    env = bc.clean_env()
     start = time.perf_counter()
     subprocess.run(
         [
@@ -157,50 +159,6 @@ print(pkg.blob.size)
 """
 
 
-@dataclass
-class Measured:
-    seconds: float
-    cpu: float
-    rss_mib: float
-    code: int
-
-
-def _vm_hwm(pid: int) -> float:
-    """The process's own peak RSS (VmHWM, MiB), or 0 once it is gone."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def measured(argv: list[str], env: dict[str, str] | None = None) -> Measured:
-    """Run ``argv``; its wall time, CPU time (user + sys, from wait4) and peak RSS.
-
-    The peak is the process's VmHWM, sampled every 10 ms while it runs: wait4's
-    ru_maxrss would report at least this benchmark's own RSS, which a child inherits
-    as its high-water mark across fork and exec.
-    """
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env or os.environ
-    )
-    peak = 0.0
-    while True:
-        peak = max(peak, _vm_hwm(proc.pid))
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        time.sleep(0.01)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return Measured(
-        time.perf_counter() - start, usage.ru_utime + usage.ru_stime, peak, proc.returncode
-    )
-
-
 def text_chart(root: Path, megabytes: int) -> Path:
     """A chart named sebastian with ``megabytes`` 1 MiB text files (YAML-like lines of
     pseudo-random words: deflate takes about as long on them as on real templates)."""
@@ -237,58 +195,101 @@ def _row(label: str, m: Measured) -> str:
     return f"{label:<22} {m.code:>4} {m.seconds:>8.2f} {m.cpu:>8.2f} {m.rss_mib:>9.1f}"
 
 
-def big_chart_rows(work: Path, sizes: tuple[int, ...]) -> list[str]:
-    rows = []
-    env = dict(os.environ, ALGA_REGISTRY_USERNAME="", ALGA_REGISTRY_PASSWORD="")
-    for megabytes in sizes:
-        chart = text_chart(work / "big", megabytes)
-        config = work / f"big-{megabytes}.yaml"
-        config.write_text(f"charts:\n  sebastian: {chart.relative_to(work)}\n")
-        reg = start_registry(work / f"big-reg-{megabytes}")
-        try:
-            ours = measured(
-                [
-                    CLI,
-                    "-q",
-                    "charts",
-                    "publish",
-                    "--source",
-                    str(work),
-                    "--config",
-                    str(config),
-                    "--registry",
-                    reg.host,
-                    "--plain-http",
-                    "--json",
-                ],
-                env,
-            )
-            out = work / f"helm-out-{megabytes}"
-            out.mkdir()
-            package = measured([HELM, "package", str(chart), "-d", str(out)])
+def _sum(parts: list[Measured]) -> Measured:
+    """Processes run one after the other: wall and CPU add up, the peak is the largest."""
+    return Measured(
+        sum(m.seconds for m in parts),
+        sum(m.cpu for m in parts),
+        max(m.rss_mib for m in parts),
+        next((m.code for m in parts if m.code), 0),
+    )
+
+
+def _median(runs: list[Measured]) -> Measured:
+    """The median wall and CPU time of ``runs``, their highest peak, the last exit."""
+    return Measured(
+        bc.median([m.seconds for m in runs]),
+        bc.median([m.cpu for m in runs]),
+        max(m.rss_mib for m in runs),
+        runs[-1].code,
+    )
+
+
+def big_chart(work: Path, megabytes: int, rounds: int) -> dict[str, Measured]:
+    """Ours (one `charts publish`), helm (`helm package` + `helm push`) and packaging alone
+    (the library, helm's size limit lifted), interleaved rounds on fresh registries."""
+    env = bc.clean_env()
+    chart = text_chart(work / "big", megabytes)
+    config = work / f"big-{megabytes}.yaml"
+    config.write_text(f"charts:\n  sebastian: {chart.relative_to(work)}\n")
+
+    def ours(number: int) -> Measured:
+        with start_registry(work / f"big-reg-ours-{megabytes}-{number}") as reg:
+            argv = [CLI, "-q", "charts", "publish", "--source", str(work), "--config", str(config)]
+            return measured([*argv, "--registry", reg.host, "--plain-http", "--json"], env)
+
+    def helm(number: int) -> Measured:
+        out = work / f"helm-out-{megabytes}-{number}"
+        out.mkdir()
+        with start_registry(work / f"big-reg-helm-{megabytes}-{number}") as reg:
+            package = measured([HELM, "package", str(chart), "-d", str(out)], env)
             tgz = next(out.glob("*.tgz"), None)
-            push = (
-                measured([HELM, "push", str(tgz), f"oci://{reg.host}/helm/charts", "--plain-http"])
-                if tgz
-                else Measured(0, 0, 0, -1)
-            )
-        finally:
-            reg.stop()
-        helm_total = Measured(
-            package.seconds + push.seconds,
-            package.cpu + push.cpu,
-            max(package.rss_mib, push.rss_mib),
-            package.code or push.code,
-        )
-        lib = measured(
-            [sys.executable, "-c", PACKAGE_ONLY, str(chart)], dict(os.environ, PYTHONPATH=str(ROOT))
-        )
-        ratio = ours.seconds / max(helm_total.seconds, 1e-9)
-        rows.append(_row(f"{megabytes} MB ours", ours))
-        rows.append(_row(f"{megabytes} MB helm", helm_total) + f"   ours/helm wall {ratio:.2f}")
-        rows.append(_row(f"{megabytes} MB packaging*", lib))
-        shutil.rmtree(chart, ignore_errors=True)
-    return rows
+            if tgz is None:
+                return package
+            target = f"oci://{reg.host}/helm/charts"
+            push = measured([HELM, "push", str(tgz), target, "--plain-http"], env)
+        shutil.rmtree(out, ignore_errors=True)
+        return _sum([package, push])
+
+    def packaging(_number: int) -> Measured:
+        argv = [sys.executable, "-c", PACKAGE_ONLY, str(chart)]
+        return measured(argv, bc.clean_env(PYTHONPATH=str(ROOT)))
+
+    runs = bc.interleaved(rounds, {"ours": ours, "helm": helm, "packaging": packaging})
+    shutil.rmtree(chart, ignore_errors=True)
+    return {label: _median(group) for label, group in runs.items()}
+
+
+def big_chart_rows(work: Path, sizes: tuple[int, int], rounds: int) -> list[bc.Row]:
+    """Print the big charts' figures; the summary rows for the issue's table."""
+    print(
+        f"\nbig text charts (1 MiB files), straight to the registry, median of {rounds} "
+        "interleaved round(s), peak RSS each process's VmHWM:"
+    )
+    print(f"{'run':<22} {'exit':>4} {'wall s':>8} {'cpu s':>8} {'peak MiB':>9}")
+    figures = {}
+    for megabytes in sizes:
+        got = big_chart(work, megabytes, rounds if megabytes == sizes[0] else 1)
+        figures[megabytes] = got
+        ratio = got["ours"].seconds / max(got["helm"].seconds, 1e-9)
+        print(_row(f"{megabytes} MB ours", got["ours"]))
+        print(_row(f"{megabytes} MB helm", got["helm"]) + f"   ours/helm wall {ratio:.2f}")
+        print(_row(f"{megabytes} MB packaging*", got["packaging"]))
+    small, big = (figures[size] for size in sizes)
+    ours, helm = small["ours"], small["helm"]
+    refused = big["ours"].code != 0
+    return [
+        bc.Row(
+            f"one chart of {sizes[0]} MB text files, published",
+            f"{bc.seconds_text(ours.seconds)}, {ours.rss_mib:.0f} MiB peak",
+            f"helm {bc.seconds_text(helm.seconds)}, {helm.rss_mib:.0f} MiB peak",
+            ours.seconds / helm.seconds,
+            "<= 1x helm",
+            ours.seconds <= helm.seconds,
+        ),
+        bc.Row(
+            f"one chart of {sizes[1]} MB text, packaging (library, limit lifted)",
+            f"{bc.seconds_text(big['packaging'].seconds)}, "
+            f"{big['packaging'].rss_mib:.0f} MiB peak"
+            + (f"; publish refused, exit {big['ours'].code}" if refused else ""),
+            f"helm package+push {bc.seconds_text(big['helm'].seconds)}, "
+            f"{big['helm'].rss_mib:.0f} MiB peak"
+            + (f", exit {big['helm'].code}" if big["helm"].code else ""),
+            None,
+            "peak RSS <= 80 MiB",
+            big["packaging"].rss_mib <= 80,
+        ),
+    ]
 
 
 def main() -> int:
@@ -309,7 +310,14 @@ def main() -> int:
         default=True,
         help="also publish 50 MB and 200 MB text charts, ours beside helm",
     )
+    parser.add_argument(
+        "--big-rounds", type=int, default=3, help="rounds of the 50 MB chart (200 MB: one)"
+    )
+    bc.add_common_args(parser)
     args = parser.parse_args()
+    if args.quick:  # a smoke run: one round, 3 MB and 6 MB text charts
+        args.rounds, args.big_rounds = 1, 1
+    big_sizes = (3, 6) if args.quick else (50, 200)
     chart_dirs = dict(load_config(args.config).charts)
     work = Path(tempfile.mkdtemp(prefix="alga-bench-"))
     runs: dict[str, list[Run]] = {}
@@ -318,7 +326,7 @@ def main() -> int:
             registries: list[Registry] = []
             proxies: list[FaultProxy] = []
             try:
-                for side in ("ours", "helm"):
+                for side in ("ours", "helm") if round_no % 2 == 0 else ("helm", "ours"):
                     reg = start_registry(work / f"{side}-{round_no}")
                     registries.append(reg)
                     proxy = start_fault_proxy(reg)
@@ -378,21 +386,30 @@ def main() -> int:
         f"{'met' if cold_ours <= cold_helm else 'NOT met'} "
         f"(ours {cold_ours:.3f}s vs helm {cold_helm:.3f}s)"
     )
+    rows = [
+        bc.Row(
+            "six reference charts, cold (ours: one `charts publish`)",
+            f"{bc.seconds_text(cold_ours)}, {runs['ours cold'][-1].total_requests} requests",
+            f"helm package+push x6 {bc.seconds_text(cold_helm)}, "
+            f"{runs['helm cold'][-1].total_requests} requests",
+            cold_ours / cold_helm,
+            "<= 1x helm",
+            cold_ours <= cold_helm,
+        )
+    ]
     if args.big:
         big_work = Path(tempfile.mkdtemp(prefix="alga-bench-big-"))
         try:
-            print("\nbig text charts (1 MiB files), straight to the registry, peak RSS from wait4:")
-            print(f"{'run':<22} {'exit':>4} {'wall s':>8} {'cpu s':>8} {'peak MiB':>9}")
-            for row in big_chart_rows(big_work, (50, 200)):
-                print(row)
+            rows += big_chart_rows(big_work, big_sizes, args.big_rounds)
         finally:
             shutil.rmtree(big_work, ignore_errors=True)
         print(
             "* packaging alone, through the library in its own process with helm's size limit "
-            "lifted\ntargets: ours <= helm's wall time at 50 MB; packaging peak RSS <= 80 MiB "
-            "at 200 MB\n(at 200 MB helm packages, then `helm push` refuses: over its 100 MiB "
-            "limit; ours refuses before packaging, exit 2)"
+            f"lifted\ntargets: ours <= helm's wall time at {big_sizes[0]} MB; packaging peak RSS "
+            f"<= 80 MiB at {big_sizes[1]} MB\n(over 100 MiB helm packages, then `helm push` "
+            "refuses; ours refuses before packaging, exit 2)"
         )
+    bc.emit(args, rows)
     return 0
 
 

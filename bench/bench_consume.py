@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark: resolve a release with both consume twins against the loopback TLS registry.
 
-    .venv/bin/python bench/bench_consume.py [--rounds N]
+    .venv/bin/python bench/bench_consume.py [--rounds N] [--quick]
 
 One real CNCF distribution registry on loopback, behind TLS, with token auth
 (the harness token server, anonymous pull allowed), holding a release pushed as
@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT / "consume"))
 
 import release_consume as rc  # noqa: E402
 
+from bench import common as bc  # noqa: E402
 from steps.oci import Credentials, RegistryClient  # noqa: E402
 from steps.oci import mediatypes as mt  # noqa: E402
 from steps.release import manifest as rm  # noqa: E402
@@ -232,7 +233,10 @@ def report(title: str, results: dict[str, dict[str, Any]]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=15, help="resolves per scenario")
+    bc.add_common_args(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.rounds = 2
     node = shutil.which("node")
     with tempfile.TemporaryDirectory() as workdir:
         reg = start_registry(Path(workdir), mode="token", tls=True)

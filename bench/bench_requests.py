@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark: HTTP requests of one whole `publish` against a token-auth registry.
 
-    .venv/bin/python bench/bench_requests.py [--baseline REV]
+    .venv/bin/python bench/bench_requests.py [--baseline REV] [--quick]
 
 A real CNCF registry in token mode (the harness token server) behind a counting proxy; the
 four app images and the control plane are pushed first; then one `alga-release publish`
@@ -15,7 +15,6 @@ at that commit (a temporary git worktree), side by side. Figures only, nothing a
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import common as bc  # noqa: E402
 from tests.harness.faults import start_fault_proxy  # noqa: E402
 from tests.harness.images import push_tiny_image  # noqa: E402
 from tests.harness.registry import start_registry  # noqa: E402
@@ -61,8 +61,7 @@ def measure(label: str, package_root: Path, work: Path) -> dict[str, object]:
         proxy.reset()
         src = source_tree(work / label)
         username, password = registry.credentials
-        env = dict(
-            os.environ,
+        env = bc.clean_env(
             PYTHONPATH=str(package_root),
             ALGA_REGISTRY_USERNAME=username,
             ALGA_REGISTRY_PASSWORD=password,
@@ -111,7 +110,10 @@ def measure(label: str, package_root: Path, work: Path) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--baseline", metavar="REV", help="also measure the package at REV")
+    bc.add_common_args(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.baseline = None  # a smoke run: the package as it is only
     rows = []
     with tempfile.TemporaryDirectory(prefix="alga-bench-requests-") as tmp:
         work = Path(tmp)

@@ -131,6 +131,14 @@ export const ENV_TRUSTED_KEYS = 'ALGA_TRUSTED_KEYS';
 export const DEFAULT_TRUSTED_KEYS_FILE = 'trusted-keys.pem';
 
 /** The signed channel statement: tagged statement.<channel> in the release repository. */
+/**
+ * The Secret of trusted public keys (<key id>.pub entries) that Flux verifies with: the
+ * OCIRepository alga-appliance here, and the bundle's chart sources when the publisher
+ * asked for chart verification. Flux reads it from the verifying object's own namespace.
+ */
+export const TRUSTED_KEYS_SECRET = 'alga-appliance-trusted-keys';
+export const FLUX_NAMESPACE = 'flux-system';
+
 export const STATEMENT_ARTIFACT = 'application/vnd.alga.appliance.channel-statement.v1';
 export const STATEMENT_CONFIG = 'application/vnd.alga.appliance.channel-statement.v1+json';
 export const STATEMENT_SCHEMA = 'alga.appliance.channel-statement/v1';
@@ -154,6 +162,16 @@ export const SETTER_PATHS = {
   'workflow-worker': [['image', 'tag']],
   'email-service': [['image', 'tag']],
   'temporal-worker': [['image', 'tag'], ['publicBaseUrl']],
+};
+/**
+ * The key paths the in-cluster updater (the status service's update Job in
+ * appliance-status.yaml) sets with its own line setter on every upgrade: the image tags.
+ */
+export const UPDATER_PATHS = {
+  'alga-core': [['setup', 'image', 'tag'], ['server', 'image', 'tag']],
+  'workflow-worker': [['image', 'tag']],
+  'email-service': [['image', 'tag']],
+  'temporal-worker': [['image', 'tag']],
 };
 /** Which image tag goes where when the values ConfigMaps are rendered. */
 export const IMAGE_TAG_PATHS = [
@@ -818,6 +836,18 @@ export function defaultTrustedKeysFile() {
   }
 }
 
+/**
+ * The key set a trustedKeys option means: null is the shipped trusted-keys.pem if there
+ * is one (else none); an array is exactly those keys.
+ */
+export function configuredTrustedKeys(trustedKeys) {
+  if (trustedKeys === null || trustedKeys === undefined) {
+    const fallback = defaultTrustedKeysFile();
+    return fallback !== null ? loadTrustedKeys([fallback]) : [];
+  }
+  return trustedKeySet(trustedKeys);
+}
+
 /** Where cosign stores the signatures of `digest`: the tag sha256-<hex>.sig. */
 export function signatureTag(digest) {
   return `${digest.replace(':', '-')}.sig`;
@@ -1267,7 +1297,9 @@ export function schemaProblems(doc) {
  * The consumer-contract rules JSON Schema cannot say. Pure; doc passed the schema.
  * (1) profileValues holds exactly <name>.<valuesProfile>.yaml for the six services;
  * (2) config.tag and config.version equal version; (3) the appliance's
- * line-based setter finds every key path it edits.
+ * line-based setter finds every key path it edits; (4) so does the in-cluster
+ * updater's (setYamlValue) for the image tags it sets on every upgrade (a path the
+ * first setter misses is reported once, by (3)).
  */
 export function contractProblems(doc) {
   const c = new Checker();
@@ -1291,6 +1323,16 @@ export function contractProblems(doc) {
         setYamlScalar(values[key], keyPath, '""');
       } catch {
         c.add(pointer('/profileValues', key), `has no ${keyPath.join('.')} for the appliance to set`);
+        continue;
+      }
+      if (!(UPDATER_PATHS[name] ?? []).some((p) => p.join('.') === keyPath.join('.'))) continue;
+      try {
+        setYamlValue(values[key], keyPath, '""');
+      } catch {
+        c.add(
+          pointer('/profileValues', key),
+          `has ${keyPath.join('.')} where the in-cluster updater cannot set it (each parent key must be a line ending in ':')`,
+        );
       }
     }
   }
@@ -1363,18 +1405,85 @@ export function setYamlScalar(text, keyPath, value) {
   return output.join('\n');
 }
 
+/**
+ * Set keyPath to the YAML scalar value with the in-cluster updater's setter.
+ * A port of setYamlValue in the appliance's appliance-status.yaml (the update Job that
+ * upgrades a running appliance), which differs from setYamlScalar: a line's leading
+ * whitespace is its indentation and pops every open key at the same or a deeper one;
+ * only a line that ends in ':' (and does not start with '- ') opens a key -- the rest of
+ * the line, trimmed -- so 'image:  # note' or 'image: ' opens nothing and hides the keys
+ * under it; every other line under the path's parents that starts with '<last key>:' is
+ * replaced by '<indent><key>: <value>' (every such line, not only the first). No line
+ * replaced: it throws.
+ */
+export function setYamlValue(text, keyPath, value) {
+  const parents = keyPath.slice(0, -1).join('.');
+  const leaf = keyPath[keyPath.length - 1];
+  const output = [];
+  const stack = [];
+  let replaced = false;
+  for (const line of text.split(/\r?\n/)) {
+    const stripped = line.trimStart();
+    const indent = line.length - stripped.length;
+    while (stack.length && indent <= stack[stack.length - 1].indent) stack.pop();
+    if (stripped.endsWith(':') && !stripped.startsWith('- ')) {
+      stack.push({ indent, key: stripped.slice(0, -1).trim() });
+      output.push(line);
+      continue;
+    }
+    if (stack.map((entry) => entry.key).join('.') === parents && stripped.startsWith(`${leaf}:`)) {
+      replaced = true;
+      output.push(`${line.slice(0, indent)}${leaf}: ${value}`);
+      continue;
+    }
+    output.push(line);
+  }
+  if (!replaced) throw new Error(`Failed to update YAML value ${keyPath.join('.')}`);
+  return output.join('\n');
+}
+
 /** A double-quoted YAML scalar (JSON's string form, as the appliance writes it). */
 export function yamlString(value) {
   return JSON.stringify(String(value));
 }
 
-/** The Flux OCIRepository the appliance applies: the config bundle pinned by digest. */
-export function renderOciRepository(release, { name = 'alga-appliance', namespace = 'flux-system', interval = '1m0s' } = {}) {
+/**
+ * The Flux OCIRepository the appliance applies: the config bundle pinned by digest.
+ * With trustedKeys, spec.verify has source-controller check the bundle's cosign signature
+ * (provider cosign, a static key: no transparency log) against the *.pub entries of the
+ * Secret TRUSTED_KEYS_SECRET in the same namespace (renderTrustedKeysSecret): one key
+ * that verifies is enough.
+ */
+export function renderOciRepository(release, { name = 'alga-appliance', namespace = FLUX_NAMESPACE, interval = '1m0s', trustedKeys = [] } = {}) {
+  const spec = { interval, url: `oci://${release.config.repository}`, ref: { digest: release.config.digest } };
+  if (trustedKeySet(trustedKeys).length > 0) spec.verify = { provider: 'cosign', secretRef: { name: TRUSTED_KEYS_SECRET } };
+  // v1, as the appliance's setup-engine writes it: served from Flux 2.6 on; v1beta2 was
+  // removed in Flux 2.8 (source-controller 1.8.0)
+  return { apiVersion: 'source.toolkit.fluxcd.io/v1', kind: 'OCIRepository', metadata: { name, namespace }, spec };
+}
+
+/** The Secret key a trusted key is stored under: sha256-<16 hex>.pub (its key id). */
+export function trustedKeyEntry(key) {
+  return `${key.keyId.replace(':', '-')}.pub`;
+}
+
+/**
+ * The Secret Flux verifies with: each trusted key's PEM under <key id>.pub.
+ * Flux reads a verification Secret from the namespace of the object that verifies
+ * (source-controller: the OCIRepository's or the HelmChart's, which helm-controller
+ * creates in the namespace of the chart's HelmRepository): flux-system for
+ * OCIRepository alga-appliance and for the bundle's charts alike.
+ * Throws BadInput for no key or more than two.
+ */
+export function renderTrustedKeysSecret(trustedKeys, { namespace = FLUX_NAMESPACE } = {}) {
+  const keys = trustedKeySet(trustedKeys);
+  if (keys.length === 0) throw new BadInput('no trusted key: nothing for Flux to verify with');
   return {
-    apiVersion: 'source.toolkit.fluxcd.io/v1beta2',
-    kind: 'OCIRepository',
-    metadata: { name, namespace },
-    spec: { interval, url: `oci://${release.config.repository}`, ref: { digest: release.config.digest } },
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: TRUSTED_KEYS_SECRET, namespace },
+    type: 'Opaque',
+    data: Object.fromEntries(keys.map((key) => [trustedKeyEntry(key), Buffer.from(key.pem(), 'ascii').toString('base64')])),
   };
 }
 
@@ -1432,9 +1541,18 @@ export function renderValuesConfigMaps(release, { namespace = 'alga-system' } = 
   }));
 }
 
-/** What the appliance applies for a release: six ConfigMaps, the source, the Kustomization. */
-export function renderAll(release) {
-  return [...renderValuesConfigMaps(release), renderOciRepository(release), renderKustomization(release)];
+/**
+ * What the appliance applies for a release: six ConfigMaps, (with trustedKeys) the Secret
+ * of trusted keys, the source (verifying the bundle with them), the Kustomization.
+ */
+export function renderAll(release, { trustedKeys = [] } = {}) {
+  const keys = trustedKeySet(trustedKeys);
+  return [
+    ...renderValuesConfigMaps(release),
+    ...(keys.length > 0 ? [renderTrustedKeysSecret(keys)] : []),
+    renderOciRepository(release, { trustedKeys: keys }),
+    renderKustomization(release),
+  ];
 }
 
 // -- transport ----------------------------------------------------------------------------
@@ -2275,13 +2393,7 @@ export async function resolve(ref, options = {}) {
   }
   if (tokenRealm !== null) checkUrl(tokenRealm, 'the token service', insecureHosts);
   if (credentials !== null && !(credentials instanceof Credentials)) credentials = new Credentials(credentials.username, credentials.password);
-  let keys;
-  if (trustedKeys === null) {
-    const fallback = defaultTrustedKeysFile();
-    keys = fallback !== null ? loadTrustedKeys([fallback]) : [];
-  } else {
-    keys = trustedKeySet(trustedKeys);
-  }
+  const keys = configuredTrustedKeys(trustedKeys);
   const state = normaliseState(cache !== null ? await cache.load() : null);
   const key = `${registry}/${repository}`;
   const cached = findCached(state, key, target);
@@ -2405,8 +2517,10 @@ options:
   --password-file FILE  password file (else env ${ENV_PASSWORD})
   --timeout TIMEOUT     seconds per request (default 30)
   --attempts ATTEMPTS   tries per request (default 3)
-  --render              print what the appliance applies (a v1 List: six values ConfigMaps, the
-                        OCIRepository and the Kustomization) instead of the release
+  --render              print what the appliance applies (a v1 List: six values ConfigMaps, with
+                        trusted keys the Secret of them that Flux verifies with, the
+                        OCIRepository (with spec.verify when keys are trusted) and the
+                        Kustomization) instead of the release
   --json                machine-readable result on stdout
   --version             show program's version number and exit
 
@@ -2534,7 +2648,9 @@ export async function main(argv = process.argv.slice(2), { stdout = process.stdo
   output = result;
   if (values.render) {
     try {
-      output = { apiVersion: 'v1', kind: 'List', items: renderAll(result.manifest) };
+      // the keys the resolve trusted (already read once: no error left to throw here)
+      const keys = configuredTrustedKeys(cliTrustedKeys(values));
+      output = { apiVersion: 'v1', kind: 'List', items: renderAll(result.manifest, { trustedKeys: keys }) };
     } catch (error) {
       stderr.write(`error: ${error.message}\n`); // the release cannot be applied as it is
       return EXIT_REFUSED;

@@ -30,7 +30,9 @@ What it does:
 * ``render_*`` build what the appliance applies (as plain dicts; JSON is YAML):
   the ``OCIRepository`` and ``Kustomization`` named ``alga-appliance`` and the
   six ``appliance-values-<name>`` ConfigMaps with the image tags injected by
-  the same line-based setter the appliance uses.
+  the same line-based setter the appliance uses; with trusted keys also the
+  ``Secret`` of public keys that Flux verifies the bundle and the charts with
+  (``spec.verify`` of the OCIRepository).
 
 Design (after python-tuf): a pure verification core -- :func:`verify_manifest`,
 :func:`verify_blob`, :func:`schema_problems`, :func:`contract_problems`,
@@ -152,6 +154,12 @@ ENV_TRUSTED_KEYS = "ALGA_TRUSTED_KEYS"
 DEFAULT_TRUSTED_KEYS_FILE = "trusted-keys.pem"
 
 #: The signed channel statement: tagged ``statement.<channel>`` in the release repository.
+#: The Secret of trusted public keys (``<key id>.pub`` entries) that Flux verifies with: the
+#: ``OCIRepository alga-appliance`` here, and the bundle's chart sources when the publisher
+#: asked for chart verification. Flux reads it from the verifying object's own namespace.
+TRUSTED_KEYS_SECRET = "alga-appliance-trusted-keys"
+FLUX_NAMESPACE = "flux-system"
+
 STATEMENT_ARTIFACT = "application/vnd.alga.appliance.channel-statement.v1"
 STATEMENT_CONFIG = "application/vnd.alga.appliance.channel-statement.v1+json"
 STATEMENT_SCHEMA = "alga.appliance.channel-statement/v1"
@@ -198,6 +206,15 @@ SETTER_PATHS: dict[str, tuple[tuple[str, ...], ...]] = {
     "temporal-worker": (("image", "tag"), ("publicBaseUrl",)),
 }
 #: Which image tag goes where when the values ConfigMaps are rendered.
+#: The key paths the in-cluster updater (the status service's update Job in
+#: ``appliance-status.yaml``) sets with its own line setter on every upgrade: the image tags.
+UPDATER_PATHS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "alga-core": (("setup", "image", "tag"), ("server", "image", "tag")),
+    "workflow-worker": (("image", "tag"),),
+    "email-service": (("image", "tag"),),
+    "temporal-worker": (("image", "tag"),),
+}
+
 IMAGE_TAG_PATHS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("alga-core", ("setup", "image", "tag"), "algaCore"),
     ("alga-core", ("server", "image", "tag"), "algaCore"),
@@ -1084,6 +1101,17 @@ def default_trusted_keys_file() -> str | None:
     return path if os.path.isfile(path) else None
 
 
+def configured_trusted_keys(
+    trusted_keys: Sequence[TrustedKey | str] | None,
+) -> tuple[TrustedKey, ...]:
+    """The key set a ``trusted_keys`` argument means: None is the shipped
+    ``trusted-keys.pem`` if there is one (else none); a sequence is exactly those keys."""
+    if trusted_keys is None:
+        default = default_trusted_keys_file()
+        return load_trusted_keys([default]) if default is not None else ()
+    return trusted_key_set(trusted_keys)
+
+
 def signature_tag(digest: str) -> str:
     """Where cosign stores the signatures of ``digest``: the tag ``sha256-<hex>.sig``."""
     return digest.replace(":", "-", 1) + ".sig"
@@ -1654,7 +1682,9 @@ def contract_problems(doc: dict[str, Any]) -> list[str]:
 
     (1) profileValues holds exactly ``<name>.<valuesProfile>.yaml`` for the six
     services; (2) config.tag and config.version equal version; (3) the
-    appliance's line-based setter finds every key path it edits.
+    appliance's line-based setter finds every key path it edits; (4) so does the
+    in-cluster updater's (:func:`set_yaml_value`) for the image tags it sets on
+    every upgrade (a path the first setter misses is reported once, by (3)).
     """
     c = _Checker()
     version, profile = doc["version"], doc["valuesProfile"]
@@ -1679,6 +1709,17 @@ def contract_problems(doc: dict[str, Any]) -> list[str]:
                 c.add(
                     _pointer("/profileValues", key),
                     f"has no {'.'.join(keypath)} for the appliance to set",
+                )
+                continue
+            if keypath not in UPDATER_PATHS.get(name, ()):
+                continue
+            try:
+                set_yaml_value(values[key], keypath, '""')
+            except ValueError:
+                c.add(
+                    _pointer("/profileValues", key),
+                    f"has {'.'.join(keypath)} where the in-cluster updater cannot set it (each "
+                    "parent key must be a line ending in ':')",
                 )
     return c.problems
 
@@ -1748,6 +1789,50 @@ def set_yaml_scalar(text: str, path: Sequence[str], value: str) -> str:
     return "\n".join(output)
 
 
+_UPDATER_SPACE = (  # String.prototype.trim's WhiteSpace and LineTerminator, as characters
+    "\t\n\v\f\r \u00a0\u1680"
+    + "".join(chr(c) for c in range(0x2000, 0x200B))
+    + "\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+
+
+def set_yaml_value(text: str, path: Sequence[str], value: str) -> str:
+    """Set ``path`` to the YAML scalar ``value`` with the in-cluster updater's setter.
+
+    A port of ``setYamlValue`` in the appliance's ``appliance-status.yaml`` (the update
+    Job that upgrades a running appliance), which differs from :func:`set_yaml_scalar`:
+    a line's leading whitespace is its indentation and pops every open key at the same
+    or a deeper one; only a line that *ends* in ``:`` (and does not start with ``- ``)
+    opens a key -- the rest of the line, trimmed -- so ``image:  # note`` or ``image: ``
+    opens nothing and hides the keys under it; every other line under the path's
+    parents that starts with ``<last key>:`` is replaced by ``<indent><key>: <value>``
+    (every such line, not only the first). No line replaced: ValueError.
+    """
+    target = list(path)
+    parents, leaf = target[:-1], target[-1]
+    output: list[str] = []
+    stack: list[tuple[int, str]] = []
+    replaced = False
+    for line in re.split(r"\r?\n", text):
+        indent_match = _INDENT.match(line)
+        indent = len(indent_match.group(0)) if indent_match else 0
+        stripped = line[indent:]
+        while stack and indent <= stack[-1][0]:
+            stack.pop()
+        if stripped.endswith(":") and not stripped.startswith("- "):
+            stack.append((indent, stripped[:-1].strip(_UPDATER_SPACE)))
+            output.append(line)
+            continue
+        if [k for _, k in stack] == parents and stripped.startswith(f"{leaf}:"):
+            replaced = True
+            output.append(f"{line[:indent]}{leaf}: {value}")
+            continue
+        output.append(line)
+    if not replaced:
+        raise ValueError(f"Failed to update YAML value {'.'.join(target)}")
+    return "\n".join(output)
+
+
 def yaml_string(value: str) -> str:
     """A double-quoted YAML scalar (JSON's string form, as the appliance writes it)."""
     return json.dumps(str(value), ensure_ascii=False)
@@ -1757,18 +1842,61 @@ def render_oci_repository(
     release: Mapping[str, Any],
     *,
     name: str = "alga-appliance",
-    namespace: str = "flux-system",
+    namespace: str = FLUX_NAMESPACE,
     interval: str = "1m0s",
+    trusted_keys: Sequence[TrustedKey | str] = (),
 ) -> dict[str, Any]:
-    """The Flux OCIRepository the appliance applies: the config bundle pinned by digest."""
+    """The Flux OCIRepository the appliance applies: the config bundle pinned by digest.
+
+    With ``trusted_keys``, ``spec.verify`` has source-controller check the bundle's cosign
+    signature (provider ``cosign``, a static key: no transparency log) against the
+    ``*.pub`` entries of the Secret :data:`TRUSTED_KEYS_SECRET` in the same namespace
+    (:func:`render_trusted_keys_secret`): one key that verifies is enough.
+    """
+    spec: dict[str, Any] = {
+        "interval": interval,
+        "url": f"oci://{release['config']['repository']}",
+        "ref": {"digest": release["config"]["digest"]},
+    }
+    if trusted_key_set(trusted_keys):
+        spec["verify"] = {"provider": "cosign", "secretRef": {"name": TRUSTED_KEYS_SECRET}}
     return {
-        "apiVersion": "source.toolkit.fluxcd.io/v1beta2",
+        # v1, as the appliance's setup-engine writes it: served from Flux 2.6 on; v1beta2
+        # was removed in Flux 2.8 (source-controller 1.8.0)
+        "apiVersion": "source.toolkit.fluxcd.io/v1",
         "kind": "OCIRepository",
         "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "interval": interval,
-            "url": f"oci://{release['config']['repository']}",
-            "ref": {"digest": release["config"]["digest"]},
+        "spec": spec,
+    }
+
+
+def trusted_key_entry(key: TrustedKey) -> str:
+    """The Secret key a trusted key is stored under: ``sha256-<16 hex>.pub`` (its key id)."""
+    return key.key_id.replace(":", "-", 1) + ".pub"
+
+
+def render_trusted_keys_secret(
+    trusted_keys: Sequence[TrustedKey | str], *, namespace: str = FLUX_NAMESPACE
+) -> dict[str, Any]:
+    """The Secret Flux verifies with: each trusted key's PEM under ``<key id>.pub``.
+
+    Flux reads a verification Secret from the namespace of the object that verifies
+    (source-controller: the OCIRepository's or the HelmChart's, which helm-controller
+    creates in the namespace of the chart's HelmRepository): ``flux-system`` for
+    ``OCIRepository alga-appliance`` and for the bundle's charts alike.
+    Raises :class:`BadInput` for no key or more than two.
+    """
+    keys = trusted_key_set(trusted_keys)
+    if not keys:
+        raise BadInput("no trusted key: nothing for Flux to verify with")
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": TRUSTED_KEYS_SECRET, "namespace": namespace},
+        "type": "Opaque",
+        "data": {
+            trusted_key_entry(key): base64.b64encode(key.pem().encode("ascii")).decode("ascii")
+            for key in keys
         },
     }
 
@@ -1845,11 +1973,16 @@ def render_values_configmaps(
     ]
 
 
-def render_all(release: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """What the appliance applies for a release: six ConfigMaps, the source, the Kustomization."""
+def render_all(
+    release: Mapping[str, Any], *, trusted_keys: Sequence[TrustedKey | str] = ()
+) -> list[dict[str, Any]]:
+    """What the appliance applies for a release: six ConfigMaps, (with ``trusted_keys``) the
+    Secret of trusted keys, the source (verifying the bundle with them), the Kustomization."""
+    keys = trusted_key_set(trusted_keys)
     return [
         *render_values_configmaps(release),
-        render_oci_repository(release),
+        *([render_trusted_keys_secret(keys)] if keys else []),
+        render_oci_repository(release, trusted_keys=keys),
         render_kustomization(release),
     ]
 
@@ -2962,11 +3095,7 @@ def resolve(
         _check_url(token_realm, "the token service", insecure_hosts)
     if isinstance(credentials, tuple):
         credentials = Credentials(*credentials)
-    if trusted_keys is None:
-        default = default_trusted_keys_file()
-        keys = load_trusted_keys([default]) if default is not None else ()
-    else:
-        keys = trusted_key_set(trusted_keys)
+    keys = configured_trusted_keys(trusted_keys)
     state = _normalise_state(cache.load() if cache is not None else None)
     key = f"{registry}/{repository}"
     cached = _find_cached(state, key, target)
@@ -3148,8 +3277,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--render",
         action="store_true",
-        help="print what the appliance applies (a v1 List: six values ConfigMaps, the "
-        "OCIRepository and the Kustomization) instead of the release",
+        help="print what the appliance applies (a v1 List: six values ConfigMaps, with "
+        "trusted keys the Secret of them that Flux verifies with, the OCIRepository (with "
+        "spec.verify when keys are trusted) and the Kustomization) instead of the release",
     )
     parser.add_argument("--json", action="store_true", help="machine-readable result on stdout")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -3233,7 +3363,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     output: Any = result.to_json()
     if args.render:
         try:
-            output = {"apiVersion": "v1", "kind": "List", "items": render_all(result.manifest)}
+            # the keys the resolve trusted (already read once: no error left to raise here)
+            keys = configured_trusted_keys(_cli_trusted_keys(args))
+            items = render_all(result.manifest, trusted_keys=keys)
+            output = {"apiVersion": "v1", "kind": "List", "items": items}
         except ValueError as exc:
             sys.stderr.write(f"error: {exc}\n")  # the release cannot be applied as it is
             return EXIT_REFUSED

@@ -17,7 +17,8 @@ that the local ``publish`` runs the same arguments once the expressions are fill
 **Static arguments, toggles by environment.** What is a flag locally but a run-time
 choice in Argo is passed as the CLI's environment default, so the argument lists stay
 exactly ``release_steps``' lists: ``ALGA_DRY_RUN`` (the ``dry-run`` parameter) on every
-step, ``ALGA_RUN`` (the workflow name) on the channel move only, so that the run is
+step, ``ALGA_VERIFY_CHARTS`` (the ``verify-charts`` parameter) on the bundle step,
+``ALGA_RUN`` (the workflow name) on the channel move only, so that the run is
 recorded in the channel's audit record but never in the manifest (a re-run with the
 same inputs must give the same manifest bytes), and ``ALGA_RUN_ID`` (the workflow name)
 with ``ALGA_BUILDER_ID`` (this template's URI) on the manifest step, the runDetails of
@@ -282,6 +283,12 @@ def arguments() -> list[Parameter]:
         c.boolean_parameter(
             "dry-run", "check every step and gate, write nothing (steps read ALGA_DRY_RUN)"
         ),
+        c.boolean_parameter(
+            "verify-charts",
+            "the bundle has Flux verify each chart's signature with the Secret "
+            "alga-appliance-trusted-keys, which appliances with trusted keys create in "
+            "flux-system (the bundle step reads ALGA_VERIFY_CHARTS)",
+        ),
         *c.registry_arguments(),
         *c.signing_arguments(),
         cp.dind_argument(),
@@ -295,6 +302,8 @@ def step_env(step: Step) -> list[Env | SecretEnv]:
     ]
     if step.name == "channel":
         env.append(Env(name="ALGA_RUN", value="{{workflow.name}}"))
+    if step.name == "bundle":
+        env.append(Env(name="ALGA_VERIFY_CHARTS", value=c.workflow_parameter("verify-charts")))
     if step.name == "manifest":
         # The provenance attestation's runDetails (it is made only when the step signs).
         env.append(Env(name="ALGA_RUN_ID", value="{{workflow.name}}"))

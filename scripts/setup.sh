@@ -11,6 +11,9 @@
 # - .tools/bin: the pinned Go oracle CLIs (cosign, crane, oras, flux, argo at 3.7 and 3.6),
 #   built from source once per machine by scripts/go-tools.sh (about 15 minutes the first
 #   time on 2 cores; nothing after that). ALGA_SKIP_GO_TOOLS=1 skips it outside CI.
+# - .tools/flux-crds: the Flux CRDs (OCIRepository, HelmRepository, HelmChart, HelmRelease,
+#   Kustomization) generated with controller-gen from the API modules the pinned flux uses
+#   (scripts/flux-crds.sh, seconds once the Go tools are built).
 # - .tools/step-image: the Debian root filesystem the step image is made from
 #   (debootstrap, once per machine; made while the Go tools compile).
 # - .venv: this package, editable, with its test extras.
@@ -121,6 +124,8 @@ go_tools() {
   local start
   start="$(date +%s)"
   bash "$ROOT/scripts/go-tools.sh"
+  # The Flux CRDs the tests validate rendered objects with (controller-gen, Go modules).
+  bash "$ROOT/scripts/flux-crds.sh"
   log "go tools: $(( $(date +%s) - start )) s"
 }
 

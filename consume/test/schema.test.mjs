@@ -17,7 +17,8 @@ import * as rc from '../release-consume.mjs';
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const EXAMPLES = path.join(HERE, '..', '..', 'schemas', 'examples');
 // Flaws only a YAML parser sees (see tests/unit/test_consume_schema.py).
-const NEEDS_YAML = new Set(['profile-values-not-yaml.json', 'profile-values-not-mapping.json', 'profile-values-tag-not-scalar.json']);
+// (profile-values-tag-not-scalar.json is caught without one: the in-cluster updater's setter.)
+const NEEDS_YAML = new Set(['profile-values-not-yaml.json', 'profile-values-not-mapping.json']);
 
 function checkedBy() {
   const readme = fs.readFileSync(path.join(EXAMPLES, 'README.md'), 'utf8');

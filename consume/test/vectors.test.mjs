@@ -105,6 +105,10 @@ for (const file of FILES) {
     } else {
       for (const [key, value] of Object.entries(expect.result)) assert.deepEqual(outcome.result[key], value, key);
       assert.equal(outcome.result.requests, vector.exchanges.length);
+      if (Object.hasOwn(expect, 'rendered')) {
+        // what the appliance applies, Flux verification included
+        assert.deepEqual(rc.renderAll(outcome.result.manifest, { trustedKeys: vector.input.trustedKeys }), expect.rendered);
+      }
     }
     const key = `${vector.input.registry}/${vector.input.repository}`;
     for (const [ref, digest] of Object.entries(expect.cacheAfter ?? {})) {

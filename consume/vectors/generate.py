@@ -395,6 +395,40 @@ def failed(
     return out
 
 
+def rendered(
+    expect: dict[str, Any], config: bytes, keys: tuple[TestKey, ...] = ()
+) -> dict[str, Any]:
+    """``expect`` plus what the appliance applies for this release (``expect.rendered``).
+
+    The Flux verification is written out here literally, not by the library: with trusted
+    keys, the Secret ``alga-appliance-trusted-keys`` in flux-system (each key's PEM under
+    ``sha256-<16 hex of its key id>.pub``), placed before the OCIRepository, whose
+    ``spec.verify`` is cosign with that Secret; without keys neither.
+    """
+    items = rc.render_all(json.loads(config))  # ConfigMaps, OCIRepository, Kustomization
+    if keys:
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "alga-appliance-trusted-keys", "namespace": "flux-system"},
+            "type": "Opaque",
+            "data": {
+                f"sha256-{hashlib.sha256(k.public.der).hexdigest()[:16]}.pub": base64.b64encode(
+                    k.pem().encode()
+                ).decode()
+                for k in keys
+            },
+        }
+        source = items[-2]
+        assert source["kind"] == "OCIRepository" and "verify" not in source["spec"]
+        source["spec"]["verify"] = {
+            "provider": "cosign",
+            "secretRef": {"name": "alga-appliance-trusted-keys"},
+        }
+        items.insert(-2, secret)
+    return {**expect, "rendered": items}
+
+
 def inp(ref: str, **kw: Any) -> dict[str, Any]:
     out: dict[str, Any] = {
         "ref": ref,
@@ -629,7 +663,7 @@ def vectors() -> dict[str, dict[str, Any]]:
         "this is an upgrade.",
         inp("nightly", installed="1.1.0"),
         cold("nightly", man, cfg),
-        resolved("nightly", man, cfg, requests=4),
+        rendered(resolved("nightly", man, cfg, requests=4), cfg),
         cache_after={"nightly": dig},
     )
     ghcr_cdn = (
@@ -951,6 +985,33 @@ def vectors() -> dict[str, dict[str, Any]]:
         cold("nightly", b_man, b_cfg),
         failed("InvalidRelease", rc.release_problems(broken)),
     )
+    hidden = release()
+    core = "alga-core.single-node.yaml"
+    hidden["profileValues"][core] = values("alga-core").replace(
+        "setup:\n  image:\n", "setup:\n  image:  # the appliance sets the tag\n"
+    )
+    hidden["profileValues"]["email-service.single-node.yaml"] = (
+        "image: \n  repository: ghcr.io/nine-minds/email-service\n  tag: latest\n"
+    )
+    updater_problems = [
+        "/profileValues/alga-core.single-node.yaml: has setup.image.tag where the in-cluster "
+        "updater cannot set it (each parent key must be a line ending in ':')",
+        "/profileValues/email-service.single-node.yaml: has image.tag where the in-cluster "
+        "updater cannot set it (each parent key must be a line ending in ':')",
+    ]
+    assert rc.release_problems(hidden) == updater_problems, rc.release_problems(hidden)
+    u_cfg = config_bytes(hidden)
+    u_man = manifest_bytes(u_cfg)
+    add(
+        "updater-cannot-set",
+        "Install-time setter and YAML are fine, but the in-cluster updater (which sets the image "
+        "tags on every upgrade) takes only a line ending in ':' as a parent key: 'image:  # "
+        "note' and 'image: ' (a trailing space) hide the tag from it, so every upgrade would "
+        "fail. Refused as invalid.",
+        inp("nightly"),
+        cold("nightly", u_man, u_cfg),
+        failed("InvalidRelease", updater_problems),
+    )
     nj_cfg = b'{"schema": "alga.appliance.release/v1",'
     nj_man = manifest_bytes(nj_cfg)
     add(
@@ -1188,15 +1249,22 @@ def vectors() -> dict[str, dict[str, Any]]:
         "JSON is read; the result names the key.",
         inp("1.2.0", trusted=[KEY_A]),
         [*pin, *signature_exchanges(dig, [good]), blob_exchange(cfg)],
-        resolved("1.2.0", man, cfg, requests=6, pinned=True, signed=a_id),
+        rendered(
+            resolved("1.2.0", man, cfg, requests=6, pinned=True, signed=a_id), cfg, (KEY_A,)
+        ),
         cache_after={"1.2.0": dig},
     )
     add(
         "signed-by-second-trusted-key",
-        "Two trusted keys (a rotation): a release signed by the second one is accepted.",
+        "Two trusted keys (a rotation): a release signed by the second one is accepted, and "
+        "Flux is given both keys to verify with.",
         inp("1.2.0", trusted=[KEY_A, KEY_B]),
         [*pin, *signature_exchanges(dig, [signed_by(KEY_B, dig)]), blob_exchange(cfg)],
-        resolved("1.2.0", man, cfg, requests=6, pinned=True, signed=b_id),
+        rendered(
+            resolved("1.2.0", man, cfg, requests=6, pinned=True, signed=b_id),
+            cfg,
+            (KEY_A, KEY_B),
+        ),
     )
     add(
         "signed-second-layer-trusted",
@@ -1486,7 +1554,8 @@ every file: `tests/unit/test_consume_vectors.py` (Python) and
                  "headers": {"Accept": "..."}, "absentHeaders": ["Authorization"]},
      "response": {"status": 200, "headers": {...}, "body": "exact text"}}
   ],
-  "expect": {"outcome": "resolved", "result": {...}, "cacheAfter": {"nightly": "sha256:..."}}
+  "expect": {"outcome": "resolved", "result": {...}, "cacheAfter": {"nightly": "sha256:..."},
+             "rendered": [...]}
 }
 ```
 
@@ -1513,7 +1582,10 @@ every file: `tests/unit/test_consume_vectors.py` (Python) and
   `problems`; `fields`, when given, are more keys the error's JSON form must hold with
   exactly those values, such as `StatementExpired`'s `message`, `expiresAt` and
   `cachedRelease`). `expect.cacheAfter` maps a reference to the manifest digest the cache must
-  hold for it afterwards (`null`: none).
+  hold for it afterwards (`null`: none). `expect.rendered`, when given, is exactly what the
+  twin renders for the resolved release with `input.trustedKeys` (`render_all(manifest,
+  trusted_keys=...)` / `renderAll(manifest, {trustedKeys})`): with keys, the Secret
+  `flux-system/alga-appliance-trusted-keys` of them and the OCIRepository's `spec.verify`.
 
 Hosts: `registry.test` (token auth, realm `https://auth.registry.test/token`),
 `cdn.registry.test` (blob redirects), and `ghcr.io` with `pkg-containers.githubusercontent.com`

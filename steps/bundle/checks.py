@@ -17,6 +17,7 @@ from steps.bundle.flux import (
     PinMode,
     _check_flux_kustomization,
     _Problems,
+    chart_verification,
     flux_path,
     objects_of,
 )
@@ -43,9 +44,14 @@ def check_kustomize_dir(files: Mapping[str, bytes], ref: KustomizationRef) -> st
 
 
 def check_built_objects(
-    built: Mapping[str, Sequence[object]], charts: ChartSet, pin: PinMode
+    built: Mapping[str, Sequence[object]],
+    charts: ChartSet,
+    pin: PinMode,
+    *,
+    verify_charts: bool = False,
 ) -> list[str]:
-    """Problems in what kustomize built, per folder (what Flux would apply)."""
+    """Problems in what kustomize built, per folder (what Flux would apply); with
+    ``verify_charts``, a chart source that does not verify the chart's signature is one."""
     objects = objects_of(
         (f"build of ./{path or '.'}", doc) for path, docs in built.items() for doc in docs
     )
@@ -56,7 +62,7 @@ def check_built_objects(
     by_key = {(o.kind, o.namespace, o.name): o for o in flux}
     for obj in flux:
         if obj.kind == "HelmRelease" and not _schema_problems(obj):
-            problems.extend(_pin_problems(obj, by_key, charts, pin))
+            problems.extend(_pin_problems(obj, by_key, charts, pin, verify_charts))
         if obj.kind == "Kustomization" and not _schema_problems(obj):
             sink = _Problems()
             _check_flux_kustomization(obj, sink)
@@ -118,6 +124,7 @@ def _pin_problems(
     by_key: Mapping[tuple[str, str | None, str | None], KubeObject],
     charts: ChartSet,
     pin: PinMode,
+    verify_charts: bool = False,
 ) -> list[str]:
     who = f"{hr.where}: {hr.label}"
 
@@ -145,6 +152,8 @@ def _pin_problems(
             )
         if spec.get("reconcileStrategy") == "Revision":
             out.append(f"{who}: reconcileStrategy Revision is left (a kustomize patch?)")
+        if verify_charts and spec.get("verify") != chart_verification():
+            out.append(f"{who} {_unverified('spec.chart.spec.verify')}")
         repo = lookup("HelmRepository", spec["sourceRef"])
         if repo is None:
             out.append(
@@ -178,7 +187,16 @@ def _pin_problems(
             f"{who}: OCIRepository {source.name} must select the Helm chart layer "
             "with operation copy"
         )
+    if verify_charts and get_path(source.doc, ("spec", "verify")) != chart_verification():
+        out.append(f"{who}: OCIRepository {source.name} {_unverified('spec.verify')}")
     return out
+
+
+def _unverified(field: str) -> str:
+    return (
+        f"does not verify the chart's signature ({field} must be {chart_verification()}; "
+        "a kustomize patch overrides it?)"
+    )
 
 
 def kustomizations_in(built_docs: Sequence[object], where: str) -> list[KustomizationRef]:

@@ -17,6 +17,16 @@ returns the bundle's files. It changes only:
   manifest digest, ``layerSelector`` the Helm chart layer with ``operation: copy`` (what
   helm-controller needs to use an OCIRepository as a chart source).
 
+With ``verify_charts`` every pinned chart source also gets Flux's signature verification
+(:func:`chart_verification`: provider ``cosign``, the Secret :data:`TRUSTED_KEYS_SECRET`):
+``spec.chart.spec.verify`` of the HelmRelease (version pin; helm-controller copies it into
+the HelmChart it creates) or ``spec.verify`` of the chart's OCIRepository (digest pin).
+Flux reads that Secret from the verifying object's namespace -- the HelmChart's, which
+helm-controller creates in its HelmRepository's namespace, or the OCIRepository's, next to
+the HelmRepository -- and the appliance renders it (with its trusted keys, the consume
+library's ``render_trusted_keys_secret``) in ``flux-system`` only: a chart source in
+another namespace is refused.
+
 Every other field, document and file is kept (see :mod:`steps.bundle_yaml` for how the
 text is preserved). It refuses (:class:`BadInput`, all problems in one message): a
 HelmRelease whose chart was not published, a ``GitRepository`` anywhere, a HelmRelease
@@ -78,6 +88,9 @@ APPLIANCE_NAMESPACE = "flux-system"
 BASE_PATH = "base"
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 DEFAULT_INTERVAL = "10m"
+#: The Secret of trusted public keys the appliance renders in flux-system (the consume
+#: library's ``TRUSTED_KEYS_SECRET``); chart verification reads it.
+TRUSTED_KEYS_SECRET = "alga-appliance-trusted-keys"
 
 _GIT_HINT = (
     "appliances install with no git: point the HelmRelease at the OCI HelmRepository "
@@ -285,6 +298,12 @@ def oci_repository_name(helm_repository: str, chart: str) -> str:
     return f"{helm_repository}-{chart}"
 
 
+def chart_verification() -> dict[str, Any]:
+    """What a chart source's ``verify`` holds: cosign, a static key from the trusted-keys
+    Secret (Flux tries every ``*.pub`` entry; one that verifies is enough)."""
+    return {"provider": "cosign", "secretRef": {"name": TRUSTED_KEYS_SECRET}}
+
+
 _VALUES_KEY_RE = re.compile(r"^([a-z0-9-]+)\.[a-z0-9]([a-z0-9-]*[a-z0-9])?\.yaml$")
 
 
@@ -293,8 +312,13 @@ def render_bundle(
     charts: ChartSet,
     pin: PinMode,
     values_profile: str | None = None,
+    *,
+    verify_charts: bool = False,
 ) -> RenderResult:
     """The bundle's files: ``files`` with HelmReleases pinned to ``charts`` (pure).
+
+    With ``verify_charts``, each chart source verifies the chart's signature (see the
+    module docstring).
 
     With ``values_profile``, every ``valuesFrom`` ConfigMap key of the form
     ``<name>.<profile>.yaml`` is pointed at that profile: the appliance creates
@@ -343,6 +367,16 @@ def render_bundle(
             used_repos[(repo.path, repo.index)] = repo
             charts_by_repo.setdefault((repo.path, repo.index), set()).add(chart)
             published = charts.charts[chart]
+            if verify_charts and repo.namespace != APPLIANCE_NAMESPACE:
+                problems.add(
+                    f"{repo.where}: {repo.label}, used by HelmRelease {obj.name}, is not in "
+                    f"{APPLIANCE_NAMESPACE}: Flux reads a chart's verification Secret from the "
+                    "HelmRepository's namespace, and the appliance creates "
+                    f"{TRUSTED_KEYS_SECRET} in {APPLIANCE_NAMESPACE} only",
+                    f"move the HelmRepository to {APPLIANCE_NAMESPACE}, or publish without "
+                    "--verify-charts",
+                )
+                continue
             if pin == "version":
                 if get_path(obj.doc, ("spec", "chart", "spec", "version")) != published.version:
                     add_edit(
@@ -350,6 +384,9 @@ def render_bundle(
                     )
                 if get_path(obj.doc, ("spec", "chart", "spec", "reconcileStrategy")) == "Revision":
                     add_edit(obj, DeleteKey(("spec", "chart", "spec", "reconcileStrategy")))
+                verify_path = ("spec", "chart", "spec", "verify")
+                if verify_charts and get_path(obj.doc, verify_path) != chart_verification():
+                    add_edit(obj, ReplaceKey(verify_path, "verify", chart_verification()))
             else:
                 ref = {
                     "kind": "OCIRepository",
@@ -382,7 +419,7 @@ def render_bundle(
                     )
                     continue
                 appended.setdefault(repo.path, []).append(
-                    chart_oci_repository(repo, charts.charts[chart])
+                    chart_oci_repository(repo, charts.charts[chart], verify=verify_charts)
                 )
 
     problems.raise_if_any("the overlay")
@@ -527,10 +564,13 @@ def kustomize_path_problems(files: Iterable[YamlFile]) -> list[str]:
     return problems
 
 
-def chart_oci_repository(repo: KubeObject, chart: PublishedChart) -> dict[str, Any]:
-    """The OCIRepository pinning ``chart`` by digest, next to the HelmRepository ``repo``."""
+def chart_oci_repository(
+    repo: KubeObject, chart: PublishedChart, *, verify: bool = False
+) -> dict[str, Any]:
+    """The OCIRepository pinning ``chart`` by digest, next to the HelmRepository ``repo``;
+    with ``verify``, checking the chart's signature (:func:`chart_verification`)."""
     interval = get_path(repo.doc, ("spec", "interval"))
-    return {
+    source: dict[str, Any] = {
         "apiVersion": FLUX_API_VERSIONS["OCIRepository"],
         "kind": "OCIRepository",
         "metadata": {
@@ -544,6 +584,9 @@ def chart_oci_repository(repo: KubeObject, chart: PublishedChart) -> dict[str, A
             "layerSelector": {"mediaType": mt.HELM_CHART_LAYER, "operation": "copy"},
         },
     }
+    if verify:
+        source["spec"]["verify"] = chart_verification()
+    return source
 
 
 def _is_chart_path(chart: object) -> bool:

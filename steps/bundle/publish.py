@@ -73,6 +73,7 @@ manifest, or touch a cluster.
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
 import json
 import logging
 import os
@@ -80,11 +81,11 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import semver
 import yaml
@@ -145,6 +146,14 @@ KUSTOMIZE_TIMEOUT = 120
 MAX_BUNDLE_LAYER = 64 * 1024 * 1024
 _SHA1_RE = re.compile(r"[0-9a-f]{40}\Z")
 
+T = TypeVar("T")
+
+
+class Memo(Protocol):
+    """A run's memo (``steps.cli.context.RunContext.memo``): ``compute()`` once per key."""
+
+    def __call__(self, key: tuple[object, ...], compute: Callable[[], T]) -> T: ...
+
 
 @dataclass(frozen=True)
 class PreparedBundle:
@@ -154,6 +163,7 @@ class PreparedBundle:
     repository: str  # <namespace>/alga-appliance-config
     version: str
     pin: PinMode
+    verify_charts: bool
     overlay: Path
     charts: ChartSet
     source_files: Mapping[str, bytes]
@@ -345,7 +355,13 @@ def kustomize_build(kubectl: str, root: Path, rel: str) -> tuple[bool, str]:
 
 
 def validate_bundle(
-    root: Path, render: RenderResult, charts: ChartSet, pin: PinMode, kubectl: str
+    root: Path,
+    render: RenderResult,
+    charts: ChartSet,
+    pin: PinMode,
+    kubectl: str,
+    *,
+    verify_charts: bool = False,
 ) -> dict[str, list[object]]:
     """Build ``./base`` and every folder a Flux Kustomization names (found in the files
     and, transitively, in what the builds produce) with the real kustomize, then check the
@@ -378,7 +394,7 @@ def validate_bundle(
             for ref, (ok, output) in zip(wave, results, strict=True):
                 queue.extend(_read_build(ref, ok, output, built, problems))
     if not problems:
-        problems = check_built_objects(built, charts, pin)
+        problems = check_built_objects(built, charts, pin, verify_charts=verify_charts)
     if problems:
         if len(problems) == 1:
             message = f"the rendered bundle is not valid: {problems[0]}"
@@ -422,6 +438,21 @@ def _read_build(
     return kustomizations_in(docs, f"build of ./{ref.path}")
 
 
+def rendering_key(render: RenderResult, charts: ChartSet, pin: PinMode, kubectl: str) -> str:
+    """What a validation depends on, as one digest: every rendered file (name and bytes),
+    the charts the bundle pins, the pin mode and the kubectl that builds it."""
+    h = hashlib.sha256()
+    for rel, data in sorted(render.files.items()):
+        for part in (rel.encode(), data):
+            h.update(len(part).to_bytes(8, "big"))
+            h.update(part)
+    chart_list = sorted(
+        (n, c.version, str(c.digest), c.repository) for n, c in charts.charts.items()
+    )
+    h.update(repr((charts.registry, charts.namespace, chart_list, pin, kubectl)).encode())
+    return h.hexdigest()
+
+
 def write_tree(root: Path, files: Mapping[str, bytes]) -> None:
     for rel, data in sorted(files.items()):
         target = root.joinpath(*rel.split("/"))
@@ -458,12 +489,19 @@ def prepare_bundle(
     kubectl: str | None = None,
     render_dir: Path | None = None,
     values_profile: str | None = None,
+    verify_charts: bool = False,
+    memo: Memo | None = None,
 ) -> PreparedBundle:
     """Read, rewrite, validate and pack the bundle. No registry access.
 
+    ``verify_charts``: every pinned chart source verifies the chart's cosign signature
+    (:func:`steps.bundle.flux.chart_verification`).
+
     With ``render_dir`` the rendered bundle is written (and validated) there, else in a
     temporary folder. ``charts_data`` is the charts step's result when it ran in this
-    process (``charts_file`` is then only named in messages).
+    process (``charts_file`` is then only named in messages). With ``memo`` (the run's),
+    a rendering already validated in this run (the same files, charts, pin mode and
+    kubectl: publish's precheck, then its real run) is not built with kustomize again.
     """
     check_registry(registry)
     repository = check_repository(f"{namespace}/{BUNDLE_REPOSITORY}")
@@ -488,7 +526,9 @@ def prepare_bundle(
         _check_output_dir(render_dir, overlay)
     files = read_overlay(overlay)
     log.info("rendering the overlay %s (%d files, %s)", overlay, len(files), config.origin)
-    render = render_bundle(files, charts, pin, values_profile or config.values_profile)
+    render = render_bundle(
+        files, charts, pin, values_profile or config.values_profile, verify_charts=verify_charts
+    )
     for warning in render.warnings:
         log.warning("%s", warning)
     for path in render.reserialised:
@@ -499,19 +539,28 @@ def prepare_bundle(
     if render_dir is not None:
         render_dir.mkdir(parents=True, exist_ok=True)
         write_tree(render_dir, render.files)
+
     # Build a private copy, as Flux builds the extracted artifact: nothing next to the
     # bundle (a `../../x` that escapes it) can make the validation pass.
-    with tempfile.TemporaryDirectory(prefix="alga-bundle-") as tmp:
-        root = Path(tmp) / "bundle"
-        write_tree(root, render.files)
-        try:
-            validate_bundle(root, render, charts, pin, tool)
-        except BadInput as exc:
-            if render_dir is None:
-                raise
-            raise BadInput(
-                exc.message, hint=f"{exc.hint}\n  the rendered bundle is in {render_dir}"
-            ) from None
+    def validate() -> bool:
+        with tempfile.TemporaryDirectory(prefix="alga-bundle-") as tmp:
+            root = Path(tmp) / "bundle"
+            write_tree(root, render.files)
+            try:
+                validate_bundle(root, render, charts, pin, tool, verify_charts=verify_charts)
+            except BadInput as exc:
+                if render_dir is None:
+                    raise
+                raise BadInput(
+                    exc.message, hint=f"{exc.hint}\n  the rendered bundle is in {render_dir}"
+                ) from None
+        return True
+
+    if memo is None:
+        validate()
+    else:  # a failed validation raises, so only a valid rendering is remembered
+        key = rendering_key(render, charts, pin, tool)
+        memo(("bundle-validated", key, verify_charts), validate)
     created = source_created(overlay)
     annotations = annotations_for(created, source_url, revision)
     artifact = build_artifact(render.files, annotations)
@@ -529,6 +578,7 @@ def prepare_bundle(
         repository=repository,
         version=version,
         pin=pin,
+        verify_charts=verify_charts,
         overlay=overlay,
         charts=charts,
         source_files=files,
@@ -665,6 +715,7 @@ def _result(prepared: PreparedBundle, digest: Digest, status: str) -> dict[str, 
         "reference": f"{prepared.full_repository}:{prepared.version}@{digest}",
         "status": status,
         "warnings": list(prepared.render.warnings),
+        "verifyCharts": prepared.verify_charts,
     }
 
 

@@ -83,7 +83,8 @@ class DeleteKey:
 
 @dataclass(frozen=True)
 class ReplaceKey:
-    """Replace the key ``path`` by ``new_key: value`` at the same position."""
+    """Replace the key ``path`` by ``new_key: value`` at the same position; when ``path``
+    is absent, ``new_key: value`` is added at the end of its mapping (which must exist)."""
 
     path: KeyPath
     new_key: str
@@ -179,7 +180,7 @@ def apply_edits(doc: object, edits: Sequence[Edit]) -> object:
             items = [
                 (edit.new_key, copy.deepcopy(edit.value)) if k == key else (k, v)
                 for k, v in parent.items()
-                if k != edit.new_key
+                if k != edit.new_key or k == key  # a key replaced by itself stays
             ]
             if key not in parent:
                 items.append((edit.new_key, copy.deepcopy(edit.value)))
@@ -360,7 +361,9 @@ def _splice_for(text: str, root: yaml.Node, edit: Edit) -> _Splice | None:
             return None
         return _Splice(value.start_mark.index, value.end_mark.index, rendered)
     if key is None or value is None:
-        return _Splice(0, 0, "") if isinstance(edit, DeleteKey) else None
+        if isinstance(edit, DeleteKey):
+            return _Splice(0, 0, "")
+        return _insert_block(text, mapping, edit)
     span = _key_span(text, key, value)
     if span is None:
         return None
@@ -384,6 +387,17 @@ def _insert_key(text: str, mapping: yaml.MappingNode, edit: SetScalar) -> _Splic
     at = _line_end(text, _last_end(mapping))
     prefix = "" if at == 0 or text[at - 1] == "\n" else "\n"
     return _Splice(at, at, f"{prefix}{' ' * column}{key}: {rendered}\n")
+
+
+def _insert_block(text: str, mapping: yaml.MappingNode, edit: ReplaceKey) -> _Splice | None:
+    """An absent key replaced: ``new_key: value`` added as block lines after the mapping's
+    last key, at its keys' indentation."""
+    if not mapping.value or not _PLAIN_SAFE.match(edit.new_key):
+        return None
+    column = mapping.value[0][0].start_mark.column
+    at = _line_end(text, _last_end(mapping))
+    prefix = "" if at == 0 or text[at - 1] == "\n" else "\n"
+    return _Splice(at, at, prefix + dump_block(edit.new_key, edit.value, indent=column))
 
 
 def dump_block(key: str, value: object, *, indent: int, unit: int = 2) -> str:

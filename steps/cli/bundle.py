@@ -52,6 +52,8 @@ def cmd_bundle_publish(args: argparse.Namespace) -> dict[str, Any]:
         kubectl=args.kubectl,
         render_dir=args.dry_run,
         values_profile=args.values_profile,
+        verify_charts=args.verify_charts,
+        memo=context_of(args).memo,
     )
     if args.dry_run:
         result = bundle.dry_run_result(prepared, args.dry_run)
@@ -115,6 +117,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     options.version(publish, "release version: SemVer 2 without '+', used as the bundle's tag")
     options.provenance(publish)
     options.chart_pin(publish)
+    options.verify_charts(publish)
     options.values_profile(
         publish,
         "profile whose values keys the HelmReleases read (valuesFrom ...<profile>.yaml); "

@@ -29,8 +29,13 @@ def cmd_charts_publish(args: argparse.Namespace) -> dict[str, Any]:
     config = load_config(args)
     signer = signer_of(args)  # a bad or missing key stops the run before any push
     source: Path = args.source
-    log.info("packaging charts from %s (%s)", source, config.origin)
-    artifacts = charts.build_artifacts(source, config, args.version_policy, args.chart or None)
+    # Packaged once per run: publish's precheck (a dry run of this step) and its real run
+    # push the very archives that were checked, without packaging them again.
+    key = ("chart-artifacts", str(source.resolve()), repr(config), args.version_policy)
+    artifacts = context_of(args).memo(
+        (*key, tuple(args.chart)),
+        lambda: _package(charts, source, config, args.version_policy, args.chart or None),
+    )
     with make_client(args) as client:
         plans = charts.plan_charts(client, args.namespace, artifacts)
         if args.dry_run:
@@ -48,6 +53,11 @@ def cmd_charts_publish(args: argparse.Namespace) -> dict[str, Any]:
             stats.blobs_existing,
         )
     return write_out(args, result)  # a dry run writes its plan too: the next dry-run step reads it
+
+
+def _package(charts: Any, source: Path, config: Any, policy: str, only: list[str] | None) -> Any:
+    log.info("packaging charts from %s (%s)", source, config.origin)
+    return charts.build_artifacts(source, config, policy, only)
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

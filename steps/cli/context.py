@@ -71,6 +71,7 @@ class RunContext:
                 verify=verify,
                 retry=self.retry_policy(),
                 deadline=self.deadline(args),
+                remember_by_digest=True,  # a run reads its releases by digest again and again
             )
             self._clients[key] = client
         return client

@@ -243,6 +243,18 @@ def chart_pin(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def verify_charts(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--verify-charts",
+        action="store_true",
+        default=env_bool("ALGA_VERIFY_CHARTS"),
+        help="have Flux verify each chart's cosign signature: spec.chart.spec.verify of each "
+        "HelmRelease (version pin) or spec.verify of each chart OCIRepository (digest pin), "
+        "with the Secret alga-appliance-trusted-keys that appliances with trusted keys create "
+        "in flux-system; charts must be signed (--signing-key) (env ALGA_VERIFY_CHARTS=true)",
+    )
+
+
 def values_profile(parser: argparse.ArgumentParser, help: str | None = None) -> None:
     parser.add_argument(
         "--values-profile",

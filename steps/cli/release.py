@@ -24,7 +24,7 @@ from steps.cli.context import (
 )
 from steps.cli.output import human_inspect, human_publish, human_resolve
 from steps.cli.signing import channel_agreement, signature_section, signer_of, trusted_of
-from steps.errors import BadInput, ReleaseError, UnreadableChannel
+from steps.errors import BadInput, ReleaseError, SigningKeyRequired, UnreadableChannel
 
 log = logging.getLogger("alga_release")
 
@@ -364,7 +364,13 @@ def cmd_publish(args: argparse.Namespace) -> dict[str, Any]:
 
         clean_source_url(args.source_url)  # a scheme that is not recorded: before any push
     release.preflight(args.source, load_config(args), args.values_profile)
-    signer_of(args)  # a bad or missing signing key stops the run before any push
+    signer = signer_of(args)  # a bad or missing signing key stops the run before any push
+    if args.verify_charts and signer is None:
+        raise SigningKeyRequired(
+            "--verify-charts without a signing key: every appliance's Flux would refuse the "
+            "unsigned charts",
+            hint="pass --signing-key FILE (or ALGA_SIGNING_KEY), or drop --verify-charts",
+        )
     params = release.PublishParams(
         source=str(args.source),
         version=args.version,
@@ -377,6 +383,7 @@ def cmd_publish(args: argparse.Namespace) -> dict[str, Any]:
         revision=args.revision,
         version_policy=args.version_policy,
         chart_pin=args.chart_pin,
+        verify_charts=bool(args.verify_charts),
         allow_downgrade=args.allow_downgrade,
         reason=args.reason,
         run=args.run,
@@ -631,6 +638,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     options.provenance(publish)
     options.version_policy(publish)
     options.chart_pin(publish)
+    options.verify_charts(publish)
     options.allow_downgrade(publish)
     options.reason(publish, "why the channel moves")
     options.run(publish, "the run, recorded with the channel move (not in the manifest)")

@@ -27,11 +27,11 @@ def signer_of(args: argparse.Namespace) -> Any:
     With ``--signing-key-origin`` (the Argo templates: the Kubernetes secret the key file
     is mounted from), a key file that does not exist is reported as that origin missing.
     """
-    from steps.signing.cosign import load_signer
-
     key_file = getattr(args, "signing_key", None)
     password_file = getattr(args, "signing_key_password_file", None)
     required = bool(getattr(args, "require_signing", False))
+    if key_file is None and not required:
+        return None  # nothing to load: the signing code (and cryptography) stays unimported
     origin = getattr(args, "signing_key_origin", None)
     if key_file is not None and origin and not key_file.exists():
         raise SigningKeyRequired(
@@ -39,6 +39,8 @@ def signer_of(args: argparse.Namespace) -> Any:
             hint="create it (`alga-release keys generate` makes a key pair), or point "
             "--signing-key / ALGA_SIGNING_KEY at the key",
         )
+    from steps.signing.cosign import load_signer
+
     return context_of(args).memo(
         ("signer", str(key_file), str(password_file), required),
         lambda: load_signer(

@@ -49,7 +49,7 @@ import random
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -61,7 +61,7 @@ import httpx
 from steps.errors import BadInput, ReleaseError
 from steps.oci import mediatypes as mt
 from steps.oci.auth import Challenge, Credentials, TokenCache, parse_challenge, scope_for
-from steps.oci.bodies import Counted, OneShot, chunks, regroup
+from steps.oci.bodies import Counted, OneShot, chunks, read_ahead, regroup
 from steps.oci.errors import (
     AuthError,
     CommandTimeout,
@@ -113,6 +113,12 @@ ENV_RETRY_DELAY = "ALGA_RETRY_BASE_DELAY"
 ENV_RETRY_ATTEMPTS = "ALGA_RETRY_ATTEMPTS"
 #: A blob copy streamed from another registry is PATCHed in pieces of this size.
 DEFAULT_STREAM_CHUNK_SIZE = 64 * 1024 * 1024
+#: ``remember_by_digest``: manifests and blobs up to this size are kept, this much in all.
+REMEMBER_ITEM_LIMIT = 1024 * 1024
+REMEMBER_TOTAL_LIMIT = 32 * 1024 * 1024
+#: A copied blob's download runs this many 1 MiB pieces ahead of its upload, in a thread
+#: (one is enough to keep both connections busy, and keeps the copy's memory small).
+READ_AHEAD = 1
 
 #: ``progress(bytes_so_far, total_or_None)``, called as a blob transfer advances.
 Progress = Callable[[int, "int | None"], None]
@@ -282,8 +288,17 @@ class RegistryClient:
         stream_chunk_size: int = DEFAULT_STREAM_CHUNK_SIZE,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        remember_by_digest: bool = False,
     ) -> None:
         self.registry = check_registry(registry)
+        #: Small manifests and blobs read (or pushed) by digest, kept for the client's life
+        #: when ``remember_by_digest``: a digest's bytes never change, so a run that reads
+        #: the same release five times asks once. Off by default (a client may be meant to
+        #: see a deletion); the CLI's run context turns it on.
+        self._by_digest: dict[tuple[str, str, str], Manifest | bytes] | None = (
+            {} if remember_by_digest else None
+        )
+        self._remembered = 0
         self.flags = flags or FlagNames()
         if plain_http and not (is_loopback(registry) or registry in insecure_hosts):
             raise InsecureRegistry(
@@ -381,8 +396,33 @@ class RegistryClient:
     def get_manifest(self, repository: str, ref: str | Digest) -> Manifest:
         """The manifest's exact bytes, checked against its digest and size cap."""
         check_repository(repository)
+        if isinstance(ref, Digest):
+            kept = self._recall("manifest", repository, ref)
+            if isinstance(kept, Manifest):
+                return kept
         what = f"{self.registry}/{repository}{_sep(ref)}{ref}"
-        return self._retry_body(lambda: self._get_manifest_once(repository, ref, what), what)
+        got = self._retry_body(lambda: self._get_manifest_once(repository, ref, what), what)
+        self._remember("manifest", repository, got.digest, got, len(got.data))
+        return got
+
+    def _recall(self, kind: str, repository: str, digest: Digest) -> Manifest | bytes | None:
+        if self._by_digest is None:
+            return None
+        return self._by_digest.get((kind, repository, str(digest)))
+
+    def _remember(
+        self, kind: str, repository: str, digest: Digest, value: Manifest | bytes, size: int
+    ) -> None:
+        if (
+            self._by_digest is None
+            or size > REMEMBER_ITEM_LIMIT
+            or self._remembered + size > REMEMBER_TOTAL_LIMIT
+        ):
+            return
+        key = (kind, repository, str(digest))
+        if key not in self._by_digest:
+            self._by_digest[key] = value
+            self._remembered += size
 
     def _get_manifest_once(self, repository: str, ref: str | Digest, what: str) -> Manifest:
         response = self._pull_manifest("GET", repository, ref, what, stream=True)
@@ -442,6 +482,8 @@ class RegistryClient:
 
     def delete_manifest(self, repository: str, digest: Digest) -> None:
         check_repository(repository)
+        if self._by_digest is not None:
+            self._by_digest.pop(("manifest", repository, str(digest)), None)
         self._request(
             "DELETE",
             f"/v2/{repository}/manifests/{digest}",
@@ -542,6 +584,9 @@ class RegistryClient:
     ) -> bytes:
         """A small blob's bytes, checked against its digest (and size when given)."""
         check_repository(repository)
+        kept = self._recall("blob", repository, digest)
+        if isinstance(kept, bytes) and len(kept) <= max_size and size in (None, len(kept)):
+            return kept
         what = f"{self.registry}/{repository}@{digest}"
 
         def once() -> bytes:
@@ -556,7 +601,9 @@ class RegistryClient:
             _verify(what, digest, size, data)
             return data
 
-        return self._retry_body(once, what)
+        data = self._retry_body(once, what)
+        self._remember("blob", repository, digest, data, len(data))
+        return data
 
     def _get_blob_response(self, repository: str, digest: Digest, what: str) -> httpx.Response:
         return self._request(
@@ -599,7 +646,7 @@ class RegistryClient:
 
     def stream_blob(
         self, repository: str, digest: Digest, *, size: int | None = None
-    ) -> Iterator[bytes]:
+    ) -> Generator[bytes, None, None]:
         """The blob's bytes as they arrive (1 MiB pieces), with the body's deadline.
 
         Checks the length as it goes (more than ``size`` is :class:`DigestMismatch`,
@@ -717,10 +764,16 @@ class RegistryClient:
 
         def upload() -> None:
             hasher = digest.hasher()
+            stream = source.stream_blob(source_repository, digest, size=size)
+            if size > self.monolithic_limit and source is not self:
+                # the download runs a piece ahead, on a thread of its own, while the upload
+                # sends: both connections stay busy (memory: a piece or two more). Another
+                # client's: a client is used by one thread at a time.
+                stream = read_ahead(stream, READ_AHEAD)
 
             def pieces() -> Iterator[bytes]:
                 done = 0
-                for chunk in source.stream_blob(source_repository, digest, size=size):
+                for chunk in stream:
                     hasher.update(chunk)
                     done += len(chunk)
                     if progress is not None:
@@ -734,19 +787,22 @@ class RegistryClient:
                         hint="the source registry or a proxy served altered content",
                     )
 
-            if size <= self.monolithic_limit:
-                payload = b"".join(pieces())
-                check()
-                self._upload_monolithic(repository, digest, payload, what)
-            else:
-                self._upload_chunked(
-                    repository,
-                    digest,
-                    regroup(pieces(), self.stream_chunk_size),
-                    size,
-                    what,
-                    before_commit=check,
-                )
+            try:
+                if size <= self.monolithic_limit:
+                    payload = b"".join(pieces())
+                    check()
+                    self._upload_monolithic(repository, digest, payload, what)
+                else:
+                    self._upload_chunked(
+                        repository,
+                        digest,
+                        regroup(pieces(), self.stream_chunk_size),
+                        size,
+                        what,
+                        before_commit=check,
+                    )
+            finally:
+                stream.close()  # a failed attempt lets go of the source (and its thread) now
 
         return self._restarting(upload, what)
 

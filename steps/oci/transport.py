@@ -27,6 +27,7 @@ HTTP/2 and proxies are not used by the registry client.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import socket
 import ssl
@@ -238,16 +239,20 @@ class _Backend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
+@functools.cache
+def shared_ssl_context(verify: bool) -> ssl.SSLContext:
+    """httpx's TLS context for ``verify`` (certifi's roots, or no verification), made once
+    per process and shared by its clients: loading the roots costs about 25 ms, and every
+    client of a run trusts the same ones. (A ``--ca-file`` context is the client's own.)"""
+    return httpx.create_ssl_context(verify=verify)
+
+
 class DeadlineTransport(httpx.HTTPTransport):
     """httpx's HTTP/1.1 transport on a connection pool whose sockets obey ``clock``."""
 
     def __init__(self, clock: PhaseClock, *, verify: bool | ssl.SSLContext = True) -> None:
-        super().__init__(verify=verify, retries=0)
-        context = (
-            verify
-            if isinstance(verify, ssl.SSLContext)
-            else httpx.create_ssl_context(verify=verify)
-        )
+        context = verify if isinstance(verify, ssl.SSLContext) else shared_ssl_context(verify)
+        super().__init__(verify=context, retries=0)  # the context as is: nothing loaded again
         limits = httpx.Limits(max_connections=20, max_keepalive_connections=10)
         # httpx builds its pool in __init__ with no way to pass a network backend; the
         # attribute is replaced before any request can use the first one.

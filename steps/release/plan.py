@@ -101,6 +101,7 @@ class PublishParams:
     revision: str | None = None
     version_policy: str = "content"
     chart_pin: str = "version"
+    verify_charts: bool = False  # the bundle has Flux verify each chart's signature
     allow_downgrade: bool = False
     reason: str | None = None
     run: str | None = None  # recorded with the channel move only, never in the manifest
@@ -172,6 +173,7 @@ def release_steps(p: PublishParams, outdir: str) -> list[Step]:
                 *origin,
                 "--chart-pin",
                 p.chart_pin,
+                *(["--verify-charts"] if p.verify_charts else []),
                 "--out",
                 out("bundle"),
                 *reg,

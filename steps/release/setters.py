@@ -98,42 +98,21 @@ def _yaml_string(value: str) -> str:
 # are the path's parents and that starts with '<last key>:' is replaced by
 # '<indent><last key>: <JSON string>' -- every such line, not only the first; a line
 # 'tag:' with nothing after it opens a key instead and is never replaced. No line
-# replaced: it throws, and the upgrade fails.
-_JS_TRIM_START = re.compile(rf"^[{_JS_SPACE}]*")
-# The same characters as a str (String.prototype.trim's WhiteSpace and LineTerminator).
-_JS_SPACE_CHARS = (
-    "\t\n\v\f\r \u00a0\u1680"
-    + "".join(chr(c) for c in range(0x2000, 0x200B))
-    + "\u2028\u2029\u202f\u205f\u3000\ufeff"
-)
+# replaced: it throws, and the upgrade fails. The port is the consume library's
+# (``set_yaml_value``, the same in its JavaScript twin), so the publisher and the
+# appliance-side library judge a release by one implementation.
 
 
 def set_yaml_value_updater(text: str, path: str, value: str) -> str:
     """Set the scalar at dotted ``path`` the way the in-cluster updater does; raise
     :class:`YamlPathNotFound` where it would throw. ``value`` is written as a JSON string
     (the updater's ``yamlString``). Line endings become ``\\n``."""
+    from consume import release_consume
+
     target = path.split(".")
     if not all(_PATH_PART.match(part) for part in target):
         raise BadInput(f"invalid key path {path!r}: expected dotted keys like image.tag")
-    parents, leaf = ".".join(target[:-1]), target[-1]
-    stack: list[tuple[int, str]] = []
-    output: list[str] = []
-    replaced = False
-    for line in re.split(r"\r?\n", text):
-        lead = _JS_TRIM_START.match(line)
-        indent = len(lead.group(0)) if lead else 0
-        stripped = line[indent:]
-        while stack and indent <= stack[-1][0]:
-            stack.pop()
-        if stripped.endswith(":") and not stripped.startswith("- "):
-            stack.append((indent, stripped[:-1].strip(_JS_SPACE_CHARS)))
-            output.append(line)
-            continue
-        if ".".join(key for _, key in stack) == parents and stripped.startswith(f"{leaf}:"):
-            replaced = True
-            output.append(f"{line[:indent]}{leaf}: {_yaml_string(value)}")
-            continue
-        output.append(line)
-    if not replaced:
-        raise YamlPathNotFound(path)
-    return "\n".join(output)
+    try:
+        return release_consume.set_yaml_value(text, target, _yaml_string(value))
+    except ValueError:
+        raise YamlPathNotFound(path) from None

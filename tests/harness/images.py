@@ -18,31 +18,27 @@ from steps.oci import mediatypes as mt
 from steps.oci.client import RegistryClient
 from steps.oci.reference import Digest
 
-__all__ = ["push_tiny_image", "tiny_image"]
+__all__ = ["image_config", "image_manifest", "push_tiny_image", "tiny_image"]
 
 
-def tiny_image(content: bytes) -> tuple[bytes, bytes, bytes]:
-    """(config, layer, manifest) bytes of a one-file image."""
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        info = tarfile.TarInfo("etc/alga-image")
-        info.size, info.mtime, info.mode = len(content), 0, 0o644
-        tar.addfile(info, io.BytesIO(content))
-    layer = gzip.compress(raw.getvalue(), mtime=0)
-    config = json.dumps(
+def image_config(diff_ids: list[str], config: dict[str, object] | None = None) -> bytes:
+    """A linux/amd64 image config (canonical JSON) with these layer ``diff_ids``."""
+    return json.dumps(
         {
             "architecture": "amd64",
             "os": "linux",
-            "config": {},
-            "rootfs": {
-                "type": "layers",
-                "diff_ids": ["sha256:" + hashlib.sha256(raw.getvalue()).hexdigest()],
-            },
+            "config": config or {},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
         },
         sort_keys=True,
         separators=(",", ":"),
     ).encode()
-    manifest = json.dumps(
+
+
+def image_manifest(config: bytes, layers: list[tuple[Digest, int]]) -> bytes:
+    """An OCI image manifest (canonical JSON) for ``config`` and gzip tar ``layers``
+    given as (digest, size)."""
+    return json.dumps(
         {
             "schemaVersion": 2,
             "mediaType": mt.OCI_MANIFEST,
@@ -54,14 +50,27 @@ def tiny_image(content: bytes) -> tuple[bytes, bytes, bytes]:
             "layers": [
                 {
                     "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                    "digest": str(Digest.of(layer)),
-                    "size": len(layer),
+                    "digest": str(digest),
+                    "size": size,
                 }
+                for digest, size in layers
             ],
         },
         sort_keys=True,
         separators=(",", ":"),
     ).encode()
+
+
+def tiny_image(content: bytes) -> tuple[bytes, bytes, bytes]:
+    """(config, layer, manifest) bytes of a one-file image."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("etc/alga-image")
+        info.size, info.mtime, info.mode = len(content), 0, 0o644
+        tar.addfile(info, io.BytesIO(content))
+    layer = gzip.compress(raw.getvalue(), mtime=0)
+    config = image_config(["sha256:" + hashlib.sha256(raw.getvalue()).hexdigest()])
+    manifest = image_manifest(config, [(Digest.of(layer), len(layer))])
     return config, layer, manifest
 
 

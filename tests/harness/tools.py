@@ -10,6 +10,7 @@ What it does:
   ``.tools/bin`` (``cosign``, ``crane``, ``oras``, ``flux``, ``argo`` and ``argo-3.6``), by
   name there only: another version on ``PATH`` would not be the oracle the tests name.
   :attr:`Tools.argo` and :attr:`Tools.argo_minimum` are shortcuts for the two argo CLIs.
+* :attr:`Tools.flux_crds` is the folder of Flux CRDs ``scripts/flux-crds.sh`` generates.
 * :func:`missing_component` applies the project rule for a missing component:
   when the environment variable ``CI`` is ``"true"`` the test **fails** (a CI
   machine must have everything ``scripts/setup.sh`` installs); otherwise it is
@@ -158,3 +159,14 @@ class Tools:
     def argo_minimum(self) -> Path:
         """The Argo Workflows CLI at the templates' declared minimum (3.6)."""
         return self.go_tool("argo-3.6")
+
+    @property
+    def flux_crds(self) -> Path:
+        """``.tools/flux-crds``: the Flux CRDs ``scripts/flux-crds.sh`` generates (skips, or
+        fails under CI=true, when missing)."""
+        folder = self.root / ".tools" / "flux-crds"
+        if not (folder / "STAMP").is_file():
+            missing_component(
+                "the Flux CRDs", f"looked for {folder} (scripts/flux-crds.sh generates them)"
+            )
+        return folder

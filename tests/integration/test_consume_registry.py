@@ -191,7 +191,12 @@ def test_both_twins_resolve_what_alga_release_publish_pushed_and_refuse_it_corru
     assert result.manifest_digest == digest and result.version == "1.0.0"
     code, js, stderr = run_js("nightly", reg)
     assert code == 0, stderr
-    assert js == result.to_json()
+    # The same resolution, key for key. The request count is left to the dedicated tests
+    # below (exact counts on a quiet registry): here it follows a whole publish, and a
+    # twin that meets a slow answer retries once, which is right and changes only it.
+    expected = result.to_json()
+    assert {**js, "requests": None} == {**expected, "requests": None}
+    assert 4 <= js["requests"] <= 5 and 4 <= expected["requests"] <= 5
     code, py_cli, stderr = run_py_cli("1.0.0", reg)
     assert code == 0 and py_cli["manifestDigest"] == digest, stderr
     code, rendered, stderr = run_js("nightly", reg, "--render")

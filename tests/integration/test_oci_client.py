@@ -254,3 +254,33 @@ def test_tls_registry_verifies_certificates(tls_token_registry: Registry) -> Non
         client.head_manifest(REPO, "v1")
     assert not isinstance(err.value, TransientRegistryError)
     assert "certificate" in str(err.value).lower()
+
+
+def test_a_run_client_asks_once_for_what_it_read_by_digest(registry: Registry) -> None:
+    """``remember_by_digest`` (the CLI's run clients): a manifest or blob read by digest is
+    read from the registry once; a tag is always asked; a deleted manifest is forgotten."""
+    config, layer = b'{"a":1}', b"layer bytes"
+    manifest = _manifest(config, layer)
+    with client_for(registry, remember_by_digest=True) as client:
+        client.push_blob("ns/remember", config)
+        client.push_blob("ns/remember", layer)
+        digest = client.put_manifest("ns/remember", "v1", manifest, mt.OCI_MANIFEST)
+        first = client.get_manifest("ns/remember", digest)
+        blob = client.get_blob("ns/remember", Digest.of(layer))
+        asked = client.stats.requests
+        assert client.get_manifest("ns/remember", digest) == first
+        assert client.get_blob("ns/remember", Digest.of(layer), size=len(layer)) == blob
+        assert client.stats.requests == asked  # from memory
+        assert client.get_manifest("ns/remember", "v1").digest == digest  # a tag: asked
+        assert client.stats.requests == asked + 1
+        # the same digest in another repository is that repository's question
+        with pytest.raises(NotFound):
+            client.get_manifest("ns/other", digest)
+        client.delete_manifest("ns/remember", digest)
+        with pytest.raises(NotFound):
+            client.get_manifest("ns/remember", digest)
+    with client_for(registry) as plain:  # the default: every read asks
+        plain.get_blob("ns/remember", Digest.of(layer))
+        asked = plain.stats.requests
+        plain.get_blob("ns/remember", Digest.of(layer))
+        assert plain.stats.requests == asked + 1

@@ -94,3 +94,39 @@ def test_a_bundle_version_holding_another_bundle_is_refused_first(
     assert result.code == 3, result.stderr
     assert "alga-appliance-config:1.2.0 already exists" in result.stderr
     assert snapshot(registry) == before
+
+
+def test_the_precheck_packages_and_builds_once_for_the_whole_publish(
+    registry: Registry, release_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The precheck's dry run and the real run share one packaging of the charts and one
+    kustomize build per folder: what was checked is what is pushed, and nothing twice."""
+    import json
+    import shutil
+
+    kubectl = shutil.which("kubectl")
+    assert kubectl is not None
+    calls = tmp_path / "kubectl-calls"
+    wrapper = tmp_path / "kubectl"
+    wrapper.write_text(f'#!/bin/sh\necho "$@" >> "{calls}"\nexec "{kubectl}" "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("ALGA_KUBECTL", str(wrapper))
+    push_images(registry)
+    registry_env(monkeypatch, registry).__enter__()
+    out = tmp_path / "out"
+    result = cli(publish_args(registry, release_source, extra=("--out-dir", str(out))))
+    assert result.code == 0, result.stderr
+    assert result.stderr.count("packaging charts from") == 1, result.stderr
+    built = sorted(
+        line.split()[-1].split("/bundle", 1)[1] for line in calls.read_text().splitlines()
+    )
+    # ./base and the overlay's three Flux Kustomization paths, each built once
+    assert built == ["/base", "/base/background", "/base/core", "/base/platform"], built
+    # the real run pushed exactly what the precheck planned
+    planned = json.loads((out / "precheck" / "charts.json").read_text())["charts"]
+    pushed = json.loads((out / "charts.json").read_text())["charts"]
+    assert {n: c["digest"] for n, c in planned.items()} == {
+        n: c["digest"] for n, c in pushed.items()
+    }
+    assert {c["status"] for c in planned.values()} == {"would-push"}
+    assert {c["status"] for c in pushed.values()} == {"pushed"}

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from steps.oci.reference import Digest
 from tests.harness.cosign import Cosign, find_cosign
@@ -313,3 +314,45 @@ def test_the_argo_environment_signs_the_control_plane_but_not_in_a_dry_run(
     cosign = Cosign(find_cosign(), tmp_path / "home", PASSWORD)
     assert cosign.verify(reference, public).returncode == 0
     assert cosign.verify(reference, other_public).returncode != 0
+
+
+def test_publish_verify_charts_needs_a_key_and_puts_verify_in_the_pushed_bundle(
+    registry: Registry,
+    release_source: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    key_pair: tuple[Path, Path],
+    tmp_path: Path,
+) -> None:
+    """``--verify-charts``: without a key nothing is pushed (exit 2; Flux would refuse the
+    unsigned charts); with one, the pushed bundle's HelmReleases verify every chart, whose
+    signature the real cosign accepts under the key Flux is given."""
+    from tests.integration.test_bundle_publish import BUNDLE_REPO, pull_bundle
+
+    private, public = key_pair
+    push_images(registry)
+    before = repositories_on_disk(registry)
+    with registry_env(monkeypatch, registry):
+        refused = cli(publish_args(registry, release_source, extra=("--verify-charts",)))
+        assert refused.code == 2, refused.stderr
+        assert "--verify-charts without a signing key" in refused.stderr
+        assert repositories_on_disk(registry) == before
+        signed = cli(
+            publish_args(
+                registry, release_source, extra=("--verify-charts", "--signing-key", str(private))
+            )
+        )
+    assert signed.code == 0, signed.stderr
+    summary = signed.json()
+    bundle = tmp_path / "bundle"
+    pull_bundle(registry, summary["config"]["digest"], bundle)
+    verify = {"provider": "cosign", "secretRef": {"name": "alga-appliance-trusted-keys"}}
+    releases = sorted((bundle / "base" / "releases").glob("*.yaml"))
+    assert len(releases) == 6
+    for path in releases:
+        (doc,) = [d for d in yaml.safe_load_all(path.read_text()) if d]
+        assert doc["spec"]["chart"]["spec"]["verify"] == verify, path.name
+    cosign = Cosign(find_cosign(), tmp_path / "home", PASSWORD)
+    for name, chart in summary["charts"].items():
+        reference = f"{registry.host}/nine-minds/charts/{name}@{chart['digest']}"
+        assert cosign.verify(reference, public).returncode == 0, reference
+    assert BUNDLE_REPO in summary["config"]["repository"]

@@ -118,6 +118,34 @@ def test_replace_key_keeps_position_and_indentation() -> None:
     assert list(doc["spec"]) == ["interval", "chartRef", "values"]
 
 
+def test_replace_key_by_itself_or_an_absent_key_adds_a_block() -> None:
+    """What --verify-charts does: ``verify`` replaced in place, or added after the last key."""
+    verify = {"provider": "cosign", "secretRef": {"name": "keys"}}
+    edit = ReplaceKey(("spec", "chart", "spec", "verify"), "verify", verify)
+    out = render(HR, {0: [edit]})
+    assert out == HR.replace(
+        "        name: alga-charts\n",
+        "        name: alga-charts\n"
+        "      verify:\n        provider: cosign\n        secretRef:\n          name: keys\n",
+    )
+    doc = apply_edits(next(iter(yaml.safe_load_all(HR))), [edit])
+    assert isinstance(doc, dict)
+    assert list(doc["spec"]["chart"]["spec"])[-1] == "verify"
+    own = HR.replace(
+        "      sourceRef:\n", "      verify:\n        provider: notation\n      sourceRef:\n"
+    )
+    again = render(own, {0: [edit]})
+    assert again == HR.replace(
+        "      sourceRef:\n",
+        "      verify:\n        provider: cosign\n        secretRef:\n          name: keys\n"
+        "      sourceRef:\n",
+    )
+    doc = apply_edits(next(iter(yaml.safe_load_all(own))), [edit])
+    assert isinstance(doc, dict)
+    assert doc["spec"]["chart"]["spec"]["verify"] == verify  # not dropped
+    assert list(doc["spec"]["chart"]["spec"]).index("verify") == 3  # where it was
+
+
 def test_multi_document_file_stays_in_order_and_appends() -> None:
     text = "# head\n---\na: 1\n---\nb: 2 # two\n---\nc: 3\n"
     out = render(text, {1: [SetScalar(("b",), "x")]}, [{"d": 4}])

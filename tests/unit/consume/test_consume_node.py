@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.harness.tools import missing_component
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -234,3 +236,87 @@ process.stdout.write(JSON.stringify(new rc.FileCache(read).load()));
     assert read_back == doc
     assert rc.FileCache(str(tmp_path / "js.json")).load() == doc
     assert (tmp_path / "js.json").read_bytes() == (tmp_path / "py.json").read_bytes()
+
+
+# The in-cluster updater's setter (appliance-status.yaml's setYamlValue): the publisher's
+# contract check (steps/release/setters.py, which calls the Python twin's port) and the
+# Node twin's port. Same texts, same verdicts.
+UPDATER_TEXTS = [
+    ("image:\n  repository: r\n  tag: latest # pinned\npublicBaseUrl: u\n", "image.tag"),
+    ("a:\r\n  b: 1\r\n", "a.b"),
+    ("image:  # note\n  tag: x\n", "image.tag"),
+    ("image: \n  tag: x\n", "image.tag"),
+    ("image: # pinned by the appliance\n  tag: x\n", "image.tag"),
+    ("image:\n  tag:\n", "image.tag"),
+    ("image:\n  tag: a\n  tag: b\n", "image.tag"),
+    ("- image:\n    tag: x\n", "image.tag"),
+    ("image:\n  tag:x\n", "image.tag"),
+    ("image:\n\n  tag: x\n", "image.tag"),
+    ("image:\n\u00a0 tag: x\n", "image.tag"),
+    ("image:\n\u2003tag: x\n", "image.tag"),
+    ("image :\n  tag: x\n", "image.tag"),
+    ("image:\u00a0:\n  tag: x\n", "image.tag"),
+    ("setup:\n  image:\n    tag: a\nserver:\n  image:\n    tag: b\n", "server.image.tag"),
+    ("setup:\n  image:\n    tag: a\nserver:\n  image:\n    tag: b\n", "setup.image.tag"),
+    ("tag: top\nimage:\n  tag: x\n", "image.tag"),
+    ("image:\n  tag: x\n    tag: deeper\n", "image.tag"),
+    ("\ufeffimage:\n  tag: x\n", "image.tag"),
+]
+
+_UPDATER_JS = """
+import { pathToFileURL } from 'node:url';
+const rc = await import(pathToFileURL(process.env.CONSUME_MODULE).href);
+let input = '';
+for await (const chunk of process.stdin) input += chunk;
+const out = JSON.parse(input).map(([text, path]) => {
+  try { return rc.setYamlValue(text, path.split('.'), '"v"'); } catch (error) { return null; }
+});
+process.stdout.write(JSON.stringify(out));
+"""
+
+
+def test_the_updater_setter_is_the_publisher_s_in_both_twins() -> None:
+    from steps.release.setters import YamlPathNotFound, set_yaml_value_updater
+
+    def publisher(text: str, path: str) -> str | None:
+        try:
+            return set_yaml_value_updater(text, path, "v")
+        except YamlPathNotFound:
+            return None
+
+    def python_twin(text: str, path: str) -> str | None:
+        try:
+            return rc.set_yaml_value(text, path.split("."), '"v"')
+        except ValueError:
+            return None
+
+    expected = [publisher(text, path) for text, path in UPDATER_TEXTS]
+    assert None in expected and any(e is not None for e in expected)  # both verdicts occur
+    assert [python_twin(text, path) for text, path in UPDATER_TEXTS] == expected
+    assert _run_js(_UPDATER_JS, UPDATER_TEXTS) == expected
+
+
+def test_the_twins_refuse_what_the_publisher_refuses_for_the_updater() -> None:
+    """A release the publisher refuses because the updater cannot set a path is refused by
+    both twins too (InvalidRelease, exit 3), with the same problem text in both."""
+    from steps.release import manifest as rm
+
+    minimal = json.loads((ROOT / "schemas/examples/valid/minimal.json").read_text(encoding="utf-8"))
+    key = f"temporal-worker.{minimal['valuesProfile']}.yaml"
+    docs = []
+    for parent in ("image:  # note", "image: ", "image: # pinned"):
+        text = f"{parent}\n  tag: latest\npublicBaseUrl: https://alga.appliance.local\n"
+        doc = {**minimal, "profileValues": {**minimal["profileValues"], key: text}}
+        assert any("in-cluster updater" in p for p in rm.manifest_problems(doc))  # publisher
+        docs.append(doc)
+    want = [
+        [
+            f"/profileValues/{key}: has image.tag where the in-cluster updater cannot set it "
+            "(each parent key must be a line ending in ':')"
+        ]
+    ] * len(docs)
+    assert [rc.release_problems(doc) for doc in docs] == want
+    assert [release for _schema, release, _rendered in _run_js(_PROBLEMS_JS, docs)] == want
+    with pytest.raises(rc.InvalidRelease) as refused:
+        rc.validate_release(docs[0])
+    assert refused.value.exit_code == rc.EXIT_REFUSED == 3

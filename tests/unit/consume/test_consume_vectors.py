@@ -132,6 +132,9 @@ def test_vector(path: Path) -> None:
         for key, value in expect["result"].items():
             assert got[key] == value, (key, got[key], value)
         assert got["requests"] == len(vector["exchanges"])
+        if "rendered" in expect:  # what the appliance applies, Flux verification included
+            keys = vector["input"]["trustedKeys"]
+            assert rc.render_all(got["manifest"], trusted_keys=keys) == expect["rendered"]
     key = f"{vector['input']['registry']}/{vector['input']['repository']}"
     for ref, digest in expect.get("cacheAfter", {}).items():
         entry = (cache_doc or {}).get("releases", {}).get(key, {}).get(ref)
@@ -152,7 +155,15 @@ def test_vectors_cover_what_the_issue_asks_for() -> None:
         "registry-down-no-cache",
         "registry-down-with-cache",
         "warm-unchanged",
+        "updater-cannot-set",  # issue 16: the in-cluster updater's setter semantics
     } <= names
+    # issue 17: the rendered Flux objects verify, with one key and with two (a rotation)
+    rendered = {
+        p.stem
+        for p in VECTOR_FILES
+        if "rendered" in json.loads(p.read_text(encoding="utf-8"))["expect"]
+    }
+    assert {"ok-401-then-token", "signed-ok", "signed-by-second-trusted-key"} <= rendered
 
 
 def test_vectors_are_generated() -> None:

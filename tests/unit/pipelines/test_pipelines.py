@@ -730,6 +730,7 @@ def test_release_parameters() -> None:
         "values-profile",
         "promote",
         "dry-run",
+        "verify-charts",
         "registry",
         "namespace",
         "registry-username",
@@ -750,7 +751,7 @@ def test_release_parameters() -> None:
     assert params["registry-username"]["value"] == "robertisaacs"
     assert params["registry"]["value"] == "ghcr.io"
     assert params["namespace"]["value"] == "nine-minds"
-    for flag in ("promote", "dry-run"):
+    for flag in ("promote", "dry-run", "verify-charts"):
         assert params[flag]["value"] == "false" and params[flag]["enum"] == ["false", "true"]
     for required in ("version", "alga-core-tag", "control-plane"):
         assert "value" not in params[required]

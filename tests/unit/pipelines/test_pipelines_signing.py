@@ -261,3 +261,18 @@ def test_the_images_step_signs_nothing_in_a_dry_run(monkeypatch: pytest.MonkeyPa
         args = build_parser().parse_args([fill(a) for a in template["container"]["args"]])
         assert args.dry_run is expected
         assert str(args.signing_key) == common.SIGNING_KEY_FILE
+
+
+def test_the_bundle_step_verifies_charts_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``verify-charts`` reaches the bundle step (only) as ALGA_VERIFY_CHARTS."""
+    all_templates = templates(doc(release.NAME))
+    with_toggle = [
+        name
+        for name, t in container_templates(doc(release.NAME)).items()
+        if any(e["name"] == "ALGA_VERIFY_CHARTS" for e in t["container"].get("env", []))
+    ]
+    assert with_toggle == ["bundle"]
+    args = all_templates["bundle"]["container"]["args"]
+    for toggle, expected in (("true", True), ("false", False)):
+        monkeypatch.setenv("ALGA_VERIFY_CHARTS", toggle)
+        assert build_parser().parse_args([fill(a) for a in args]).verify_charts is expected

@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+"""Benchmark: control-plane copy of a big single-layer image, ours against skopeo and crane.
+
+    .venv/bin/python bench/bench_copy.py [--size-mb 500] [--rounds N] [--quick] [--rows FILE]
+
+A source CNCF distribution registry on loopback holds a linux/amd64 image with one layer of
+``--size-mb`` MB (a valid tar.gz of incompressible bytes; stored, not deflated). Per round,
+each contender copies it to a fresh destination registry (cold) and then again (nothing to
+do), one process each, start-up included:
+
+  ours     `alga-release control-plane copy SRC --tag T` (streams registry to registry)
+  skopeo   `skopeo copy --preserve-digests docker://SRC docker://DST`
+  crane    `crane copy SRC DST`
+
+Printed: wall and CPU seconds and peak RSS of each process (VmHWM sampled every 5 ms; the
+peers' too), medians of interleaved rounds; and from one extra, untimed round through two
+counting proxies (source and destination), the HTTP requests each sends and the bytes it
+uploads. Targets (issue 14): cold <= 1x skopeo and crane; the no-op re-copy <= 2x of them.
+Figures only, nothing asserted.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import random
+import shutil
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import common as bc  # noqa: E402
+from steps.oci import mediatypes as mt  # noqa: E402
+from steps.oci.client import RegistryClient  # noqa: E402
+from steps.oci.reference import Digest  # noqa: E402
+from tests.harness.faults import FaultProxy, start_fault_proxy  # noqa: E402
+from tests.harness.images import image_config, image_manifest  # noqa: E402
+from tests.harness.registry import Registry, start_registry  # noqa: E402
+
+SOURCE_REPO = "ci/control-plane"
+TAG = "3f2a1b0"
+DEST_REPO = "nine-minds/alga-appliance-control-plane"
+
+
+class _Tee:
+    """A write-only file that hashes what passes and writes it on (the layer's digest)."""
+
+    def __init__(self, fh: object) -> None:
+        self.fh = fh
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha.update(data)
+        self.size += len(data)
+        return self.fh.write(data)  # type: ignore[attr-defined, no-any-return]
+
+    def flush(self) -> None:
+        self.fh.flush()  # type: ignore[attr-defined]
+
+
+def make_layer(path: Path, megabytes: int) -> tuple[Digest, int, str]:
+    """A gzip tar with one file of ``megabytes`` MB of pseudo-random bytes, stored blocks
+    (level 0: random bytes do not compress). Its digest, size and diff_id."""
+    rng = random.Random(megabytes)
+    diff = hashlib.sha256()
+    with path.open("wb") as raw:
+        tee = _Tee(raw)
+        with gzip.GzipFile(fileobj=tee, mode="wb", compresslevel=0, mtime=0) as gz:  # type: ignore[arg-type]
+
+            class _Hashing:
+                def write(self, data: bytes) -> int:
+                    diff.update(data)
+                    return gz.write(data)
+
+            with tarfile.open(fileobj=_Hashing(), mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+                info = tarfile.TarInfo("opt/control-plane/blob.bin")
+                info.size, info.mtime, info.mode = megabytes * bc.MiB, 0, 0o644
+
+                class _Random:
+                    left = info.size
+
+                    def read(self, n: int = -1) -> bytes:
+                        n = self.left if n < 0 else min(n, self.left)
+                        self.left -= n
+                        return rng.randbytes(n)
+
+                tar.addfile(info, _Random())  # type: ignore[arg-type]
+    return Digest.parse(f"sha256:{tee.sha.hexdigest()}"), tee.size, f"sha256:{diff.hexdigest()}"
+
+
+def push_source(reg: Registry, work: Path, megabytes: int) -> Digest:
+    layer_path = work / "layer.tar.gz"
+    layer, size, diff_id = make_layer(layer_path, megabytes)
+    config = image_config([diff_id], {"Entrypoint": ["/opt/control-plane/run"]})
+    manifest = image_manifest(config, [(layer, size)])
+    with RegistryClient(reg.host, plain_http=True) as client:
+        client.push_blob(SOURCE_REPO, config)
+        client.push_blob(SOURCE_REPO, layer_path, digest=layer)
+        digest = client.put_manifest(SOURCE_REPO, TAG, manifest, mt.OCI_MANIFEST)
+    layer_path.unlink()
+    return digest
+
+
+@dataclass
+class Round:
+    cold: bc.Measured
+    again: bc.Measured
+    requests: tuple[int, int] = (0, 0)  # cold, again (counting round only)
+    uploaded: int = 0  # request-body bytes of the cold copy (counting round only)
+
+
+def copy_argv(name: str, source_host: str, dest_host: str) -> list[str]:
+    src = f"{source_host}/{SOURCE_REPO}:{TAG}"
+    dst = f"{dest_host}/{DEST_REPO}:{TAG}"
+    if name == "ours":
+        return [
+            bc.CLI,
+            "-q",
+            "control-plane",
+            "copy",
+            src,
+            "--tag",
+            TAG,
+            "--registry",
+            dest_host,
+            "--plain-http",
+            "--source-plain-http",
+            "--json",
+        ]
+    if name == "skopeo":
+        return [
+            bc.tool("skopeo"),
+            "copy",
+            "-q",
+            "--preserve-digests",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            f"docker://{src}",
+            f"docker://{dst}",
+        ]
+    return [bc.tool("crane"), "copy", "--insecure", src, dst]
+
+
+def one_round(
+    name: str, source: Registry, work: Path, number: int, *, count: bool = False
+) -> Round:
+    folder = work / f"dest-{name}-{number}"
+    dest = start_registry(folder)
+    proxies: list[FaultProxy] = []
+    try:
+        source_host, dest_host = source.host, dest.host
+        if count:
+            proxies = [start_fault_proxy(source), start_fault_proxy(dest)]
+            source_host, dest_host = proxies[0].host, proxies[1].host
+        env = bc.clean_env()
+        argv = copy_argv(name, source_host, dest_host)
+        cold = bc.measured(argv, env).check(f"{name} copy (cold)")
+        cold_requests = sum(len(p.requests) for p in proxies)
+        uploaded = sum(r.body_bytes for r in proxies[1].requests) if proxies else 0
+        for proxy in proxies:
+            proxy.reset()
+        again = bc.measured(argv, env).check(f"{name} copy (again)")
+        again_requests = sum(len(p.requests) for p in proxies)
+        return Round(cold, again, (cold_requests, again_requests), uploaded)
+    finally:
+        for proxy in proxies:
+            proxy.stop()
+        dest.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+CONTENDERS = ("ours", "skopeo", "crane")
+
+
+def main() -> int:
+    args = bc.parse_args(
+        __doc__,
+        5,
+        lambda p: p.add_argument("--size-mb", type=int, default=500, help="the layer's size (MB)"),
+    )
+    rounds = 1 if args.quick else args.rounds
+    megabytes = 4 if args.quick else args.size_mb
+    for name in CONTENDERS:
+        copy_argv(name, "a:1", "b:1")  # every tool there before anything starts
+    with tempfile.TemporaryDirectory(prefix="alga-bench-copy-") as tmp:
+        work = Path(tmp)
+        with start_registry(work / "source") as source:
+            digest = push_source(source, work, megabytes)
+            counted = {name: one_round(name, source, work, -1, count=True) for name in CONTENDERS}
+            # --quick: the counting round alone, timed through the proxies
+            results = (
+                {name: [r] for name, r in counted.items()}
+                if args.quick
+                else bc.interleaved(
+                    rounds,
+                    {
+                        name: (lambda n, name=name: one_round(name, source, work, n))
+                        for name in CONTENDERS
+                    },
+                )
+            )
+    print(
+        f"\ncontrol-plane copy: one linux/amd64 image, one {megabytes} MB layer ({digest.short}), "
+        f"loopback registry to registry;\nmedian of {rounds} interleaved round(s); requests and "
+        "bytes uploaded from one extra round through counting proxies"
+    )
+    header = (
+        f"{'copy':<8} {'phase':<7} {'wall s':>7} {'cpu s':>6} {'peak MiB':>9} {'requests':>8} "
+        f"{'uploaded MB':>11}"
+    )
+    bc.print_header(header)
+    wall: dict[tuple[str, str], float] = {}
+    rss: dict[tuple[str, str], float] = {}
+    for name, group in results.items():
+        for index, phase in enumerate(("cold", "again")):
+            runs = [r.cold if phase == "cold" else r.again for r in group]
+            wall[name, phase] = bc.median([m.seconds for m in runs])
+            rss[name, phase] = max(m.rss_mib for m in runs)
+            uploaded = counted[name].uploaded / 1e6 if phase == "cold" else 0.0
+            print(
+                f"{name:<8} {phase:<7} {wall[name, phase]:>7.2f} "
+                f"{bc.median([m.cpu for m in runs]):>6.2f} {rss[name, phase]:>9.1f} "
+                f"{counted[name].requests[index]:>8} {uploaded:>11.1f}"
+            )
+
+    def row(work_text: str, phase: str, peer: str, limit: float) -> bc.Row:
+        ours, theirs = wall["ours", phase], wall[peer, phase]
+        index = 0 if phase == "cold" else 1
+        return bc.Row(
+            work_text,
+            f"{bc.seconds_text(ours)}, {rss['ours', phase]:.0f} MiB peak, "
+            f"{counted['ours'].requests[index]} requests",
+            f"{peer} {bc.seconds_text(theirs)}, {rss[peer, phase]:.0f} MiB peak, "
+            f"{counted[peer].requests[index]} requests",
+            ours / theirs,
+            f"<= {limit:g}x {peer}",
+            ours <= limit * theirs,
+        )
+
+    size = f"{megabytes} MB"
+    bc.emit(
+        args,
+        [
+            row(f"control-plane copy, one {size} layer, cold", "cold", "skopeo", 1),
+            row(f"control-plane copy, one {size} layer, cold", "cold", "crane", 1),
+            row("re-copy, nothing to do", "again", "skopeo", 2),
+            row("re-copy, nothing to do", "again", "crane", 2),
+        ],
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
