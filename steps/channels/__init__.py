@@ -61,7 +61,12 @@ base: then L's move is either refused as a downgrade or strictly newer), so from
 first read to its write's answer more than ``settle`` passed, and L takes the slow path:
 it lists the records, finds W's, and puts W's move back if W wins (or supersedes it with
 a strictly newer release). Of two writers that overlap, at most one can see its own bytes
-at its read-back after the other's landed; the other reconciles.
+at its read-back after the other's landed; the other reconciles. The slow path keeps every
+entry the index holds as it stands (:func:`.rules.race_view`): an entry there may be one
+its writer has already read back and reported, as W's, so a newer release supersedes it
+in the history and never erases it. Only the records the index lacks, and the reconciling
+writer's own entry when it is the index's last (nobody built on it, and its writer, still
+deciding, has reported nothing), are folded as the race.
 
 What holds, under any interleaving of writers (two, three, more), delayed PUTs and writers
 killed at any point, provided a registry read reflects every write answered before it
@@ -73,7 +78,8 @@ started and writers' clocks agree within two minutes:
   downgrade was asked for with a reason;
 - every move has exactly one record; the move that stands is the index's current entry, and
   no entry is in the index twice; a move that lost a race to a newer one decided without
-  seeing it is left out of the index (its writer was told), its record kept;
+  seeing it, before its writer could report it, is left out of the index (its writer was
+  told), its record kept;
 - ``rollback`` records what it undid; repeated with the channel already there it is a no-op.
 
 The one case a writer cannot repair itself: a write still in flight when its writer is

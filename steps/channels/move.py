@@ -448,10 +448,12 @@ def reconcile(
 
     Lists the record tags (one listing), reads the records stamped from ``since`` (the
     writer's first read) less the settle and :data:`CLOCK_MARGIN` that the index does not
-    hold, folds them (with ``mine``) onto the settled part of the index in the rule's
-    fixed order, writes what differs (index; tag re-put with the winner's exact bytes),
-    waits the settle and repeats until a round writes nothing, or reads back its own
-    writes having made them within the settle. Returns the history's entries."""
+    hold, folds them (with ``mine``) onto the index as it stands (a move the index
+    holds may have been read back and reported by its writer: a race supersedes it, never
+    erases it) in the rule's fixed order, writes what differs (index; tag re-put with the
+    winner's exact bytes), waits the settle and repeats until a round writes nothing,
+    or reads back its own writes having made them within the settle. Returns the
+    history's entries."""
     repository = release_repository(namespace)
     start = since - timedelta(seconds=timing.settle) - CLOCK_MARGIN
     for _ in range(RECONCILE_ROUNDS):
@@ -464,10 +466,7 @@ def reconcile(
             if t not in known and (audit.tag_time(t) or start) >= start
         ]
         found = audit.read_records(client, namespace, fresh)
-        cut = 0
-        while cut < len(index.entries) and _before(index.entries[cut], start):
-            cut += 1
-        entries = rules.reconcile(index.entries[:cut], [*index.entries[cut:], *found, mine])
+        entries = rules.reconcile(*rules.race_view(index.entries, found, mine))
         winner = entries[-1]
         wrote_index: Digest | None = None
         if [e.to_json() for e in entries] != [e.to_json() for e in index.entries]:
@@ -505,11 +504,6 @@ def reconcile(
         "tag and index still disagree with its records",
         hint="retry in a minute; `alga-release history` shows the moves recorded so far",
     )
-
-
-def _before(record: MoveRecord, start: datetime) -> bool:
-    when = audit.tag_time(record.tag or "")
-    return when is not None and when < start
 
 
 def superseded_by(

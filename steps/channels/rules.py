@@ -362,6 +362,24 @@ def reconcile(stable: Sequence[MoveRecord], recent: Iterable[MoveRecord]) -> tup
     return entries
 
 
+def race_view(
+    index: Sequence[MoveRecord], found: Sequence[MoveRecord], mine: MoveRecord
+) -> tuple[list[MoveRecord], list[MoveRecord]]:
+    """What a writer on the slow path hands :func:`reconcile`: (the history it keeps as
+    it stands, the records of the race).
+
+    The index's entries stay as they are: another writer may already have read its own
+    entry back there and reported its move, so a race can supersede it but never erase it.
+    The race is the records no index holds yet (``found``) and ``mine``; this writer's own
+    entry joins the race even when the index holds it, if it is the index's last (nobody
+    built on it, and this writer, still deciding, has reported nothing)."""
+    held = list(index)
+    if held and held[-1].tag == mine.tag:
+        held.pop()
+    race = [*found, *([] if any(e.tag == mine.tag for e in held) else [mine])]
+    return held, race
+
+
 def stands(mine: MoveRecord, entries: Sequence[MoveRecord]) -> bool:
     """May the writer of ``mine`` exit 0? When the current move targets its release, or
     its move took effect and a strictly newer release superseded it since (the history

@@ -168,6 +168,43 @@ def test_late_lower_and_stale_downgrade_records_lose() -> None:
     assert [e.version for e in entries] == ["1.0.0", "1.5.1", "1.6.0"]
 
 
+def test_a_reported_move_overtaken_in_a_race_stays_in_the_history() -> None:
+    # 1.1.0's writer wrote its index and tag and read both back (it reported the move);
+    # 1.2.0, decided on the same base with an earlier record, reconciles after that and
+    # wins: the history keeps the reported move, superseded, instead of erasing it.
+    base = rec("1", "a", "1.0.0")
+    early_higher = rec("2", "c", "1.2.0", base=base.tag)
+    reported = rec("3", "b", "1.1.0", base=base.tag)
+    held, race = rules.race_view([base, reported], [], early_higher)
+    assert (held, race) == ([base, reported], [early_higher])
+    entries = rules.reconcile(held, race)
+    assert [e.version for e in entries] == ["1.0.0", "1.1.0", "1.2.0"]
+    assert rules.stands(reported, entries) and entries[-1].tag == early_higher.tag
+    # folded as one race, the same winner, but the reported move would be gone
+    assert [e.version for e in rules.reconcile([base], [reported, early_higher])] == [
+        "1.0.0",
+        "1.2.0",
+    ]
+
+
+def test_a_writers_own_last_entry_is_judged_with_the_race() -> None:
+    # 1.1.0's index PUT landed late over 1.2.0's finished move: its own entry is the
+    # index's last and it has reported nothing, so it is folded with 1.2.0's record and
+    # loses (the history does not claim the channel passed through it).
+    base = rec("1", "a", "1.0.0")
+    late_lower = rec("2", "b", "1.1.0", base=base.tag)
+    finished_higher = rec("3", "c", "1.2.0", base=base.tag)
+    held, race = rules.race_view([base, late_lower], [finished_higher], late_lower)
+    assert (held, race) == ([base], [finished_higher, late_lower])
+    entries = rules.reconcile(held, race)
+    assert [e.version for e in entries] == ["1.0.0", "1.2.0"]
+    assert not rules.stands(late_lower, entries)
+    # an own entry that another move was built on stays where it is
+    built_on = rec("4", "d", "1.3.0", base=late_lower.tag)
+    held, race = rules.race_view([base, late_lower, built_on], [], late_lower)
+    assert (held, race) == ([base, late_lower, built_on], [])
+
+
 def test_a_rollback_is_not_undone_by_a_move_decided_before_it() -> None:
     base = rec("1", "b", "1.5.0")
     back = rec("3", "a", "1.4.0", era=1, downgrade=True, base=base.tag, kind="rollback")
