@@ -1,7 +1,7 @@
 """Which commit this copy of the package was built from (for ``--version``).
 
 A wheel built by ``make step-image`` carries ``steps/data/build-commit``; a source checkout
-asks git. Neither is needed: without both, the version stands alone.
+asks git (one process). Neither is needed: without both, the version stands alone.
 """
 
 from __future__ import annotations
@@ -20,20 +20,28 @@ def build_commit() -> str | None:
         text = ""
     if text:
         return text
-    if not (_HERE.parent / ".git").exists():
-        return None
-    commit = _git("rev-parse", "--short=12", "HEAD")
-    if not commit:
-        return None
-    dirty = _git("status", "--porcelain", "--untracked-files=no")
-    return commit + ("-dirty" if dirty else "")
+    return checkout_commit(_HERE.parent)
 
 
-def _git(*args: str) -> str | None:
-    """``git -C <checkout> ARGS`` stripped output; None when git fails or is missing."""
+def checkout_commit(checkout: Path) -> str | None:
+    """``<12 hex>`` or ``<12 hex>-dirty`` (a tracked file differs from HEAD) for a git
+    checkout, None when ``checkout`` is not one or git fails. One git process: ``describe``
+    with every tag excluded names the commit itself, and ``--dirty`` checks the work tree
+    as ``status --untracked-files=no`` would (untracked files do not count)."""
+    if not (checkout / ".git").exists():
+        return None
     try:
         done = subprocess.run(
-            ["git", "-C", str(_HERE.parent), *args],
+            [
+                "git",
+                "-C",
+                str(checkout),
+                "describe",
+                "--always",
+                "--abbrev=12",
+                "--dirty",
+                "--exclude=*",
+            ],
             capture_output=True,
             text=True,
             timeout=5,
@@ -41,4 +49,5 @@ def _git(*args: str) -> str | None:
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return done.stdout.strip() if done.returncode == 0 else None
+    text = done.stdout.strip()
+    return text if done.returncode == 0 and text else None

@@ -30,6 +30,11 @@ Invariants of a copy:
 - A tag that exists with a different digest is never moved (:class:`Refused`,
   exit 3, both digests named). A re-copy finds everything present and uploads
   nothing.
+- A re-copy whose destination tag already holds the source's digest is answered from
+  that: one HEAD of the source tag (none when the source is pinned by digest), one HEAD
+  of the destination tag and the destination's manifests read by digest
+  (:func:`already_copied`). The tag is written last, so a tag that holds the digest
+  means every piece below it is in. The result is the full path's, key for key.
 
 What it does not do: convert formats, re-compress layers, copy referrers
 (signatures or attestations attached by ``subject``) or anything else the
@@ -50,12 +55,12 @@ from steps import names
 from steps.controlplane.graph import Blob, ImageGraph, ImageSource, walk
 from steps.controlplane.sources import RegistrySource, SourceSpec, open_source
 from steps.errors import BadInput, Refused
-from steps.oci.client import Progress, RegistryClient
+from steps.oci.client import Descriptor, Progress, RegistryClient
 from steps.oci.errors import (
     DigestMismatch,
     InvalidReference,
 )
-from steps.oci.reference import Digest, check_tag
+from steps.oci.reference import Digest, Reference, check_tag
 from steps.release.images import control_plane_reference
 
 log = logging.getLogger("alga_release.controlplane")
@@ -111,21 +116,37 @@ def control_plane_repository(namespace: str) -> str:
     return names.control_plane_repository(namespace)
 
 
-def plan_copy(source: ImageSource, client: RegistryClient, namespace: str, tag: str) -> CopyPlan:
+_UNREAD: Any = object()  # the destination tag was not read yet
+
+
+def _checked_tag(tag: str) -> str:
+    try:
+        return check_tag(tag)
+    except InvalidReference as exc:
+        raise BadInput(f"--tag: {exc.message}", hint=exc.hint) from None
+
+
+def plan_copy(
+    source: ImageSource,
+    client: RegistryClient,
+    namespace: str,
+    tag: str,
+    *,
+    current: Descriptor | None = _UNREAD,
+) -> CopyPlan:
     """Read the source's manifests and compare with the destination (HEADs only).
 
     Refuses (exit 3) before anything is written when ``tag`` exists at the
-    destination with another digest.
+    destination with another digest. ``current`` is the destination tag's HEAD when
+    the caller already made it (None: the tag does not exist).
     """
     repository = control_plane_repository(namespace)
-    try:
-        check_tag(tag)
-    except InvalidReference as exc:
-        raise BadInput(f"--tag: {exc.message}", hint=exc.hint) from None
+    _checked_tag(tag)
     log.info("reading %s", source.name)
     graph = walk(source)
     digest = graph.root.digest
-    current = client.head_manifest(repository, tag)
+    if current is _UNREAD:
+        current = client.head_manifest(repository, tag)
     if current is not None and current.digest != digest:
         raise Refused(
             _tag_conflict(client.registry, repository, tag, current.digest, source.name, digest),
@@ -166,6 +187,50 @@ def plan_copy(source: ImageSource, client: RegistryClient, namespace: str, tag: 
         repository,
     )
     return plan
+
+
+def already_copied(
+    source: ImageSource, client: RegistryClient, namespace: str, tag: str
+) -> tuple[CopyPlan | None, Descriptor | None]:
+    """The no-op re-copy, answered without walking the source.
+
+    Returns ``(plan, current)``: a complete plan when the destination tag already holds
+    the source's digest (its graph read from the destination, by digest, so every
+    manifest is checked there), else ``None`` and the destination tag's HEAD for
+    :func:`plan_copy` (None when the tag does not exist). Only a registry source has a
+    digest to compare without reading its manifests; a layout folder always plans.
+    """
+    repository = control_plane_repository(namespace)
+    _checked_tag(tag)
+    current = client.head_manifest(repository, tag)
+    if current is None or not isinstance(source, RegistrySource):
+        return None, current
+    wanted = source.reference.digest
+    if wanted is None:
+        with source._errors():
+            found = source.client.head_manifest(
+                source.reference.repository, str(source.reference.tag)
+            )
+        if found is None:
+            return None, current  # the full path names the missing source
+        wanted = found.digest
+    if current.digest != wanted:
+        return None, current  # plan_copy refuses it, naming both digests
+    there = RegistrySource(
+        client, Reference(client.registry, repository, digest=wanted), same_registry=True
+    )
+    graph = walk(there)
+    plan = CopyPlan(
+        source=source.name,
+        registry=client.registry,
+        repository=repository,
+        tag=tag,
+        graph=graph,
+        blob_actions={b.digest: "present" for b in graph.blobs},
+        present_manifests=frozenset(m.digest for m in graph.manifests),
+        tagged=True,
+    )
+    return plan, current
 
 
 def _tag_conflict(
@@ -320,7 +385,15 @@ def copy_image(
     """Plan, then (unless ``dry_run``) push; returns the JSON result. ``progress(blob)``
     may give a callback for that blob's transfer (bytes so far, total)."""
     source = open_source(spec, client, source_client)
-    plan = plan_copy(source, client, namespace, tag)
+    done, current = already_copied(source, client, namespace, tag)
+    if done is not None:
+        log.info("%s is already tagged %s: nothing to do", done.reference, tag)
+        if dry_run:
+            return dry_run_json(done)
+        result = CopyResult(done)
+        result.blobs["existing"] = len(done.graph.blobs)
+        return copy_result_json(result)
+    plan = plan_copy(source, client, namespace, tag, current=current)
     if dry_run:
         return dry_run_json(plan)
     if plan.complete:

@@ -155,8 +155,54 @@ def test_copy_multi_platform_index_then_recopy_uploads_nothing(
     assert again.json()["blobs"] == {"existing": blobs, "mounted": 0, "uploaded": 0}
     for method in ("POST", "PUT", "PATCH", "DELETE"):
         assert dst_proxy.count(method) == 0, method
-    assert src_proxy.count("GET", r"/blobs/") == 0
-    assert dst_proxy.count("HEAD") > 0
+    # Answered from the tags: the source's tag HEAD, the destination's, then the
+    # destination's index and its two children read by digest (checked there). The
+    # destination asks for a token: its first request is answered 401, then repeated.
+    assert src_proxy.count("HEAD") == 1 and src_proxy.count("GET") == 0
+    assert dst_proxy.count("HEAD") - dst_proxy.count("HEAD", status=401) == 1
+    assert dst_proxy.count("GET", r"/manifests/sha256:") == 3
+    assert dst_proxy.count("GET") == 3
+
+
+def test_a_recopy_pinned_by_digest_reads_only_the_destination(
+    registry_factory: Any,
+    control_plane_images: ControlPlaneImages,
+    skopeo: Skopeo,
+    monkeypatch: pytest.MonkeyPatch,
+    fault_proxy: Any,
+) -> None:
+    src, dst = registry_factory("anonymous"), registry_factory("anonymous")
+    image = control_plane_images.single
+    tagged = skopeo.push(image, src, "ci/control-plane", "build-2")
+    pinned = tagged.rsplit(":", 1)[0] + f"@{image.digest}"
+    with registry_env(monkeypatch, dst):
+        source_env(monkeypatch, src)
+        first = copy(dst, pinned, "1.0.0")
+        assert first.code == 0, first.stderr
+        src_proxy: FaultProxy = fault_proxy(src)
+        dst_proxy: FaultProxy = fault_proxy(dst)
+        again = copy(
+            dst,
+            f"{src_proxy.host}/ci/control-plane@{image.digest}",
+            "1.0.0",
+            host=dst_proxy.host,
+        )
+        planned = copy(dst, pinned, "1.0.0", "--dry-run")  # answered the same way
+    assert again.code == 0, again.stderr
+    out = again.json()
+    assert out["status"] == "unchanged" and out["digest"] == image.digest
+    assert out["blobs"] == {"existing": 2, "mounted": 0, "uploaded": 0}
+    assert out["manifestsPushed"] == 0 and out["platforms"] == []
+    assert out["reference"] == f"{dst_proxy.host}/{REPO}@{image.digest}"
+    assert src_proxy.count() == 0  # pinned: nothing to ask the source
+    # one HEAD of the tag, one GET of the manifest by digest
+    assert [(r.method, r.path.rsplit("/", 1)[-1]) for r in dst_proxy.requests] == [
+        ("HEAD", "1.0.0"),
+        ("GET", image.digest),
+    ]
+    assert planned.code == 0 and planned.json()["status"] == "unchanged"
+    assert [b["action"] for b in planned.json()["blobs"]] == ["present", "present"]
+    assert planned.json()["tagAction"] == "present"
 
 
 @pytest.mark.parametrize("form", ["tag", "digest"])
