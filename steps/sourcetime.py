@@ -8,17 +8,42 @@ epoch. Results are RFC 3339 in UTC with second precision.
 
 The module reads no environment: the CLI hands it ``SOURCE_DATE_EPOCH`` once, at start,
 with :func:`configure` (a process-wide setting, as the convention is).
+
+Inside :func:`session` (one CLI command: a whole ``publish`` with its precheck is one)
+each distinct git question is asked once and its answer reused: a run reads one source
+tree, and the same folder's time asked by the precheck and by the push is one answer.
+Outside a session every call asks git.
 """
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 EPOCH = "1970-01-01T00:00:00Z"
 
 _source_date_epoch: int | None = None
+_answers: dict[tuple[str, ...], str | None] | None = None
+_answers_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def session() -> Iterator[None]:
+    """Reuse git's answers until the block ends (sessions do not nest: an inner one
+    shares the outer one's answers)."""
+    global _answers
+    if _answers is not None:
+        yield
+        return
+    _answers = {}
+    try:
+        yield
+    finally:
+        _answers = None
 
 
 def configure(source_date_epoch: str | None) -> None:
@@ -35,6 +60,20 @@ def rfc3339(seconds: int) -> str:
 
 def git_output(path: Path, *args: str) -> str | None:
     """``git -C path args...``'s stdout, or None when git is missing or fails."""
+    answers = _answers
+    if answers is None:
+        return _ask_git(path, *args)
+    key = (str(path), *args)
+    with _answers_lock:
+        if key in answers:
+            return answers[key]
+    answer = _ask_git(path, *args)
+    with _answers_lock:
+        answers[key] = answer
+    return answer
+
+
+def _ask_git(path: Path, *args: str) -> str | None:
     try:
         out = subprocess.run(
             ["git", "-C", str(path), *args], capture_output=True, text=True, timeout=30, check=False

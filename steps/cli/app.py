@@ -221,7 +221,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     context = RunContext()
     args.run_context = context
     try:
-        result = handler(args)
+        with sourcetime.session():
+            result = handler(args)
     except ReleaseError as exc:
         from steps.cli.output import painter_for
 

@@ -55,3 +55,27 @@ def test_uncommitted_changes_and_no_git_fall_back(
     plain = tmp_path_factory.mktemp("plain")
     assert sourcetime.revision_time(plain, None) == "2023-11-14T22:13:20Z"
     assert sourcetime.revision_time(repo, "no-such-revision") == "2023-11-14T22:13:20Z"
+
+
+def test_a_session_asks_git_each_question_once_and_forgets_after(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[tuple[str, ...]] = []
+    real = sourcetime._ask_git
+
+    def counting(path: Path, *args: str) -> str | None:
+        asked.append(args)
+        return real(path, *args)
+
+    monkeypatch.setattr(sourcetime, "_ask_git", counting)
+    chart = repo / "chart"
+    with sourcetime.session():
+        first = sourcetime.folder_time(chart)
+        with sourcetime.session():  # nested: the same answers
+            assert sourcetime.folder_time(chart) == first
+        (chart / "a.txt").write_text("changed\n")  # one run reads one source tree
+        assert sourcetime.folder_time(chart) == first
+    assert len(asked) == 2  # log and status, once each
+    # Outside a session git is asked again, and sees the change.
+    assert sourcetime.folder_time(chart) == sourcetime._fallback() != first
+    assert len(asked) == 4
