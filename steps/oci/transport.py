@@ -180,10 +180,16 @@ def iterate_in_phase(clock: PhaseClock, phase: Phase, chunks: Iterable[bytes]) -
         yield chunk
 
 
+TLSContextFor = Callable[[ssl.SSLContext], ssl.SSLContext]
+
+
 class _Stream(httpcore.NetworkStream):
-    def __init__(self, inner: httpcore.NetworkStream, clock: PhaseClock) -> None:
+    def __init__(
+        self, inner: httpcore.NetworkStream, clock: PhaseClock, tls: TLSContextFor | None = None
+    ) -> None:
         self._inner = inner
         self._clock = clock
+        self._tls = tls
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         return self._inner.read(max_bytes, self._clock.clamp(timeout, httpcore.ReadTimeout))
@@ -206,16 +212,20 @@ class _Stream(httpcore.NetworkStream):
         timeout: float | None = None,
     ) -> httpcore.NetworkStream:
         limit = self._clock.clamp(timeout, httpcore.ConnectTimeout)
-        return _Stream(self._inner.start_tls(ssl_context, server_hostname, limit), self._clock)
+        if self._tls is not None:
+            ssl_context = self._tls(ssl_context)
+        inner = self._inner.start_tls(ssl_context, server_hostname, limit)
+        return _Stream(inner, self._clock, self._tls)
 
     def get_extra_info(self, info: str) -> Any:
         return self._inner.get_extra_info(info)
 
 
 class _Backend(httpcore.NetworkBackend):
-    def __init__(self, clock: PhaseClock) -> None:
+    def __init__(self, clock: PhaseClock, tls: TLSContextFor | None = None) -> None:
         self._inner = httpcore.SyncBackend()
         self._clock = clock
+        self._tls = tls
 
     def connect_tcp(
         self,
@@ -227,13 +237,14 @@ class _Backend(httpcore.NetworkBackend):
     ) -> httpcore.NetworkStream:
         limit = self._clock.clamp(timeout, httpcore.ConnectTimeout)
         stream = self._inner.connect_tcp(host, port, limit, local_address, socket_options)
-        return _Stream(stream, self._clock)
+        return _Stream(stream, self._clock, self._tls)
 
     def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
     ) -> httpcore.NetworkStream:
         limit = self._clock.clamp(timeout, httpcore.ConnectTimeout)
-        return _Stream(self._inner.connect_unix_socket(path, limit, socket_options), self._clock)
+        stream = self._inner.connect_unix_socket(path, limit, socket_options)
+        return _Stream(stream, self._clock, self._tls)
 
     def sleep(self, seconds: float) -> None:
         self._inner.sleep(seconds)
@@ -248,10 +259,28 @@ def shared_ssl_context(verify: bool) -> ssl.SSLContext:
 
 
 class DeadlineTransport(httpx.HTTPTransport):
-    """httpx's HTTP/1.1 transport on a connection pool whose sockets obey ``clock``."""
+    """httpx's HTTP/1.1 transport on a connection pool whose sockets obey ``clock``.
+
+    With ``verify`` a bool, the shared TLS context is made on the first TLS handshake, not
+    before: a plain-HTTP registry never pays for loading the roots. The pool holds a bare
+    placeholder context until then, which the network backend swaps for the real one.
+    """
 
     def __init__(self, clock: PhaseClock, *, verify: bool | ssl.SSLContext = True) -> None:
-        context = verify if isinstance(verify, ssl.SSLContext) else shared_ssl_context(verify)
+        tls: TLSContextFor | None = None
+        if isinstance(verify, ssl.SSLContext):
+            context = verify
+        else:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # the placeholder: nothing loaded
+            placeholder, wanted = context, verify
+
+            def tls(given: ssl.SSLContext) -> ssl.SSLContext:
+                if given is not placeholder:
+                    return given
+                real = shared_ssl_context(wanted)
+                real.set_alpn_protocols(["http/1.1"])  # as httpcore sets it on the pool's
+                return real
+
         super().__init__(verify=context, retries=0)  # the context as is: nothing loaded again
         limits = httpx.Limits(max_connections=20, max_keepalive_connections=10)
         # httpx builds its pool in __init__ with no way to pass a network backend; the
@@ -264,7 +293,7 @@ class DeadlineTransport(httpx.HTTPTransport):
             http1=True,
             http2=False,
             retries=0,
-            network_backend=_Backend(clock),
+            network_backend=_Backend(clock, tls),
         )
 
 

@@ -256,6 +256,33 @@ def test_tls_registry_verifies_certificates(tls_token_registry: Registry) -> Non
     assert "certificate" in str(err.value).lower()
 
 
+def test_tls_roots_are_loaded_on_the_first_handshake_only(
+    registry: Registry, tls_token_registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plain-HTTP client never loads the TLS roots (about 30 ms of start-up); a TLS one
+    loads them when it first connects, and still refuses a certificate they do not sign."""
+    from steps.oci import RegistryClient, RegistryError, transport
+
+    loads: list[bool] = []
+    real = transport.shared_ssl_context
+
+    def counting(verify: bool) -> Any:
+        loads.append(verify)
+        return real(verify)
+
+    monkeypatch.setattr(transport, "shared_ssl_context", counting)
+    _, digest = _push_small_artifact(registry)
+    with client_for(registry) as client:
+        assert client.get_manifest(REPO, "v1").digest == digest
+    assert loads == []
+    with RegistryClient(tls_token_registry.host, retry=FAST_RETRY) as client:
+        assert loads == []  # made, not connected: nothing loaded yet
+        with pytest.raises(RegistryError) as err:
+            client.head_manifest(REPO, "v1")
+    assert "certificate" in str(err.value).lower()
+    assert loads and all(v is True for v in loads)
+
+
 def test_a_run_client_asks_once_for_what_it_read_by_digest(registry: Registry) -> None:
     """``remember_by_digest`` (the CLI's run clients): a manifest or blob read by digest is
     read from the registry once; a tag is always asked; a deleted manifest is forgotten."""
