@@ -58,6 +58,59 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+# -- the package as the step image installs it ------------------------------------------
+
+RUNTIME_VENVS = ROOT / ".tools" / "bench"
+
+
+def _runtime_requirements() -> list[str]:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    return [*project["dependencies"], *project["optional-dependencies"]["docker"]]
+
+
+def runtime_python() -> str:
+    """A virtualenv with the package's runtime dependencies only, as the step image has
+    them (``alga-appliance-release[docker]``: no test or pipeline extras, so none of the
+    CLI libraries httpx imports when they are installed), made once per machine under
+    ``.tools/bench/`` and keyed by the requirement list."""
+    import hashlib
+
+    requirements = _runtime_requirements()
+    key = hashlib.sha256("\n".join(requirements).encode()).hexdigest()[:12]
+    venv = RUNTIME_VENVS / f"runtime-{key}"
+    python = venv / "bin" / "python"
+    if not python.is_file():
+        print(f"bench: making {venv} (runtime dependencies only, once)", file=sys.stderr)
+        shutil.rmtree(venv, ignore_errors=True)
+        run_quiet([sys.executable, "-m", "venv", str(venv)])
+        run_quiet([str(python), "-m", "pip", "install", "-q", *requirements])
+    return str(python)
+
+
+def installed_cli(work: Path) -> tuple[list[str], dict[str, str]]:
+    """``alga-release`` as the step image runs it: the runtime virtualenv's interpreter, a
+    copy of this checkout's package (``steps``, ``consume``) with its commit stamped as the
+    image's wheel has it, started by a console script like the one pip writes. Returns
+    the command and the environment (``clean_env`` plus the copy on ``PYTHONPATH``)."""
+    python = runtime_python()
+    home = work / "installed"
+    if not home.is_dir():
+        ignore = shutil.ignore_patterns("__pycache__")
+        for package in ("steps", "consume"):
+            shutil.copytree(ROOT / package, home / package, ignore=ignore)
+        (home / "steps" / "data" / "build-commit").write_text("0123456789ab\n", encoding="utf-8")
+        script = home / "alga-release"
+        script.write_text(
+            f"#!{python}\nimport sys\nfrom steps.cli import main\n\n"
+            'if __name__ == "__main__":\n    sys.exit(main())\n',
+            encoding="utf-8",
+        )
+        script.chmod(0o755)
+    return [str(home / "alga-release")], clean_env(PYTHONPATH=str(home))
+
+
 # -- one process, measured --------------------------------------------------------------
 
 

@@ -90,6 +90,8 @@ def test_the_startup_benchmark_reports_version_help_and_a_no_op_step(
     works = [str(r["work"]) for r in got]
     assert any("--version" in w for w in works) and any("--help" in w for w in works)
     assert any("no-op step" in w for w in works)
+    # each measured from the checkout and as the step image installs the package
+    assert sum("as installed in the step image" in w for w in works) == 3
     assert all(str(r["ours"]).endswith(" ms") for r in got)
 
 
