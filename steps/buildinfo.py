@@ -6,7 +6,6 @@ asks git (one process). Neither is needed: without both, the version stands alon
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
@@ -30,24 +29,8 @@ def checkout_commit(checkout: Path) -> str | None:
     as ``status --untracked-files=no`` would (untracked files do not count)."""
     if not (checkout / ".git").exists():
         return None
-    try:
-        done = subprocess.run(
-            [
-                "git",
-                "-C",
-                str(checkout),
-                "describe",
-                "--always",
-                "--abbrev=12",
-                "--dirty",
-                "--exclude=*",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    text = done.stdout.strip()
-    return text if done.returncode == 0 and text else None
+    from steps.sourcetime import git_output
+
+    out = git_output(checkout, "describe", "--always", "--abbrev=12", "--dirty", "--exclude=*")
+    text = (out or "").strip()
+    return text or None
