@@ -14,6 +14,10 @@ work, exit):
                  loopback CNCF registry, vs `crane digest` of one tag (one HEAD)
   python itself  `python -c pass` and `python -I -S -c pass`: the floor under ours
 
+The no-op step answers from quick reads on the standard library (steps.oci.quick); the
+line "installed, full client" runs it with ALGA_NO_QUICK_READS=1, on the full client
+(httpx), to show what that saves.
+
 Each of ours runs twice: from this checkout's development virtualenv (an editable install,
 whose import finder alone costs about 25 ms, with the test and pipeline extras, which make
 httpx import its own CLI libraries), and **as installed in the step image**
@@ -81,6 +85,11 @@ def main() -> int:
                 ),
                 "ours no-op step (as installed)": lambda _n: bc.measured(
                     [*installed, *noop_args], installed_env, sample_rss=False
+                ),
+                "ours no-op step (installed, full client)": lambda _n: bc.measured(
+                    [*installed, *noop_args],
+                    {**installed_env, "ALGA_NO_QUICK_READS": "1"},
+                    sample_rss=False,
                 ),
                 "crane digest (one HEAD)": lambda _n: bc.measured(
                     [

@@ -23,8 +23,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -34,13 +36,20 @@ from steps.errors import InvalidInputFile
 if TYPE_CHECKING:  # imported when used: `--help` and `--version` need no HTTP client
     from steps.oci.auth import Credentials
     from steps.oci.client import RegistryClient, RetryPolicy
+    from steps.oci.quick import QuickReader
     from steps.oci.transport import Deadline
 
 T = TypeVar("T")
 
+log = logging.getLogger("alga_release")
+
 
 class RunContext:
     def __init__(self) -> None:
+        #: When the command began (``--timeout`` counts from here).
+        self.started = time.monotonic()
+        #: False while ``publish`` runs its steps: they share the run's full client.
+        self.standalone = True
         self._clients: dict[tuple[object, ...], RegistryClient] = {}
         self._results: dict[Path, dict[str, Any]] = {}
         self._memo: dict[tuple[object, ...], object] = {}
@@ -106,7 +115,36 @@ class RunContext:
         from steps.oci.transport import Deadline
 
         seconds = getattr(args, "timeout", None)
-        return self.memo(("deadline",), lambda: Deadline(seconds))
+        return self.memo(("deadline",), lambda: Deadline(seconds, started=self.started))
+
+    def time_left(self, args: argparse.Namespace) -> float | None:
+        """Seconds left of ``--timeout`` (None: no limit), without loading the client."""
+        seconds = getattr(args, "timeout", None)
+        return None if seconds is None else seconds - (time.monotonic() - self.started)
+
+    # -- quick reads -----------------------------------------------------------------------
+
+    def quick_allowed(self) -> bool:
+        """A read-only command may try :mod:`steps.oci.quick` first: only on its own (not
+        inside ``publish``, whose steps share a warm client), before any full client, and
+        unless ``ALGA_NO_QUICK_READS`` turns them off."""
+        from steps.cli import options
+
+        return self.standalone and not self._clients and not options.env_bool("ALGA_NO_QUICK_READS")
+
+    def quick_reader(self, args: argparse.Namespace) -> QuickReader:
+        """A quick reader for the registry flags in ``args`` (the run's credentials);
+        raises :class:`~steps.oci.quick.Doubt` when the settings are not its to serve."""
+        from steps.oci.quick import QuickReader
+
+        return QuickReader(
+            args.registry,
+            credentials=self.credentials(args),
+            plain_http=bool(args.plain_http),
+            insecure_hosts=tuple(args.insecure_registry),
+            verify=str(args.ca_file) if args.ca_file else True,
+            budget=self.time_left(args),
+        )
 
     def retry_policy(self) -> RetryPolicy:
         """One retry policy for every client of the run (``ALGA_RETRY_ATTEMPTS``,
@@ -176,6 +214,43 @@ def own_client(**kwargs: Any) -> Iterator[RegistryClient]:
         yield client
     finally:
         client.close()
+
+
+def quick_read(args: argparse.Namespace, work: Callable[[], T]) -> T | None:
+    """``work()`` on quick readers (:mod:`steps.oci.quick`), or ``None`` when the full
+    client must do it: the context does not allow it, or ``work`` raised
+    :class:`~steps.oci.quick.Doubt` or any other error (the full client then gives the
+    command's outcome, with its own message). Log records of a quick read that is given up are
+    dropped, so the full run's log is the whole log."""
+    context = context_of(args)
+    if not context.quick_allowed():
+        return None
+    context.credentials(args)  # found once, outside: its errors are the command's own
+    kept = _HeldRecords()
+    root = logging.getLogger("alga_release")
+    handlers, root.handlers = root.handlers, [kept]
+    doubt: Exception | None = None
+    try:
+        result = work()
+    except Exception as exc:  # Doubt, a release error, or a flaw of the quick path itself
+        doubt = exc
+    finally:
+        root.handlers = handlers
+    if doubt is not None:
+        log.debug("quick read given up (%s); reading with the full client", doubt)
+        return None
+    for record in kept.records:
+        root.handle(record)
+    return result
+
+
+class _HeldRecords(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.NOTSET)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
 
 
 def write_out(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:

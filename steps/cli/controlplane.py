@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from steps.cli import options
-from steps.cli.context import context_of, make_client, own_client, write_out
+from steps.cli.context import context_of, make_client, own_client, quick_read, write_out
 from steps.cli.output import BlobProgress, human_control_plane
 from steps.cli.signing import signer_of
+
+if TYPE_CHECKING:
+    from steps.oci.model import ClientStats
 
 log = logging.getLogger("alga_release")
 
@@ -21,6 +25,11 @@ def cmd_control_plane_copy(args: argparse.Namespace) -> dict[str, Any]:
 
     spec = sources.parse_source(args.source_ref)
     signer = signer_of(args)  # a bad or missing key stops the run before any push
+    if isinstance(spec, sources.RegistrySourceSpec) and (signer is None or args.dry_run):
+        # A tag that already holds the source's digest is answered by quick reads alone.
+        done = quick_read(args, lambda: _quick_recopy(args, spec))
+        if done is not None:
+            return write_out(args, done)
     with make_client(args) as client:
         other_registry = (
             isinstance(spec, sources.RegistrySourceSpec)
@@ -56,19 +65,54 @@ def cmd_control_plane_copy(args: argparse.Namespace) -> dict[str, Any]:
                 dry_run=args.dry_run,
                 progress=BlobProgress(),
             )
-        stats = client.stats
-        log.info(
-            "%d request(s) to %s, %d blob(s) uploaded (%d bytes), %d mounted, %d already present",
-            stats.requests,
-            client.registry,
-            stats.blobs_uploaded,
-            stats.bytes_uploaded,
-            stats.blobs_mounted,
-            stats.blobs_existing,
-        )
+        _log_stats(client.stats, client.registry)
         if signer is not None and not args.dry_run:
             result["signedBy"] = signer.sign_reference(client, result["reference"]).key_id
     return write_out(args, result)  # a dry run writes its plan too: the next dry-run step reads it
+
+
+def _quick_recopy(args: argparse.Namespace, spec: Any) -> dict[str, Any]:
+    """The no-op re-copy on quick readers (:mod:`steps.oci.quick`): the result of
+    :func:`~steps.controlplane.copy.already_copied`, or :class:`~steps.oci.quick.Doubt`."""
+    from steps.controlplane import copy as cp_copy
+    from steps.controlplane import sources
+    from steps.oci.quick import Doubt, QuickReader
+
+    context = context_of(args)
+    with contextlib.ExitStack() as stack:
+        destination = stack.enter_context(context.quick_reader(args))
+        source_reader = None
+        if spec.reference.registry != destination.registry:
+            source_reader = stack.enter_context(
+                QuickReader(
+                    spec.reference.registry,
+                    credentials=sources.source_credentials(options.environment()),
+                    plain_http=bool(args.source_plain_http),
+                    insecure_hosts=tuple(args.insecure_registry),
+                    verify=str(args.source_ca_file) if args.source_ca_file else True,
+                    budget=context.time_left(args),
+                )
+            )
+        # the source adapters only read manifests through these readers
+        source = sources.open_source(spec, cast(Any, destination), cast(Any, source_reader))
+        done, _ = cp_copy.already_copied(source, destination, args.namespace, args.tag)
+        if done is None:
+            raise Doubt("the tag does not hold the source's digest yet")
+        result = cp_copy.already_copied_json(done, dry_run=args.dry_run)
+        _log_stats(destination.stats, destination.registry)
+        return result
+
+
+def _log_stats(stats: ClientStats, registry: str) -> None:
+    log.info(
+        "%d request(s) to %s, %d blob(s) uploaded (%d bytes), %d mounted, %d already present",
+        stats.requests,
+        registry,
+        stats.blobs_uploaded,
+        stats.bytes_uploaded,
+        stats.blobs_mounted,
+        stats.blobs_existing,
+    )
 
 
 def cmd_control_plane_build(args: argparse.Namespace) -> dict[str, Any]:
@@ -271,6 +315,6 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
 
 def _source_flags() -> Any:
     """The flags an error about the copy's source registry names (``--source-plain-http``)."""
-    from steps.oci.client import FlagNames
+    from steps.oci.model import FlagNames
 
     return FlagNames.source()

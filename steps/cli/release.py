@@ -11,7 +11,7 @@ import argparse
 import logging
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from steps.cli import options
 from steps.cli.charts import load_config
@@ -19,12 +19,16 @@ from steps.cli.context import (
     context_of,
     make_client,
     prepare_out_dir,
+    quick_read,
     read_result,
     write_out,
 )
 from steps.cli.output import human_inspect, human_publish, human_resolve
 from steps.cli.signing import channel_agreement, signature_section, signer_of, trusted_of
 from steps.errors import BadInput, ReleaseError, SigningKeyRequired, UnreadableChannel
+
+if TYPE_CHECKING:
+    from steps.oci.model import ManifestReader
 
 log = logging.getLogger("alga_release")
 
@@ -60,20 +64,32 @@ def cmd_images_check(args: argparse.Namespace) -> dict[str, Any]:
 
     wanted = images.parse_image_args(args.image)
     signer = signer_of(args)
-    with make_client(args) as client:
+    # the release pins the control plane by digest: with a key, it is signed here
+    # (not in a dry run: the Argo templates give every step the key and ALGA_DRY_RUN)
+    sign = signer is not None and not args.dry_run
+
+    def check(client: ManifestReader) -> dict[str, Any]:
         checks = images.require_images(client, args.namespace, wanted)
         control_plane = images.resolve_control_plane(client, args.namespace, args.control_plane)
-        # the release pins the control plane by digest: with a key, it is signed here
-        # (not in a dry run: the Argo templates give every step the key and ALGA_DRY_RUN)
-        sign = signer is not None and not args.dry_run
-        signed = signer.sign_reference(client, control_plane) if sign else None
-    result = {
-        "images": {c.key: c.tag for c in checks},
-        "imageDigests": {c.key: str(c.digest) for c in checks},
-        "controlPlane": control_plane,
-    }
-    if signed:
-        result["controlPlaneSignedBy"] = signed.key_id
+        return {
+            "images": {c.key: c.tag for c in checks},
+            "imageDigests": {c.key: str(c.digest) for c in checks},
+            "controlPlane": control_plane,
+        }
+
+    def quick() -> dict[str, Any]:
+        with context_of(args).quick_reader(args) as reader:
+            return check(reader)
+
+    # Nothing to sign: every tag present is answered on the standard library alone.
+    result = None if sign else quick_read(args, quick)
+    if result is None:
+        with make_client(args) as client:
+            result = check(client)
+            if sign:
+                assert signer is not None
+                signed = signer.sign_reference(client, result["controlPlane"])
+                result["controlPlaneSignedBy"] = signed.key_id
     return write_out(args, result)
 
 
@@ -413,6 +429,7 @@ def cmd_publish(args: argparse.Namespace) -> dict[str, Any]:
     )
     parser: argparse.ArgumentParser = args.parser
     ctx = context_of(args)
+    ctx.standalone = False  # the steps share the run's client (no quick reads)
     results: dict[str, Any] = {}
 
     def run_step(step: Any) -> Any:

@@ -49,19 +49,22 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from steps import names
 from steps.controlplane.graph import Blob, ImageGraph, ImageSource, walk
 from steps.controlplane.sources import RegistrySource, SourceSpec, open_source
 from steps.errors import BadInput, Refused
-from steps.oci.client import Descriptor, Progress, RegistryClient
 from steps.oci.errors import (
     DigestMismatch,
     InvalidReference,
 )
+from steps.oci.model import Descriptor, ManifestReader, Progress
 from steps.oci.reference import Digest, Reference, check_tag
 from steps.release.images import control_plane_reference
+
+if TYPE_CHECKING:
+    from steps.oci.client import RegistryClient
 
 log = logging.getLogger("alga_release.controlplane")
 
@@ -190,7 +193,7 @@ def plan_copy(
 
 
 def already_copied(
-    source: ImageSource, client: RegistryClient, namespace: str, tag: str
+    source: ImageSource, client: ManifestReader, namespace: str, tag: str
 ) -> tuple[CopyPlan | None, Descriptor | None]:
     """The no-op re-copy, answered without walking the source.
 
@@ -216,8 +219,10 @@ def already_copied(
         wanted = found.digest
     if current.digest != wanted:
         return None, current  # plan_copy refuses it, naming both digests
-    there = RegistrySource(
-        client, Reference(client.registry, repository, digest=wanted), same_registry=True
+    there = RegistrySource(  # walk() only reads manifests through it
+        cast("RegistryClient", client),
+        Reference(client.registry, repository, digest=wanted),
+        same_registry=True,
     )
     graph = walk(there)
     plan = CopyPlan(
@@ -372,6 +377,16 @@ def dry_run_json(plan: CopyPlan) -> dict[str, Any]:
     }
 
 
+def already_copied_json(done: CopyPlan, *, dry_run: bool = False) -> dict[str, Any]:
+    """The result of a copy :func:`already_copied` found done (a dry run's plan too)."""
+    log.info("%s is already tagged %s: nothing to do", done.reference, done.tag)
+    if dry_run:
+        return dry_run_json(done)
+    result = CopyResult(done)
+    result.blobs["existing"] = len(done.graph.blobs)
+    return copy_result_json(result)
+
+
 def copy_image(
     spec: SourceSpec,
     client: RegistryClient,
@@ -387,12 +402,7 @@ def copy_image(
     source = open_source(spec, client, source_client)
     done, current = already_copied(source, client, namespace, tag)
     if done is not None:
-        log.info("%s is already tagged %s: nothing to do", done.reference, tag)
-        if dry_run:
-            return dry_run_json(done)
-        result = CopyResult(done)
-        result.blobs["existing"] = len(done.graph.blobs)
-        return copy_result_json(result)
+        return already_copied_json(done, dry_run=dry_run)
     plan = plan_copy(source, client, namespace, tag, current=current)
     if dry_run:
         return dry_run_json(plan)

@@ -13,10 +13,10 @@ from typing import Protocol
 from steps.archive import json_object
 from steps.errors import BadInput
 from steps.oci import mediatypes as mt
-from steps.oci.client import Manifest
 from steps.oci.errors import (
     DigestMismatch,
 )
+from steps.oci.model import Manifest
 from steps.oci.reference import Digest
 
 log = logging.getLogger("alga_release.controlplane")

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from steps.controlplane.graph import (
     Blob,
@@ -26,7 +26,6 @@ from steps.controlplane.graph import (
 )
 from steps.errors import BadInput
 from steps.oci.auth import Credentials
-from steps.oci.client import MAX_MANIFEST_SIZE, Manifest, RegistryClient
 from steps.oci.errors import (
     AuthError,
     DigestMismatch,
@@ -34,8 +33,12 @@ from steps.oci.errors import (
     NotFound,
     TransientRegistryError,
 )
+from steps.oci.model import MAX_MANIFEST_SIZE, Manifest
 from steps.oci.reference import Digest, Reference, check_tag
 from steps.redact import register_secret
+
+if TYPE_CHECKING:
+    from steps.oci.client import RegistryClient
 
 log = logging.getLogger("alga_release.controlplane")
 

@@ -4,36 +4,73 @@ Why our own client and not oras-py: against a token-auth registry, an
 oras-py push failed because it reused a pull-scoped token, and its re-tag
 re-serialises the manifest JSON, which changes the digest. Channel moves must
 re-put the exact bytes, so this package keeps to raw bytes throughout.
+
+The names below load on first use (PEP 562), so importing a light submodule
+(``steps.oci.reference``, ``.auth``, ``.model``, ``.quick``) does not import the HTTP
+client and its libraries.
 """
 
-from steps.oci.auth import Credentials
-from steps.oci.client import (
-    ClientStats,
-    Descriptor,
-    FlagNames,
-    Manifest,
-    Progress,
-    RegistryClient,
-    RetryPolicy,
-    is_loopback,
-)
-from steps.oci.errors import (
-    AuthError,
-    CommandTimeout,
-    DigestMismatch,
-    IncompleteBody,
-    InsecureRegistry,
-    InvalidReference,
-    NotFound,
-    ProtocolMismatch,
-    RegistryError,
-    RegistryRefused,
-    RegistryTimeout,
-    TransientRegistryError,
-    UnresolvableHost,
-)
-from steps.oci.reference import Digest, Reference
-from steps.oci.transport import Deadline, Timeouts
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from steps.oci.auth import Credentials
+    from steps.oci.client import RegistryClient, RetryPolicy
+    from steps.oci.errors import (
+        AuthError,
+        CommandTimeout,
+        DigestMismatch,
+        IncompleteBody,
+        InsecureRegistry,
+        InvalidReference,
+        NotFound,
+        ProtocolMismatch,
+        RegistryError,
+        RegistryRefused,
+        RegistryTimeout,
+        TransientRegistryError,
+        UnresolvableHost,
+    )
+    from steps.oci.model import (
+        ClientStats,
+        Descriptor,
+        FlagNames,
+        Manifest,
+        Progress,
+        is_loopback,
+    )
+    from steps.oci.reference import Digest, Reference
+    from steps.oci.transport import Deadline, Timeouts
+
+_HOMES = {
+    "Credentials": "auth",
+    "RegistryClient": "client",
+    "RetryPolicy": "client",
+    "ClientStats": "model",
+    "Descriptor": "model",
+    "FlagNames": "model",
+    "Manifest": "model",
+    "Progress": "model",
+    "is_loopback": "model",
+    "Digest": "reference",
+    "Reference": "reference",
+    "Deadline": "transport",
+    "Timeouts": "transport",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None and name in __all__:
+        home = "errors"
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"steps.oci.{home}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AuthError",

@@ -193,3 +193,32 @@ def _expand(scopes: list[str]) -> set[tuple[str, str, str]]:
             if action:
                 out.add((kind, name, action))
     return out
+
+
+def authorization(
+    tokens: TokenCache, scopes: list[str], basic: bool, credentials: Credentials | None
+) -> str | None:
+    """The ``Authorization`` header for a request needing ``scopes``: a cached Bearer token
+    that covers them, else Basic when the registry asked for it, else none (anonymous)."""
+    token = tokens.get(scopes)
+    if token is not None:
+        return f"Bearer {token}"
+    if basic and credentials is not None:
+        return credentials.basic_header()
+    return None
+
+
+def token_query(
+    challenge: Challenge, scopes: list[str], credentials: Credentials | None
+) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """The query parameters and headers of a token ``GET`` at ``challenge``'s realm (the
+    Docker token protocol): service, each scope, and the account with Basic credentials."""
+    params: list[tuple[str, str]] = []
+    if challenge.service:
+        params.append(("service", challenge.service))
+    params.extend(("scope", scope) for scope in scopes)
+    headers: dict[str, str] = {}
+    if credentials is not None:
+        headers["Authorization"] = credentials.basic_header()
+        params.append(("account", credentials.username))
+    return params, headers

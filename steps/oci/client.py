@@ -41,7 +41,6 @@ keeps no state beyond the token cache and request statistics.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 import logging
 import math
@@ -50,7 +49,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -60,7 +59,15 @@ import httpx
 
 from steps.errors import BadInput, ReleaseError
 from steps.oci import mediatypes as mt
-from steps.oci.auth import Challenge, Credentials, TokenCache, parse_challenge, scope_for
+from steps.oci.auth import (
+    Challenge,
+    Credentials,
+    TokenCache,
+    authorization,
+    parse_challenge,
+    scope_for,
+    token_query,
+)
 from steps.oci.bodies import Counted, OneShot, chunks, read_ahead, regroup
 from steps.oci.errors import (
     AuthError,
@@ -75,6 +82,18 @@ from steps.oci.errors import (
     RegistryTimeout,
     TransientRegistryError,
     UnresolvableHost,
+)
+from steps.oci.model import (
+    MAX_MANIFEST_SIZE,
+    PULL,
+    PUSH,
+    ClientStats,
+    Descriptor,
+    FlagNames,
+    Manifest,
+    Progress,
+    is_loopback,
+    media_type_from_body,
 )
 from steps.oci.reference import Digest, check_registry, check_repository, check_tag, digest_stream
 from steps.oci.transport import (
@@ -94,11 +113,7 @@ from steps.redact import redact, register_secret
 
 log = logging.getLogger("alga_release.oci")
 
-PULL: tuple[str, ...] = ("pull",)
-PUSH: tuple[str, ...] = ("pull", "push")
 
-#: Manifests larger than this are refused (the OCI spec suggests 4 MiB).
-MAX_MANIFEST_SIZE = 4 * 1024 * 1024
 #: Blobs up to this size are uploaded in one PUT; larger ones in chunks.
 DEFAULT_MONOLITHIC_LIMIT = 4 * 1024 * 1024
 DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
@@ -120,94 +135,8 @@ REMEMBER_TOTAL_LIMIT = 32 * 1024 * 1024
 #: (one is enough to keep both connections busy, and keeps the copy's memory small).
 READ_AHEAD = 1
 
-#: ``progress(bytes_so_far, total_or_None)``, called as a blob transfer advances.
-Progress = Callable[[int, "int | None"], None]
 _T = TypeVar("_T")
 _E = TypeVar("_E", bound=ReleaseError)
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost``, ``127.0.0.0/8`` and ``::1`` (port ignored)."""
-    name = host
-    if name.startswith("["):
-        name = name[1 : name.find("]")]
-    elif name.count(":") == 1:
-        name = name.split(":", 1)[0]
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-@dataclass(frozen=True)
-class Descriptor:
-    """What a HEAD tells about a manifest or blob."""
-
-    digest: Digest
-    size: int
-    media_type: str | None = None
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """A manifest's exact bytes, its media type and its digest (verified)."""
-
-    data: bytes
-    media_type: str
-    digest: Digest
-
-    def json(self) -> dict[str, object]:
-        value = json.loads(self.data)
-        if not isinstance(value, dict):
-            raise RegistryRefused(f"manifest {self.digest} is not a JSON object")
-        return value
-
-
-@dataclass
-class ClientStats:
-    """Counters a benchmark or a test can read after a run."""
-
-    requests: int = 0
-    retries: int = 0
-    token_requests: int = 0
-    bytes_uploaded: int = 0
-    bytes_downloaded: int = 0
-    blobs_uploaded: int = 0
-    blobs_mounted: int = 0
-    blobs_existing: int = 0
-    manifests_put: int = 0
-    by_method: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class FlagNames:
-    """How the caller's command line spells the settings a hint may name.
-
-    The publisher's own registry uses the defaults; ``control-plane copy`` builds its
-    source client with ``FlagNames.source()`` so a hint names ``--source-plain-http``.
-    ``credentials`` is what to set when credentials are missing or refused.
-    """
-
-    plain_http: str = "--plain-http"
-    insecure_registry: str = "--insecure-registry"
-    ca_file: str = "--ca-file"
-    credentials: str = (
-        "ALGA_REGISTRY_USERNAME and ALGA_REGISTRY_PASSWORD (or --password-file), "
-        "or log in with `alga-release login {registry}`"
-    )
-
-    @classmethod
-    def source(cls) -> FlagNames:
-        return cls(
-            plain_http="--source-plain-http",
-            ca_file="--source-ca-file",
-            credentials="ALGA_SOURCE_REGISTRY_USERNAME and ALGA_SOURCE_REGISTRY_PASSWORD",
-        )
-
-    def credentials_for(self, registry: str) -> str:
-        return self.credentials.replace("{registry}", registry)
 
 
 @dataclass(frozen=True)
@@ -444,7 +373,7 @@ class RegistryClient:
             digest = Digest.of(data)
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
         if not media_type or media_type in ("application/json", "application/octet-stream"):
-            media_type = _media_type_from_body(data)
+            media_type = media_type_from_body(data)
         return Manifest(data, media_type, digest)
 
     def put_manifest(
@@ -1372,12 +1301,7 @@ class RegistryClient:
         self._sleep(delay)
 
     def _authorization(self, scopes: list[str]) -> str | None:
-        token = self._tokens.get(scopes)
-        if token is not None:
-            return f"Bearer {token}"
-        if self._basic and self.credentials is not None:
-            return self.credentials.basic_header()
-        return None
+        return authorization(self._tokens, scopes, self._basic, self.credentials)
 
     def _authenticate(self, challenge: Challenge | None, scopes: list[str], what: str) -> None:
         if challenge is None:
@@ -1430,13 +1354,7 @@ class RegistryClient:
             content = urlencode(form).encode("ascii")
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         else:
-            params: list[tuple[str, str]] = []
-            if challenge.service:
-                params.append(("service", challenge.service))
-            params.extend(("scope", scope) for scope in scopes)
-            if creds is not None:
-                headers["Authorization"] = creds.basic_header()
-                params.append(("account", creds.username))
+            params, headers = token_query(challenge, scopes, creds)
             method = "GET"
             url = realm + ("&" if "?" in realm else "?") + urlencode(params) if params else realm
         token_what = f"{what} (token service {realm_parts.netloc})"
@@ -1625,19 +1543,3 @@ def _verify(what: str, digest: Digest, size: int | None, data: bytes) -> None:
             f"{what}: content does not match its digest",
             hint="the registry or a proxy served altered content; do not trust it",
         )
-
-
-def _media_type_from_body(data: bytes) -> str:
-    try:
-        body = json.loads(data)
-    except ValueError:
-        return ""
-    if isinstance(body, dict):
-        value = body.get("mediaType")
-        if isinstance(value, str):
-            return value
-        if "manifests" in body:
-            return mt.OCI_INDEX
-        if "layers" in body:
-            return mt.OCI_MANIFEST
-    return ""

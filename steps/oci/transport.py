@@ -74,12 +74,21 @@ class Timeouts:
 class Deadline:
     """A whole command's time budget. ``Deadline(None)`` never runs out."""
 
-    def __init__(self, seconds: float | None, *, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        seconds: float | None,
+        *,
+        clock: Clock = time.monotonic,
+        started: float | None = None,
+    ) -> None:
+        """``started``: when the budget began, on ``clock`` (default: now); the CLI passes
+        its own start, so the time before the first client counts too."""
         if seconds is not None and not (math.isfinite(seconds) and seconds > 0):
             raise ValueError(f"a deadline must be a positive number of seconds, not {seconds!r}")
         self.seconds = seconds
         self._clock = clock
-        self._ends = None if seconds is None else clock() + seconds
+        begun = clock() if started is None else started
+        self._ends = None if seconds is None else begun + seconds
 
     @classmethod
     def never(cls) -> Deadline:

@@ -17,11 +17,15 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from steps.errors import BadInput, Refused
-from steps.oci.client import RegistryClient
 from steps.oci.errors import InvalidReference
 from steps.oci.reference import Digest, check_repository, check_tag
+
+if TYPE_CHECKING:
+    from steps.oci.client import RegistryClient
+    from steps.oci.model import ManifestReader
 
 log = logging.getLogger("alga_release.images")
 
@@ -94,7 +98,7 @@ def image_repository(namespace: str, key: str) -> str:
 
 
 def check_images(
-    client: RegistryClient, namespace: str, images: Mapping[str, str]
+    client: ManifestReader, namespace: str, images: Mapping[str, str]
 ) -> list[ImageCheck]:
     """HEAD every app image tag; returns one check per image (missing ones included)."""
     checks = []
@@ -108,7 +112,7 @@ def check_images(
 
 
 def require_images(
-    client: RegistryClient, namespace: str, images: Mapping[str, str]
+    client: ManifestReader, namespace: str, images: Mapping[str, str]
 ) -> list[ImageCheck]:
     """Like :func:`check_images`, but refuse (exit 3) when any tag is missing, naming all."""
     checks = check_images(client, namespace, images)
@@ -129,7 +133,7 @@ def control_plane_reference(registry: str, namespace: str, digest: Digest) -> st
     return f"{registry}/{namespace}/{CONTROL_PLANE_REPOSITORY}@{digest}"
 
 
-def resolve_control_plane(client: RegistryClient, namespace: str, given: str) -> str:
+def resolve_control_plane(client: ManifestReader, namespace: str, given: str) -> str:
     """A tag, ``sha256:...`` or a full ``.../alga-appliance-control-plane@sha256:...``
     -> the full digest reference in this registry, checked to exist."""
     repository = check_repository(f"{namespace}/{CONTROL_PLANE_REPOSITORY}")

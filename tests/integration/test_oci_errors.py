@@ -17,8 +17,8 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from steps.oci import AuthError, Credentials, InsecureRegistry, RegistryClient
-from steps.oci.client import FlagNames
 from steps.oci.errors import ProtocolMismatch, TransientRegistryError, UnresolvableHost
+from steps.oci.model import FlagNames
 from tests.harness.misbehaving import MisbehavingServer, RawRequest, answer
 from tests.harness.registry import Registry, free_port
 from tests.helpers import FAST_RETRY

@@ -23,8 +23,8 @@ from steps.controlplane import graph as cp_graph
 from steps.controlplane import sources as cp_sources
 from steps.errors import BadInput, ReleaseError
 from steps.oci import mediatypes as mt
-from steps.oci.client import Manifest
 from steps.oci.errors import AuthError, DigestMismatch, TransientRegistryError
+from steps.oci.model import Manifest
 from steps.oci.reference import Digest
 from tests.helpers import cli
 

@@ -1,0 +1,140 @@
+"""The registry client's plain data: descriptors, manifests, counters, flag names.
+
+Nothing here talks to a registry or imports an HTTP library, so the modules that only
+pass these values around (the image graph, the image checks, the quick read-only path
+of :mod:`steps.oci.quick`) load without the full client. :mod:`steps.oci.client`
+re-exports every name.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from steps.oci import mediatypes as mt
+from steps.oci.errors import RegistryRefused
+from steps.oci.reference import Digest
+
+PULL: tuple[str, ...] = ("pull",)
+PUSH: tuple[str, ...] = ("pull", "push")
+
+#: Manifests larger than this are refused (the OCI spec suggests 4 MiB).
+MAX_MANIFEST_SIZE = 4 * 1024 * 1024
+
+#: ``progress(bytes_so_far, total_or_None)``, called as a blob transfer advances.
+Progress = Callable[[int, "int | None"], None]
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost``, ``127.0.0.0/8`` and ``::1`` (port ignored)."""
+    name = host
+    if name.startswith("["):
+        name = name[1 : name.find("]")]
+    elif name.count(":") == 1:
+        name = name.split(":", 1)[0]
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """What a HEAD tells about a manifest or blob."""
+
+    digest: Digest
+    size: int
+    media_type: str | None = None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A manifest's exact bytes, its media type and its digest (verified)."""
+
+    data: bytes
+    media_type: str
+    digest: Digest
+
+    def json(self) -> dict[str, object]:
+        value = json.loads(self.data)
+        if not isinstance(value, dict):
+            raise RegistryRefused(f"manifest {self.digest} is not a JSON object")
+        return value
+
+
+@dataclass
+class ClientStats:
+    """Counters a benchmark or a test can read after a run."""
+
+    requests: int = 0
+    retries: int = 0
+    token_requests: int = 0
+    bytes_uploaded: int = 0
+    bytes_downloaded: int = 0
+    blobs_uploaded: int = 0
+    blobs_mounted: int = 0
+    blobs_existing: int = 0
+    manifests_put: int = 0
+    by_method: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FlagNames:
+    """How the caller's command line spells the settings a hint may name.
+
+    The publisher's own registry uses the defaults; ``control-plane copy`` builds its
+    source client with ``FlagNames.source()`` so a hint names ``--source-plain-http``.
+    ``credentials`` is what to set when credentials are missing or refused.
+    """
+
+    plain_http: str = "--plain-http"
+    insecure_registry: str = "--insecure-registry"
+    ca_file: str = "--ca-file"
+    credentials: str = (
+        "ALGA_REGISTRY_USERNAME and ALGA_REGISTRY_PASSWORD (or --password-file), "
+        "or log in with `alga-release login {registry}`"
+    )
+
+    @classmethod
+    def source(cls) -> FlagNames:
+        return cls(
+            plain_http="--source-plain-http",
+            ca_file="--source-ca-file",
+            credentials="ALGA_SOURCE_REGISTRY_USERNAME and ALGA_SOURCE_REGISTRY_PASSWORD",
+        )
+
+    def credentials_for(self, registry: str) -> str:
+        return self.credentials.replace("{registry}", registry)
+
+
+def media_type_from_body(data: bytes) -> str:
+    try:
+        body = json.loads(data)
+    except ValueError:
+        return ""
+    if isinstance(body, dict):
+        value = body.get("mediaType")
+        if isinstance(value, str):
+            return value
+        if "manifests" in body:
+            return mt.OCI_INDEX
+        if "layers" in body:
+            return mt.OCI_MANIFEST
+    return ""
+
+
+class ManifestReader(Protocol):
+    """The reading half of a registry client: what the image checks and the no-op re-copy
+    need (:class:`~steps.oci.client.RegistryClient` and :class:`~steps.oci.quick.QuickReader`
+    both are one)."""
+
+    registry: str
+
+    def head_manifest(self, repository: str, ref: str | Digest) -> Descriptor | None: ...
+
+    def get_manifest(self, repository: str, ref: str | Digest) -> Manifest: ...

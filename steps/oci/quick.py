@@ -1,0 +1,368 @@
+"""A read-only registry reader on the standard library, for commands that find nothing to do.
+
+``alga-release images check`` and the re-copy of a control plane that is already tagged
+only read a handful of manifests. Started as their own processes (one per Argo step),
+most of their time would go to importing the full client and its HTTP library. This
+reader answers such a command with :mod:`http.client` instead, under one rule: **it
+only ever accepts the answer the full client would have accepted**, and gives up with
+:class:`Doubt` on anything else. The caller then runs the whole command again on
+:class:`~steps.oci.client.RegistryClient`, which has the retries, the per-phase
+deadlines, the error messages and the hints. Reading twice is harmless: nothing here
+writes.
+
+What it accepts: ``200`` to a ``HEAD`` or ``GET`` of a manifest, with a
+``Docker-Content-Digest`` on a HEAD, the digest asked for when asked by digest, a GET body
+that matches its digest, its ``Content-Length`` and the manifest size cap; a ``401`` once
+per request, answered as the full client answers it (Basic with the given credentials, or
+a Bearer token from the challenge's realm, fetched with ``GET`` and cached per scope).
+What it doubts: every other status (a missing tag is the full client's to report), a
+redirect, a refresh-token login, a plain-HTTP token realm off loopback, a registry
+named in ``--insecure-registry`` over TLS, any socket, TLS or parse error, and a reader
+that runs past its budget (:data:`BUDGET` seconds in all, or less when the command's
+``--timeout`` leaves less): a watchdog closes its sockets then, so a registry that drips
+bytes cannot hold it.
+
+TLS trusts what the full client trusts: certifi's roots (or ``--ca-file``), TLS 1.2 or
+newer, HTTP/1.1. Tokens and credentials are registered with :mod:`steps.redact` as the
+full client registers them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import logging
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlencode, urlsplit
+
+from steps.oci import mediatypes as mt
+from steps.oci.auth import (
+    Credentials,
+    TokenCache,
+    authorization,
+    parse_challenge,
+    scope_for,
+    token_query,
+)
+from steps.oci.model import (
+    MAX_MANIFEST_SIZE,
+    PULL,
+    ClientStats,
+    Descriptor,
+    Manifest,
+    is_loopback,
+    media_type_from_body,
+)
+from steps.oci.reference import Digest, check_registry, check_repository
+from steps.redact import register_secret
+
+log = logging.getLogger("alga_release.oci")
+
+#: The most time, in seconds, a quick read may take before the full client takes over.
+BUDGET = 10.0
+#: The longest wait for one socket operation (connect, a response's headers, a body).
+SOCKET_TIMEOUT = 5.0
+_ACCEPT = ", ".join(mt.MANIFEST_ACCEPT)
+_TOKEN_CAP = 1024 * 1024
+
+
+class Doubt(Exception):
+    """The quick reader cannot answer exactly as the full client would: use the full one.
+
+    Not a :class:`~steps.errors.ReleaseError`: nothing may report it as the command's
+    outcome; the caller catches it and starts over with the full client."""
+
+
+@dataclass
+class _Budget:
+    """The reader's time left, and the watchdog that closes its sockets when it runs out."""
+
+    seconds: float
+    started: float = field(default_factory=time.monotonic)
+    expired: bool = False
+    _timer: threading.Timer | None = None
+    _sockets: list[socket.socket] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def left(self) -> float:
+        return self.seconds - (time.monotonic() - self.started)
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if self._timer is None:
+                self._timer = threading.Timer(max(self.left(), 0.0), self._expire)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+
+
+class QuickReader:
+    """HEAD and GET of manifests in one registry, on one kept-alive connection.
+
+    Duck-types the reading half of :class:`~steps.oci.client.RegistryClient` that
+    :mod:`steps.release.images` and :func:`steps.controlplane.copy.already_copied` use:
+    ``registry``, ``stats``, :meth:`head_manifest`, :meth:`get_manifest`.
+    """
+
+    def __init__(
+        self,
+        registry: str,
+        *,
+        credentials: Credentials | None = None,
+        plain_http: bool = False,
+        insecure_hosts: tuple[str, ...] = (),
+        verify: bool | str = True,
+        budget: float | None = None,
+    ) -> None:
+        self.registry = check_registry(registry)
+        if plain_http and not (is_loopback(registry) or registry in insecure_hosts):
+            raise Doubt("plain HTTP off loopback: the full client refuses it")
+        if not plain_http and registry in insecure_hosts:
+            raise Doubt("a TLS registry named insecure")
+        if credentials is not None and credentials.identity_token:
+            raise Doubt("a refresh-token login")
+        self.credentials = credentials
+        self.plain_http = plain_http
+        self._insecure_hosts = insecure_hosts
+        self._verify = verify
+        self._context: ssl.SSLContext | None = None
+        self._budget = _Budget(BUDGET if budget is None else min(BUDGET, budget))
+        self._connections: dict[tuple[str, str], http.client.HTTPConnection] = {}
+        self._used: set[tuple[str, str]] = set()  # connections that answered a request
+        self._tokens = TokenCache()
+        self._basic = False
+        self.stats = ClientStats()
+
+    # -- the reading API ---------------------------------------------------------------
+
+    def head_manifest(self, repository: str, ref: str | Digest) -> Descriptor:
+        check_repository(repository)
+        _status, headers, _ = self._pull("HEAD", repository, ref)
+        header = headers.get("docker-content-digest")
+        if header is None:
+            raise Doubt("a HEAD without Docker-Content-Digest")
+        digest = _digest(header)
+        if isinstance(ref, Digest) and digest != ref:
+            raise Doubt("a HEAD answered for another digest")
+        try:
+            size = int(headers.get("content-length", "0"))
+        except ValueError:
+            raise Doubt("a bad Content-Length") from None
+        media_type = headers.get("content-type", "").split(";")[0] or None
+        return Descriptor(digest, size, media_type)
+
+    def get_manifest(self, repository: str, ref: str | Digest) -> Manifest:
+        check_repository(repository)
+        _, headers, data = self._pull("GET", repository, ref)
+        header = headers.get("docker-content-digest")
+        expected = ref if isinstance(ref, Digest) else (_digest(header) if header else None)
+        if expected is not None:
+            if not expected.matches(data):
+                raise Doubt("manifest bytes that do not match their digest")
+            digest = expected
+        else:
+            digest = Digest.of(data)
+        media_type = headers.get("content-type", "").split(";")[0].strip()
+        if not media_type or media_type in ("application/json", "application/octet-stream"):
+            media_type = media_type_from_body(data)
+        self.stats.bytes_downloaded += len(data)
+        return Manifest(data, media_type, digest)
+
+    def close(self) -> None:
+        self._budget.cancel()
+        for connection in self._connections.values():
+            connection.close()
+        self._connections.clear()
+
+    def __enter__(self) -> QuickReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- requests ----------------------------------------------------------------------
+
+    def _pull(
+        self, method: str, repository: str, ref: str | Digest
+    ) -> tuple[int, dict[str, str], bytes]:
+        scheme = "http" if self.plain_http else "https"
+        path = f"/v2/{repository}/manifests/{ref}"
+        scopes = [scope_for(repository, PULL)]
+        for attempt in range(2):
+            headers = {"Accept": _ACCEPT}
+            authorization = self._authorization(scopes)
+            if authorization:
+                headers["Authorization"] = authorization
+            status, answer, body = self._send(scheme, self.registry, method, path, headers)
+            if status == 401 and attempt == 0:
+                self._authenticate(answer.get("www-authenticate", ""), scopes)
+                continue
+            if status != 200:
+                raise Doubt(f"{method} {path} answered {status}")
+            return status, answer, body
+        raise Doubt("a second 401")  # pragma: no cover - the loop returns or raises
+
+    def _authorization(self, scopes: list[str]) -> str | None:
+        return authorization(self._tokens, scopes, self._basic, self.credentials)
+
+    def _authenticate(self, header: str, scopes: list[str]) -> None:
+        challenge = parse_challenge(header)
+        if challenge is None:
+            raise Doubt("a 401 without a challenge")
+        if challenge.scheme == "basic":
+            if self.credentials is None:
+                raise Doubt("Basic auth without credentials")
+            self._basic = True
+            return
+        if challenge.scheme != "bearer" or not challenge.realm:
+            raise Doubt(f"unsupported authentication {challenge.scheme!r}")
+        realm = str(challenge.realm)
+        parts = urlsplit(realm)
+        if parts.scheme == "http" and not (
+            is_loopback(parts.netloc) or parts.netloc in self._insecure_hosts
+        ):
+            raise Doubt("a plain-HTTP token realm")
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise Doubt("a token realm that is not an HTTP URL")
+        wanted = list(dict.fromkeys([*scopes, *challenge.scopes]))
+        params, headers = token_query(challenge, wanted, self.credentials)
+        path = parts.path or "/"
+        query = "&".join(q for q in (parts.query, urlencode(params)) if q)
+        self.stats.token_requests += 1
+        status, _, body = self._send(
+            parts.scheme, parts.netloc, "GET", path + (f"?{query}" if query else ""), headers
+        )
+        if status != 200:
+            raise Doubt(f"the token service answered {status}")
+        try:
+            parsed = json.loads(body)
+            token = parsed.get("token") or parsed.get("access_token")
+            expires_in = float(parsed.get("expires_in") or 60)
+        except (ValueError, AttributeError, TypeError):
+            raise Doubt("a token answer that is not JSON") from None
+        if not isinstance(token, str) or not token:
+            raise Doubt("a token answer without a token")
+        register_secret(token)
+        self._tokens.put(wanted, token, expires_in)
+
+    def _send(
+        self, scheme: str, netloc: str, method: str, target: str, headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], bytes]:
+        if self._budget.expired or self._budget.left() <= 0:
+            raise Doubt("the quick read ran out of time")
+        headers = {"User-Agent": "alga-release", **headers}
+        self.stats.requests += 1
+        self.stats.by_method[method] = self.stats.by_method.get(method, 0) + 1
+        for fresh in (False, True):
+            key = (scheme, netloc)
+            reused = not fresh and key in self._used
+            connection = self._connection(scheme, netloc, fresh)
+            try:
+                connection.request(method, target, headers=headers)
+                response = connection.getresponse()
+                answer = {k.lower(): v for k, v in response.getheaders()}
+                body = _read(response, method)
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                connection.close()
+                if reused and not self._budget.expired:
+                    continue  # a kept-alive connection the server had closed: once more
+                raise Doubt("the connection was closed") from None
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                connection.close()
+                raise Doubt(f"{type(exc).__name__} from {netloc}") from None
+            if self._budget.expired:  # the watchdog cut this answer short
+                connection.close()
+                raise Doubt("the quick read ran out of time")
+            self._used.add(key)
+            if response.will_close:
+                connection.close()
+                self._used.discard(key)
+            return response.status, answer, body
+        raise Doubt("unreachable")  # pragma: no cover
+
+    def _connection(self, scheme: str, netloc: str, fresh: bool) -> http.client.HTTPConnection:
+        key = (scheme, netloc)
+        connection = self._connections.get(key)
+        if connection is not None and not fresh:
+            return connection
+        if connection is not None:
+            connection.close()
+        timeout = max(min(SOCKET_TIMEOUT, self._budget.left()), 0.001)
+        if scheme == "https":
+            connection = http.client.HTTPSConnection(
+                netloc, timeout=timeout, context=self._ssl_context()
+            )
+        else:
+            connection = http.client.HTTPConnection(netloc, timeout=timeout)
+        try:
+            connection.connect()
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            raise Doubt(f"cannot connect to {netloc}: {type(exc).__name__}") from None
+        if connection.sock is not None:
+            self._budget.watch(connection.sock)
+        self._connections[key] = connection
+        return connection
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        if self._context is None:
+            if self._verify is False:
+                raise Doubt("TLS without verification")
+            if isinstance(self._verify, str):
+                cafile = self._verify
+            else:
+                try:
+                    import certifi
+                except ImportError:  # pragma: no cover - a dependency of the full client
+                    raise Doubt("no certifi roots") from None
+                cafile = certifi.where()
+            try:
+                context = ssl.create_default_context(cafile=cafile)
+            except (OSError, ssl.SSLError, ValueError):
+                raise Doubt("the CA roots cannot be loaded") from None
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context.set_alpn_protocols(["http/1.1"])
+            self._context = context
+        return self._context
+
+
+def _digest(header: str) -> Digest:
+    try:
+        return Digest.parse(header.strip())
+    except Exception:  # an InvalidReference: the full client reports it
+        raise Doubt("a malformed Docker-Content-Digest") from None
+
+
+def _read(response: http.client.HTTPResponse, method: str) -> bytes:
+    """The whole body (none for a HEAD), within the manifest cap and its Content-Length."""
+    if method == "HEAD":
+        response.read()  # nothing to read, but the connection is free again only after it
+        return b""
+    length = (response.getheader("Content-Length") or "").strip()
+    if not length.isdigit():  # registries size manifests; an unsized body may be cut short
+        raise Doubt("a body without a Content-Length")
+    if int(length) > MAX_MANIFEST_SIZE:
+        raise Doubt("a manifest over the size cap")
+    data = response.read(int(length))
+    if int(length) != len(data):
+        raise Doubt("a body shorter than its Content-Length")
+    return data
+
+
+__all__ = ["BUDGET", "Doubt", "QuickReader"]

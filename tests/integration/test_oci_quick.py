@@ -1,0 +1,290 @@
+"""The quick read-only path (steps.oci.quick) against real registries and hostile servers.
+
+Its promise: it answers only what the full client would answer, the same way, and on
+anything else gives up (Doubt) so the command runs on the full client. Checked here: its
+answers equal RegistryClient's in every auth mode and over TLS; every kind of doubt
+(missing tag, 5xx, no digest header, altered bytes, a digest answered for another, a
+redirect, a dripping or silent server, settings it does not serve); and at the command
+line, `images check` and the no-op re-copy answer from it, with the full path's JSON,
+one log, the right request counts and no secret in any output, and fall back to the full
+client (its retries, its errors) whenever it doubts.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from steps.cli.context import RunContext
+from steps.oci import Credentials, Digest
+from steps.oci.quick import Doubt, QuickReader
+from tests.harness.images import push_tiny_image
+from tests.harness.misbehaving import MisbehavingServer, answer, drip_body, drip_headers
+from tests.harness.registry import Registry
+from tests.helpers import cli, client_for, registry_args, registry_env
+
+pytestmark = pytest.mark.integration
+
+REPO = "nine-minds/alga-psa-ee"
+IMAGES = {
+    "algaCore": "alga-psa-ee",
+    "workflowWorker": "workflow-worker",
+    "emailService": "email-service",
+    "temporalWorker": "temporal-worker",
+}
+TAG = "1.2.3"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def reader_for(reg: Registry, host: str | None = None, **kwargs: Any) -> QuickReader:
+    creds = Credentials(*reg.credentials) if reg.credentials else None
+    kwargs.setdefault("credentials", creds)
+    kwargs.setdefault("verify", str(reg.ca_file) if reg.ca_file else True)
+    return QuickReader(host or reg.host, plain_http=not reg.tls, **kwargs)
+
+
+def push_all(reg: Registry) -> dict[str, Digest]:
+    with client_for(reg) as client:
+        pushed = {
+            key: push_tiny_image(client, f"nine-minds/{repo}", TAG) for key, repo in IMAGES.items()
+        }
+        pushed["controlPlane"] = push_tiny_image(
+            client, "nine-minds/alga-appliance-control-plane", TAG
+        )
+    return pushed
+
+
+def images_check_argv(reg: Registry, host: str | None = None) -> list[str]:
+    images = [a for key in IMAGES for a in ("--image", f"{key}={TAG}")]
+    return [
+        "images",
+        "check",
+        *images,
+        "--control-plane",
+        TAG,
+        *registry_args(reg, host),
+        "--json",
+    ]
+
+
+def full_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(RunContext, "quick_allowed", lambda self: False)
+
+
+# -- the reader ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["anonymous", "basic", "token"])
+def test_answers_equal_the_full_clients_in_every_auth_mode(
+    registry_factory: Any, mode: str
+) -> None:
+    reg = registry_factory(mode)
+    with client_for(reg) as client:
+        digest = push_tiny_image(client, REPO, TAG)
+        full_head = client.head_manifest(REPO, TAG)
+        full_get = client.get_manifest(REPO, digest)
+    with reader_for(reg) as reader:
+        assert reader.head_manifest(REPO, TAG) == full_head
+        assert reader.head_manifest(REPO, digest) == full_head
+        assert reader.get_manifest(REPO, digest) == full_get
+        assert reader.get_manifest(REPO, TAG) == full_get
+        # one kept-alive connection: a 401 (and a token) once per repository
+        assert reader.stats.requests == 4 + {"anonymous": 0, "basic": 1, "token": 2}[mode]
+        assert reader.stats.token_requests == (1 if mode == "token" else 0)
+
+
+def test_tls_with_the_ca_file_and_a_token(tls_token_registry: Registry) -> None:
+    reg = tls_token_registry
+    with client_for(reg) as client:
+        digest = push_tiny_image(client, REPO, TAG)
+    with reader_for(reg) as reader:
+        assert reader.head_manifest(REPO, TAG).digest == digest
+    # The same registry with the default roots: its throw-away CA is not among them.
+    with reader_for(reg, verify=True) as reader, pytest.raises(Doubt):
+        reader.head_manifest(REPO, TAG)
+
+
+def test_a_missing_tag_or_a_failing_registry_is_a_doubt(
+    registry: Registry, fault_proxy: Any
+) -> None:
+    with client_for(registry) as client:
+        push_tiny_image(client, REPO, TAG)
+    proxy = fault_proxy(registry)
+    with reader_for(registry, host=proxy.host) as reader, pytest.raises(Doubt, match="404"):
+        reader.head_manifest(REPO, "no-such-tag")
+    with reader_for(registry, host=proxy.host) as reader:
+        proxy.fail_next(1, 503)
+        with pytest.raises(Doubt, match="503"):
+            reader.head_manifest(REPO, TAG)
+    with reader_for(registry, host=proxy.host) as reader:
+        proxy.close_next(1)
+        with pytest.raises(Doubt):
+            reader.head_manifest(REPO, TAG)
+
+
+def test_altered_manifest_bytes_are_a_doubt(registry: Registry, fault_proxy: Any) -> None:
+    with client_for(registry) as client:
+        digest = push_tiny_image(client, REPO, TAG)
+    proxy = fault_proxy(registry)
+    proxy.corrupt_always(path=r"/manifests/")
+    with reader_for(registry, host=proxy.host) as reader:
+        with pytest.raises(Doubt, match="do not match"):
+            reader.get_manifest(REPO, digest)
+        with pytest.raises(Doubt, match="do not match"):
+            reader.get_manifest(REPO, TAG)  # checked against Docker-Content-Digest
+
+
+def test_lying_headers_are_doubts() -> None:
+    digest = Digest.of(b"{}")
+    other = Digest.of(b"[]")
+
+    def serve(headers: dict[str, str], status: int = 200) -> Any:
+        def behaviour(conn: Any, request: Any, stop: Any) -> None:
+            answer(conn, status, b"{}", headers, head=request.method == "HEAD")
+
+        return behaviour
+
+    cases = [
+        ({}, "without Docker-Content-Digest"),
+        ({"Docker-Content-Digest": str(other)}, "another digest"),
+        ({"Docker-Content-Digest": "sha256:nothex"}, "malformed"),
+    ]
+    for headers, why in cases:
+        with MisbehavingServer(serve(headers)) as server:
+            reader = QuickReader(server.host, plain_http=True)
+            with pytest.raises(Doubt, match=why):
+                reader.head_manifest(REPO, digest)
+            reader.close()
+    for status, headers, why in (
+        (307, {"Location": "http://example.invalid/"}, "307"),
+        (401, {}, "without a challenge"),
+        (401, {"WWW-Authenticate": 'Bearer realm="http://example.invalid/token"'}, "token realm"),
+    ):
+        with MisbehavingServer(serve(headers, status)) as server:
+            reader = QuickReader(server.host, plain_http=True)
+            with pytest.raises(Doubt, match=why):
+                reader.head_manifest(REPO, TAG)
+            reader.close()
+
+
+@pytest.mark.parametrize("behaviour", ["headers", "body"])
+def test_a_dripping_server_cannot_hold_it_past_its_budget(behaviour: str) -> None:
+    drip = drip_headers(0.05) if behaviour == "headers" else drip_body(0.05)
+    with MisbehavingServer(drip) as server:
+        reader = QuickReader(server.host, plain_http=True, budget=0.6)
+        started = time.monotonic()
+        with pytest.raises(Doubt):
+            reader.get_manifest(REPO, TAG)
+        took = time.monotonic() - started
+        reader.close()
+    # every byte arrives within the socket timeout; only the watchdog ends it
+    assert 0.5 <= took < 3.0, took
+
+
+def test_settings_it_does_not_serve_are_doubts_before_any_request() -> None:
+    with pytest.raises(Doubt, match="plain HTTP"):
+        QuickReader("registry.example.com", plain_http=True)
+    with pytest.raises(Doubt, match="insecure"):
+        QuickReader("registry.example.com", insecure_hosts=("registry.example.com",))
+    with pytest.raises(Doubt, match="refresh-token"):
+        QuickReader("registry.example.com", credentials=Credentials("u", "t", identity_token=True))
+    # a named insecure host over plain HTTP is served, as the full client serves it
+    QuickReader("registry.example.com", plain_http=True, insecure_hosts=("registry.example.com",))
+
+
+# -- the command line ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["anonymous", "token"])
+def test_images_check_answers_from_quick_reads_with_the_full_paths_json(
+    registry_factory: Any, fault_proxy: Any, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    reg = registry_factory(mode)
+    pushed = push_all(reg)
+    proxy = fault_proxy(reg)
+    with registry_env(monkeypatch, reg):
+        quick = cli([*images_check_argv(reg, proxy.host), "-v"])
+        assert quick.code == 0, quick.stderr
+        quick_requests = list(proxy.requests)
+        proxy.reset()
+        with monkeypatch.context() as m:
+            full_only(m)
+            full = cli(images_check_argv(reg, proxy.host))
+        assert full.code == 0, full.stderr
+    assert quick.json() == full.json()
+    assert quick.json()["imageDigests"] == {k: str(pushed[k]) for k in IMAGES}
+    assert quick.json()["controlPlane"].endswith(f"@{pushed['controlPlane']}")
+    answered = [r for r in quick_requests if r.status != 401]
+    assert [r.method for r in answered] == ["HEAD"] * 5
+    assert "quick read given up" not in quick.stderr
+    for key in IMAGES:  # each image's line once: nothing logged twice
+        assert quick.stderr.count(f"image {key}:") == 1, quick.stderr
+    assert reg.secrets_in(quick.stdout + quick.stderr) == []
+
+
+def test_images_check_falls_back_to_the_full_client_on_a_doubt(
+    registry: Registry, fault_proxy: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    push_all(registry)
+    proxy = fault_proxy(registry)
+    # The quick reader's third HEAD gets a 503; the full client starts over and retries.
+    proxy.fail_next(1, 503, method="HEAD", path="email-service")
+    with registry_env(monkeypatch, registry):
+        got = cli([*images_check_argv(registry, proxy.host), "-v"])
+    assert got.code == 0, got.stderr
+    assert "quick read given up" in got.stderr
+    for key in IMAGES:  # the given-up quick read's lines are dropped: each line once
+        assert got.stderr.count(f"image {key}:") == 1, got.stderr
+    assert proxy.count("HEAD", status=503) == 1
+    assert proxy.count("HEAD", path="alga-psa-ee", status=200) == 2  # quick, then full
+
+
+def test_a_missing_image_is_the_full_clients_refusal(
+    registry: Registry, fault_proxy: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    push_all(registry)
+    with client_for(registry) as client:
+        client.delete_manifest(
+            "nine-minds/temporal-worker",
+            client.head_manifest("nine-minds/temporal-worker", TAG).digest,  # type: ignore[union-attr]
+        )
+    with registry_env(monkeypatch, registry):
+        got = cli(images_check_argv(registry))
+    assert got.code == 3, got.stderr
+    assert "image tag(s) missing" in got.stderr
+    assert "temporal-worker" in got.stderr
+
+
+def test_publish_steps_share_the_full_client() -> None:
+    context = RunContext()
+    assert context.quick_allowed()
+    context.standalone = False
+    assert not context.quick_allowed()
+
+
+def test_a_standalone_images_check_never_imports_the_http_library(
+    registry: Registry, tmp_path: Path
+) -> None:
+    push_all(registry)
+    script = (
+        "import sys\n"
+        "from steps.cli.app import run\n"
+        f"code = run({images_check_argv(registry)!r})\n"
+        "print(code, 'httpx' in sys.modules, file=sys.stderr)\n"
+    )
+    got = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
+    assert got.stderr.strip().splitlines()[-1] == "0 False", got.stderr
+    assert json.loads(got.stdout)["controlPlane"]
