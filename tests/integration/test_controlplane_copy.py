@@ -205,6 +205,42 @@ def test_a_recopy_pinned_by_digest_reads_only_the_destination(
     assert planned.json()["tagAction"] == "present"
 
 
+def test_a_recopy_the_quick_reads_doubt_is_answered_by_the_full_client(
+    registry_factory: Any,
+    control_plane_images: ControlPlaneImages,
+    skopeo: Skopeo,
+    monkeypatch: pytest.MonkeyPatch,
+    fault_proxy: Any,
+) -> None:
+    """The no-op re-copy is answered by quick reads (steps.oci.quick); a 503 on the
+    destination's index makes them give up, and the full client retries and answers the
+    same, with the same JSON, logging the no-op once."""
+    src, dst = registry_factory("anonymous"), registry_factory("basic")
+    image = control_plane_images.index
+    tagged = skopeo.push(image, src, "ci/control-plane", "build-3")
+    with registry_env(monkeypatch, dst):
+        source_env(monkeypatch, src)
+        assert copy(dst, tagged, "1.0.0").code == 0
+        quick = copy(dst, tagged, "1.0.0", "-v")
+        dst_proxy: FaultProxy = fault_proxy(dst)
+        dst_proxy.fail_next(1, 503, method="GET", path=rf"/manifests/{image.digest}")
+        doubted = copy(dst, tagged, "1.0.0", "-v", host=dst_proxy.host)
+    assert quick.code == 0 and doubted.code == 0, doubted.stderr
+    assert "quick read given up" not in quick.stderr
+    assert "quick read given up" in doubted.stderr
+    strip = {"reference", "repository"}  # they name the proxy's port
+    assert {k: v for k, v in doubted.json().items() if k not in strip} == {
+        k: v for k, v in quick.json().items() if k not in strip
+    }
+    assert doubted.json()["status"] == "unchanged"
+    assert doubted.stderr.count("nothing to do") == 1, doubted.stderr
+    assert dst_proxy.count("GET", rf"/manifests/{image.digest}", status=503) == 1
+    assert dst_proxy.count("GET", rf"/manifests/{image.digest}", status=200) == 1
+    for method in ("POST", "PUT", "PATCH", "DELETE"):
+        assert dst_proxy.count(method) == 0, method
+    assert dst.secrets_in(quick.stdout + quick.stderr + doubted.stdout + doubted.stderr) == []
+
+
 @pytest.mark.parametrize("form", ["tag", "digest"])
 def test_copy_from_an_oci_layout_folder(
     registry: Registry,
