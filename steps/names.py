@@ -16,9 +16,10 @@ hold; only construction checks. Pure: no I/O.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-import semver
+if TYPE_CHECKING:
+    import semver
 
 from steps.errors import InvalidVersion, UnknownChannel
 from steps.oci.errors import InvalidReference
@@ -84,11 +85,15 @@ class ReleaseVersion(str):
 
     @property
     def semver(self) -> semver.Version:
+        import semver  # loaded when a version is parsed: names alone need no semver
+
         return semver.Version.parse(str(self))
 
 
 def parse_semver(text: str, what: str = "version") -> semver.Version:
     """``text`` as SemVer 2 without build metadata, or :class:`InvalidVersion`."""
+    import semver
+
     try:
         version = semver.Version.parse(text)
     except (ValueError, TypeError):
@@ -103,6 +108,8 @@ def parse_semver(text: str, what: str = "version") -> semver.Version:
 
 
 def is_semver(text: str) -> bool:
+    import semver
+
     try:
         semver.Version.parse(text)
     except (ValueError, TypeError):

@@ -3,7 +3,8 @@
 ``alga-release images check`` and the re-copy of a control plane that is already tagged
 only read a handful of manifests. Started as their own processes (one per Argo step),
 most of their time would go to importing the full client and its HTTP library. This
-reader answers such a command with :mod:`http.client` instead, under one rule: **it
+reader answers such a command on bare sockets instead (a strict HTTP/1.1 exchange of a
+few dozen lines, :class:`_Connection`), under one rule: **it
 only ever accepts the answer the full client would have accepted**, and gives up with
 :class:`Doubt` on anything else. The caller then runs the whole command again on
 :class:`~steps.oci.client.RegistryClient`, which has the retries, the per-phase
@@ -30,14 +31,13 @@ full client registers them.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import logging
 import socket
-import ssl
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
 
 from steps.oci import mediatypes as mt
@@ -60,6 +60,9 @@ from steps.oci.model import (
 )
 from steps.oci.reference import Digest, check_registry, check_repository
 from steps.redact import register_secret
+
+if TYPE_CHECKING:
+    import ssl
 
 log = logging.getLogger("alga_release.oci")
 
@@ -144,8 +147,7 @@ class QuickReader:
         self._verify = verify
         self._context: ssl.SSLContext | None = None
         self._budget = _Budget(BUDGET if budget is None else min(BUDGET, budget))
-        self._connections: dict[tuple[str, str], http.client.HTTPConnection] = {}
-        self._used: set[tuple[str, str]] = set()  # connections that answered a request
+        self._connections: dict[tuple[str, str], _Connection] = {}
         self._tokens = TokenCache()
         self._basic = False
         self.stats = ClientStats()
@@ -270,57 +272,60 @@ class QuickReader:
         headers = {"User-Agent": "alga-release", **headers}
         self.stats.requests += 1
         self.stats.by_method[method] = self.stats.by_method.get(method, 0) + 1
+        key = (scheme, netloc)
         for fresh in (False, True):
-            key = (scheme, netloc)
-            reused = not fresh and key in self._used
-            connection = self._connection(scheme, netloc, fresh)
+            connection = self._connections.get(key) if not fresh else None
+            reused = connection is not None
+            if connection is None:
+                connection = self._connect(scheme, netloc)
             try:
-                connection.request(method, target, headers=headers)
-                response = connection.getresponse()
-                answer = {k.lower(): v for k, v in response.getheaders()}
-                body = _read(response, method)
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                connection.close()
+                status, answer, body, keep = connection.exchange(method, target, headers)
+            except _Closed:
+                self._drop(key)
                 if reused and not self._budget.expired:
                     continue  # a kept-alive connection the server had closed: once more
-                raise Doubt("the connection was closed") from None
-            except (OSError, http.client.HTTPException, ValueError) as exc:
-                connection.close()
+                raise Doubt(f"{netloc} closed the connection") from None
+            except OSError as exc:
+                self._drop(key)
                 raise Doubt(f"{type(exc).__name__} from {netloc}") from None
+            except Doubt:
+                self._drop(key)
+                raise
             if self._budget.expired:  # the watchdog cut this answer short
-                connection.close()
+                self._drop(key)
                 raise Doubt("the quick read ran out of time")
-            self._used.add(key)
-            if response.will_close:
-                connection.close()
-                self._used.discard(key)
-            return response.status, answer, body
+            if not keep:
+                self._drop(key)
+            return status, answer, body
         raise Doubt("unreachable")  # pragma: no cover
 
-    def _connection(self, scheme: str, netloc: str, fresh: bool) -> http.client.HTTPConnection:
-        key = (scheme, netloc)
-        connection = self._connections.get(key)
-        if connection is not None and not fresh:
-            return connection
+    def _drop(self, key: tuple[str, str]) -> None:
+        connection = self._connections.pop(key, None)
         if connection is not None:
             connection.close()
+
+    def _connect(self, scheme: str, netloc: str) -> _Connection:
+        host, port = _host_port(netloc, 443 if scheme == "https" else 80)
         timeout = max(min(SOCKET_TIMEOUT, self._budget.left()), 0.001)
-        if scheme == "https":
-            connection = http.client.HTTPSConnection(
-                netloc, timeout=timeout, context=self._ssl_context()
-            )
-        else:
-            connection = http.client.HTTPConnection(netloc, timeout=timeout)
         try:
-            connection.connect()
-        except (OSError, http.client.HTTPException, ValueError) as exc:
+            sock = socket.create_connection((host, port), timeout=timeout)
+        except OSError as exc:
             raise Doubt(f"cannot connect to {netloc}: {type(exc).__name__}") from None
-        if connection.sock is not None:
-            self._budget.watch(connection.sock)
-        self._connections[key] = connection
+        self._budget.watch(sock)
+        if scheme == "https":
+            try:
+                sock = self._ssl_context().wrap_socket(sock, server_hostname=host)
+            except OSError as exc:  # ssl.SSLError and a certificate refused are OSErrors
+                sock.close()
+                raise Doubt(f"no TLS with {netloc}: {type(exc).__name__}") from None
+            self._budget.watch(sock)
+        connection = _Connection(sock, netloc)
+        self._connections[(scheme, netloc)] = connection
         return connection
 
     def _ssl_context(self) -> ssl.SSLContext:
+        import ssl  # only for TLS: a plain-HTTP read never loads it
+
         if self._context is None:
             if self._verify is False:
                 raise Doubt("TLS without verification")
@@ -334,7 +339,7 @@ class QuickReader:
                 cafile = certifi.where()
             try:
                 context = ssl.create_default_context(cafile=cafile)
-            except (OSError, ssl.SSLError, ValueError):
+            except (OSError, ValueError):
                 raise Doubt("the CA roots cannot be loaded") from None
             context.minimum_version = ssl.TLSVersion.TLSv1_2
             context.set_alpn_protocols(["http/1.1"])
@@ -349,20 +354,129 @@ def _digest(header: str) -> Digest:
         raise Doubt("a malformed Docker-Content-Digest") from None
 
 
-def _read(response: http.client.HTTPResponse, method: str) -> bytes:
-    """The whole body (none for a HEAD), within the manifest cap and its Content-Length."""
-    if method == "HEAD":
-        response.read()  # nothing to read, but the connection is free again only after it
-        return b""
-    length = (response.getheader("Content-Length") or "").strip()
-    if not length.isdigit():  # registries size manifests; an unsized body may be cut short
-        raise Doubt("a body without a Content-Length")
-    if int(length) > MAX_MANIFEST_SIZE:
-        raise Doubt("a manifest over the size cap")
-    data = response.read(int(length))
-    if int(length) != len(data):
-        raise Doubt("a body shorter than its Content-Length")
-    return data
+class _Closed(Exception):
+    """The server closed the connection before any byte of the answer."""
+
+
+_HEAD_LIMIT = 64 * 1024
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+class _Connection:
+    """One HTTP/1.1 connection, strictly: a request, then an answer sized by
+    ``Content-Length`` (or bodiless); anything else (chunked or unsized bodies, 1xx,
+    folded or malformed headers, a head over 64 KiB, a second Content-Length) is a
+    :class:`Doubt`. Why not :mod:`http.client`: it imports the email package and
+    :mod:`ssl`, about as long as the whole read here; this is all a HEAD or GET of a
+    manifest needs."""
+
+    def __init__(self, sock: socket.socket, netloc: str) -> None:
+        self.sock = sock
+        self.netloc = netloc
+        self.buffer = bytearray()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    def exchange(
+        self, method: str, target: str, headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], bytes, bool]:
+        lines = [f"{method} {target} HTTP/1.1", f"Host: {self.netloc}"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        for line in lines:
+            if "\r" in line or "\n" in line:
+                raise Doubt("a header that would split the request")
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        head = self._head()
+        status, version, answer = _parse_head(head)
+        keep = version == "HTTP/1.1" and "close" not in answer.get("connection", "").lower()
+        if "transfer-encoding" in answer:
+            raise Doubt("a chunked or encoded body")
+        if method == "HEAD" or status in (204, 304):
+            return status, answer, b"", keep
+        length = answer.get("content-length", "")
+        if not length.isdigit():  # registries size manifests; an unsized body may be cut short
+            raise Doubt("a body without a Content-Length")
+        size = int(length)
+        if size > MAX_MANIFEST_SIZE:
+            raise Doubt("a manifest over the size cap")
+        body = self._exactly(size)
+        if self.buffer:
+            keep = False  # bytes past the answer: never read another answer from them
+        return status, answer, body, keep
+
+    def _recv(self) -> bytes:
+        return self.sock.recv(256 * 1024)
+
+    def _head(self) -> bytes:
+        while True:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end > _HEAD_LIMIT:
+                raise Doubt("response headers over 64 KiB")
+            if end >= 0:
+                head = bytes(self.buffer[:end])
+                del self.buffer[: end + 4]
+                return head
+            if len(self.buffer) > _HEAD_LIMIT:
+                raise Doubt("response headers over 64 KiB")
+            data = self._recv()
+            if not data:
+                if not self.buffer:
+                    raise _Closed
+                raise Doubt("the connection closed inside the response headers")
+            self.buffer += data
+
+    def _exactly(self, size: int) -> bytes:
+        while len(self.buffer) < size:
+            data = self._recv()
+            if not data:
+                raise Doubt("a body shorter than its Content-Length")
+            self.buffer += data
+        body = bytes(self.buffer[:size])
+        del self.buffer[:size]
+        return body
+
+
+def _parse_head(head: bytes) -> tuple[int, str, dict[str, str]]:
+    try:
+        text = head.decode("latin-1")
+    except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes every byte
+        raise Doubt("undecodable headers") from None
+    status_line, *lines = text.split("\r\n")
+    version, _, rest = status_line.partition(" ")
+    code = rest[:3]
+    if version not in ("HTTP/1.0", "HTTP/1.1") or not code.isdigit() or rest[3:4] not in ("", " "):
+        raise Doubt("a malformed status line")
+    status = int(code)
+    if status < 200:
+        raise Doubt(f"an interim {status} answer")
+    answer: dict[str, str] = {}
+    for line in lines:
+        name, colon, value = line.partition(":")
+        if not colon or not name or not set(name) <= _TOKEN:
+            raise Doubt("a malformed header line")  # folded lines included
+        key = name.lower()
+        value = value.strip(" \t")
+        if key in answer:
+            if key == "content-length":
+                raise Doubt("two Content-Length headers")
+            answer[key] = f"{answer[key]}, {value}"
+        else:
+            answer[key] = value
+    return status, version, answer
+
+
+def _host_port(netloc: str, default: int) -> tuple[str, int]:
+    """``host[:port]`` or ``[v6][:port]`` -> (host, port)."""
+    if netloc.startswith("["):
+        host, _, rest = netloc[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    else:
+        host, _, port = netloc.rpartition(":") if ":" in netloc else (netloc, "", "")
+    if port and not port.isdigit():
+        raise Doubt(f"a bad port in {netloc!r}")
+    return host, int(port) if port else default
 
 
 __all__ = ["BUDGET", "Doubt", "QuickReader"]

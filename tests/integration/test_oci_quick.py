@@ -173,6 +173,98 @@ def test_lying_headers_are_doubts() -> None:
             reader.close()
 
 
+def raw(response: bytes) -> Any:
+    def behaviour(conn: Any, request: Any, stop: Any) -> None:
+        conn.sendall(response)
+
+    return behaviour
+
+
+MANIFEST = b'{"schemaVersion":2}'
+GOOD_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\n"
+    b"Docker-Content-Digest: " + str(Digest.of(MANIFEST)).encode() + b"\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("response", "why"),
+    [
+        (GOOD_HEAD + b"Transfer-Encoding: chunked\r\n\r\n13\r\n" + MANIFEST, "chunked"),
+        (GOOD_HEAD + b"\r\n" + MANIFEST, "without a Content-Length"),
+        (GOOD_HEAD + b"Content-Length: 19\r\nContent-Length: 19\r\n\r\n" + MANIFEST, "two"),
+        (GOOD_HEAD + b"Content-Length: 19\r\n folded\r\n\r\n" + MANIFEST, "malformed header"),
+        (b"HTTP/1.1 103 Early\r\n\r\n" + GOOD_HEAD, "interim"),
+        (b"HTTP/2 200\r\nContent-Length: 19\r\n\r\n" + MANIFEST, "status line"),
+        (GOOD_HEAD + b"Content-Length: 40\r\n\r\n" + MANIFEST, "shorter"),
+        (GOOD_HEAD + b"Content-Length: 99999999\r\n\r\n", "size cap"),
+        (GOOD_HEAD + b"X-Long: " + b"a" * 70_000 + b"\r\n\r\n", "64 KiB"),
+        (b"HTTP/1.1 200 OK\r\nContent-Le", "inside the response headers"),
+    ],
+    ids=[
+        "chunked",
+        "unsized",
+        "two-lengths",
+        "folded",
+        "interim",
+        "http2",
+        "short",
+        "over-cap",
+        "long-head",
+        "cut-head",
+    ],
+)
+def test_a_response_outside_strict_http_1_1_is_a_doubt(response: bytes, why: str) -> None:
+    def behaviour(conn: Any, request: Any, stop: Any) -> None:
+        conn.sendall(response)
+        if why in ("shorter", "inside the response headers"):
+            conn.shutdown(2)
+
+    with MisbehavingServer(behaviour) as server:
+        reader = QuickReader(server.host, plain_http=True)
+        with pytest.raises(Doubt, match=why):
+            reader.get_manifest(REPO, Digest.of(MANIFEST))
+        reader.close()
+
+
+def test_one_kept_alive_connection_and_one_retry_on_a_stale_one() -> None:
+    answer_head = GOOD_HEAD + b"Content-Length: 19\r\n\r\n"
+
+    def behaviour(conn: Any, request: Any, stop: Any) -> None:
+        conn.sendall(answer_head + (b"" if request.method == "HEAD" else MANIFEST))
+        if request.number == 3:  # the server drops a kept-alive connection after it
+            conn.shutdown(2)
+
+    with MisbehavingServer(behaviour) as server:
+        with QuickReader(server.host, plain_http=True) as reader:
+            digest = Digest.of(MANIFEST)
+            for _ in range(3):
+                assert reader.head_manifest(REPO, digest).digest == digest
+            assert len(server._conns) == 1  # three requests, one connection
+            assert reader.get_manifest(REPO, digest).data == MANIFEST  # retried once, fresh
+            assert len(server._conns) == 2
+        assert [r.method for r in server.requests] == ["HEAD", "HEAD", "HEAD", "GET"]
+    # a request that no server answers on a fresh connection is not retried
+    with MisbehavingServer(lambda conn, request, stop: conn.shutdown(2)) as server:
+        reader = QuickReader(server.host, plain_http=True)
+        with pytest.raises(Doubt, match="closed the connection"):
+            reader.head_manifest(REPO, TAG)
+        reader.close()
+        assert len(server.requests) == 1
+
+
+def test_a_header_value_cannot_split_the_request() -> None:
+    with MisbehavingServer(raw(b"")) as server:
+        reader = QuickReader(
+            server.host, plain_http=True, credentials=Credentials("u", "p")
+        )
+        reader._basic = True
+        with pytest.raises(Doubt, match="split"):
+            reader._send("http", server.host, "GET", "/v2/\r\nX-Injected: 1", {})
+        reader.close()
+        assert server.requests == []
+
+
 @pytest.mark.parametrize("behaviour", ["headers", "body"])
 def test_a_dripping_server_cannot_hold_it_past_its_budget(behaviour: str) -> None:
     drip = drip_headers(0.05) if behaviour == "headers" else drip_body(0.05)
