@@ -12,6 +12,7 @@ distribution registry on loopback (anonymous), cold and then unchanged (the same
   ours, settle 0.1 s    the same with ALGA_SETTLE=0.1 (`--settle`): the settle is a wait
                         for concurrent writers that the standard tools do not have
   ours, six processes   the steps as Argo runs them: one `alga-release` process per step,
+                        as installed in the step image (bench.common.installed_cli), with
                         the argument lists of steps.release.plan.release_steps (the list
                         pipelines/release.py renders into workflows-generated/), results
                         passed as files; no precheck (the Argo template has none)
@@ -125,6 +126,7 @@ class OursSixProcesses(Contender):
         self.label = "ours, six processes (Argo)" + (
             "" if settle is None else f", settle {settle:g} s"
         )
+        self._installed: tuple[list[str], dict[str, str]] | None = None
 
     def phase(self, host: str, work: Path, phase: str) -> Run:
         outdir = work / f"argo-{phase}"  # a new workflow run: new, empty volumes
@@ -139,9 +141,14 @@ class OursSixProcesses(Contender):
             registry=RegistryParams(registry=host, plain_http=True),
         )
         run = Run()
-        env = bc.clean_env(**({} if self.settle is None else {"ALGA_SETTLE": str(self.settle)}))
+        if self._installed is None:  # the step image's install, made once in the bench's
+            self._installed = bc.installed_cli(work.parent)  # folder (a round's is removed)
+        cli, installed_env = self._installed
+        env = dict(installed_env)
+        if self.settle is not None:
+            env["ALGA_SETTLE"] = str(self.settle)
         for step in release_steps(params, str(outdir)):
-            m = bc.measured([bc.CLI, "-q", *step.argv], env)
+            m = bc.measured([*cli, "-q", *step.argv], env)
             run.add(step.name, m.check(f"{self.label}: {step.name} ({phase})"))
         return run
 

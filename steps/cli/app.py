@@ -116,8 +116,47 @@ class _VersionAction(argparse.Action):
         parser.exit(0)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from steps.cli import bundle, channels, charts, controlplane, registry, release, signing
+#: The command words each module of steps.cli registers, in ``--help`` order. A command
+#: line builds only its own module's parsers (:func:`commands_for`); the unit tests check
+#: this table against what each module registers.
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "charts": ("charts",),
+    "bundle": ("bundle",),
+    "release": ("images", "manifest", "verify", "resolve", "inspect", "diff", "publish"),
+    "channels": ("channel", "promote", "history", "rollback"),
+    "controlplane": ("control-plane",),
+    "registry": ("login", "logout", "list"),
+    "signing": ("keys",),
+}
+ALL_MODULES = tuple(COMMAND_MODULES)
+#: Commands that parse other commands' argument lists (publish runs the release steps).
+_NEEDS_ALL = frozenset({"publish"})
+
+
+def commands_for(argv: Sequence[str]) -> tuple[str, ...]:
+    """The modules whose parsers ``argv`` needs: its command's, or all of them for the
+    top-level help or usage, an unknown word ("did you mean") and ``publish``; none for
+    ``--version``. Global flags (``--json``, ``-v``, ``-q``) take no values, so the first
+    other word is the command."""
+    for word in argv:
+        if word == "--version":
+            return ()
+        if word in ("-h", "--help"):
+            return ALL_MODULES
+        if word.startswith("-"):
+            continue
+        if word in _NEEDS_ALL:
+            return ALL_MODULES
+        for module, words in COMMAND_MODULES.items():
+            if word in words:
+                return (module,)
+        return () if word == "completion" else ALL_MODULES
+    return ALL_MODULES
+
+
+def build_parser(modules: Sequence[str] = ALL_MODULES) -> argparse.ArgumentParser:
+    """The parser with the commands of ``modules`` (default: every command)."""
+    import importlib
 
     parser = Parser(
         prog="alga-release",
@@ -147,13 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(
         dest="command", metavar="COMMAND", required=True, parser_class=Parser
     )
-    charts.register(commands)
-    bundle.register(commands)
-    release.register(commands)
-    channels.register(commands)
-    controlplane.register(commands)
-    registry.register(commands)
-    signing.register(commands)
+    for name in ALL_MODULES:  # in this order whatever ``modules`` says: --help's order
+        if name in modules:
+            importlib.import_module(f"steps.cli.{name}").register(commands)
     completion = options.command(
         commands,
         "completion",
@@ -203,7 +238,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     global _CURRENT_ARGV
     _CURRENT_ARGV = list(sys.argv[1:] if argv is None else argv)
     try:
-        parser = build_parser()
+        modules = ALL_MODULES if "_ARGCOMPLETE" in options.ENVIRON else commands_for(_CURRENT_ARGV)
+        parser = build_parser(modules)
     except ReleaseError as exc:  # e.g. an environment default that cannot be read
         sys.stderr.write(redact(f"alga-release: error: {exc.diagnostics()}") + "\n")
         return exc.exit_code
@@ -261,7 +297,7 @@ def main() -> None:
     sys.exit(run())
 
 
-__all__ = ["build_parser", "main", "run"]
+__all__ = ["COMMAND_MODULES", "build_parser", "commands_for", "main", "run"]
 
 if __name__ == "__main__":
     main()
