@@ -419,6 +419,9 @@ def start_fault_proxy(registry: Registry) -> FaultProxy:
 
 
 class _ProxyHandler(BaseHTTPRequestHandler):
+    # Headers and body go out in separate writes: with Nagle on, a client waits out its
+    # delayed ACK (about 40 ms on loopback) for every response that has a body.
+    disable_nagle_algorithm = True
     proxy: FaultProxy  # set on the bound subclass
     protocol_version = "HTTP/1.1"
     server_version = "harness-fault-proxy/1"

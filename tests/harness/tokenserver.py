@@ -394,6 +394,9 @@ def _split_scopes(values: Sequence[str]) -> list[str]:
 
 
 class _TokenHandler(BaseHTTPRequestHandler):
+    # Headers and body go out in separate writes: with Nagle on, a client waits out its
+    # delayed ACK (about 40 ms on loopback) for every response that has a body.
+    disable_nagle_algorithm = True
     token_server: TokenServer  # set on the bound subclass
     protocol_version = "HTTP/1.1"
     server_version = "harness-token-server/1"

@@ -39,15 +39,18 @@ from tests.integration.test_publish import RELEASE_REPO, publish_args, push_imag
 pytestmark = pytest.mark.integration
 
 SETTLE = "1.0"  # the fast path's bound; under load a writer may take the slow path instead
+#: The fixtures' writers run one at a time, with nobody racing them: a short settle only
+#: sends one to the slow path when its writes are slow, and the outcome is the same.
+SETUP_SETTLE = "0.2"
 NS = "nine-minds"
 
 
-def _env() -> dict[str, str]:
+def _env(settle: str = SETTLE) -> dict[str, str]:
     return dict(
         os.environ,
         ALGA_RETRY_BASE_DELAY="0",
         ALGA_RETRY_ATTEMPTS="4",
-        ALGA_SETTLE=SETTLE,
+        ALGA_SETTLE=settle,
     )
 
 
@@ -62,6 +65,7 @@ class Writer:
     code: int | None = None
     out: dict[str, Any] = field(default_factory=dict)
     err: str = ""
+    settle: str = SETTLE
 
     def start(self) -> Writer:
         self.proc = subprocess.Popen(
@@ -69,9 +73,14 @@ class Writer:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=_env(),
+            env=_env(self.settle),
         )
         return self
+
+    def setup(self) -> Writer:
+        """Run as a fixture's writer: alone, with the short settle."""
+        self.settle = SETUP_SETTLE
+        return self.run()
 
     def wait(self, timeout: float = 300) -> Writer:
         assert self.proc is not None
@@ -181,7 +190,7 @@ def on_nightly(registry: Registry, proxy: HoldingProxy, release_source: Path) ->
     """Images for two image tags; release 1.0.0 published to nightly through the proxy."""
     push_images(registry)
     push_images(registry, tag="7a7a7a7")
-    first = publisher("base", proxy, registry, release_source, "1.0.0", "62cdce38").run()
+    first = publisher("base", proxy, registry, release_source, "1.0.0", "62cdce38").setup()
     assert first.code == 0, first.err
     return first
 
@@ -226,10 +235,10 @@ def promotable(
     """Releases 1.0.0, 1.1.0, 1.2.0 on nightly; stable at 1.0.0."""
     out = {"1.0.0": on_nightly}
     for version in ("1.1.0", "1.2.0"):
-        w = publisher(version, proxy, registry, release_source, version, "7a7a7a7").run()
+        w = publisher(version, proxy, registry, release_source, version, "7a7a7a7").setup()
         assert w.code == 0, w.err
         out[version] = w
-    first = promoter("stable", proxy, registry, "1.0.0").run()
+    first = promoter("stable", proxy, registry, "1.0.0").setup()
     assert first.code == 0, first.err
     return out
 
