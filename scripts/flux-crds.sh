@@ -38,6 +38,17 @@ if [ -f "$OUT/STAMP" ] && [ "$(cat "$OUT/STAMP")" = "$STAMP" ]; then
   log "up to date ($STAMP)"
   exit 0
 fi
+# The machine's copy (as scripts/go-tools.sh keeps its binaries): the same pins give the same
+# CRDs, so another checkout on this machine copies them instead of generating them again.
+CACHE="${ALGA_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/alga-release/tools}"
+CACHED="$CACHE/flux-crds/$(printf '%s' "$STAMP" | sha256sum | cut -c1-16)"
+if [ -f "$CACHED/STAMP" ] && [ "$(cat "$CACHED/STAMP")" = "$STAMP" ]; then
+  rm -rf "$OUT"
+  mkdir -p "$OUT"
+  cp "$CACHED"/*.yaml "$CACHED/STAMP" "$OUT/"
+  log "copied $(ls "$OUT"/*.yaml | wc -l) CRDs from the machine's cache ($STAMP)"
+  exit 0
+fi
 command -v go >/dev/null || fail "no go on PATH: cannot generate the Flux CRDs"
 
 mkdir -p "$BIN"
@@ -89,3 +100,6 @@ mkdir -p "$OUT"
 cp "$work"/out/*.yaml "$OUT/"
 printf '%s' "$STAMP" >"$OUT/STAMP"
 log "wrote $(ls "$OUT"/*.yaml | wc -l) CRDs to $OUT ($STAMP)"
+if mkdir -p "$CACHE/flux-crds" 2>/dev/null && rm -rf "$CACHED.tmp" && cp -R "$OUT" "$CACHED.tmp" 2>/dev/null; then
+  rm -rf "$CACHED" && mv "$CACHED.tmp" "$CACHED"
+fi

@@ -89,10 +89,27 @@ build_module() { # module version folder ldflags out
   (cd "$work/src" && go build -trimpath -p 2 -ldflags "-s -w $ldflags" -o "$work/${folder##*/}" "./$folder")
 }
 
+# The machine's copy of every binary built here, keyed by its pin and the Go toolchain: a
+# second checkout on the same machine (a CI clone, another worktree) copies it instead of
+# building it again. ALGA_TOOLS_CACHE moves it; removing the folder makes the next setup build.
+CACHE="${ALGA_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/alga-release/tools}"
+
+cache_key() { # the pin's fields -> a folder name
+  printf '%s|' "$@" "$(go env GOVERSION 2>/dev/null)" | sha256sum | cut -c1-16
+}
+
 build_one() {
   local name="$1" module="$2" version="$3" folder="$4" how="$5" ldflags="$6" check="$7"
   if reports "$BIN/$name" "$check" "$version"; then
     log "$name $version: present"
+    return 0
+  fi
+  local cached
+  cached="$CACHE/go/$name-$version-$(cache_key "$@")/$name"
+  if reports "$cached" "$check" "$version"; then
+    mkdir -p "$BIN"
+    cp -f "$cached" "$BIN/$name.tmp" && mv -f "$BIN/$name.tmp" "$BIN/$name"
+    log "$name $version: copied from the machine's cache ($CACHE)"
     return 0
   fi
   local work start
@@ -112,6 +129,11 @@ build_one() {
     return 1
   fi
   log "$name $version: built in $(( $(date +%s) - start )) s"
+  if mkdir -p "${cached%/*}" 2>/dev/null && cp -f "$BIN/$name" "$cached.tmp" 2>/dev/null; then
+    mv -f "$cached.tmp" "$cached"
+  else
+    log "$name: could not keep a copy in $CACHE (the next checkout builds it again)"
+  fi
 }
 
 main() {
