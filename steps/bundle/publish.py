@@ -85,7 +85,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import semver
 import yaml
@@ -121,9 +121,11 @@ from steps.oci import mediatypes as mt
 from steps.oci.client import RegistryClient
 from steps.oci.errors import DigestMismatch, InvalidReference
 from steps.oci.reference import Digest, check_registry, check_repository, check_tag
-from steps.signing.cosign import Signer
 from steps.sourcetime import git_output
 from steps.yamlload import BUILD_OUTPUT_LIMITS
+
+if TYPE_CHECKING:
+    from steps.signing.cosign import Signer
 
 __all__ = [
     "BUNDLE_REPOSITORY",

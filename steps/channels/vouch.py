@@ -26,7 +26,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from consume import release_consume as rc
 from steps.channels import audit
@@ -49,8 +49,10 @@ from steps.oci import mediatypes as mt
 from steps.oci.client import RegistryClient
 from steps.oci.errors import NotFound
 from steps.oci.reference import Digest
-from steps.signing.cosign import Signer, verify_signatures
-from steps.signing.keys import PublicKey
+
+if TYPE_CHECKING:
+    from steps.signing.cosign import Signer
+    from steps.signing.keys import PublicKey
 
 log = logging.getLogger("alga_release.channels")
 
@@ -107,6 +109,8 @@ def read_statement(
         )
     signed_by = None
     if trusted:
+        from steps.signing.cosign import verify_signatures  # with trusted keys only
+
         try:
             status = verify_signatures(client, repository, manifest.digest, trusted)
         except Refused as exc:  # the .sig tag holds something else

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from steps import archive, sourcetime
 from steps.archive import tar_files
@@ -34,7 +34,9 @@ from steps.errors import BadInput, Refused
 from steps.oci import mediatypes as mt
 from steps.oci.client import RegistryClient
 from steps.oci.reference import Digest, check_repository
-from steps.signing.cosign import Signer
+
+if TYPE_CHECKING:
+    from steps.signing.cosign import Signer
 
 log = logging.getLogger("alga_release.charts")
 

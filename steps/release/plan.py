@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from steps import sourcetime
 from steps.channels.immutable import put_immutable
@@ -33,8 +33,10 @@ from steps.oci.reference import Digest
 from steps.release import provenance
 from steps.release.manifest import manifest_bytes, release_annotations, release_oci_manifest
 from steps.release.provenance import RunDetails
-from steps.signing.attest import AttestResult, attach_attestation
-from steps.signing.cosign import Signer
+
+if TYPE_CHECKING:
+    from steps.signing.attest import AttestResult
+    from steps.signing.cosign import Signer
 
 log = logging.getLogger("alga_release.release")
 
@@ -471,6 +473,8 @@ def push_release_manifest(
         release=release,
         run=run,
     )
+    from steps.signing.attest import attach_attestation  # a signed release only
+
     attested = attach_attestation(
         client,
         signer,

@@ -41,7 +41,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from steps.errors import BadInput, ProvenanceInvalid, ProvenanceMissing, ProvenanceUntrusted
 from steps.names import (
@@ -52,9 +52,10 @@ from steps.names import (
 )
 from steps.oci.client import RegistryClient
 from steps.oci.reference import Digest
-from steps.signing.attest import FoundAttestation, attestation_tag, read_attestations
-from steps.signing.dsse import INTOTO_PAYLOAD_TYPE
-from steps.signing.keys import PublicKey
+
+if TYPE_CHECKING:
+    from steps.signing.attest import FoundAttestation
+    from steps.signing.keys import PublicKey
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
@@ -398,6 +399,8 @@ def check_provenance(
     """Judge every DSSE layer found (pure): those whose statement is not SLSA provenance
     are counted in ``others``; each other one is verified under ``trusted`` and, when
     signed by a trusted key, checked against the release (:func:`statement_problems`)."""
+    from steps.signing.dsse import INTOTO_PAYLOAD_TYPE
+
     checked: list[CheckedAttestation] = []
     others = 0
     for item in found:
@@ -449,6 +452,8 @@ def provenance_report(
     trusted: Sequence[PublicKey],
 ) -> ProvenanceReport:
     """Read the release's ``.att`` tag and judge what it holds (reads only)."""
+    from steps.signing.attest import attestation_tag, read_attestations
+
     repository = release_repository(namespace)
     found = read_attestations(client, repository, digest)
     return check_provenance(

@@ -10,17 +10,52 @@
 
 Publish functions take a ``signer: Signer | None`` (None: no signing, as before).
 Nothing in this package reads the environment; the CLI reads the key file's password.
+
+The names below load on first use (PEP 562): importing one module of this package (the DSSE
+envelope, say) does not load the others and ``cryptography`` with them.
 """
 
-from steps.errors import (
-    SigningKeyInvalid,
-    SigningKeyPassword,
-    SigningKeyRequired,
-    UnsignedRelease,
-)
-from steps.signing.cosign import SignatureStatus, Signer, SignResult, load_signer
-from steps.signing.gates import require_signed, signature_report, trusted_keys
-from steps.signing.keys import PublicKey, SigningKey
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from steps.errors import (
+        SigningKeyInvalid,
+        SigningKeyPassword,
+        SigningKeyRequired,
+        UnsignedRelease,
+    )
+    from steps.signing.cosign import SignatureStatus, Signer, SignResult, load_signer
+    from steps.signing.gates import require_signed, signature_report, trusted_keys
+    from steps.signing.keys import PublicKey, SigningKey
+
+_HOMES = {
+    "SigningKeyInvalid": "steps.errors",
+    "SigningKeyPassword": "steps.errors",
+    "SigningKeyRequired": "steps.errors",
+    "UnsignedRelease": "steps.errors",
+    "SignatureStatus": "steps.signing.cosign",
+    "Signer": "steps.signing.cosign",
+    "SignResult": "steps.signing.cosign",
+    "load_signer": "steps.signing.cosign",
+    "require_signed": "steps.signing.gates",
+    "signature_report": "steps.signing.gates",
+    "trusted_keys": "steps.signing.gates",
+    "PublicKey": "steps.signing.keys",
+    "SigningKey": "steps.signing.keys",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "PublicKey",

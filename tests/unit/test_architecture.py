@@ -182,6 +182,30 @@ def test_help_and_version_import_no_registry_code() -> None:
     assert done.stdout.strip() == ""
 
 
+def test_the_release_steps_load_no_signing_code_without_a_key() -> None:
+    """A step run without a signing key (the default) must not pay for cryptography and
+    the cosign code: they load when a key or a trusted key is given."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "import steps.charts.publish, steps.bundle.publish, steps.release.plan\n"
+        "import steps.channels.move, steps.release.verify, steps.release.provenance\n"
+        "import steps.signing\n"
+        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] == 'cryptography'"
+        " or m.startswith(('steps.signing.cosign', 'steps.signing.keys')))))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert done.stdout.strip() == ""
+    # and the lazy names still resolve
+    import steps.signing
+
+    assert steps.signing.Signer.__module__ == "steps.signing.cosign"
+
+
 def test_the_settle_default_is_spelt_once_in_each_place() -> None:
     from steps.channels.move import DEFAULT_SETTLE
     from steps.cli.options import SETTLE_DEFAULT
