@@ -12,8 +12,9 @@ client and its libraries.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from steps.lazy import attributes
 
 if TYPE_CHECKING:
     from steps.oci.auth import Credentials
@@ -61,17 +62,6 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None and name in __all__:
-        home = "errors"
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"steps.oci.{home}"), name)
-    globals()[name] = value
-    return value
-
-
 __all__ = [
     "AuthError",
     "ClientStats",
@@ -100,3 +90,13 @@ __all__ = [
     "UnresolvableHost",
     "is_loopback",
 ]
+
+_ERRORS = set(__all__) - set(_HOMES)
+__getattr__ = attributes(
+    __name__,
+    globals(),
+    {
+        **{name: f"steps.oci.{home}" for name, home in _HOMES.items()},
+        **{name: "steps.oci.errors" for name in _ERRORS},
+    },
+)

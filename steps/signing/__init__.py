@@ -17,8 +17,9 @@ envelope, say) does not load the others and ``cryptography`` with them.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from steps.lazy import attributes
 
 if TYPE_CHECKING:
     from steps.errors import (
@@ -48,15 +49,6 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
-
-
 __all__ = [
     "PublicKey",
     "SignResult",
@@ -72,3 +64,5 @@ __all__ = [
     "signature_report",
     "trusted_keys",
 ]
+
+__getattr__ = attributes(__name__, globals(), _HOMES)
