@@ -71,13 +71,9 @@ class RunContext:
         if client is None:
             from steps.oci.client import RegistryClient
 
-            verify: bool | str = str(args.ca_file) if args.ca_file else True
             client = RegistryClient(
-                args.registry,
+                **registry_settings(args),
                 credentials=credentials,
-                plain_http=args.plain_http,
-                insecure_hosts=tuple(args.insecure_registry),
-                verify=verify,
                 retry=self.retry_policy(),
                 deadline=self.deadline(args),
                 remember_by_digest=True,  # a run reads its releases by digest again and again
@@ -138,11 +134,8 @@ class RunContext:
         from steps.oci.quick import QuickReader
 
         return QuickReader(
-            args.registry,
+            **registry_settings(args),
             credentials=self.credentials(args),
-            plain_http=bool(args.plain_http),
-            insecure_hosts=tuple(args.insecure_registry),
-            verify=str(args.ca_file) if args.ca_file else True,
             budget=self.time_left(args),
         )
 
@@ -185,6 +178,17 @@ class RunContext:
         if key not in self._memo:
             self._memo[key] = compute()
         return self._memo[key]  # type: ignore[return-value]  # stored by this same key
+
+
+def registry_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """How to reach the registry in ``args`` (its host and TLS flags), as both the full
+    client and the quick reader take them."""
+    return {
+        "registry": args.registry,
+        "plain_http": bool(args.plain_http),
+        "insecure_hosts": tuple(args.insecure_registry),
+        "verify": str(args.ca_file) if args.ca_file else True,
+    }
 
 
 def context_of(args: argparse.Namespace) -> RunContext:

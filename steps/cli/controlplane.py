@@ -38,11 +38,7 @@ def cmd_control_plane_copy(args: argparse.Namespace) -> dict[str, Any]:
         if other_registry:
             assert isinstance(spec, sources.RegistrySourceSpec)
             with own_client(
-                registry=spec.reference.registry,
-                credentials=sources.source_credentials(options.environment()),
-                plain_http=args.source_plain_http,
-                insecure_hosts=tuple(args.insecure_registry),
-                verify=str(args.source_ca_file) if args.source_ca_file else True,
+                **_source_settings(args, spec),
                 retry=context_of(args).retry_policy(),
                 flags=_source_flags(),
             ) as source_client:
@@ -84,14 +80,7 @@ def _quick_recopy(args: argparse.Namespace, spec: Any) -> dict[str, Any]:
         source_reader = None
         if spec.reference.registry != destination.registry:
             source_reader = stack.enter_context(
-                QuickReader(
-                    spec.reference.registry,
-                    credentials=sources.source_credentials(options.environment()),
-                    plain_http=bool(args.source_plain_http),
-                    insecure_hosts=tuple(args.insecure_registry),
-                    verify=str(args.source_ca_file) if args.source_ca_file else True,
-                    budget=context.time_left(args),
-                )
+                QuickReader(**_source_settings(args, spec), budget=context.time_left(args))
             )
         # the source adapters only read manifests through these readers
         source = sources.open_source(spec, cast(Any, destination), cast(Any, source_reader))
@@ -101,6 +90,20 @@ def _quick_recopy(args: argparse.Namespace, spec: Any) -> dict[str, Any]:
         result = cp_copy.already_copied_json(done, dry_run=args.dry_run)
         _log_stats(destination.stats, destination.registry)
         return result
+
+
+def _source_settings(args: argparse.Namespace, spec: Any) -> dict[str, Any]:
+    """How to reach the copy's source registry, as both its full client and its quick
+    reader take it."""
+    from steps.controlplane import sources
+
+    return {
+        "registry": spec.reference.registry,
+        "credentials": sources.source_credentials(options.environment()),
+        "plain_http": bool(args.source_plain_http),
+        "insecure_hosts": tuple(args.insecure_registry),
+        "verify": str(args.source_ca_file) if args.source_ca_file else True,
+    }
 
 
 def _log_stats(stats: ClientStats, registry: str) -> None:

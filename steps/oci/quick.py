@@ -156,7 +156,7 @@ class QuickReader:
 
     def head_manifest(self, repository: str, ref: str | Digest) -> Descriptor:
         check_repository(repository)
-        _status, headers, _ = self._pull("HEAD", repository, ref)
+        headers, _ = self._pull("HEAD", repository, ref)
         header = headers.get("docker-content-digest")
         if header is None:
             raise Doubt("a HEAD without Docker-Content-Digest")
@@ -172,7 +172,7 @@ class QuickReader:
 
     def get_manifest(self, repository: str, ref: str | Digest) -> Manifest:
         check_repository(repository)
-        _, headers, data = self._pull("GET", repository, ref)
+        headers, data = self._pull("GET", repository, ref)
         header = headers.get("docker-content-digest")
         expected = ref if isinstance(ref, Digest) else (_digest(header) if header else None)
         if expected is not None:
@@ -203,7 +203,8 @@ class QuickReader:
 
     def _pull(
         self, method: str, repository: str, ref: str | Digest
-    ) -> tuple[int, dict[str, str], bytes]:
+    ) -> tuple[dict[str, str], bytes]:
+        """The headers and body of a ``200`` to ``method`` of the manifest (else Doubt)."""
         scheme = "http" if self.plain_http else "https"
         path = f"/v2/{repository}/manifests/{ref}"
         scopes = [scope_for(repository, PULL)]
@@ -218,7 +219,7 @@ class QuickReader:
                 continue
             if status != 200:
                 raise Doubt(f"{method} {path} answered {status}")
-            return status, answer, body
+            return answer, body
         raise Doubt("a second 401")  # pragma: no cover - the loop returns or raises
 
     def _authorization(self, scopes: list[str]) -> str | None:
