@@ -18,8 +18,10 @@ def isolated_secrets(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test registers its own secrets; short ones must not leak into other tests."""
     monkeypatch.setattr(redact_module, "_forms", set())
     monkeypatch.setattr(redact_module, "_short", set())
+    monkeypatch.setattr(redact_module, "_longest_first", None)
     monkeypatch.setattr(redact_module, "_pattern", None)
     yield
+    monkeypatch.setattr(redact_module, "_longest_first", None)
     monkeypatch.setattr(redact_module, "_pattern", None)
 
 
@@ -90,3 +92,41 @@ def test_empty_and_none_are_ignored() -> None:
     register_secret("")
     register_secret(None)
     assert redact("= : ''") == "= : ''"
+
+
+def test_a_secret_inside_a_longer_one_leaves_nothing_of_either() -> None:
+    register_secret("tok-abcdef-0123456789")
+    register_secret("abcdef")  # part of the first one
+    text = "a tok-abcdef-0123456789 b abcdef c"
+    assert redact(text) == f"a {MASK} b {MASK} c"
+
+
+def test_long_and_short_secrets_in_one_text_are_all_masked() -> None:
+    register_credentials("alga-ci", "x9")
+    register_secret("bearer-token-value-1234")
+    cleaned = redact("password=x9 then bearer-token-value-1234, user alga-ci:x9")
+    assert cleaned == f"password={MASK} then {MASK}, user {MASK}"
+
+
+def test_many_bearer_tokens_are_each_masked_and_no_pattern_is_built_for_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A publish against a token registry registers a token per scope (some ten forms
+    each); every one is masked, in every form, without a regular expression built of them
+    (one alternation of them all, rebuilt on every new token, cost seconds of a run)."""
+    compiled: list[str] = []
+    real_compile = redact_module.re.compile
+
+    def counting_compile(pattern: str, *args: object) -> object:
+        compiled.append(pattern)
+        return real_compile(pattern, *args)
+
+    monkeypatch.setattr(redact_module.re, "compile", counting_compile)
+    tokens = [f"eyJhbGciOiJSUzI1NiJ9.{i:04d}." + "Q" * 600 for i in range(300)]
+    for token in tokens:
+        register_secret(token)
+        assert redact(f"Authorization: Bearer {token}") == f"Authorization: Bearer {MASK}"
+    for token in tokens[::37]:
+        encoded = base64.b64encode(token.encode()).decode()
+        assert redact(f"echo {quote(token, safe='')} {encoded}.") == f"echo {MASK} {MASK}."
+    assert compiled == []
