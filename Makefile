@@ -16,14 +16,19 @@ setup: ## install everything (apt packages, helm/kubectl, .venv); idempotent
 demo: setup ## publish a whole release to a throw-away loopback registry and inspect it
 	@$(PY) scripts/demo.py
 
+# pytest-xdist: a worker per core (PYTEST_WORKERS=0: one process), each test file on one
+# worker, so a file's session fixtures (the step image, the test images) are made once.
+PYTEST_WORKERS ?= auto
+PYTEST = $(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+
 test: setup lint check-workflows ## the full test suite (what CI runs): lint, types, rendered workflows, unit and integration tests
-	$(PY) -m pytest -q
+	$(PYTEST)
 
 unit: ## fast pure tests only
-	$(PY) -m pytest -q tests/unit
+	$(PYTEST) tests/unit
 
 integration: ## tests against the real registry, helm and kubectl
-	$(PY) -m pytest -q tests/integration
+	$(PYTEST) tests/integration
 
 lint: ## ruff and mypy --strict on the package, the pipelines and the consume library
 	$(VENV)/bin/ruff check steps pipelines consume tests scripts bench

@@ -226,7 +226,9 @@ def test_an_expired_statement_is_refused_with_its_date_until_channel_refresh(
 ) -> None:
     push_images(site.registry)
     signing = ("--signing-key", str(keys["release.key"]))
-    _publish(site, release_source, "1.0.0", None, extra=(*signing, "--statement-expiry", "25s"))
+    # Short-lived: the statement is read back and resolved about a second after it is
+    # issued, then the test waits out the rest of its life.
+    _publish(site, release_source, "1.0.0", None, extra=(*signing, "--statement-expiry", "10s"))
     short = statement_of(site, "nightly")
     cache = tmp_path / "cache.json"
     trusted = ["--trusted-key", str(keys["release.pub"]), "--cache", str(cache)]
