@@ -131,9 +131,10 @@ DEFAULT_STREAM_CHUNK_SIZE = 64 * 1024 * 1024
 #: ``remember_by_digest``: manifests and blobs up to this size are kept, this much in all.
 REMEMBER_ITEM_LIMIT = 1024 * 1024
 REMEMBER_TOTAL_LIMIT = 32 * 1024 * 1024
-#: A copied blob's download runs this many 1 MiB pieces ahead of its upload, in a thread
-#: (one is enough to keep both connections busy, and keeps the copy's memory small).
-READ_AHEAD = 1
+#: A copied blob's download runs this many pieces (one socket receive each, up to 256 KiB)
+#: ahead of its upload, in a thread: about 1 MiB, enough to keep both connections busy
+#: while the copy's memory stays small.
+READ_AHEAD = 4
 
 _T = TypeVar("_T")
 _E = TypeVar("_E", bound=ReleaseError)
@@ -576,7 +577,10 @@ class RegistryClient:
     def stream_blob(
         self, repository: str, digest: Digest, *, size: int | None = None
     ) -> Generator[bytes, None, None]:
-        """The blob's bytes as they arrive (1 MiB pieces), with the body's deadline.
+        """The blob's bytes as they arrive, with the body's deadline: each piece is what one
+        socket receive returned (up to ``transport.READ_SIZE``), decoded, never re-chunked
+        (httpx's chunker joined them into 1 MiB pieces, two more copies of every byte: 0.16 s
+        of CPU per 500 MB).
 
         Checks the length as it goes (more than ``size`` is :class:`DigestMismatch`,
         fewer is :class:`IncompleteBody`); the digest is the consumer's to check on the
@@ -588,7 +592,7 @@ class RegistryClient:
         total = 0
         try:
             expected = size if size is not None else _content_length(response)
-            for chunk in self._body(response, what, expected, 1 << 20):
+            for chunk in self._body(response, what, expected, None):
                 total += len(chunk)
                 if size is not None and total > size:
                     raise DigestMismatch(f"{what}: more than the expected {size} bytes served")
@@ -1091,7 +1095,7 @@ class RegistryClient:
         )
 
     def _body(
-        self, response: httpx.Response, what: str, size: int | None, chunk_size: int
+        self, response: httpx.Response, what: str, size: int | None, chunk_size: int | None
     ) -> Iterator[bytes]:
         """The response body, piece by piece, under its own deadline."""
         expected = size if size is not None else _content_length(response)
