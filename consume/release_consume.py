@@ -2079,11 +2079,25 @@ class HttpTransport:
 
     def __init__(self, *, ca_file: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.timeout = timeout
-        try:
-            self._context = ssl.create_default_context(cafile=ca_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise BadInput(f"cannot read the CA file {ca_file}: {exc}") from None
+        self._ca_file = ca_file
+        self._tls: ssl.SSLContext | None = None
+        if ca_file is not None:
+            self._tls = self._tls_context()  # a bad CA file is refused before any request
         self._pool: dict[tuple[str, str, int], http.client.HTTPConnection] = {}
+
+    def _tls_context(self) -> ssl.SSLContext:
+        try:
+            return ssl.create_default_context(cafile=self._ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise BadInput(f"cannot read the CA file {self._ca_file}: {exc}") from None
+
+    @property
+    def _context(self) -> ssl.SSLContext:
+        """The TLS context, made on the first https connection: loading the system's
+        roots costs about 20 ms, which a resolve over plain HTTP (loopback) never needs."""
+        if self._tls is None:
+            self._tls = self._tls_context()
+        return self._tls
 
     def close(self) -> None:
         for conn in self._pool.values():

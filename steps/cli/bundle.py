@@ -29,7 +29,7 @@ def _dry_run_dir(args: argparse.Namespace) -> Path | None:
 
 def cmd_bundle_publish(args: argparse.Namespace) -> dict[str, Any]:
     from steps.bundle import publish as bundle
-    from steps.release.plan import preflight
+    from steps.release.preflight import preflight
 
     config = load_config(args)
     signer = signer_of(args)  # a bad or missing key stops the run before any push

@@ -261,7 +261,6 @@ def _signatures(
     from steps.channels.move import read_release
     from steps.oci.reference import Digest
     from steps.release.provenance import provenance_report, require_provenance
-    from steps.signing.gates import require_signed
 
     client = context_of(args).client(args, anonymous=anonymous(args))
     digest = Digest.parse(digest_text)
@@ -273,6 +272,8 @@ def _signatures(
             hint="pass --trusted-key PUB (the release key's public key; env ALGA_TRUSTED_KEYS)",
         )
     if gate and trusted:
+        from steps.signing.gates import require_signed  # with a key only (cryptography)
+
         require_signed(client, args.namespace, digest, release, trusted)
     section = signature_section(args, client, digest, release) or {}
     if (gate or provenance) and trusted:

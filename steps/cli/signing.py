@@ -54,10 +54,13 @@ def signer_of(args: argparse.Namespace) -> Any:
 
 def trusted_of(args: argparse.Namespace) -> list[Any]:
     """The public keys a signature gate accepts ([] when none is configured)."""
+    files = getattr(args, "trusted_key", None) or []
+    if not files and signer_of(args) is None:
+        return []  # no key at all: the signing code (and cryptography) stays unimported
     from steps.signing.gates import trusted_keys
     from steps.signing.keys import read_public_keys
 
-    extra = read_public_keys(getattr(args, "trusted_key", None) or [])
+    extra = read_public_keys(files)
     return trusted_keys(signer_of(args), extra)
 
 
@@ -79,11 +82,11 @@ def signature_gate(args: argparse.Namespace, client: Any) -> Any:
     no signing or trusted key is configured): the release manifest and its bundle must
     carry a valid signature by a trusted key, re-verified on every move, never trusted from
     the run that published (exit 3 otherwise)."""
-    from steps.signing.gates import require_signed
-
     trusted = trusted_of(args)
     if not trusted:
         return None
+    from steps.signing.gates import require_signed  # with a key only (cryptography)
+
     namespace = args.namespace
 
     def gate(digest: Any, release: Any) -> None:
@@ -118,13 +121,14 @@ def signature_section(
     """``inspect``/``verify``: each piece "signed by <key id>" or "UNSIGNED" (None when no
     key is configured to judge by), and image tags that moved away from ``imageDigests``."""
     from steps.release.images import image_drift
-    from steps.signing.gates import signature_report
 
     section: dict[str, Any] = {
         "imageDrift": [d.to_json() for d in image_drift(client, args.namespace, release)]
     }
     trusted = trusted_of(args)
     if trusted:
+        from steps.signing.gates import signature_report  # with a key only (cryptography)
+
         report = signature_report(client, args.namespace, digest, release, trusted)
         section["trustedKeys"] = [key.key_id for key in trusted]
         section["signatures"] = [piece.to_json() for piece in report]

@@ -55,15 +55,6 @@ from typing import Any
 
 import yaml
 
-# jsonschema ships no type information (no py.typed) and types-jsonschema is not
-# among the test extras; its API is used in a few typed wrappers below.
-from jsonschema import (  # type: ignore[import-untyped]
-    Draft202012Validator,
-    FormatChecker,
-    ValidationError,
-    validators,
-)
-
 from steps import yamlload
 from steps.config import KNOWN_CHARTS
 from steps.errors import BadInput
@@ -421,6 +412,8 @@ def _compiled(pattern: str) -> re.Pattern[str]:
 
 def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
     if validator.is_type(instance, "string") and not _compiled(pattern).search(instance):
+        from jsonschema import ValidationError  # type: ignore[import-untyped]
+
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
@@ -446,6 +439,17 @@ def _is_date_time(value: object) -> bool:
 
 @functools.cache
 def _validator() -> Any:
+    # Imported here, not with the module: jsonschema (with referencing and attrs) costs
+    # about 30 ms to import, which the steps that only read profile values or build the
+    # manifest's bytes (the bundle step, a release's preflight) need not pay. jsonschema
+    # ships no type information (no py.typed), and types-jsonschema is not among the test
+    # extras; its API is used in a few typed wrappers here.
+    from jsonschema import (  # untyped, as above (mypy reports it once per module)
+        Draft202012Validator,
+        FormatChecker,
+        validators,
+    )
+
     schema = _schema()
     checker = FormatChecker()
     checker.checks("date-time")(_is_date_time)

@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING, Any
 from steps import sourcetime
 from steps.channels.immutable import put_immutable
 from steps.channels.move import Timing, release_repository
-from steps.config import ReleaseConfig
-from steps.errors import BadInput, ImmutableTagConflict
+from steps.errors import ImmutableTagConflict
 from steps.oci import mediatypes as mt
 from steps.oci.client import RegistryClient
 from steps.oci.reference import Digest
 from steps.release import provenance
 from steps.release.manifest import manifest_bytes, release_annotations, release_oci_manifest
+from steps.release.preflight import preflight as preflight  # re-exported: publish calls it here
 from steps.release.provenance import RunDetails
 
 if TYPE_CHECKING:
@@ -273,43 +273,6 @@ def release_steps(p: PublishParams, outdir: str) -> list[Step]:
     if p.dry_run:
         steps = [s for s in steps if s.name != "verify"]
     return steps
-
-
-# -- preflight -------------------------------------------------------------------------
-
-
-def preflight(source: Path, config: ReleaseConfig, profile: str | None) -> str:
-    """Everything about a release's inputs that can be checked without a registry,
-    checked before anything is pushed (a push uses up immutable versions).
-
-    The overlay's profile exists and its values hold every key path the appliance
-    edits. (The overlay itself is checked by the bundle step before it pushes, against
-    the charts actually published.) Returns the values profile. Raises
-    :class:`BadInput` listing every problem.
-    """
-    from steps.bundle.publish import check_overlay_yaml
-    from steps.release import profiles
-    from steps.release.manifest import profile_values_problems
-
-    profile = profile or config.values_profile
-    overlay = config.overlay_dir(source)
-    if not overlay.is_dir():
-        raise BadInput(
-            f"overlay folder {overlay} does not exist",
-            hint=f"check --source, or the overlay of {config.origin}",
-        )
-    # Every overlay file through the bounded YAML loader, before any push or subprocess.
-    check_overlay_yaml(overlay)
-    values = profiles.load_profile_values(overlay, profile)
-    problems = profile_values_problems(values, profile)
-    if problems:
-        raise BadInput(
-            f"the release inputs under {source} are not publishable (nothing was pushed):\n  "
-            + "\n  ".join(problems),
-            hint="fix the overlay's profile values: the appliance edits these key paths "
-            "line by line and fails when one is absent",
-        )
-    return profile
 
 
 # -- the pre-push check phase ---------------------------------------------------------------

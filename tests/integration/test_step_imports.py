@@ -1,0 +1,117 @@
+"""What each release step loads when Argo runs it as a process of its own.
+
+Each of the six steps is one process per Argo task, so what a step imports is paid again
+by every run (about 20-30 ms per heavy library here). The steps run here as the Argo
+templates run them (the argument lists of ``steps.release.plan.release_steps``, results
+passed as files), against the loopback registry, without a signing key, cold and then
+unchanged; each process records the modules it ended with.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from steps.release.plan import PublishParams, RegistryParams, release_steps
+from tests.harness.registry import Registry
+from tests.integration.test_publish import IMAGE_REPOS, TAG, push_images
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: Runs ``alga-release`` with the arguments given and writes, at exit, the top-level
+#: names of every module it loaded (and the ``steps.*`` ones in full) to ``$MODULES_OUT``.
+PROBE = (
+    "import atexit, os, sys\n"
+    "def _dump():\n"
+    "    names = {m if m.startswith('steps.') else m.split('.')[0] for m in sys.modules}\n"
+    "    with open(os.environ['MODULES_OUT'], 'w') as fh:\n"
+    "        fh.write('\\n'.join(sorted(names)))\n"
+    "atexit.register(_dump)\n"
+    "from steps.cli import main\n"
+    "sys.argv = ['alga-release', *sys.argv[1:]]\n"
+    "sys.exit(main())\n"
+)
+
+#: Never without a signing or trusted key: the signing code and its libraries.
+SIGNING = {"cryptography", "nacl", "steps.signing.cosign", "steps.signing.keys"}
+#: What a step does not need, per step (beyond SIGNING).
+NOT_LOADED = {
+    "charts": {"jsonschema", "steps.channels.move", "steps.release.manifest"},
+    "bundle": {"jsonschema", "steps.channels.move", "steps.channels.immutable"},
+    "images": {"httpx", "httpcore", "yaml", "jsonschema", "steps.oci.client"},
+    "manifest": set(),
+    "channel": set(),
+    "verify": {"jsonschema"},
+}
+
+
+def _run_steps(registry: Registry, work: Path, phase: str) -> dict[str, set[str]]:
+    out = work / f"argo-{phase}"
+    out.mkdir()
+    params = PublishParams(
+        source=str(ROOT),
+        version="1.0.0",
+        channel="nightly",
+        images={key: TAG for key in IMAGE_REPOS},
+        control_plane=TAG,
+        config=str(ROOT / "examples" / "release.yaml"),
+        registry=RegistryParams(registry=registry.host, plain_http=True),
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALGA_")}
+    env.update(ALGA_REGISTRY_USERNAME="", ALGA_REGISTRY_PASSWORD="", ALGA_SETTLE="0.1")
+    env["PYTHONPATH"] = str(ROOT)
+    loaded: dict[str, set[str]] = {}
+    for step in release_steps(params, str(out)):
+        modules = work / f"modules-{phase}-{step.name}.txt"
+        env["MODULES_OUT"] = str(modules)
+        done = subprocess.run(
+            [sys.executable, "-c", PROBE, "-q", *step.argv],
+            env=env,
+            cwd=work,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, f"{step.name} ({phase}): {done.stderr[-2000:]}"
+        loaded[step.name] = set(modules.read_text(encoding="utf-8").split())
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def step_modules(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, set[str]]]:
+    from tests.harness.registry import start_registry
+
+    work = tmp_path_factory.mktemp("step-imports")
+    registry = start_registry(work / "registry")
+    try:
+        push_images(registry)
+        cold = _run_steps(registry, work, "cold")
+        unchanged = _run_steps(registry, work, "unchanged")
+        results = sorted(p.name for p in (work / "argo-unchanged").iterdir())
+        assert results, "the steps wrote no results"
+        return {"cold": cold, "unchanged": unchanged}
+    finally:
+        registry.stop()
+
+
+@pytest.mark.parametrize("phase", ["cold", "unchanged"])
+@pytest.mark.parametrize("step", sorted(NOT_LOADED))
+def test_a_step_loads_only_what_it_needs(
+    step_modules: dict[str, dict[str, set[str]]], phase: str, step: str
+) -> None:
+    loaded = step_modules[phase][step]
+    assert "steps.cli.app" in loaded  # the probe saw the step's own process
+    unwanted = sorted(loaded & (SIGNING | NOT_LOADED[step]))
+    assert unwanted == [], f"the {step} step ({phase}) loaded {unwanted}"
+
+
+def test_the_steps_that_check_a_manifest_still_load_its_schema(
+    step_modules: dict[str, dict[str, set[str]]],
+) -> None:
+    # the manifest step validates what it pushes; the channel step what it moves to
+    for step in ("manifest", "channel"):
+        assert "jsonschema" in step_modules["cold"][step], step
