@@ -32,10 +32,11 @@ from steps.charts import package as chartpkg
 from steps.config import ReleaseConfig
 from steps.errors import BadInput, Refused
 from steps.oci import mediatypes as mt
-from steps.oci.client import RegistryClient
 from steps.oci.reference import Digest, check_repository
 
 if TYPE_CHECKING:
+    from steps.oci.client import RegistryClient
+    from steps.oci.model import ManifestReader
     from steps.signing.cosign import Signer
 
 log = logging.getLogger("alga_release.charts")
@@ -349,6 +350,47 @@ def plan_charts(
     return plans
 
 
+def unchanged_plans(
+    reader: ManifestReader, namespace: str, artifacts: list[ChartArtifact]
+) -> list[PlannedChart]:
+    """:func:`plan_charts` when there is nothing to do: every version tag already holds
+    exactly its artifact's digest. Anything else (a new version, other bytes) raises
+    :class:`~steps.oci.quick.Doubt`: that is :func:`plan_charts`' to judge, on the full
+    client. For the quick reader (:mod:`steps.oci.quick`), which answers only HEADs of
+    manifests that exist."""
+    from steps.oci.quick import Doubt
+
+    plans: list[PlannedChart] = []
+    for artifact in artifacts:
+        repository = chart_repository(reader.registry, namespace, artifact.name)
+        existing = reader.head_manifest(repository, artifact.version)
+        if existing is None or existing.digest != artifact.digest:
+            raise Doubt(f"{repository}:{artifact.version} does not hold {artifact.digest}")
+        plans.append(PlannedChart(artifact, repository, "unchanged", artifact.digest))
+    return plans
+
+
+def unchanged_results(
+    registry: str, plans: list[PlannedChart], progress: Callable[[str], None] = log.info
+) -> list[ChartResult]:
+    """What :func:`push_plan` reports for plans with nothing to push (none is "new")."""
+    results = []
+    for plan in plans:
+        artifact = plan.artifact
+        assert plan.state != "new", plan
+        progress(f"{artifact.name} {artifact.version}: unchanged ({plan.digest.short})")
+        results.append(
+            ChartResult(
+                artifact.name,
+                artifact.version,
+                plan.digest,
+                f"{registry}/{plan.repository}",
+                "unchanged",
+            )
+        )
+    return results
+
+
 def _same_chart(
     client: RegistryClient, repository: str, digest: Digest, artifact: ChartArtifact
 ) -> bool:
@@ -417,10 +459,7 @@ def push_plan(
         artifact = plan.artifact
         full_repo = f"{client.registry}/{plan.repository}"
         if plan.state != "new":
-            progress(f"{artifact.name} {artifact.version}: unchanged ({plan.digest.short})")
-            results.append(
-                ChartResult(artifact.name, artifact.version, plan.digest, full_repo, "unchanged")
-            )
+            results += unchanged_results(client.registry, [plan], progress)
             continue
         client.push_blob(plan.repository, artifact.config)
         client.push_blob(plan.repository, artifact.blob.source, digest=artifact.layer_digest)

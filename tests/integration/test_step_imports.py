@@ -47,12 +47,13 @@ NOT_LOADED = {
     "channel": set(),
     "verify": {"jsonschema"},
 }
+#: ... and what it does not need when it finds its work done: a step whose no-op is
+#: only reads answers from the quick reader (:mod:`steps.oci.quick`).
+UNCHANGED_NOT_LOADED = {"charts": {"httpx", "steps.oci.client"}}
 
 
-def _run_steps(registry: Registry, work: Path, phase: str) -> dict[str, set[str]]:
-    out = work / f"argo-{phase}"
-    out.mkdir()
-    params = PublishParams(
+def _params(registry: Registry) -> PublishParams:
+    return PublishParams(
         source=str(ROOT),
         version="1.0.0",
         channel="nightly",
@@ -61,11 +62,22 @@ def _run_steps(registry: Registry, work: Path, phase: str) -> dict[str, set[str]
         config=str(ROOT / "examples" / "release.yaml"),
         registry=RegistryParams(registry=registry.host, plain_http=True),
     )
+
+
+def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALGA_")}
     env.update(ALGA_REGISTRY_USERNAME="", ALGA_REGISTRY_PASSWORD="", ALGA_SETTLE="0.1")
     env["PYTHONPATH"] = str(ROOT)
+    env.update(extra)
+    return env
+
+
+def _run_steps(registry: Registry, work: Path, phase: str, **extra: str) -> dict[str, set[str]]:
+    out = work / f"argo-{phase}"
+    out.mkdir()
+    env = _env(**extra)
     loaded: dict[str, set[str]] = {}
-    for step in release_steps(params, str(out)):
+    for step in release_steps(_params(registry), str(out)):
         modules = work / f"modules-{phase}-{step.name}.txt"
         env["MODULES_OUT"] = str(modules)
         done = subprocess.run(
@@ -91,9 +103,14 @@ def step_modules(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str
         push_images(registry)
         cold = _run_steps(registry, work, "cold")
         unchanged = _run_steps(registry, work, "unchanged")
-        results = sorted(p.name for p in (work / "argo-unchanged").iterdir())
-        assert results, "the steps wrote no results"
-        return {"cold": cold, "unchanged": unchanged}
+        full = _run_steps(registry, work, "full", ALGA_NO_QUICK_READS="1")
+        for step in release_steps(_params(registry), str(work / "argo-unchanged")):
+            # the quick answers are the full client's, to the byte
+            quick_result = (work / "argo-unchanged" / Path(step.output).name).read_bytes()
+            full_result = (work / "argo-full" / Path(step.output).name).read_bytes()
+            if step.name != "verify":  # verify's result records when it ran
+                assert quick_result == full_result, step.name
+        return {"cold": cold, "unchanged": unchanged, "full": full}
     finally:
         registry.stop()
 
@@ -105,7 +122,10 @@ def test_a_step_loads_only_what_it_needs(
 ) -> None:
     loaded = step_modules[phase][step]
     assert "steps.cli.app" in loaded  # the probe saw the step's own process
-    unwanted = sorted(loaded & (SIGNING | NOT_LOADED[step]))
+    wanted_not = SIGNING | NOT_LOADED[step]
+    if phase == "unchanged":
+        wanted_not |= UNCHANGED_NOT_LOADED.get(step, set())
+    unwanted = sorted(loaded & wanted_not)
     assert unwanted == [], f"the {step} step ({phase}) loaded {unwanted}"
 
 
@@ -115,3 +135,11 @@ def test_the_steps_that_check_a_manifest_still_load_its_schema(
     # the manifest step validates what it pushes; the channel step what it moves to
     for step in ("manifest", "channel"):
         assert "jsonschema" in step_modules["cold"][step], step
+
+
+def test_without_quick_reads_the_steps_use_the_full_client(
+    step_modules: dict[str, dict[str, set[str]]],
+) -> None:
+    # ALGA_NO_QUICK_READS=1: the comparison above was against the full client indeed
+    for step in UNCHANGED_NOT_LOADED:
+        assert "steps.oci.client" in step_modules["full"][step], step
