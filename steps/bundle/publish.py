@@ -118,13 +118,14 @@ from steps.config import ReleaseConfig
 from steps.errors import BadInput, Refused, ReleaseError, UnsafeSourceUrl
 from steps.fstree import Entry, Wording, walk
 from steps.oci import mediatypes as mt
-from steps.oci.client import RegistryClient
 from steps.oci.errors import DigestMismatch, InvalidReference
 from steps.oci.reference import Digest, check_registry, check_repository, check_tag
 from steps.sourcetime import git_output
 from steps.yamlload import BUILD_OUTPUT_LIMITS
 
 if TYPE_CHECKING:
+    from steps.oci.client import RegistryClient
+    from steps.oci.model import ManifestReader
     from steps.signing.cosign import Signer
 
 __all__ = [
@@ -592,7 +593,7 @@ def prepare_bundle(
 # -- registry -------------------------------------------------------------------
 
 
-def check_charts_present(client: RegistryClient, prepared: PreparedBundle) -> None:
+def check_charts_present(client: ManifestReader, prepared: PreparedBundle) -> None:
     """Every chart the bundle uses is in the registry at the digest charts.json names."""
     problems = []
     for name in prepared.render.used_charts:
@@ -657,6 +658,27 @@ def publish_prepared(
     if signer is not None:
         result["signedBy"] = signer.sign(client, repo, digest).key_id
     return result
+
+
+def unchanged_result(reader: ManifestReader, prepared: PreparedBundle) -> dict[str, Any]:
+    """:func:`publish_prepared` when the bundle is already published with these very
+    bytes, for the quick reader (:mod:`steps.oci.quick`): the charts' HEADs, the tag's.
+    Anything else (a missing chart or tag, other bytes) raises
+    :class:`~steps.oci.quick.Doubt` or the refusal, for the full client to judge again."""
+    from steps.oci.quick import Doubt
+
+    if reader.registry != prepared.registry:
+        raise Doubt(f"a reader for {reader.registry}, the bundle for {prepared.registry}")
+    # the tag first: on a first publish its 404 gives up after one request
+    existing = reader.head_manifest(prepared.repository, prepared.version)
+    if existing is None or existing.digest != prepared.artifact.digest:
+        raise Doubt(f"{prepared.full_repository}:{prepared.version} is not this bundle")
+    check_charts_present(reader, prepared)
+    digest = existing.digest
+    log.info(
+        "%s:%s is already this bundle (%s)", prepared.full_repository, prepared.version, digest
+    )
+    return _result(prepared, digest, "unchanged")
 
 
 def _verify_pushed(client: RegistryClient, prepared: PreparedBundle, digest: Digest) -> None:

@@ -507,6 +507,27 @@ def test_charts_missing_from_the_registry_are_refused(
     assert BUNDLE_REPO not in repositories_on_disk(registry)
 
 
+def test_a_rerun_reads_quickly_and_still_refuses_a_chart_that_moved(
+    registry: Registry, source: Path, charts_json: Path, tools: Tools
+) -> None:
+    """The re-run of a published bundle answers from quick reads ("unchanged", the same
+    result as the first run's); once a chart is not what charts.json names, the full
+    client judges again and refuses, with its own message."""
+    first = publish(registry, source, charts_json, tools)
+    assert first.code == 0, first.stderr
+    again = publish(registry, source, charts_json, tools)
+    assert again.code == 0, again.stderr
+    assert again.json() == {**first.json(), "status": "unchanged"}
+    data = json.loads(charts_json.read_text())
+    data["charts"]["pgbouncer"]["digest"] = "sha256:" + "1" * 64
+    charts_json.write_text(json.dumps(data))
+    moved = publish(registry, source, charts_json, tools)
+    assert moved.code == 3, moved.stderr
+    assert moved.json()["error"] == "Refused"
+    assert "charts.json says sha256:" + "1" * 64 in moved.stderr
+    assert "quick read" not in moved.stderr and "Doubt(" not in moved.stderr
+
+
 @pytest.mark.parametrize("version", ["1.0-rc5.1", "1.0.0+build.1", "v1.0.0"])
 def test_bad_version_is_refused(
     registry: Registry, source: Path, charts_json: Path, tools: Tools, version: str

@@ -49,7 +49,10 @@ NOT_LOADED = {
 }
 #: ... and what it does not need when it finds its work done: a step whose no-op is
 #: only reads answers from the quick reader (:mod:`steps.oci.quick`).
-UNCHANGED_NOT_LOADED = {"charts": {"httpx", "steps.oci.client"}}
+UNCHANGED_NOT_LOADED = {
+    "charts": {"httpx", "steps.oci.client"},
+    "bundle": {"httpx", "steps.oci.client"},
+}
 
 
 def _params(registry: Registry) -> PublishParams:
