@@ -47,6 +47,8 @@ subdirectories (helm reads only the chart root's), or support ``**``.
 
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -226,11 +228,30 @@ class Rule:
         A glob that turns out malformed for this path (it passed the parse-time check
         against ``"abc"``) does not match, as in helm."""
         subject = path if self.whole_path else path.rsplit("/", 1)[-1]
+        simple = _simple_glob(self.glob)
+        if simple is not None:
+            return simple.fullmatch(subject) is not None
         try:
             return go_match(self.glob, subject)
         except BadPattern:
             # helm logs "Failed to compile" and treats the rule as not matching.
             return False
+
+
+@functools.cache
+def _simple_glob(glob: str) -> re.Pattern[str] | None:
+    """``glob`` as a regular expression when it has only literals, ``*`` and ``?`` (what
+    nearly every ``.helmignore`` line is), else None (:func:`go_match` decides).
+
+    For such a glob :func:`go_match` is exactly a full match of this expression: ``*`` is
+    any run of characters but ``/``, ``?`` one character but ``/``, anything else itself,
+    and no such glob is malformed. One compiled match per path instead of Go's matcher
+    written out in Python: packaging the reference charts spent 37 ms in it
+    (``tests/unit/charts/test_helmignore.py`` checks that both agree)."""
+    if "[" in glob or "\\" in glob:
+        return None
+    parts = ["[^/]*" if c == "*" else "[^/]" if c == "?" else re.escape(c) for c in glob]
+    return re.compile("".join(parts), re.DOTALL)
 
 
 def parse_rule(text: str, *, line: int = 0, source: str = HELMIGNORE) -> Rule | None:

@@ -304,3 +304,34 @@ def test_load_for_chart_names_the_file_in_errors(tmp_path: Path) -> None:
     with pytest.raises(BadInput) as err:
         helmignore.load_for_chart(tmp_path)
     assert f"{tmp_path / '.helmignore'} line 2" in err.value.message
+
+
+def test_simple_globs_match_as_go_matches_them() -> None:
+    """Globs of literals, ``*`` and ``?`` are matched by a regular expression; it must give
+    Go's answer (:func:`go_match`) for every glob and name, separators and dots included."""
+    import itertools
+    import random
+
+    from steps.charts.ignore import Rule, _simple_glob, go_match
+
+    alphabet = "ab/.*?"
+    globs = ["".join(p) for n in range(1, 5) for p in itertools.product(alphabet, repeat=n)]
+    globs = [g for g in globs if "**" not in g]
+    names = ["".join(p) for n in range(0, 5) for p in itertools.product("ab/.", repeat=n)]
+    rng = random.Random(14)
+    globs += ["".join(rng.choice(alphabet) for _ in range(rng.randint(5, 9))) for _ in range(300)]
+    names += ["".join(rng.choice("ab/.\n") for _ in range(rng.randint(5, 12))) for _ in range(300)]
+    checked = 0
+    for glob in globs:
+        if "**" in glob:
+            continue
+        simple = _simple_glob(glob)
+        assert simple is not None, glob
+        for name in names:
+            assert (simple.fullmatch(name) is not None) == go_match(glob, name), (glob, name)
+            checked += 1
+    assert checked > 500_000
+    # a glob with a class or an escape stays with go_match, malformed ones included
+    assert _simple_glob("*.[ch]") is None and _simple_glob("a\\*") is None
+    rule = Rule("x[", "x[", negate=False, dir_only=False, whole_path=False)
+    assert not rule.matches("x")  # helm: a rule that fails to compile matches nothing
