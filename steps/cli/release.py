@@ -193,7 +193,7 @@ def _receipt_keys(values: list[str]) -> dict[str, str]:
 
 def cmd_verify(args: argparse.Namespace) -> dict[str, Any]:
     from steps.names import Channel
-    from steps.release.verify import verify_channel
+    from steps.release.verify import check_channel
 
     channel = Channel(args.channel)
     expected = expected_config = None
@@ -202,14 +202,18 @@ def cmd_verify(args: argparse.Namespace) -> dict[str, Any]:
         expected, expected_config = data.get("digest"), data.get("configDigest")
         if data.get("status") == "would-push":
             raise BadInput("the manifest step was a dry run; nothing to verify")
-    result = verify_channel(
-        access(args),
-        channel,
-        expected_digest=expected,
-        expected_config=expected_config,
-        anonymous=anonymous(args),
-    )
-    result.update(_signatures(args, result["manifestDigest"], gate=True))
+    client = context_of(args).client(args, anonymous=anonymous(args))
+    # one view of the registry for the checks (each image tag is read once, for its
+    # piece and its drift), and the release the consume library verified, not read again
+    with client.snapshot():
+        result, release = check_channel(
+            access(args),
+            channel,
+            expected_digest=expected,
+            expected_config=expected_config,
+            anonymous=anonymous(args),
+        )
+        result.update(_signatures(args, result["manifestDigest"], gate=True, release=release))
     result["statement"] = _statement(args, channel)
     return write_out(args, result)
 
@@ -252,19 +256,26 @@ def _statement(args: argparse.Namespace, channel: str) -> dict[str, Any]:
 
 
 def _signatures(
-    args: argparse.Namespace, digest_text: str, *, gate: bool, provenance: bool = False
+    args: argparse.Namespace,
+    digest_text: str,
+    *,
+    gate: bool,
+    provenance: bool = False,
+    release: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Signature status per piece and image-tag drift; with ``gate`` and a trusted key,
     refuse (exit 3) a release or bundle not signed by a trusted key, then a release whose
     SLSA provenance is missing, untrusted or invalid. ``provenance`` (or ``gate`` with a
-    trusted key) adds the ``provenance`` report."""
+    trusted key) adds the ``provenance`` report. ``release``: the release JSON of
+    ``digest_text`` when the caller already holds it verified (else it is read)."""
     from steps.channels.move import read_release
     from steps.oci.reference import Digest
     from steps.release.provenance import provenance_report, require_provenance
 
     client = context_of(args).client(args, anonymous=anonymous(args))
     digest = Digest.parse(digest_text)
-    _, _, _, release = read_release(client, args.namespace, digest)
+    if release is None:  # not already verified against the digest by the caller
+        _, _, _, release = read_release(client, args.namespace, digest)
     trusted = trusted_of(args)
     if provenance and not trusted:
         raise BadInput(

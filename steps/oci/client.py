@@ -229,6 +229,8 @@ class RegistryClient:
             {} if remember_by_digest else None
         )
         self._remembered = 0
+        #: Inside :meth:`snapshot`: each manifest HEAD's answer, by (repository, reference).
+        self._heads: dict[tuple[str, str], Descriptor | None] | None = None
         self.flags = flags or FlagNames()
         if plain_http and not (is_loopback(registry) or registry in insecure_hosts):
             raise InsecureRegistry(
@@ -290,8 +292,33 @@ class RegistryClient:
 
     # -- manifests -------------------------------------------------------
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """One read-only command's view of the registry: inside the block, a manifest HEAD
+        asked again for the same repository and reference is answered as it was the first
+        time (``verify`` checks each image tag for its pieces and again for drift: once).
+        For reads only; a manifest this client puts inside the block forgets the answers.
+        Blocks do not nest: an inner one shares the outer one's answers."""
+        if self._heads is not None:
+            yield
+            return
+        self._heads = {}
+        try:
+            yield
+        finally:
+            self._heads = None
+
     def head_manifest(self, repository: str, ref: str | Digest) -> Descriptor | None:
         """The manifest's descriptor, or ``None`` when the tag or digest does not exist."""
+        heads = self._heads
+        if heads is None:
+            return self._head_manifest(repository, ref)
+        key = (repository, str(ref))
+        if key not in heads:
+            heads[key] = self._head_manifest(repository, ref)
+        return heads[key]
+
+    def _head_manifest(self, repository: str, ref: str | Digest) -> Descriptor | None:
         check_repository(repository)
         what = f"{self.registry}/{repository}{_sep(ref)}{ref}"
         response = self._pull_manifest("HEAD", repository, ref, what, allow={404})
@@ -381,6 +408,8 @@ class RegistryClient:
         self, repository: str, ref: str | Digest, data: bytes, media_type: str
     ) -> Digest:
         """PUT the exact bytes under a tag or digest; returns their digest (checked)."""
+        if self._heads:
+            self._heads.clear()  # a snapshot's answers are stale once this client writes
         check_repository(repository)
         if isinstance(ref, str):
             check_tag(ref)
@@ -412,6 +441,8 @@ class RegistryClient:
 
     def delete_manifest(self, repository: str, digest: Digest) -> None:
         check_repository(repository)
+        if self._heads:
+            self._heads.clear()  # as put_manifest
         if self._by_digest is not None:
             self._by_digest.pop(("manifest", repository, str(digest)), None)
         self._request(

@@ -200,6 +200,27 @@ def verify_channel(
     anonymous: bool,
 ) -> dict[str, Any]:
     """Resolve ``channel`` as an appliance does; compare digests; check every piece."""
+    result, _ = check_channel(
+        access,
+        channel,
+        expected_digest=expected_digest,
+        expected_config=expected_config,
+        anonymous=anonymous,
+    )
+    return result
+
+
+def check_channel(
+    access: Access,
+    channel: str,
+    *,
+    expected_digest: str | None,
+    expected_config: str | None = None,
+    anonymous: bool,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """:func:`verify_channel`'s result, and the release JSON the consume library resolved
+    and verified (the config blob of ``result["manifestDigest"]``), for the caller's
+    further checks without reading it again."""
     from steps.channels import move as channels
 
     resolution = resolve(access, channel, anonymous=anonymous)
@@ -256,7 +277,7 @@ def verify_channel(
         len(pieces),
         " anonymously" if anonymous else "",
     )
-    return {
+    result = {
         "verified": True,
         "channel": channel,
         "version": resolution.version,
@@ -265,3 +286,4 @@ def verify_channel(
         "anonymous": anonymous,
         "pieces": [p.to_json() for p in pieces],
     }
+    return result, resolution.manifest

@@ -311,3 +311,31 @@ def test_a_run_client_asks_once_for_what_it_read_by_digest(registry: Registry) -
         asked = plain.stats.requests
         plain.get_blob("ns/remember", Digest.of(layer))
         assert plain.stats.requests == asked + 1
+
+
+def test_a_snapshot_answers_a_repeated_head_once_and_forgets_on_a_write(
+    registry: Registry,
+) -> None:
+    manifest, digest = _push_small_artifact(registry, tag="v1")
+    with client_for(registry) as client:
+        before = client.stats.requests
+        assert client.head_manifest(REPO, "v1") == client.head_manifest(REPO, "v1")
+        assert client.stats.requests - before == 2  # outside a snapshot: every HEAD asks
+        with client.snapshot():
+            before = client.stats.requests
+            first = client.head_manifest(REPO, "v1")
+            assert first is not None and first.digest == digest
+            assert client.head_manifest(REPO, "v1") == first
+            assert client.head_manifest(REPO, "missing") is None
+            assert client.head_manifest(REPO, "missing") is None  # a 404 is an answer too
+            with client.snapshot():  # nested: the same answers
+                assert client.head_manifest(REPO, "v1") == first
+            assert client.stats.requests - before == 2
+            # a write by this client makes the answers stale: asked again
+            client.put_manifest(REPO, "missing", manifest, mt.OCI_MANIFEST)
+            found = client.head_manifest(REPO, "missing")
+            assert found is not None and found.digest == digest
+            assert client.stats.requests - before == 4
+        before = client.stats.requests
+        client.head_manifest(REPO, "v1")
+        assert client.stats.requests - before == 1  # the block's answers end with it

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from steps.release.plan import PublishParams, RegistryParams, release_steps
+from tests.harness.faults import FaultProxy, start_fault_proxy
 from tests.harness.registry import Registry
 from tests.integration.test_publish import IMAGE_REPOS, TAG, push_images
 
@@ -55,7 +56,7 @@ UNCHANGED_NOT_LOADED = {
 }
 
 
-def _params(registry: Registry) -> PublishParams:
+def _params(registry: Registry | FaultProxy) -> PublishParams:
     return PublishParams(
         source=str(ROOT),
         version="1.0.0",
@@ -75,12 +76,21 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _run_steps(registry: Registry, work: Path, phase: str, **extra: str) -> dict[str, set[str]]:
+#: (phase, step) -> the (method, path) of each request the step sent
+REQUESTS: dict[tuple[str, str], list[tuple[str, str]]] = {}
+
+
+def _run_steps(
+    registry: Registry | FaultProxy, work: Path, phase: str, **extra: str
+) -> dict[str, set[str]]:
     out = work / f"argo-{phase}"
     out.mkdir()
     env = _env(**extra)
     loaded: dict[str, set[str]] = {}
+    proxy = registry if isinstance(registry, FaultProxy) else None
     for step in release_steps(_params(registry), str(out)):
+        if proxy is not None:
+            proxy.reset()
         modules = work / f"modules-{phase}-{step.name}.txt"
         env["MODULES_OUT"] = str(modules)
         done = subprocess.run(
@@ -93,6 +103,8 @@ def _run_steps(registry: Registry, work: Path, phase: str, **extra: str) -> dict
         )
         assert done.returncode == 0, f"{step.name} ({phase}): {done.stderr[-2000:]}"
         loaded[step.name] = set(modules.read_text(encoding="utf-8").split())
+        if proxy is not None:
+            REQUESTS[phase, step.name] = [(r.method, r.path) for r in proxy.requests]
     return loaded
 
 
@@ -104,10 +116,15 @@ def step_modules(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str
     registry = start_registry(work / "registry")
     try:
         push_images(registry)
-        cold = _run_steps(registry, work, "cold")
-        unchanged = _run_steps(registry, work, "unchanged")
-        full = _run_steps(registry, work, "full", ALGA_NO_QUICK_READS="1")
-        for step in release_steps(_params(registry), str(work / "argo-unchanged")):
+        proxy = start_fault_proxy(registry)  # counts each step's requests
+        try:
+            cold = _run_steps(proxy, work, "cold")
+            unchanged = _run_steps(proxy, work, "unchanged")
+            full = _run_steps(proxy, work, "full", ALGA_NO_QUICK_READS="1")
+            steps = release_steps(_params(proxy), str(work / "argo-unchanged"))
+        finally:
+            proxy.stop()
+        for step in steps:
             # the quick answers are the full client's, to the byte
             quick_result = (work / "argo-unchanged" / Path(step.output).name).read_bytes()
             full_result = (work / "argo-full" / Path(step.output).name).read_bytes()
@@ -146,3 +163,16 @@ def test_without_quick_reads_the_steps_use_the_full_client(
     # ALGA_NO_QUICK_READS=1: the comparison above was against the full client indeed
     for step in UNCHANGED_NOT_LOADED:
         assert "steps.oci.client" in step_modules["full"][step], step
+
+
+@pytest.mark.parametrize("phase", ["cold", "unchanged"])
+def test_verify_reads_each_manifest_once(
+    step_modules: dict[str, dict[str, set[str]]], phase: str
+) -> None:
+    """``verify`` checks each piece and then each image tag's drift: one HEAD per tag."""
+    sent = REQUESTS[phase, "verify"]
+    heads = [path for method, path in sent if method == "HEAD" and "/manifests/" in path]
+    assert heads, sent
+    assert sorted(heads) == sorted(set(heads)), sent
+    images = [path for path in heads if path.endswith("/manifests/62cdce38")]
+    assert len(images) == 4  # the four app image tags, once each (the control plane by digest)
