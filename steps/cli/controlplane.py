@@ -50,6 +50,7 @@ def cmd_control_plane_copy(args: argparse.Namespace) -> dict[str, Any]:
                     source_client=source_client,
                     dry_run=args.dry_run,
                     progress=BlobProgress(),
+                    jobs=args.jobs,
                 )
         else:
             result = cp_copy.copy_image(
@@ -60,6 +61,7 @@ def cmd_control_plane_copy(args: argparse.Namespace) -> dict[str, Any]:
                 source_client=None,
                 dry_run=args.dry_run,
                 progress=BlobProgress(),
+                jobs=args.jobs,
             )
         _log_stats(client.stats, client.registry)
         if signer is not None and not args.dry_run:
@@ -90,6 +92,13 @@ def _quick_recopy(args: argparse.Namespace, spec: Any) -> dict[str, Any]:
         result = cp_copy.already_copied_json(done, dry_run=args.dry_run)
         _log_stats(destination.stats, destination.registry)
         return result
+
+
+def _jobs(text: str) -> int:
+    """``--jobs``: a whole number from 1 to 16."""
+    if not text.strip().isdigit() or not 1 <= int(text) <= 16:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 16, got {text!r}")
+    return int(text)
 
 
 def _source_settings(args: argparse.Namespace, spec: Any) -> dict[str, Any]:
@@ -226,6 +235,13 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     copy.add_argument("source_ref", metavar="SOURCE_REF", help="the image to copy")
     copy.add_argument(
         "--tag", required=True, metavar="TAG", help="tag at the destination (immutable)"
+    )
+    copy.add_argument(
+        "--jobs",
+        type=_jobs,
+        default=4,
+        metavar="N",
+        help="copy up to N blobs at a time, registry to registry (default 4; 1: one by one)",
     )
     options.source_registry(copy)
     options.dry_run(copy, "read the source and compare with the destination; push nothing")

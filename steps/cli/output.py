@@ -271,34 +271,55 @@ def human_publish(result: Mapping[str, Any], paint: Painter = PLAIN) -> str:
 
 
 class BlobProgress:
-    """Byte progress of blob transfers on a terminal: one line per blob, rewritten in place
-    (``\\r``) at most every 0.2 s and ended with its total. Off the terminal it does nothing:
-    the log already says one line per blob."""
+    """Byte progress of blob transfers on a terminal: one line, rewritten in place (``\\r``)
+    at most every 0.2 s, with every blob under way (a copy moves several at once); each
+    blob, once done, gets a line of its own with its total. Off the terminal it does
+    nothing: the log already says one line per blob. Safe to call from several threads."""
 
     def __init__(self, stream: TextIO = sys.stderr, *, enabled: bool | None = None) -> None:
+        import threading
         import time
 
         self.stream = stream
         self.enabled = bool(stream.isatty()) if enabled is None else enabled
         self._clock = time.monotonic
+        self._lock = threading.Lock()
+        self._active: dict[str, str] = {}  # label -> "done/total", in start order
+        self._last = 0.0
+        self._width = 0
 
     def __call__(self, blob: Any) -> Any:
         if not self.enabled:
             return None
         label = f"blob {str(blob.digest)[7:19]}"
-        last = [0.0]
 
         def report(done: int, total: int | None) -> None:
-            now = self._clock()
             finished = total is not None and done >= total
-            if not finished and now - last[0] < 0.2:
-                return
-            last[0] = now
             size = f"/{_mib(total)}" if total else ""
-            self.stream.write(f"\r{label}: {_mib(done)}{size}" + ("\n" if finished else ""))
-            self.stream.flush()
+            with self._lock:
+                now = self._clock()
+                if not finished and now - self._last < 0.2 and label in self._active:
+                    return
+                self._last = now
+                self._active[label] = f"{_mib(done)}{size}"
+                if finished:
+                    del self._active[label]
+                    self._write(f"{label}: {_mib(done)}{size}\n")
+                if self._active:
+                    self._write(" | ".join(f"{k}: {v}" for k, v in self._active.items()))
 
         return report
+
+    def _write(self, text: str) -> None:
+        # over the live line: clear what it held beyond the new text
+        pad = max(0, self._width - len(text.rstrip("\n")))
+        if text.endswith("\n"):
+            self.stream.write("\r" + text[:-1] + " " * pad + "\n")
+            self._width = 0
+        else:
+            self.stream.write("\r" + text + " " * pad)
+            self._width = len(text)
+        self.stream.flush()
 
 
 def _mib(count: int) -> str:

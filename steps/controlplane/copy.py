@@ -247,6 +247,11 @@ def _tag_conflict(
     )
 
 
+#: How many blobs a registry-to-registry copy moves at once (``--jobs``), as crane's and
+#: skopeo's copies do: an image's layers overlap on the wire instead of taking turns.
+COPY_JOBS = 4
+
+
 def push_copy(
     plan: CopyPlan,
     source: ImageSource,
@@ -254,47 +259,33 @@ def push_copy(
     *,
     workdir: Path | None = None,
     progress: Callable[[Blob], Progress | None] | None = None,
+    jobs: int = COPY_JOBS,
 ) -> CopyResult:
-    """Push what the plan found missing: blobs, child manifests, root, then the tag."""
+    """Push what the plan found missing: blobs, child manifests, root, then the tag.
+
+    Registry to registry, up to ``jobs`` blobs at a time, each on sibling clients of its
+    own (:meth:`~steps.oci.client.RegistryClient.spawn`); the first failure stops the
+    blobs not yet started, lets the ones under way end, and is raised (nothing is
+    tagged). Other sources, and ``jobs`` 1, go one blob at a time."""
     result = CopyResult(plan)
     repository = plan.repository
+    missing = []
+    for blob in plan.graph.blobs:
+        if plan.blob_actions[blob.digest] == "present":
+            result.blobs["existing"] += 1
+        else:
+            missing.append(blob)
     with tempfile.TemporaryDirectory(prefix="alga-cp-", dir=workdir) as tmp:
-        for blob in plan.graph.blobs:
-            action = plan.blob_actions[blob.digest]
-            if action == "present":
-                result.blobs["existing"] += 1
-                continue
-            if (
-                action == "mount"
-                and source.mount_from
-                and _mount(client, repository, source.mount_from, blob.digest)
-            ):
-                log.info("blob %s mounted from %s", blob.digest.short, source.mount_from)
-                result.blobs["mounted"] += 1
-                continue
-            log.info("blob %s (%d bytes): copying", blob.digest.short, blob.size)
-            try:
-                if isinstance(source, RegistrySource):
-                    # registry to registry: streamed from the source's response into the
-                    # upload, verified on the way; no temporary copy of the layer
-                    status = client.copy_blob(
-                        source.client,
-                        source.reference.repository,
-                        repository,
-                        blob.digest,
-                        blob.size,
-                        progress=progress(blob) if progress is not None else None,
-                    )
-                else:
-                    with source.open_blob(blob, Path(tmp)) as path:
-                        status = client.push_blob(repository, path, digest=blob.digest)
-            except DigestMismatch as exc:
-                raise DigestMismatch(
-                    exc.message,
-                    hint=f"the source {plan.source} served altered content; nothing was "
-                    f"tagged at {plan.registry}/{repository}. Fix or rebuild the source image",
-                    status=exc.status,
-                ) from None
+
+        def one(blob: Blob, destination: RegistryClient, upstream: RegistryClient | None) -> str:
+            return _push_blob(plan, source, blob, destination, upstream, Path(tmp), progress)
+
+        upstream = source.client if isinstance(source, RegistrySource) else None
+        if jobs > 1 and len(missing) > 1 and upstream is not None:
+            statuses = _in_parallel(missing, client, upstream, min(jobs, len(missing)), one)
+        else:
+            statuses = [one(blob, client, upstream) for blob in missing]
+        for status in statuses:
             result.blobs[status] += 1
     for manifest in plan.graph.manifests:
         if manifest.digest in plan.present_manifests:
@@ -317,6 +308,106 @@ def push_copy(
             hint="another run tagged it meanwhile; the pieces pushed are untagged",
         )
     return result
+
+
+def _push_blob(
+    plan: CopyPlan,
+    source: ImageSource,
+    blob: Blob,
+    client: RegistryClient,
+    upstream: RegistryClient | None,
+    tmp: Path,
+    progress: Callable[[Blob], Progress | None] | None,
+) -> str:
+    """One missing blob into the plan's repository: "mounted" or "uploaded" (or
+    "existing", when another run pushed it meanwhile). ``upstream``: the client that
+    reads a registry source (the destination's own, or its sibling's, in one registry)."""
+    repository = plan.repository
+    if (
+        plan.blob_actions[blob.digest] == "mount"
+        and source.mount_from
+        and _mount(client, repository, source.mount_from, blob.digest)
+    ):
+        log.info("blob %s mounted from %s", blob.digest.short, source.mount_from)
+        return "mounted"
+    log.info("blob %s (%d bytes): copying", blob.digest.short, blob.size)
+    try:
+        if isinstance(source, RegistrySource):
+            assert upstream is not None
+            # registry to registry: streamed from the source's response into the upload,
+            # verified on the way; no temporary copy of the layer
+            return client.copy_blob(
+                upstream,
+                source.reference.repository,
+                repository,
+                blob.digest,
+                blob.size,
+                progress=progress(blob) if progress is not None else None,
+            )
+        with source.open_blob(blob, tmp) as path:
+            return client.push_blob(repository, path, digest=blob.digest)
+    except DigestMismatch as exc:
+        raise DigestMismatch(
+            exc.message,
+            hint=f"the source {plan.source} served altered content; nothing was "
+            f"tagged at {plan.registry}/{repository}. Fix or rebuild the source image",
+            status=exc.status,
+        ) from None
+
+
+def _in_parallel(
+    blobs: list[Blob],
+    client: RegistryClient,
+    upstream: RegistryClient,
+    jobs: int,
+    one: Callable[[Blob, RegistryClient, RegistryClient | None], str],
+) -> list[str]:
+    """``one(blob, destination, upstream)`` for every blob, ``jobs`` at a time, each job on
+    sibling clients of its own; the statuses in ``blobs``' order. The first error stops
+    the blobs not yet started and is raised once the ones under way have ended."""
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+    from queue import SimpleQueue
+
+    same = upstream is client
+    pairs: SimpleQueue[tuple[RegistryClient, RegistryClient]] = SimpleQueue()
+    made: list[tuple[RegistryClient, RegistryClient]] = []
+    try:
+        for _ in range(jobs):
+            destination = client.spawn()
+            reader = destination if same else upstream.spawn()
+            if destination is None or reader is None:  # custom transports: no siblings
+                if destination is not None:
+                    made.append((destination, destination))
+                return [one(blob, client, upstream) for blob in blobs]
+            made.append((destination, reader))
+            pairs.put((destination, reader))
+
+        def job(blob: Blob) -> str:
+            destination, reader = pairs.get()
+            try:
+                return one(blob, destination, reader)
+            finally:
+                pairs.put((destination, reader))
+
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="alga-copy") as pool:
+            futures = [pool.submit(job, blob) for blob in blobs]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = next((f for f in futures if f in done and f.exception()), None)
+            if failed is not None:
+                for future in futures:
+                    future.cancel()  # those not started; the running ones end first
+                wait(futures)
+                error = failed.exception()
+                assert error is not None
+                raise error
+            return [future.result() for future in futures]
+    finally:
+        for destination, reader in made:  # the siblings' requests count as the clients'
+            destination.close()
+            client.stats.absorb(destination.stats)
+            if reader is not destination:
+                reader.close()
+                upstream.stats.absorb(reader.stats)
 
 
 def _mount(client: RegistryClient, repository: str, source_repository: str, digest: Digest) -> bool:
@@ -396,9 +487,11 @@ def copy_image(
     source_client: RegistryClient | None = None,
     dry_run: bool = False,
     progress: Callable[[Blob], Progress | None] | None = None,
+    jobs: int = COPY_JOBS,
 ) -> dict[str, Any]:
     """Plan, then (unless ``dry_run``) push; returns the JSON result. ``progress(blob)``
-    may give a callback for that blob's transfer (bytes so far, total)."""
+    may give a callback for that blob's transfer (bytes so far, total); ``jobs`` blobs
+    are copied at a time (:func:`push_copy`)."""
     source = open_source(spec, client, source_client)
     done, current = already_copied(source, client, namespace, tag)
     if done is not None:
@@ -408,4 +501,4 @@ def copy_image(
         return dry_run_json(plan)
     if plan.complete:
         log.info("%s is already tagged %s, everything present: nothing to do", plan.reference, tag)
-    return copy_result_json(push_copy(plan, source, client, progress=progress))
+    return copy_result_json(push_copy(plan, source, client, progress=progress, jobs=jobs))

@@ -182,6 +182,10 @@ class TokenCache:
     def clear(self) -> None:
         self._tokens.clear()
 
+    def adopt(self, other: TokenCache) -> None:
+        """Start with ``other``'s tokens (a sibling client's; each cache is then its own)."""
+        self._tokens.update(dict(other._tokens))
+
 
 def _expand(scopes: list[str]) -> set[tuple[str, str, str]]:
     """``repository:r:pull,push`` -> {(repository, r, pull), (repository, r, push)}."""

@@ -220,6 +220,27 @@ class RegistryClient:
         sleep: Callable[[float], None] = time.sleep,
         remember_by_digest: bool = False,
     ) -> None:
+        #: What :meth:`spawn` builds a sibling from (no custom transport: then no sibling).
+        self._settings: dict[str, Any] | None = (
+            None
+            if transport is not None
+            else {
+                "registry": registry,
+                "credentials": credentials,
+                "plain_http": plain_http,
+                "insecure_hosts": insecure_hosts,
+                "verify": verify,
+                "retry": retry,
+                "timeout": timeout,
+                "timeouts": timeouts,
+                "deadline": deadline,
+                "flags": flags,
+                "monolithic_limit": monolithic_limit,
+                "chunk_size": chunk_size,
+                "stream_chunk_size": stream_chunk_size,
+                "sleep": sleep,
+            }
+        )
         self.registry = check_registry(registry)
         #: Small manifests and blobs read (or pushed) by digest, kept for the client's life
         #: when ``remember_by_digest``: a digest's bytes never change, so a run that reads
@@ -265,6 +286,15 @@ class RegistryClient:
         self._clock = PhaseClock()
         if isinstance(verify, str):
             verify = ssl.create_default_context(cafile=verify)
+        if self._settings is not None:  # a sibling shares these very objects
+            self._settings.update(
+                verify=verify,
+                retry=self.retry,
+                timeout=None,
+                timeouts=self.timeouts,
+                deadline=self.deadline,
+                flags=self.flags,
+            )
         self._http = httpx.Client(
             timeout=timeouts.httpx(),
             verify=verify,
@@ -274,6 +304,19 @@ class RegistryClient:
         )
 
     # -- lifecycle -------------------------------------------------------
+
+    def spawn(self) -> RegistryClient | None:
+        """A sibling for another thread (a client serves one thread at a time): the same
+        registry, credentials, limits, retry policy and deadline, its own connections,
+        starting with the tokens this client holds (so it asks the token service only for
+        scopes this one lacks). None for a client made with a custom transport. The caller
+        closes it and may :meth:`~steps.oci.model.ClientStats.absorb` its stats."""
+        if self._settings is None:
+            return None
+        sibling = RegistryClient(**self._settings)
+        sibling._tokens.adopt(self._tokens)
+        sibling._basic = self._basic
+        return sibling
 
     def close(self) -> None:
         self._http.close()

@@ -82,6 +82,23 @@ class ClientStats:
     manifests_put: int = 0
     by_method: dict[str, int] = field(default_factory=dict)
 
+    def absorb(self, other: ClientStats) -> None:
+        """Add ``other``'s counts to these (a worker's, when its work is done)."""
+        for name in (
+            "requests",
+            "retries",
+            "token_requests",
+            "bytes_uploaded",
+            "bytes_downloaded",
+            "blobs_uploaded",
+            "blobs_mounted",
+            "blobs_existing",
+            "manifests_put",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for method, count in other.by_method.items():
+            self.by_method[method] = self.by_method.get(method, 0) + count
+
 
 @dataclass(frozen=True)
 class FlagNames:

@@ -233,3 +233,11 @@ def test_scripts_and_benchmarks_import_what_exists() -> None:
                 except ImportError:
                     missing.append(f"{path.name}: {node.module}.{alias.name}")
     assert not missing
+
+
+def test_the_copy_jobs_default_is_spelt_once_in_each_place() -> None:
+    from steps.cli.app import build_parser
+    from steps.controlplane.copy import COPY_JOBS
+
+    args = build_parser().parse_args(["control-plane", "copy", "a.example/b:c", "--tag", "t"])
+    assert args.jobs == COPY_JOBS

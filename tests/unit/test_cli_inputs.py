@@ -125,3 +125,28 @@ def test_blob_progress_on_a_terminal_and_silence_elsewhere() -> None:
     assert text.startswith("\rblob abababababab: 0.0 MiB/3.0 MiB")
     assert text.endswith("\rblob abababababab: 3.0 MiB/3.0 MiB\n")
     assert BlobProgress(io.StringIO())(blob) is None  # not a terminal: the log says enough
+
+
+def test_blob_progress_of_blobs_under_way_at_once_shares_one_line() -> None:
+    import io
+    from types import SimpleNamespace
+
+    from steps.cli.output import BlobProgress
+
+    mib = 1024 * 1024
+    stream = io.StringIO()
+    progress = BlobProgress(stream, enabled=True)
+    first = progress(SimpleNamespace(digest="sha256:" + "aa" * 32))
+    second = progress(SimpleNamespace(digest="sha256:" + "bb" * 32))
+    first(0, 2 * mib)
+    second(0, 4 * mib)  # a new blob is shown at once, beside the first
+    assert stream.getvalue().endswith(
+        "\rblob aaaaaaaaaaaa: 0.0 MiB/2.0 MiB | blob bbbbbbbbbbbb: 0.0 MiB/4.0 MiB"
+    )
+    first(2 * mib, 2 * mib)  # done: a line of its own, then the live line for the rest
+    text = stream.getvalue()
+    done_line = "\rblob aaaaaaaaaaaa: 2.0 MiB/2.0 MiB"
+    assert done_line in text and text.endswith("\n\rblob bbbbbbbbbbbb: 0.0 MiB/4.0 MiB")
+    assert text[text.index(done_line) :].split("\n")[0].strip() == done_line.strip()
+    second(4 * mib, 4 * mib)
+    assert stream.getvalue().endswith("\rblob bbbbbbbbbbbb: 4.0 MiB/4.0 MiB\n")
