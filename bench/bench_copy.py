@@ -64,10 +64,10 @@ class _Tee:
         self.fh.flush()  # type: ignore[attr-defined]
 
 
-def make_layer(path: Path, megabytes: int) -> tuple[Digest, int, str]:
+def make_layer(path: Path, megabytes: int, seed: int = 0) -> tuple[Digest, int, str]:
     """A gzip tar with one file of ``megabytes`` MB of pseudo-random bytes, stored blocks
     (level 0: random bytes do not compress). Its digest, size and diff_id."""
-    rng = random.Random(megabytes)
+    rng = random.Random(megabytes * 1000 + seed)
     diff = hashlib.sha256()
     with path.open("wb") as raw:
         tee = _Tee(raw)
@@ -94,16 +94,22 @@ def make_layer(path: Path, megabytes: int) -> tuple[Digest, int, str]:
     return Digest.parse(f"sha256:{tee.sha.hexdigest()}"), tee.size, f"sha256:{diff.hexdigest()}"
 
 
-def push_source(reg: Registry, work: Path, megabytes: int) -> Digest:
-    layer_path = work / "layer.tar.gz"
-    layer, size, diff_id = make_layer(layer_path, megabytes)
-    config = image_config([diff_id], {"Entrypoint": ["/opt/control-plane/run"]})
-    manifest = image_manifest(config, [(layer, size)])
+def push_source(
+    reg: Registry, work: Path, megabytes: int, *, layers: int = 1, tag: str = TAG
+) -> Digest:
+    """A linux/amd64 image of ``layers`` layers of ``megabytes`` MB each, as ``tag``."""
+    made = []
+    for n in range(layers):
+        layer_path = work / f"layer-{n}.tar.gz"
+        made.append((layer_path, *make_layer(layer_path, megabytes, n)))
+    config = image_config([d for *_, d in made], {"Entrypoint": ["/opt/control-plane/run"]})
+    manifest = image_manifest(config, [(layer, size) for _, layer, size, _ in made])
     with RegistryClient(reg.host, plain_http=True) as client:
         client.push_blob(SOURCE_REPO, config)
-        client.push_blob(SOURCE_REPO, layer_path, digest=layer)
-        digest = client.put_manifest(SOURCE_REPO, TAG, manifest, mt.OCI_MANIFEST)
-    layer_path.unlink()
+        for layer_path, layer, _, _ in made:
+            client.push_blob(SOURCE_REPO, layer_path, digest=layer)
+            layer_path.unlink()
+        digest = client.put_manifest(SOURCE_REPO, tag, manifest, mt.OCI_MANIFEST)
     return digest
 
 
@@ -120,10 +126,13 @@ class Round:
 INSTALLED: tuple[list[str], dict[str, str]] | None = None
 
 
-def copy_argv(name: str, source_host: str, dest_host: str, cli: str = bc.CLI) -> list[str]:
-    src = f"{source_host}/{SOURCE_REPO}:{TAG}"
-    dst = f"{dest_host}/{DEST_REPO}:{TAG}"
-    if name == "ours":
+def copy_argv(
+    name: str, source_host: str, dest_host: str, cli: str = bc.CLI, tag: str = TAG
+) -> list[str]:
+    src = f"{source_host}/{SOURCE_REPO}:{tag}"
+    dst = f"{dest_host}/{DEST_REPO}:{tag}"
+    if name in ("ours", "ours --jobs 1"):
+        jobs = ["--jobs", "1"] if name == "ours --jobs 1" else []
         return [
             cli,
             "-q",
@@ -131,12 +140,13 @@ def copy_argv(name: str, source_host: str, dest_host: str, cli: str = bc.CLI) ->
             "copy",
             src,
             "--tag",
-            TAG,
+            tag,
             "--registry",
             dest_host,
             "--plain-http",
             "--source-plain-http",
             "--json",
+            *jobs,
         ]
     if name == "skopeo":
         return [
@@ -186,6 +196,22 @@ def one_round(
 
 
 CONTENDERS = ("ours", "skopeo", "crane")
+#: The many-layer image: blobs in parallel (ours --jobs 4, the default; skopeo and crane
+#: copy layers in parallel too) against one at a time.
+MULTI_TAG = "multi"
+MULTI_CONTENDERS = ("ours", "ours --jobs 1", "skopeo", "crane")
+
+
+def multi_round(name: str, source: Registry, work: Path, number: int) -> bc.Measured:
+    """A cold copy of the many-layer image to a fresh registry."""
+    folder = work / f"multi-{name.replace(' ', '')}-{number}"
+    dest = start_registry(folder)
+    try:
+        argv = copy_argv(name, source.host, dest.host, tag=MULTI_TAG)
+        return bc.measured(argv, bc.clean_env()).check(f"{name} copy (many layers)")
+    finally:
+        dest.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def main() -> int:
@@ -204,6 +230,15 @@ def main() -> int:
         INSTALLED = bc.installed_cli(work)
         with start_registry(work / "source") as source:
             digest = push_source(source, work, megabytes)
+            multi_layers, multi_mb = (3, 2) if args.quick else (8, 32)
+            push_source(source, work, multi_mb, layers=multi_layers, tag=MULTI_TAG)
+            multi = bc.interleaved(
+                rounds,
+                {
+                    name: (lambda n, name=name: multi_round(name, source, work, n))
+                    for name in MULTI_CONTENDERS
+                },
+            )
             counted = {name: one_round(name, source, work, -1, count=True) for name in CONTENDERS}
             # --quick: the counting round alone, timed through the proxies
             results = (
@@ -250,6 +285,31 @@ def main() -> int:
         f"{rss['ours-installed', 'again']:>9.1f} {counted['ours'].requests[1]:>8} {0.0:>11.1f}"
     )
 
+    print(
+        f"\nmany layers: {multi_layers} layers of {multi_mb} MB, cold, median of {rounds} "
+        "interleaved round(s)"
+    )
+    bc.print_header(f"{'copy':<14} {'wall s':>7} {'cpu s':>6} {'peak MiB':>9}")
+    for name, runs in multi.items():
+        wall[name, "multi"] = bc.median([m.seconds for m in runs])
+        rss[name, "multi"] = max(m.rss_mib for m in runs)
+        print(
+            f"{name:<14} {wall[name, 'multi']:>7.2f} {bc.median([m.cpu for m in runs]):>6.2f} "
+            f"{rss[name, 'multi']:>9.1f}"
+        )
+
+    def multi_row(peer: str) -> bc.Row:
+        ours, theirs = wall["ours", "multi"], wall[peer, "multi"]
+        return bc.Row(
+            f"control-plane copy, {multi_layers} layers of {multi_mb} MB, cold",
+            f"{bc.seconds_text(ours)}, {rss['ours', 'multi']:.0f} MiB peak "
+            f"(--jobs 1: {bc.seconds_text(wall['ours --jobs 1', 'multi'])})",
+            f"{peer} {bc.seconds_text(theirs)}, {rss[peer, 'multi']:.0f} MiB peak",
+            ours / theirs,
+            f"<= 1x {peer}",
+            ours <= theirs,
+        )
+
     def row(work_text: str, phase: str, peer: str, limit: float, who: str = "ours") -> bc.Row:
         ours, theirs = wall[who, phase], wall[peer, phase]
         index = 0 if phase == "cold" else 1
@@ -270,6 +330,8 @@ def main() -> int:
         [
             row(f"control-plane copy, one {size} layer, cold", "cold", "skopeo", 1),
             row(f"control-plane copy, one {size} layer, cold", "cold", "crane", 1),
+            multi_row("skopeo"),
+            multi_row("crane"),
             row("re-copy, nothing to do (checkout)", "again", "skopeo", 2),
             row("re-copy, nothing to do (checkout)", "again", "crane", 2),
             row(

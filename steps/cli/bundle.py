@@ -29,13 +29,17 @@ def _dry_run_dir(args: argparse.Namespace) -> Path | None:
 
 def cmd_bundle_publish(args: argparse.Namespace) -> dict[str, Any]:
     from steps.bundle import publish as bundle
-    from steps.release.preflight import preflight
+    from steps.release.preflight import preflight, preflight_key
 
     config = load_config(args)
     signer = signer_of(args)  # a bad or missing key stops the run before any push
     # The bundle names the values profile; a profile the appliance cannot use must not
     # be published under an immutable version.
-    args.values_profile = preflight(args.source, config, args.values_profile)
+    # once per run: publish's own preflight and its precheck's bundle step ask the same
+    args.values_profile = context_of(args).memo(
+        preflight_key(args.source, config, args.values_profile),
+        lambda: preflight(args.source, config, args.values_profile),
+    )
     args.dry_run = _dry_run_dir(args)
     charts = context_of(args).kept_result(args.charts)
     prepared = bundle.prepare_bundle(

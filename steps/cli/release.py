@@ -391,7 +391,13 @@ def cmd_publish(args: argparse.Namespace) -> dict[str, Any]:
         from steps.bundle.artifact import clean_source_url
 
         clean_source_url(args.source_url)  # a scheme that is not recorded: before any push
-    release.preflight(args.source, load_config(args), args.values_profile)
+    from steps.release.preflight import preflight_key
+
+    config = load_config(args)
+    context_of(args).memo(  # the bundle steps find it done (the same key)
+        preflight_key(args.source, config, args.values_profile),
+        lambda: release.preflight(args.source, config, args.values_profile),
+    )
     signer = signer_of(args)  # a bad or missing signing key stops the run before any push
     if args.verify_charts and signer is None:
         raise SigningKeyRequired(

@@ -49,3 +49,11 @@ def preflight(source: Path, config: ReleaseConfig, profile: str | None) -> str:
             "line by line and fails when one is absent",
         )
     return profile
+
+
+def preflight_key(source: Path, config: ReleaseConfig, profile: str | None) -> tuple[str, ...]:
+    """What one run remembers a passed :func:`preflight` by (``RunContext.memo``): the run
+    reads one source tree, so publish's own preflight and its steps' are one check."""
+    from pathlib import Path
+
+    return ("preflight", str(Path(source).resolve()), repr(config), str(profile))

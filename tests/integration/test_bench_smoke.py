@@ -75,7 +75,9 @@ def test_the_copy_benchmark_reports_skopeo_and_crane_and_peak_rss(
 ) -> None:
     run_bench("bench_copy.py", tmp_path / "rows")
     got = summary(tmp_path / "rows")
-    assert len(got) == 6  # cold x2, re-copy from the checkout x2 and as installed x2
+    # cold x2, many layers x2, re-copy from the checkout x2 and as installed x2
+    assert len(got) == 8
+    assert sum("layers of" in str(r["work"]) and "--jobs 1:" in str(r["ours"]) for r in got) == 2
     assert {str(r["peer"]).split()[0] for r in got} == {"skopeo", "crane"}
     for r in got:
         assert "MiB peak" in str(r["ours"]) and "MiB peak" in str(r["peer"]), r

@@ -125,6 +125,50 @@ def test_identical_rerun_writes_nothing(
     assert again.json()["channelMove"]["moved"] is False
 
 
+def test_a_publish_checks_its_inputs_once(
+    registry: Registry, release_source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The preflight (every overlay file parsed, the profile values checked) runs once per
+    publish, not again in its precheck's and its run's bundle steps."""
+    import steps.release.plan
+    import steps.release.preflight
+
+    calls: list[str | None] = []
+    real = steps.release.preflight.preflight
+
+    def counting(source: Path, config: Any, profile: str | None) -> str:
+        calls.append(profile)
+        return real(source, config, profile)
+
+    monkeypatch.setattr(steps.release.preflight, "preflight", counting)
+    monkeypatch.setattr(steps.release.plan, "preflight", counting)
+    push_images(registry)
+    with registry_env(monkeypatch, registry):
+        done = cli(publish_args(registry, release_source))
+    assert done.code == 0, done.stderr
+    assert calls == [None]
+    # a bundle step on its own still checks
+    calls.clear()
+    with registry_env(monkeypatch, registry):
+        alone = cli(
+            [
+                "bundle",
+                "publish",
+                "--source",
+                str(release_source),
+                "--config",
+                str(release_source / "release.yaml"),
+                "--charts",
+                str(release_source / "missing.json"),
+                "--version",
+                "1.0.0",
+                *registry_args(registry),
+            ]
+        )
+    assert alone.code == 2 and "missing.json" in alone.stderr, alone.stderr
+    assert calls == [None]
+
+
 def test_registry_failing_mid_publish_leaves_the_channel_and_a_rerun_finishes(
     registry: Registry, release_source: Path, monkeypatch: pytest.MonkeyPatch, fault_proxy: Any
 ) -> None:
