@@ -52,6 +52,34 @@ def test_reference_overlay_profiles_load_and_validate(profile: str) -> None:
     rm.validate_manifest(manifest, helm_releases=profiles.HELM_RELEASE_CHARTS)
 
 
+def test_each_values_text_is_checked_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A publish checks the same values in its preflight and in two manifests: each text
+    is parsed (and every edit of it tried) once; a changed text is checked afresh."""
+    from steps import yamlload
+
+    rm._checked_values_text.cache_clear()
+    values = profiles.load_profile_values(FLUX, "single-node")
+    parsed: list[str] = []
+    real = yamlload.load
+
+    def counting(text: str, name: str = "", **kwargs: object) -> object:
+        parsed.append(name)
+        return real(text, name, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(yamlload, "load", counting)
+    assert rm.profile_values_problems(values, "single-node") == []
+    first = len(parsed)
+    assert first >= 6  # each of the six texts, and its edits
+    rm.validate_manifest(_manifest_with(values, "single-node"))
+    assert rm.profile_values_problems(values, "single-node") == []
+    assert len(parsed) == first
+    key = "alga-core.single-node.yaml"
+    broken = {**values, key: values[key].replace("appUrl:", "appURL:")}
+    problems = rm.profile_values_problems(broken, "single-node")
+    assert any("appUrl" in p for p in problems), problems
+    assert len(parsed) > first
+
+
 def _copy_overlay(tmp_path: Path) -> Path:
     overlay = tmp_path / "flux"
     shutil.copytree(FLUX / "profiles", overlay / "profiles")
