@@ -443,34 +443,49 @@ def _json_or_none(data: bytes) -> object:
         return None
 
 
+#: Charts pushed at once by :func:`push_plan` (each on a sibling client of its own).
+PUSH_JOBS = 3
+
+
 def push_plan(
     client: RegistryClient,
     namespace: str,
     plans: list[PlannedChart],
     progress: Callable[[str], None] = log.info,
     signer: Signer | None = None,
+    jobs: int = PUSH_JOBS,
 ) -> list[ChartResult]:
-    """Upload what is missing and tag each version. Idempotent.
+    """Upload what is missing and tag each version, up to ``jobs`` charts at once (each
+    chart's blobs, then its tag; the first failure stops the charts not yet started).
+    Idempotent.
 
     With a ``signer``, every chart's digest is signed afterwards, unchanged ones too (a
     re-run completes a run that stopped before signing; signing is idempotent)."""
-    results = []
-    for plan in plans:
+    from steps.oci.parallel import in_parallel, siblings
+
+    def push(plan: PlannedChart, worker: RegistryClient) -> ChartResult:
         artifact = plan.artifact
-        full_repo = f"{client.registry}/{plan.repository}"
-        if plan.state != "new":
-            results += unchanged_results(client.registry, [plan], progress)
-            continue
-        client.push_blob(plan.repository, artifact.config)
-        client.push_blob(plan.repository, artifact.blob.source, digest=artifact.layer_digest)
-        digest = client.put_manifest(
+        worker.push_blob(plan.repository, artifact.config)
+        worker.push_blob(plan.repository, artifact.blob.source, digest=artifact.layer_digest)
+        digest = worker.put_manifest(
             plan.repository, artifact.version, artifact.manifest, mt.OCI_MANIFEST
         )
         progress(
             f"{artifact.name} {artifact.version}: pushed {digest.short} "
             f"({artifact.blob.size} bytes)"
         )
-        results.append(ChartResult(artifact.name, artifact.version, digest, full_repo, "pushed"))
+        full_repo = f"{client.registry}/{plan.repository}"
+        return ChartResult(artifact.name, artifact.version, digest, full_repo, "pushed")
+
+    new = [plan for plan in plans if plan.state == "new"]
+    with siblings(client, min(jobs, len(new))) as workers:
+        pushed = iter(in_parallel(new, push, workers))
+    results = []
+    for plan in plans:
+        if plan.state == "new":
+            results.append(next(pushed))
+        else:
+            results += unchanged_results(client.registry, [plan], progress)
     if signer is not None:
         results = [
             sign_chart(client, signer, plan, r) for plan, r in zip(plans, results, strict=True)

@@ -44,6 +44,7 @@ stamps times), which is why a build tag that already exists is kept, not rebuilt
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 from collections.abc import Callable
@@ -363,51 +364,16 @@ def _in_parallel(
     one: Callable[[Blob, RegistryClient, RegistryClient | None], str],
 ) -> list[str]:
     """``one(blob, destination, upstream)`` for every blob, ``jobs`` at a time, each job on
-    sibling clients of its own; the statuses in ``blobs``' order. The first error stops
-    the blobs not yet started and is raised once the ones under way have ended."""
-    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-    from queue import SimpleQueue
+    sibling clients of its own (:mod:`steps.oci.parallel`); the statuses in ``blobs``'
+    order."""
+    from steps.oci.parallel import in_parallel, siblings
 
-    same = upstream is client
-    pairs: SimpleQueue[tuple[RegistryClient, RegistryClient]] = SimpleQueue()
-    made: list[tuple[RegistryClient, RegistryClient]] = []
-    try:
-        for _ in range(jobs):
-            destination = client.spawn()
-            reader = destination if same else upstream.spawn()
-            if destination is None or reader is None:  # custom transports: no siblings
-                if destination is not None:
-                    made.append((destination, destination))
-                return [one(blob, client, upstream) for blob in blobs]
-            made.append((destination, reader))
-            pairs.put((destination, reader))
-
-        def job(blob: Blob) -> str:
-            destination, reader = pairs.get()
-            try:
-                return one(blob, destination, reader)
-            finally:
-                pairs.put((destination, reader))
-
-        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="alga-copy") as pool:
-            futures = [pool.submit(job, blob) for blob in blobs]
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = next((f for f in futures if f in done and f.exception()), None)
-            if failed is not None:
-                for future in futures:
-                    future.cancel()  # those not started; the running ones end first
-                wait(futures)
-                error = failed.exception()
-                assert error is not None
-                raise error
-            return [future.result() for future in futures]
-    finally:
-        for destination, reader in made:  # the siblings' requests count as the clients'
-            destination.close()
-            client.stats.absorb(destination.stats)
-            if reader is not destination:
-                reader.close()
-                upstream.stats.absorb(reader.stats)
+    with contextlib.ExitStack() as stack:
+        writers = stack.enter_context(siblings(client, jobs))
+        # in one registry the source is read with the destination's client: the same one
+        readers = writers if upstream is client else stack.enter_context(siblings(upstream, jobs))
+        pairs = list(zip(writers, readers, strict=False))
+        return in_parallel(blobs, lambda blob, pair: one(blob, pair[0], pair[1]), pairs)
 
 
 def _mount(client: RegistryClient, repository: str, source_repository: str, digest: Digest) -> bool:

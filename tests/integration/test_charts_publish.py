@@ -370,3 +370,40 @@ def test_same_content_compressed_differently_is_not_an_overwrite(
         results = charts.push_plan(client, "nine-minds", plans)
         assert client.stats.manifests_put == 0
     assert results[0].digest == first["temporal"].digest
+
+
+def test_charts_are_pushed_three_at_a_time(registry: Registry, release_source: Path) -> None:
+    """Held at the proxy, the tags of three charts wait at once; the other three charts
+    have not opened an upload meanwhile. Released, all six are published."""
+    import threading
+
+    from tests.harness.hold import start_holding_proxy
+
+    proxy = start_holding_proxy(registry)
+    gate = proxy.hold("PUT", r"^/v2/nine-minds/charts/[^/]+/manifests/", count=3)
+    done: dict[str, Any] = {}
+    worker = threading.Thread(
+        target=lambda: done.update(result=publish(registry, release_source, host=proxy.host))
+    )
+    worker.start()
+    try:
+        assert gate.wait_arrived(60), f"{len(gate.held)} chart tag(s) in flight at once"
+        uploading = {
+            r.path.split("/")[4]
+            for r in proxy.requests
+            if r.method == "POST" and "/blobs/uploads/" in r.path
+        }
+        assert len(uploading) == 3, uploading
+    finally:
+        gate.release()
+        worker.join(120)
+        proxy.stop()
+    result = done["result"]
+    assert result.code == 0, result.stderr
+    charts_out = result.json()["charts"]
+    assert sorted(charts_out) == sorted(KNOWN_CHARTS)
+    assert {c["status"] for c in charts_out.values()} == {"pushed"}
+    with client_for(registry) as client:
+        for name, chart in charts_out.items():
+            head = client.head_manifest(f"nine-minds/charts/{name}", chart["version"])
+            assert head is not None and str(head.digest) == chart["digest"], name
