@@ -47,6 +47,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,7 @@ from steps.oci.errors import (
     InvalidReference,
 )
 from steps.oci.model import Descriptor, ManifestReader, Progress
+from steps.oci.parallel import check_stop
 from steps.oci.reference import Digest, Reference, check_tag
 from steps.release.images import control_plane_reference
 
@@ -277,13 +279,24 @@ def push_copy(
         else:
             missing.append(blob)
     with tempfile.TemporaryDirectory(prefix="alga-cp-", dir=workdir) as tmp:
+        stop = threading.Event()  # set when the run is interrupted: blobs under way end
+
+        def watched(blob: Blob) -> Progress:
+            shown = progress(blob) if progress is not None else None
+
+            def report(done: int, total: int | None) -> None:
+                check_stop(stop)  # between two pieces of the blob
+                if shown is not None:
+                    shown(done, total)
+
+            return report
 
         def one(blob: Blob, destination: RegistryClient, upstream: RegistryClient | None) -> str:
-            return _push_blob(plan, source, blob, destination, upstream, Path(tmp), progress)
+            return _push_blob(plan, source, blob, destination, upstream, Path(tmp), watched)
 
         upstream = source.client if isinstance(source, RegistrySource) else None
         if jobs > 1 and len(missing) > 1 and upstream is not None:
-            statuses = _in_parallel(missing, client, upstream, min(jobs, len(missing)), one)
+            statuses = _in_parallel(missing, client, upstream, min(jobs, len(missing)), one, stop)
         else:
             statuses = [one(blob, client, upstream) for blob in missing]
         for status in statuses:
@@ -362,6 +375,7 @@ def _in_parallel(
     upstream: RegistryClient,
     jobs: int,
     one: Callable[[Blob, RegistryClient, RegistryClient | None], str],
+    stop: threading.Event,
 ) -> list[str]:
     """``one(blob, destination, upstream)`` for every blob, ``jobs`` at a time, each job on
     sibling clients of its own (:mod:`steps.oci.parallel`); the statuses in ``blobs``'
@@ -373,7 +387,7 @@ def _in_parallel(
         # in one registry the source is read with the destination's client: the same one
         readers = writers if upstream is client else stack.enter_context(siblings(upstream, jobs))
         pairs = list(zip(writers, readers, strict=False))
-        return in_parallel(blobs, lambda blob, pair: one(blob, pair[0], pair[1]), pairs)
+        return in_parallel(blobs, lambda blob, pair: one(blob, pair[0], pair[1]), pairs, stop)
 
 
 def _mount(client: RegistryClient, repository: str, source_repository: str, digest: Digest) -> bool:

@@ -12,9 +12,8 @@ requests counted in the client they came from.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from queue import SimpleQueue
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
@@ -25,10 +24,24 @@ W = TypeVar("W")
 R = TypeVar("R")
 
 
-def in_parallel(items: Sequence[T], work: Callable[[T, W], R], workers: Sequence[W]) -> list[R]:
-    """``[work(item, worker) for item in items]``, up to ``len(workers)`` at a time."""
+def in_parallel(
+    items: Sequence[T],
+    work: Callable[[T, W], R],
+    workers: Sequence[W],
+    stop: threading.Event | None = None,
+) -> list[R]:
+    """``[work(item, worker) for item in items]``, up to ``len(workers)`` at a time.
+
+    Interrupted (Ctrl-C) while it hands out or waits, it starts nothing more, sets
+    ``stop`` (for work that can end early: see :func:`check_stop`) and re-raises once the
+    work under way has ended."""
     if len(workers) <= 1 or len(items) <= 1:
         return [work(item, workers[0]) for item in items]
+    # here, not with the module: the copy's no-op re-copy imports this module and never
+    # gets this far
+    from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+    from queue import SimpleQueue
+
     idle: SimpleQueue[W] = SimpleQueue()
     for worker in workers:
         idle.put(worker)
@@ -40,18 +53,35 @@ def in_parallel(items: Sequence[T], work: Callable[[T, W], R], workers: Sequence
         finally:
             idle.put(worker)
 
-    with ThreadPoolExecutor(max_workers=len(workers), thread_name_prefix="alga-job") as pool:
-        futures = [pool.submit(job, item) for item in items]
+    pool = ThreadPoolExecutor(max_workers=len(workers), thread_name_prefix="alga-job")
+    futures: list[Future[R]] = []
+    try:
+        for item in items:
+            futures.append(pool.submit(job, item))
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        failed = next((f for f in futures if f in done and f.exception() is not None), None)
-        if failed is not None:
-            for future in futures:
-                future.cancel()  # those not started; the ones under way end first
-            wait(futures)
-            error = failed.exception()
-            assert error is not None
-            raise error
-        return [future.result() for future in futures]
+    except BaseException:  # an interrupt (Ctrl-C) while submitting or waiting: stop
+        if stop is not None:
+            stop.set()  # the work under way checks it and ends early
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    failed = next((f for f in futures if f in done and f.exception() is not None), None)
+    if failed is not None:
+        pool.shutdown(wait=True, cancel_futures=True)  # the ones under way end first
+        error = failed.exception()
+        assert error is not None
+        raise error
+    pool.shutdown(wait=True)
+    return [future.result() for future in futures]
+
+
+class Stopped(Exception):
+    """Work given up because the run was interrupted (:func:`check_stop`)."""
+
+
+def check_stop(stop: threading.Event | None) -> None:
+    """Raise :class:`Stopped` once ``stop`` is set (call it between pieces of long work)."""
+    if stop is not None and stop.is_set():
+        raise Stopped("interrupted")
 
 
 @contextlib.contextmanager

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +112,25 @@ def test_four_blobs_are_in_flight_at_once_and_never_a_fifth(images: Any) -> None
             assert client.head_blob(REPO, blob) is not None, blob
     assert _upload_sessions(proxy) == 7
     assert "7 blob(s) uploaded" in err  # the siblings' requests are counted in the log
+
+
+def test_an_interrupted_copy_starts_no_more_blobs_and_tags_nothing(images: Any) -> None:
+    """Ctrl-C while four uploads are under way: they end, the three blobs not started are
+    never started, nothing is tagged, exit 130."""
+    source, dest, proxy, _, _ = images
+    gate = proxy.hold("PUT", UPLOAD_PUT, count=4)
+    copying = _start_copy(source, proxy)
+    try:
+        assert gate.wait_arrived(60), f"only {len(gate.held)} upload(s) in flight at once"
+        copying.send_signal(signal.SIGINT)
+        time.sleep(1)  # the interrupt reaches the waiting main thread at once
+    finally:
+        gate.release()
+    _, err = copying.communicate(timeout=120)
+    assert copying.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert _upload_sessions(proxy) == 4
+    assert tags(dest, REPO) == []
 
 
 def test_jobs_1_copies_one_blob_at_a_time(images: Any) -> None:
