@@ -104,6 +104,7 @@ from steps.oci.transport import (
     Timeouts,
     caused_by,
     certificate_failed,
+    direct_body,
     iterate_in_phase,
     resolve_error,
     spoke_plain_http_to_tls,
@@ -1175,8 +1176,13 @@ class RegistryClient:
         expected = size if size is not None else _content_length(response)
         phase = self._body_phase(response, expected)
         received = 0
+        pieces = None
+        if chunk_size is None:  # a big plain body straight from the socket
+            pieces = direct_body(response, self._clock, phase, self.timeouts.idle)
+        if pieces is None:
+            pieces = iterate_in_phase(self._clock, phase, response.iter_bytes(chunk_size))
         try:
-            for chunk in iterate_in_phase(self._clock, phase, response.iter_bytes(chunk_size)):
+            for chunk in pieces:
                 received += len(chunk)
                 yield chunk
         except httpx.TransportError as exc:

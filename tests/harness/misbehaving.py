@@ -59,6 +59,12 @@ class MisbehavingServer:
         self._thread.start()
         return self
 
+    @property
+    def connections(self) -> int:
+        """How many connections the server has accepted."""
+        with self._lock:
+            return len(self._conns)
+
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         with contextlib.suppress(OSError):
