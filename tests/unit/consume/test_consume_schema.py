@@ -198,3 +198,62 @@ def test_structural_validation_agrees_on_mutations() -> None:
         if (rc.schema_problems(doc) == []) != schema_accepts(doc):
             disagreements.append(label)
     assert disagreements == []
+
+
+# -- the publisher's fast accept ---------------------------------------------------------
+# steps.release.manifest.schema_problems accepts what this library accepts without
+# importing jsonschema, and asks jsonschema otherwise: its verdict must stay the schema's.
+
+
+def test_the_publishers_verdict_is_the_schemas_on_examples_and_mutations() -> None:
+    from steps.release import manifest as rm
+
+    base = json.loads((ROOT / "schemas/examples/valid/full.json").read_text(encoding="utf-8"))
+    docs = [(_id(p), json.loads(p.read_text(encoding="utf-8"))) for p in EXAMPLES]
+    docs += list(_mutations(base))
+    assert len(docs) > 200
+    wrong = [label for label, doc in docs if (rm.schema_problems(doc) == []) != schema_accepts(doc)]
+    assert wrong == []
+
+
+#: Validates a valid manifest, then an invalid one, printing each time whether jsonschema
+#: was imported by then.
+_IMPORT_PROBE = """
+import json, sys
+from steps.release import manifest as rm
+doc = json.loads(open(sys.argv[1]).read())
+assert rm.schema_problems(doc) == []
+print('jsonschema' in sys.modules)
+doc['version'] = '01.0.0'
+assert rm.schema_problems(doc)
+print('jsonschema' in sys.modules)
+"""
+
+
+def test_a_valid_manifest_is_accepted_without_importing_jsonschema() -> None:
+    import subprocess
+
+    full = str(ROOT / "schemas/examples/valid/full.json")
+    argv = [sys.executable, "-c", _IMPORT_PROBE, full]
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True)
+    assert done.returncode == 0, done.stderr
+    # the refused one is judged (and described) by jsonschema
+    assert done.stdout.split() == [b"False", b"True"]
+
+
+def test_what_the_appliance_refuses_is_refused_even_if_jsonschema_accepted_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from steps.release import manifest as rm
+
+    class Lenient:
+        def iter_errors(self, _doc: Any) -> Iterator[Any]:
+            return iter(())
+
+    monkeypatch.setattr(rm, "_validator", Lenient)
+    base = json.loads((ROOT / "schemas/examples/valid/full.json").read_text(encoding="utf-8"))
+    doc = {**base, "images": {**base["images"], "algaCore": "a b"}}
+    assert rm.schema_problems(base) == []
+    problems = rm.schema_problems(doc)
+    assert problems and all(p.endswith("(the appliance's rules)") for p in problems), problems
+    assert problems[0].startswith("images.algaCore: "), problems
