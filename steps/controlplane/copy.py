@@ -24,8 +24,8 @@ Invariants of a copy:
 - Every manifest and blob read from a source is checked against its digest and
   size before it is pushed (registry downloads by the client, layout files here).
 - Large blobs are never held in memory: registry to registry they stream from the
-  source's download into the upload (no temporary file; the download a piece ahead on a
-  thread of its own), from a layout folder straight from its files. In the same registry
+  source's download into the upload (no temporary file; big bodies read straight from
+  the socket), from a layout folder straight from its files. In the same registry
   a blob is mounted from the source repository instead.
 - A tag that exists with a different digest is never moved (:class:`Refused`,
   exit 3, both digests named). A re-copy finds everything present and uploads

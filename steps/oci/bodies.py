@@ -7,14 +7,12 @@ garbage collector runs, so a body that forgets its bytes once sent keeps memory 
 
 from __future__ import annotations
 
-import queue
-import threading
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from steps.oci.errors import IncompleteBody
 
-__all__ = ["Counted", "OneShot", "chunks", "read_ahead", "regroup"]
+__all__ = ["Counted", "OneShot", "chunks", "regroup"]
 
 
 class OneShot:
@@ -91,56 +89,3 @@ def chunks(data: bytes | Path, size: int) -> Iterator[bytes]:
         while chunk := fh.read(size):
             yield chunk
 
-
-_END = object()
-
-
-def read_ahead(pieces: Iterable[bytes], depth: int) -> Generator[bytes, None, None]:
-    """``pieces``, pulled by a thread of their own up to ``depth`` pieces ahead of the
-    consumer: a download feeding an upload keeps both connections busy instead of taking
-    turns (memory stays bounded: at most ``depth`` pieces wait). An error raised while
-    pulling is raised here, at the point the consumer reaches it; a consumer that stops
-    early (an error of its own, or ``close()``) stops the thread, which closes ``pieces``.
-    """
-    waiting: queue.Queue[object] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def offer(item: object) -> bool:
-        """Hand ``item`` over; False when the consumer has stopped meanwhile."""
-        while not stop.is_set():
-            try:
-                waiting.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def pull() -> None:
-        iterator = iter(pieces)
-        try:
-            for piece in iterator:
-                if not offer(piece):
-                    return
-            item: object = _END
-        except BaseException as exc:  # handed to the consumer, which raises it
-            item = exc
-        finally:
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                close()
-        offer(item)
-
-    worker = threading.Thread(target=pull, name="read-ahead", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = waiting.get()
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            assert isinstance(item, bytes)
-            yield item
-    finally:
-        stop.set()
-        worker.join()

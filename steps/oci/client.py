@@ -68,7 +68,7 @@ from steps.oci.auth import (
     scope_for,
     token_query,
 )
-from steps.oci.bodies import Counted, OneShot, chunks, read_ahead, regroup
+from steps.oci.bodies import Counted, OneShot, chunks, regroup
 from steps.oci.errors import (
     AuthError,
     CommandTimeout,
@@ -132,10 +132,6 @@ DEFAULT_STREAM_CHUNK_SIZE = 64 * 1024 * 1024
 #: ``remember_by_digest``: manifests and blobs up to this size are kept, this much in all.
 REMEMBER_ITEM_LIMIT = 1024 * 1024
 REMEMBER_TOTAL_LIMIT = 32 * 1024 * 1024
-#: A copied blob's download runs this many pieces (one socket receive each, up to 256 KiB)
-#: ahead of its upload, in a thread: about 1 MiB, enough to keep both connections busy
-#: while the copy's memory stays small.
-READ_AHEAD = 4
 
 _T = TypeVar("_T")
 _E = TypeVar("_E", bound=ReleaseError)
@@ -772,12 +768,10 @@ class RegistryClient:
 
         def upload() -> None:
             hasher = digest.hasher()
+            # No reader thread ahead of the upload: the kernel's socket buffers already let
+            # the download run ahead while the upload sends, and a thread handing pieces
+            # over cost 10-20% more CPU for the same time (500 MB and 8 x 32 MB copies).
             stream = source.stream_blob(source_repository, digest, size=size)
-            if size > self.monolithic_limit and source is not self:
-                # the download runs a piece ahead, on a thread of its own, while the upload
-                # sends: both connections stay busy (memory: a piece or two more). Another
-                # client's: a client is used by one thread at a time.
-                stream = read_ahead(stream, READ_AHEAD)
 
             def pieces() -> Iterator[bytes]:
                 done = 0
