@@ -88,4 +88,3 @@ def chunks(data: bytes | Path, size: int) -> Iterator[bytes]:
     with data.open("rb") as fh:
         while chunk := fh.read(size):
             yield chunk
-
