@@ -75,9 +75,10 @@ def test_the_copy_benchmark_reports_skopeo_and_crane_and_peak_rss(
 ) -> None:
     run_bench("bench_copy.py", tmp_path / "rows")
     got = summary(tmp_path / "rows")
-    # cold x2, many layers x2, re-copy from the checkout x2 and as installed x2
-    assert len(got) == 8
-    assert sum("layers of" in str(r["work"]) and "--jobs 1:" in str(r["ours"]) for r in got) == 2
+    # cold, many layers and the re-copy, each from the checkout and as installed, x2 peers
+    assert len(got) == 12
+    assert sum("layers of" in str(r["work"]) and "--jobs 1:" in str(r["ours"]) for r in got) == 4
+    assert sum("as installed in the step image" in str(r["work"]) for r in got) == 6
     assert {str(r["peer"]).split()[0] for r in got} == {"skopeo", "crane"}
     for r in got:
         assert "MiB peak" in str(r["ours"]) and "MiB peak" in str(r["peer"]), r
