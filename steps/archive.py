@@ -26,8 +26,6 @@ import io
 import json
 import os
 import struct
-import tarfile
-import tempfile
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -141,6 +139,8 @@ class GzipSink(io.RawIOBase):
         if self._buffer is not None:
             self._buffer.write(out)
             if self._buffer.tell() > self._spool_limit:
+                import tempfile  # only a big archive spills to a file
+
                 fd, name = tempfile.mkstemp(prefix="alga-archive-", suffix=".tgz")
                 self._path = Path(name)
                 self._file = os.fdopen(fd, "wb")
@@ -191,6 +191,8 @@ def file_chunks(path: Path, skip: int = 0) -> Iterator[bytes]:
 def tar_files(tarball: bytes, limit: int = 256 * 1024 * 1024) -> dict[str, bytes] | None:
     """Regular files of a gzip'd tar (path -> bytes), or None if it is not one or its
     files add up to more than ``limit`` bytes."""
+    import tarfile  # here: modules that only read JSON (json_object) need not load it
+
     files: dict[str, bytes] = {}
     total = 0
     try:

@@ -18,7 +18,6 @@ Outside a session every call asks git.
 from __future__ import annotations
 
 import contextlib
-import subprocess
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -74,6 +73,8 @@ def git_output(path: Path, *args: str) -> str | None:
 
 
 def _ask_git(path: Path, *args: str) -> str | None:
+    import subprocess  # here: most commands never ask git
+
     try:
         out = subprocess.run(
             ["git", "-C", str(path), *args], capture_output=True, text=True, timeout=30, check=False

@@ -18,7 +18,6 @@ Every option that has an environment variable says so in ``--help``
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import logging
 import sys
@@ -73,6 +72,8 @@ def _leaf_for(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.
 
 
 def _suggestion(parser: argparse.ArgumentParser, message: str) -> str | None:
+    import difflib  # only for a command line in error
+
     argv = sys.argv[1:] if _CURRENT_ARGV is None else list(_CURRENT_ARGV)
     if message.startswith("unrecognized arguments:"):
         words = message.split(":", 1)[1].split()

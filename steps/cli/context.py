@@ -25,7 +25,6 @@ import contextlib
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -277,6 +276,8 @@ def write_json_file(path: Path, data: object) -> None:
             f"cannot write the result to {path}: it is a folder",
             hint="give a file path (--out FILE)",
         )
+    import tempfile  # here: a command without --out never loads it
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -278,6 +277,8 @@ def push_copy(
             result.blobs["existing"] += 1
         else:
             missing.append(blob)
+    import tempfile  # here: the no-op re-copy never loads it
+
     with tempfile.TemporaryDirectory(prefix="alga-cp-", dir=workdir) as tmp:
         stop = threading.Event()  # set when the run is interrupted: blobs under way end
 

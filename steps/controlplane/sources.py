@@ -10,7 +10,6 @@ import contextlib
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -190,6 +189,8 @@ class RegistrySource:
 
     @contextlib.contextmanager
     def open_blob(self, blob: Blob, workdir: Path) -> Iterator[Path]:
+        import tempfile
+
         fd, name = tempfile.mkstemp(prefix=f"blob-{blob.digest.short}-", dir=workdir)
         os.close(fd)
         path = Path(name)

@@ -34,9 +34,6 @@ import contextlib
 import json
 import logging
 import os
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +88,8 @@ def run_helper(
     executable: str, action: str, stdin_text: str, env: Mapping[str, str]
 ) -> HelperResult:
     """Run ``executable action`` with ``stdin_text`` on standard input (the real runner)."""
+    import subprocess  # here, as shutil and tempfile below: most runs use no helper
+
     try:
         done = subprocess.run(
             [executable, action],
@@ -309,6 +308,8 @@ def helper_server(registry: str) -> str:
 
 
 def _helper_executable(name: str, env: Mapping[str, str]) -> str | None:
+    import shutil
+
     return shutil.which(f"docker-credential-{name}", path=env.get("PATH") or os.defpath)
 
 
@@ -470,6 +471,8 @@ def write_config(path: Path, config: Mapping[str, Any]) -> None:
     target = path.resolve() if path.is_symlink() else path
     if not target.parent.exists():
         target.parent.mkdir(parents=True, mode=0o700)
+    import tempfile
+
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
         os.fchmod(fd, 0o600)

@@ -8,7 +8,6 @@ re-exports every name.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +36,8 @@ def is_loopback(host: str) -> bool:
         name = name.split(":", 1)[0]
     if name == "localhost":
         return True
+    import ipaddress  # here: 1.5 ms of import for a few calls per run
+
     try:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
