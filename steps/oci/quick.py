@@ -309,7 +309,9 @@ class QuickReader:
         host, port = _host_port(netloc, 443 if scheme == "https" else 80)
         timeout = max(min(SOCKET_TIMEOUT, self._budget.left()), 0.001)
         try:
-            sock = socket.create_connection((host, port), timeout=timeout)
+            # an ASCII name as bytes: a str one costs the import of the idna codec
+            address = host.encode("ascii") if host.isascii() else host
+            sock = socket.create_connection((address, port), timeout=timeout)  # type: ignore[arg-type]  # getaddrinfo takes bytes
         except OSError as exc:
             raise Doubt(f"cannot connect to {netloc}: {type(exc).__name__}") from None
         self._budget.watch(sock)
