@@ -198,10 +198,10 @@ def _contender(
     name: str, source_host: str, dest_host: str, tag: str = TAG
 ) -> tuple[list[str], dict[str, str]]:
     """The command line and environment of contender ``name``."""
-    if name.startswith("ours-installed"):
+    if name == "ours-installed":
         assert INSTALLED is not None
         command, installed_env = INSTALLED
-        argv = copy_argv(name.replace("ours-installed", "ours"), source_host, dest_host, tag=tag)
+        argv = copy_argv("ours", source_host, dest_host, tag=tag)
         return [*command, *argv[1:]], installed_env
     return copy_argv(name, source_host, dest_host, tag=tag), bc.clean_env()
 
