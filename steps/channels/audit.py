@@ -26,13 +26,15 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from steps.errors import UnknownRepository
 from steps.oci import mediatypes as mt
-from steps.oci.client import RegistryClient
 from steps.oci.errors import NotFound, RegistryError
 from steps.oci.reference import Digest, check_repository
+
+if TYPE_CHECKING:
+    from steps.oci.client import RegistryClient
 
 RELEASE_REPOSITORY_NAME = "alga-appliance-release"
 AUDIT_CONFIG = "application/vnd.alga.appliance.channel-move.v1+json"

@@ -32,12 +32,15 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from steps.channels import rules
 from steps.channels.move import Timing
 from steps.errors import ChannelUnsettled, ImmutableTagConflict, ImmutableTagOverwritten
-from steps.oci.client import RegistryClient
 from steps.oci.reference import Digest
+
+if TYPE_CHECKING:
+    from steps.oci.client import RegistryClient
 
 log = logging.getLogger("alga_release.immutable")
 

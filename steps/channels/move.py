@@ -16,7 +16,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from steps.channels import audit, rules, vouch
 from steps.channels.audit import (  # noqa: F401  (_AUDIT_TAG_RE, audit_tag: older imports)
@@ -53,9 +53,11 @@ from steps.errors import (
     ChannelUnsettled,
     ConcurrentMove,
 )
-from steps.oci.client import RegistryClient
 from steps.oci.errors import RegistryError, TransientRegistryError
 from steps.oci.reference import Digest
+
+if TYPE_CHECKING:
+    from steps.oci.client import RegistryClient
 
 __all__ = [
     "CHANNELS",

@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from steps.channels import audit
 from steps.channels.audit import MoveRecord, release_repository
@@ -55,8 +55,10 @@ from steps.channels.vouch import (
     tag_statement,
 )
 from steps.errors import ConcurrentMove, ReleaseNotFound
-from steps.oci.client import RegistryClient
 from steps.oci.errors import RegistryError
+
+if TYPE_CHECKING:
+    from steps.oci.client import RegistryClient
 
 log = logging.getLogger("alga_release.channels")
 

@@ -15,15 +15,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from steps.archive import json_object
 from steps.channels.audit import release_repository
 from steps.errors import BadInput, IncompleteRelease, InvalidRelease, Refused
 from steps.oci import mediatypes as mt
-from steps.oci.client import RegistryClient
 from steps.oci.errors import RegistryError, TransientRegistryError
 from steps.oci.reference import Digest, Reference
+
+if TYPE_CHECKING:
+    from steps.oci.client import RegistryClient
 
 log = logging.getLogger("alga_release.channels")
 

@@ -46,11 +46,11 @@ from steps.channels.statement import (
 from steps.channels.timing import Timing
 from steps.errors import ChannelUnsettled, Refused
 from steps.oci import mediatypes as mt
-from steps.oci.client import RegistryClient
 from steps.oci.errors import NotFound
 from steps.oci.reference import Digest
 
 if TYPE_CHECKING:
+    from steps.oci.client import RegistryClient
     from steps.signing.cosign import Signer
     from steps.signing.keys import PublicKey
 

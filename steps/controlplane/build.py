@@ -8,17 +8,19 @@ import logging
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from steps.controlplane.context import BuildContext
 from steps.controlplane.copy import control_plane_repository
 from steps.controlplane.engine import Engine, follow_build, follow_push
 from steps.errors import BadInput, Refused, ReleaseError
 from steps.oci.auth import Credentials
-from steps.oci.client import RegistryClient
 from steps.oci.errors import InvalidReference
 from steps.oci.reference import Digest, check_tag
 from steps.release.images import control_plane_reference
+
+if TYPE_CHECKING:
+    from steps.oci.client import RegistryClient
 
 log = logging.getLogger("alga_release.controlplane")
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     )
     from steps.oci.model import (
         ClientStats,
+        Deadline,
         Descriptor,
         FlagNames,
         Manifest,
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
         is_loopback,
     )
     from steps.oci.reference import Digest, Reference
-    from steps.oci.transport import Deadline, Timeouts
+    from steps.oci.transport import Timeouts
 
 _HOMES = {
     "Credentials": "auth",
@@ -57,7 +58,7 @@ _HOMES = {
     "is_loopback": "model",
     "Digest": "reference",
     "Reference": "reference",
-    "Deadline": "transport",
+    "Deadline": "model",
     "Timeouts": "transport",
 }
 

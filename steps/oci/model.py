@@ -9,6 +9,8 @@ re-exports every name.
 from __future__ import annotations
 
 import json
+import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -156,3 +158,38 @@ class ManifestReader(Protocol):
     def head_manifest(self, repository: str, ref: str | Digest) -> Descriptor | None: ...
 
     def get_manifest(self, repository: str, ref: str | Digest) -> Manifest: ...
+
+
+class Deadline:
+    """A whole command's time budget. ``Deadline(None)`` never runs out."""
+
+    def __init__(
+        self,
+        seconds: float | None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        started: float | None = None,
+    ) -> None:
+        """``started``: when the budget began, on ``clock`` (default: now); the CLI passes
+        its own start, so the time before the first client counts too."""
+        if seconds is not None and not (math.isfinite(seconds) and seconds > 0):
+            raise ValueError(f"a deadline must be a positive number of seconds, not {seconds!r}")
+        self.seconds = seconds
+        self._clock = clock
+        begun = clock() if started is None else started
+        self._ends = None if seconds is None else begun + seconds
+
+    @classmethod
+    def never(cls) -> Deadline:
+        return cls(None)
+
+    def remaining(self) -> float:
+        if self._ends is None:
+            return math.inf
+        return self._ends - self._clock()
+
+    def expired(self) -> bool:
+        return self.remaining() <= 0
+
+    def __repr__(self) -> str:
+        return f"Deadline({self.seconds!r})"

@@ -10,7 +10,8 @@ exceptions once it is spent, which httpx maps as usual).
 Pieces:
 
 - :class:`Timeouts` -- the per-request limits (the caller's choice, defaults below).
-- :class:`Deadline` -- the whole command's budget (``--timeout SECONDS``); every phase is
+- :class:`Deadline` (at home in :mod:`steps.oci.model`, which loads without httpx) -- the
+  whole command's budget (``--timeout SECONDS``); every phase is
   ``min(its own limit, what is left)``.
 - :class:`PhaseClock` -- the phase in force, per thread; :meth:`PhaseClock.scope` sets one
   for a block and restores the previous one, so a body streamed from one response into
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 import socket
 import ssl
 import threading
@@ -39,6 +39,8 @@ from typing import Any
 
 import httpcore
 import httpx
+
+from steps.oci.model import Deadline as Deadline  # its home; re-exported here
 
 Clock = Callable[[], float]
 
@@ -69,41 +71,6 @@ class Timeouts:
         return httpx.Timeout(
             connect=self.connect, read=self.idle, write=self.idle, pool=self.connect
         )
-
-
-class Deadline:
-    """A whole command's time budget. ``Deadline(None)`` never runs out."""
-
-    def __init__(
-        self,
-        seconds: float | None,
-        *,
-        clock: Clock = time.monotonic,
-        started: float | None = None,
-    ) -> None:
-        """``started``: when the budget began, on ``clock`` (default: now); the CLI passes
-        its own start, so the time before the first client counts too."""
-        if seconds is not None and not (math.isfinite(seconds) and seconds > 0):
-            raise ValueError(f"a deadline must be a positive number of seconds, not {seconds!r}")
-        self.seconds = seconds
-        self._clock = clock
-        begun = clock() if started is None else started
-        self._ends = None if seconds is None else begun + seconds
-
-    @classmethod
-    def never(cls) -> Deadline:
-        return cls(None)
-
-    def remaining(self) -> float:
-        if self._ends is None:
-            return math.inf
-        return self._ends - self._clock()
-
-    def expired(self) -> bool:
-        return self.remaining() <= 0
-
-    def __repr__(self) -> str:
-        return f"Deadline({self.seconds!r})"
 
 
 @dataclass(frozen=True)

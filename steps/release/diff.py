@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from steps.archive import tar_files
 from steps.errors import Refused
 from steps.oci import mediatypes as mt
-from steps.oci.client import RegistryClient
 from steps.oci.reference import Digest, Reference
+
+if TYPE_CHECKING:
+    from steps.oci.client import RegistryClient
 
 
 def bundle_files(client: RegistryClient, release: Mapping[str, Any]) -> dict[str, bytes]:

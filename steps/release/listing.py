@@ -16,16 +16,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import semver
 
 from steps.channels.move import CHANNELS, release_repository
 from steps.errors import BadInput
 from steps.oci import mediatypes as mt
-from steps.oci.client import RegistryClient
 from steps.oci.errors import NotFound, RegistryRefused
 from steps.oci.reference import Digest
+
+if TYPE_CHECKING:
+    from steps.oci.client import RegistryClient
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,6 @@ from steps.channels.immutable import put_immutable
 from steps.channels.move import Timing, release_repository
 from steps.errors import ImmutableTagConflict
 from steps.oci import mediatypes as mt
-from steps.oci.client import RegistryClient
 from steps.oci.reference import Digest
 from steps.release import provenance
 from steps.release.manifest import manifest_bytes, release_annotations, release_oci_manifest
@@ -35,6 +34,7 @@ from steps.release.preflight import preflight as preflight  # re-exported: publi
 from steps.release.provenance import RunDetails
 
 if TYPE_CHECKING:
+    from steps.oci.client import RegistryClient
     from steps.signing.attest import AttestResult
     from steps.signing.cosign import Signer
 

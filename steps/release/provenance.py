@@ -50,10 +50,10 @@ from steps.names import (
     image_repository,
     release_repository,
 )
-from steps.oci.client import RegistryClient
 from steps.oci.reference import Digest
 
 if TYPE_CHECKING:
+    from steps.oci.client import RegistryClient
     from steps.signing.attest import FoundAttestation
     from steps.signing.keys import PublicKey
 

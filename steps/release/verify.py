@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from steps.errors import (
     BadInput,
@@ -29,8 +29,10 @@ from steps.errors import (
 )
 from steps.names import RELEASE_REPOSITORY_NAME, release_repository
 from steps.oci.auth import Credentials
-from steps.oci.client import RegistryClient
 from steps.oci.errors import AuthError, NotFound
+
+if TYPE_CHECKING:
+    from steps.oci.client import RegistryClient
 
 log = logging.getLogger("alga_release.verify")
 
@@ -47,7 +49,7 @@ class Access:
     credentials: Credentials | None
     client: Callable[[bool], RegistryClient]  # anonymous? -> the run's shared client
     consume_cache: Any = None  # a release_consume cache shared by the run's resolves
-    deadline: Any = None  # the command's steps.oci.transport.Deadline (--timeout), if any
+    deadline: Any = None  # the command's steps.oci.model.Deadline (--timeout), if any
 
     def request_timeout(self, attempts: int = 3) -> float:
         """Each consume request's deadline: 30 s, or the command's remaining time shared

@@ -31,9 +31,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from steps.oci.client import RegistryClient
 from steps.oci.errors import InvalidReference, NotFound
 from steps.oci.reference import Digest, check_repository
 from steps.signing.cosign import SIGNATURE_ANNOTATION, Signer, append_layer, read_cosign_image
@@ -45,6 +44,9 @@ from steps.signing.dsse import (
     sign_envelope,
 )
 from steps.signing.keys import PublicKey
+
+if TYPE_CHECKING:
+    from steps.oci.client import RegistryClient
 
 log = logging.getLogger("alga_release.signing")
 

@@ -41,7 +41,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from steps.errors import (
     ConcurrentSignature,
@@ -50,10 +50,12 @@ from steps.errors import (
     SigningKeyRequired,
 )
 from steps.oci import mediatypes as mt
-from steps.oci.client import RegistryClient
 from steps.oci.errors import InvalidReference, NotFound
 from steps.oci.reference import Digest, Reference, check_repository
 from steps.signing.keys import PublicKey, SigningKey, read_signing_key
+
+if TYPE_CHECKING:
+    from steps.oci.client import RegistryClient
 
 log = logging.getLogger("alga_release.signing")
 

@@ -21,15 +21,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from steps.errors import UnsignedRelease
 from steps.names import chart_repository, release_repository
-from steps.oci.client import RegistryClient
 from steps.oci.errors import InvalidReference
 from steps.oci.reference import Digest, Reference
 from steps.signing.cosign import SignatureStatus, Signer, verify_signatures
 from steps.signing.keys import PublicKey
+
+if TYPE_CHECKING:
+    from steps.oci.client import RegistryClient
 
 #: The pieces the channel gate requires a trusted signature on.
 GATED_KINDS: tuple[str, ...] = ("release", "bundle")
