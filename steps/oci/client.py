@@ -82,6 +82,7 @@ from steps.oci.errors import (
     RegistryTimeout,
     TransientRegistryError,
     UnresolvableHost,
+    error_detail,
 )
 from steps.oci.model import (
     MAX_MANIFEST_SIZE,
@@ -110,7 +111,7 @@ from steps.oci.transport import (
     spoke_plain_http_to_tls,
     spoke_tls_to_plain_http,
 )
-from steps.redact import redact, register_secret
+from steps.redact import register_secret
 
 log = logging.getLogger("alga_release.oci")
 
@@ -192,7 +193,7 @@ class RegistryClient:
     """Talks to one registry host. Not thread-safe; make one per thread.
 
     ``retry``, ``timeouts`` and ``deadline`` are the caller's: one :class:`RetryPolicy`
-    and one :class:`~steps.oci.transport.Deadline` per command, shared by its clients.
+    and one :class:`~steps.oci.model.Deadline` per command, shared by its clients.
     ``deadline`` may be replaced later (``client.deadline = ...``). ``flags`` names the
     caller's own flags in hints (:class:`FlagNames`).
     """
@@ -1489,16 +1490,10 @@ class RegistryClient:
     def _error_detail(self, response: httpx.Response, what: str) -> str:
         """The registry's own error code and message, shortened and redacted."""
         try:
-            body = json.loads(self._read_all(response, what))
-        except (ValueError, ReleaseError):
+            body = self._read_all(response, what)
+        except ReleaseError:
             return ""
-        errors = body.get("errors") if isinstance(body, dict) else None
-        if errors and isinstance(errors, list) and isinstance(errors[0], dict):
-            code = str(errors[0].get("code", ""))
-            # Redact before shortening: a cut must not leave half a secret behind.
-            message = redact(str(errors[0].get("message", "")))[:200]
-            return redact(f": {code} {message}".rstrip())
-        return ""
+        return error_detail(body)
 
     def _raise_for(self, response: httpx.Response, method: str, what: str) -> None:
         status = response.status_code

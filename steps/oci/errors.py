@@ -97,3 +97,24 @@ class InvalidReference(BadInput):
 
 class InsecureRegistry(BadInput):
     """Plain HTTP was requested for a host that is not loopback nor explicitly allowed."""
+
+
+def error_detail(body: bytes) -> str:
+    """``": <code> <message>"`` from a registry's JSON error body (its first error, the
+    message redacted and cut at 200 characters), or ``""``. The full client and the quick
+    reader word a refusal alike with it."""
+    import json
+
+    from steps.redact import redact
+
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return ""
+    errors = parsed.get("errors") if isinstance(parsed, dict) else None
+    if errors and isinstance(errors, list) and isinstance(errors[0], dict):
+        code = str(errors[0].get("code", ""))
+        # Redact before shortening: a cut must not leave half a secret behind.
+        message = redact(str(errors[0].get("message", "")))[:200]
+        return redact(f": {code} {message}".rstrip())
+    return ""
