@@ -1,7 +1,8 @@
 """A read-only registry reader on the standard library, for commands that find nothing to do.
 
-``alga-release images check`` and the re-copy of a control plane that is already tagged
-only read a handful of manifests. Started as their own processes (one per Argo step),
+``alga-release images check``, the re-copy of a control plane that is already tagged, and
+the unchanged re-run of ``manifest publish``, ``channel move`` and ``verify`` only read a
+handful of manifests and small blobs. Started as their own processes (one per Argo step),
 most of their time would go to importing the full client and its HTTP library. This
 reader answers such a command on bare sockets instead (a strict HTTP/1.1 exchange of a
 few dozen lines, :class:`_Connection`), under one rule: **it
@@ -9,19 +10,25 @@ only ever accepts the answer the full client would have accepted**, and gives up
 :class:`Doubt` on anything else. The caller then runs the whole command again on
 :class:`~steps.oci.client.RegistryClient`, which has the retries, the per-phase
 deadlines, the error messages and the hints. Reading twice is harmless: nothing here
-writes.
+writes; every write method raises :class:`Doubt`, so a command that finds work to do
+starts over on the full client before it has changed anything.
 
 What it accepts: ``200`` to a ``HEAD`` or ``GET`` of a manifest, with a
 ``Docker-Content-Digest`` on a HEAD, the digest asked for when asked by digest, a GET body
-that matches its digest, its ``Content-Length`` and the manifest size cap; a ``401`` once
-per request, answered as the full client answers it (Basic with the given credentials, or
-a Bearer token from the challenge's realm, fetched with ``GET`` and cached per scope).
-What it doubts: every other status (a missing tag is the full client's to report), a
-redirect, a refresh-token login, a plain-HTTP token realm off loopback, a registry
-named in ``--insecure-registry`` over TLS, any socket, TLS or parse error, and a reader
-that runs past its budget (:data:`BUDGET` seconds in all, or less when the command's
-``--timeout`` leaves less): a watchdog closes its sockets then, so a registry that drips
-bytes cannot hold it.
+that matches its digest, its ``Content-Length`` and the manifest size cap; a ``404`` to a
+manifest HEAD (``None``, as the full client) or GET (:class:`~steps.oci.errors.NotFound`,
+worded as the full client words it); ``200`` to a GET of a blob of at most
+:data:`BLOB_CAP` bytes that matches its digest and size, after at most five redirects to
+HTTPS (or plain HTTP where the full client allows it), with the credentials sent to the
+registry only; a ``401`` once per request, answered as the full client answers it (Basic
+with the given credentials, or a Bearer token from the challenge's realm, fetched with
+``GET`` and cached per scope).
+What it doubts: every other status, a write or a tag listing, a refresh-token login, a
+plain-HTTP token realm or redirect off loopback, a registry named in
+``--insecure-registry`` over TLS, any socket, TLS or parse error, and a reader that runs
+past its budget (:data:`BUDGET` seconds in all, or less when the command's ``--timeout``
+leaves less): a watchdog closes its sockets then, so a registry that drips bytes cannot
+hold it.
 
 TLS trusts what the full client trusts: certifi's roots (or ``--ca-file``), TLS 1.2 or
 newer, HTTP/1.1. Tokens and credentials are registered with :mod:`steps.redact` as the
@@ -37,8 +44,8 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-from urllib.parse import urlencode, urlsplit
+from typing import TYPE_CHECKING, NoReturn
+from urllib.parse import urlencode, urljoin, urlsplit
 
 from steps.oci import mediatypes as mt
 from steps.oci.auth import (
@@ -49,6 +56,7 @@ from steps.oci.auth import (
     scope_for,
     token_query,
 )
+from steps.oci.errors import NotFound, error_detail
 from steps.oci.model import (
     MAX_MANIFEST_SIZE,
     PULL,
@@ -63,6 +71,7 @@ from steps.redact import register_secret
 
 if TYPE_CHECKING:
     import ssl
+    from collections.abc import Iterator
 
 log = logging.getLogger("alga_release.oci")
 
@@ -72,6 +81,11 @@ BUDGET = 10.0
 SOCKET_TIMEOUT = 5.0
 _ACCEPT = ", ".join(mt.MANIFEST_ACCEPT)
 _TOKEN_CAP = 1024 * 1024
+#: The largest blob a quick read takes (a release, an index, a record): more is the full
+#: client's.
+BLOB_CAP = 4 * 1024 * 1024
+_ERROR_CAP = 64 * 1024  # the body of an answer other than 200 (an error's JSON)
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 class Doubt(Exception):
@@ -117,11 +131,14 @@ class _Budget:
 
 
 class QuickReader:
-    """HEAD and GET of manifests in one registry, on one kept-alive connection.
+    """HEAD and GET of manifests and small blobs in one registry, on kept-alive connections.
 
-    Duck-types the reading half of :class:`~steps.oci.client.RegistryClient` that
-    :mod:`steps.release.images` and :func:`steps.controlplane.copy.already_copied` use:
-    ``registry``, ``stats``, :meth:`head_manifest`, :meth:`get_manifest`.
+    Duck-types the reading half of :class:`~steps.oci.client.RegistryClient` (``registry``,
+    ``stats``, :meth:`head_manifest`, :meth:`get_manifest`, :meth:`get_blob`,
+    :meth:`snapshot`, :meth:`spawn`) for :mod:`steps.release.images`,
+    :func:`steps.controlplane.copy.already_copied` and, through
+    :func:`steps.cli.context.quick_read`, the channel, manifest and verify commands; its
+    write methods raise :class:`Doubt`.
     """
 
     def __init__(
@@ -150,29 +167,31 @@ class QuickReader:
         self._connections: dict[tuple[str, str], _Connection] = {}
         self._tokens = TokenCache()
         self._basic = False
+        self._heads: dict[tuple[str, str], Descriptor | None] | None = None
         self.stats = ClientStats()
 
     # -- the reading API ---------------------------------------------------------------
 
-    def head_manifest(self, repository: str, ref: str | Digest) -> Descriptor:
+    def head_manifest(self, repository: str, ref: str | Digest) -> Descriptor | None:
+        """The manifest's descriptor, or ``None`` for a ``404`` (as the full client)."""
         check_repository(repository)
-        headers, _ = self._pull("HEAD", repository, ref)
-        header = headers.get("docker-content-digest")
-        if header is None:
-            raise Doubt("a HEAD without Docker-Content-Digest")
-        digest = _digest(header)
-        if isinstance(ref, Digest) and digest != ref:
-            raise Doubt("a HEAD answered for another digest")
-        try:
-            size = int(headers.get("content-length", "0"))
-        except ValueError:
-            raise Doubt("a bad Content-Length") from None
-        media_type = headers.get("content-type", "").split(";")[0] or None
-        return Descriptor(digest, size, media_type)
+        key = (repository, str(ref))
+        if self._heads is not None and key in self._heads:
+            return self._heads[key]
+        status, headers, _ = self._pull("HEAD", repository, _manifest_path(repository, ref))
+        found = None if status == 404 else self._descriptor(headers, ref)
+        if self._heads is not None:
+            self._heads[key] = found
+        return found
 
     def get_manifest(self, repository: str, ref: str | Digest) -> Manifest:
+        """The manifest's bytes, checked against its digest; :class:`NotFound`, worded as
+        the full client words it, for a ``404``."""
         check_repository(repository)
-        headers, data = self._pull("GET", repository, ref)
+        what = f"{self.registry}/{repository}{'@' if isinstance(ref, Digest) else ':'}{ref}"
+        _, headers, data = self._pull(
+            "GET", repository, _manifest_path(repository, ref), missing=what
+        )
         header = headers.get("docker-content-digest")
         expected = ref if isinstance(ref, Digest) else (_digest(header) if header else None)
         if expected is not None:
@@ -186,6 +205,54 @@ class QuickReader:
             media_type = media_type_from_body(data)
         self.stats.bytes_downloaded += len(data)
         return Manifest(data, media_type, digest)
+
+    def get_blob(
+        self,
+        repository: str,
+        digest: Digest,
+        *,
+        size: int | None = None,
+        max_size: int = 64 * 1024 * 1024,
+    ) -> bytes:
+        """A small blob's bytes (at most :data:`BLOB_CAP`), checked against its digest and
+        ``size``; redirects followed as the full client follows them (credentials to the
+        registry only). :class:`NotFound` for a ``404``."""
+        check_repository(repository)
+        if size is not None and size > min(max_size, BLOB_CAP):
+            raise Doubt("a blob too big for a quick read")
+        cap = size if size is not None else min(max_size, BLOB_CAP)
+        what = f"{self.registry}/{repository}@{digest}"
+        _, _, data = self._pull(
+            "GET", repository, f"/v2/{repository}/blobs/{digest}", missing=what, cap=cap
+        )
+        if (size is not None and len(data) != size) or not digest.matches(data):
+            raise Doubt("blob bytes that do not match their digest or size")
+        self.stats.bytes_downloaded += len(data)
+        return data
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """As :meth:`steps.oci.client.RegistryClient.snapshot`: inside the block, a manifest
+        HEAD asked again is answered as the first time."""
+        if self._heads is not None:
+            yield
+            return
+        self._heads = {}
+        try:
+            yield
+        finally:
+            self._heads = None
+
+    def write(self, *_: object, **__: object) -> NoReturn:
+        """Every write (and a tag listing, which pages): the full client's."""
+        raise Doubt("a write or a tag listing: the full client's")
+
+    put_manifest = push_blob = tag = delete_manifest = mount_blob = copy_blob = write
+    list_tags = iter_tags = write
+
+    def spawn(self) -> None:
+        """No sibling for another thread: callers then read on this one."""
+        return None
 
     def close(self) -> None:
         self._budget.cancel()
@@ -201,26 +268,79 @@ class QuickReader:
 
     # -- requests ----------------------------------------------------------------------
 
+    def _descriptor(self, headers: dict[str, str], ref: str | Digest) -> Descriptor:
+        header = headers.get("docker-content-digest")
+        if header is None:
+            raise Doubt("a HEAD without Docker-Content-Digest")
+        digest = _digest(header)
+        if isinstance(ref, Digest) and digest != ref:
+            raise Doubt("a HEAD answered for another digest")
+        try:
+            size = int(headers.get("content-length", "0"))
+        except ValueError:
+            raise Doubt("a bad Content-Length") from None
+        media_type = headers.get("content-type", "").split(";")[0] or None
+        return Descriptor(digest, size, media_type)
+
     def _pull(
-        self, method: str, repository: str, ref: str | Digest
-    ) -> tuple[dict[str, str], bytes]:
-        """The headers and body of a ``200`` to ``method`` of the manifest (else Doubt)."""
-        scheme = "http" if self.plain_http else "https"
-        path = f"/v2/{repository}/manifests/{ref}"
+        self,
+        method: str,
+        repository: str,
+        path: str,
+        *,
+        missing: str | None = None,
+        cap: int = MAX_MANIFEST_SIZE,
+    ) -> tuple[int, dict[str, str], bytes]:
+        """A ``200`` (headers and body) to ``method`` of ``path``, or the ``404`` of a
+        HEAD, or :class:`NotFound` for ``missing`` (what a GET asked for); a GET follows
+        redirects (blobs). Anything else is a :class:`Doubt`."""
+        scheme, netloc = "http" if self.plain_http else "https", self.registry
         scopes = [scope_for(repository, PULL)]
-        for attempt in range(2):
-            headers = {"Accept": _ACCEPT}
-            authorization = self._authorization(scopes)
+        authenticated = False
+        hops = 0
+        while True:
+            own = (scheme, netloc) == ("http" if self.plain_http else "https", self.registry)
+            headers = {"Accept": _ACCEPT} if "/manifests/" in path else {}
+            authorization = self._authorization(scopes) if own else None
             if authorization:
                 headers["Authorization"] = authorization
-            status, answer, body = self._send(scheme, self.registry, method, path, headers)
-            if status == 401 and attempt == 0:
+            status, answer, body = self._send(scheme, netloc, method, path, headers, cap=cap)
+            if status == 401 and own and not authenticated and hops == 0:
+                authenticated = True
                 self._authenticate(answer.get("www-authenticate", ""), scopes)
                 continue
-            if status != 200:
-                raise Doubt(f"{method} {path} answered {status}")
-            return answer, body
-        raise Doubt("a second 401")  # pragma: no cover - the loop returns or raises
+            if status in _REDIRECTS and method == "GET" and "location" in answer and hops < 5:
+                hops += 1
+                scheme, netloc, path = self._redirect(scheme, netloc, path, answer["location"])
+                continue
+            if status == 200:
+                return status, answer, body
+            if status == 404 and method == "HEAD" and hops == 0:
+                return status, answer, body
+            if status == 404 and missing is not None:
+                raise NotFound(
+                    f"{missing}: not found in {self.registry}{error_detail(body)}", status=404
+                )
+            raise Doubt(f"{method} {path} answered {status}")
+
+    def _redirect(self, scheme: str, netloc: str, path: str, location: str) -> tuple[str, str, str]:
+        """Where a redirect leads: HTTPS, or plain HTTP only where the full client allows it
+        (loopback, a host named insecure, the plain-HTTP registry itself)."""
+        target = urlsplit(urljoin(f"{scheme}://{netloc}{path}", location))
+        plain_ok = (
+            is_loopback(target.netloc)
+            or target.netloc in self._insecure_hosts
+            or (self.plain_http and target.netloc == self.registry)
+        )
+        if not target.netloc or not (
+            target.scheme == "https" or (target.scheme == "http" and plain_ok)
+        ):
+            raise Doubt("a redirect the full client judges")
+        return (
+            target.scheme,
+            target.netloc,
+            (target.path or "/") + (f"?{target.query}" if target.query else ""),
+        )
 
     def _authorization(self, scopes: list[str]) -> str | None:
         return authorization(self._tokens, scopes, self._basic, self.credentials)
@@ -266,7 +386,14 @@ class QuickReader:
         self._tokens.put(wanted, token, expires_in)
 
     def _send(
-        self, scheme: str, netloc: str, method: str, target: str, headers: dict[str, str]
+        self,
+        scheme: str,
+        netloc: str,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        *,
+        cap: int = _TOKEN_CAP,
     ) -> tuple[int, dict[str, str], bytes]:
         if self._budget.expired or self._budget.left() <= 0:
             raise Doubt("the quick read ran out of time")
@@ -280,7 +407,7 @@ class QuickReader:
             if connection is None:
                 connection = self._connect(scheme, netloc)
             try:
-                status, answer, body, keep = connection.exchange(method, target, headers)
+                status, answer, body, keep = connection.exchange(method, target, headers, cap)
             except _Closed:
                 self._drop(key)
                 if reused and not self._budget.expired:
@@ -350,6 +477,10 @@ class QuickReader:
         return self._context
 
 
+def _manifest_path(repository: str, ref: str | Digest) -> str:
+    return f"/v2/{repository}/manifests/{ref}"
+
+
 def _digest(header: str) -> Digest:
     try:
         return Digest.parse(header.strip())
@@ -383,7 +514,7 @@ class _Connection:
             self.sock.close()
 
     def exchange(
-        self, method: str, target: str, headers: dict[str, str]
+        self, method: str, target: str, headers: dict[str, str], cap: int
     ) -> tuple[int, dict[str, str], bytes, bool]:
         lines = [f"{method} {target} HTTP/1.1", f"Host: {self.netloc}"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
@@ -402,8 +533,8 @@ class _Connection:
         if not length.isdigit():  # registries size manifests; an unsized body may be cut short
             raise Doubt("a body without a Content-Length")
         size = int(length)
-        if size > MAX_MANIFEST_SIZE:
-            raise Doubt("a manifest over the size cap")
+        if size > (cap if status == 200 else _ERROR_CAP):
+            raise Doubt("a body over the size cap")
         body = self._exactly(size)
         if self.buffer:
             keep = False  # bytes past the answer: never read another answer from them

@@ -52,6 +52,7 @@ class MisbehavingServer:
         self._lock = threading.Lock()
         self._conns: list[socket.socket] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.2)  # here: a server closed at once may not have served yet
         self.host = f"127.0.0.1:{self._listener.getsockname()[1]}"
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
@@ -78,7 +79,6 @@ class MisbehavingServer:
         self._thread.join(5)
 
     def _serve(self) -> None:
-        self._listener.settimeout(0.2)
         while not self._stop.is_set():
             try:
                 conn, _ = self._listener.accept()

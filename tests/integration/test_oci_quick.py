@@ -23,6 +23,7 @@ import pytest
 
 from steps.cli.context import RunContext
 from steps.oci import Credentials, Digest
+from steps.oci.errors import NotFound
 from steps.oci.quick import Doubt, QuickReader
 from tests.harness.images import push_tiny_image
 from tests.harness.misbehaving import MisbehavingServer, answer, drip_body, drip_headers
@@ -110,14 +111,31 @@ def test_tls_with_the_ca_file_and_a_token(tls_token_registry: Registry) -> None:
         reader.head_manifest(REPO, TAG)
 
 
-def test_a_missing_tag_or_a_failing_registry_is_a_doubt(
+def test_a_missing_tag_is_answered_as_the_full_client_a_failing_registry_is_a_doubt(
     registry: Registry, fault_proxy: Any
 ) -> None:
     with client_for(registry) as client:
-        push_tiny_image(client, REPO, TAG)
+        digest = push_tiny_image(client, REPO, TAG)
+        with pytest.raises(NotFound) as full_missing:
+            client.get_manifest(REPO, "no-such-tag")
+        config = Digest.parse(client.get_manifest(REPO, digest).json()["config"]["digest"])
+        absent = Digest.of(b"not pushed")
+        with pytest.raises(NotFound) as full_blob:
+            client.get_blob(REPO, absent)
     proxy = fault_proxy(registry)
-    with reader_for(registry, host=proxy.host) as reader, pytest.raises(Doubt, match="404"):
-        reader.head_manifest(REPO, "no-such-tag")
+    with reader_for(registry, host=proxy.host) as reader:
+        assert reader.head_manifest(REPO, "no-such-tag") is None  # as the full client
+        with pytest.raises(NotFound) as quick_missing:
+            reader.get_manifest(REPO, "no-such-tag")
+        with pytest.raises(NotFound) as quick_blob:
+            reader.get_blob(REPO, absent)
+        assert reader.get_blob(REPO, config)  # a present blob: its bytes, checked
+    # worded as the full client words them (the registry's own code and message included)
+    full_text = full_missing.value.message.replace(proxy.host, registry.host)
+    assert quick_missing.value.message.replace(proxy.host, registry.host) == full_text
+    assert "MANIFEST_UNKNOWN" in quick_missing.value.message
+    full_blob_text = full_blob.value.message.replace(proxy.host, registry.host)
+    assert quick_blob.value.message.replace(proxy.host, registry.host) == full_blob_text
     with reader_for(registry, host=proxy.host) as reader:
         proxy.fail_next(1, 503)
         with pytest.raises(Doubt, match="503"):
@@ -383,3 +401,90 @@ def test_a_standalone_images_check_never_imports_the_http_library(
     )
     assert got.stderr.strip().splitlines()[-1] == "0 False", got.stderr
     assert json.loads(got.stdout)["controlPlane"]
+
+
+BLOB = b'{"schema":"alga.appliance.release/v1"}'
+
+
+def test_a_blob_redirect_is_followed_and_the_credentials_stay_with_the_registry() -> None:
+    digest = Digest.of(BLOB)
+
+    def storage(conn: Any, request: Any, stop: Any) -> None:
+        answer(conn, 200, BLOB)
+
+    with MisbehavingServer(storage) as store:
+        where = f"http://{store.host}/data/{digest.hex}?signature=s3cr"
+
+        def home(conn: Any, request: Any, stop: Any) -> None:
+            if "authorization" not in request.headers:
+                answer(conn, 401, b"", {"WWW-Authenticate": 'Basic realm="r"'})
+            else:
+                answer(conn, 307, b"", {"Location": where})
+
+        with MisbehavingServer(home) as registry:
+            reader = QuickReader(
+                registry.host, plain_http=True, credentials=Credentials("ci", "pa55-word")
+            )
+            try:
+                assert reader.get_blob(REPO, digest, size=len(BLOB)) == BLOB
+            finally:
+                reader.close()
+    assert registry.requests[-1].headers["authorization"].startswith("Basic ")
+    assert [r.path for r in store.requests] == [f"/data/{digest.hex}?signature=s3cr"]
+    assert "authorization" not in store.requests[0].headers  # another origin: no credentials
+
+
+@pytest.mark.parametrize(
+    ("location", "why"),
+    [
+        ("http://registry.example.com/blob", "redirect the full client judges"),
+        ("ftp://127.0.0.1/blob", "redirect the full client judges"),
+        ("/v2/again", "answered 307"),  # six hops: past the full client's five
+    ],
+    ids=["plain-http-off-loopback", "not-http", "loop"],
+)
+def test_a_redirect_the_full_client_would_not_follow_is_a_doubt(location: str, why: str) -> None:
+    def home(conn: Any, request: Any, stop: Any) -> None:
+        answer(conn, 307, b"", {"Location": location})
+
+    with MisbehavingServer(home) as registry:
+        reader = QuickReader(registry.host, plain_http=True)
+        with pytest.raises(Doubt, match=why):
+            reader.get_blob(REPO, Digest.of(BLOB))
+        reader.close()
+    if why == "answered 307":
+        assert len(registry.requests) == 6
+
+
+@pytest.mark.parametrize(
+    ("body", "size", "why"),
+    [
+        (BLOB.replace(b"v1", b"v2"), len(BLOB), "do not match"),
+        (BLOB + b" ", None, "do not match"),
+        (BLOB, len(BLOB) + 1, "size cap|shorter|do not match"),
+        (BLOB, 5 * 1024 * 1024, "too big"),
+    ],
+    ids=["altered", "longer", "shorter-than-said", "over-cap"],
+)
+def test_blob_bytes_the_full_client_would_refuse_are_a_doubt(
+    body: bytes, size: int | None, why: str
+) -> None:
+    def home(conn: Any, request: Any, stop: Any) -> None:
+        answer(conn, 200, body)
+
+    with MisbehavingServer(home) as registry:
+        reader = QuickReader(registry.host, plain_http=True)
+        with pytest.raises(Doubt, match=why):
+            reader.get_blob(REPO, Digest.of(BLOB), size=size)
+        reader.close()
+
+
+def test_writes_and_tag_listings_are_doubts_before_any_request() -> None:
+    with MisbehavingServer(raw(b"")) as registry:
+        reader = QuickReader(registry.host, plain_http=True)
+        for method in ("put_manifest", "push_blob", "tag", "delete_manifest", "list_tags"):
+            with pytest.raises(Doubt, match="full client"):
+                getattr(reader, method)(REPO, TAG)
+        assert reader.spawn() is None
+        reader.close()
+    assert registry.requests == []
