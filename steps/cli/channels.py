@@ -14,30 +14,47 @@ from pathlib import Path
 from typing import Any
 
 from steps.cli import options
-from steps.cli.context import make_client, read_result, write_out
+from steps.cli.context import make_client, quick_read, read_result, write_out
 from steps.cli.output import human_history, human_move, human_refresh
 from steps.cli.release import access, anonymous
-from steps.cli.signing import channel_agreement, issuer_of, signature_gate, signer_of
+from steps.cli.signing import (
+    channel_agreement,
+    issuer_of,
+    signature_gate,
+    signer_of,
+    trusted_of,
+)
 from steps.errors import BadInput, Downgrade, ReleaseNotFound, UnreadableChannel
 
 log = logging.getLogger("alga_release")
 
 
 def _move(args: argparse.Namespace, kind: str) -> dict[str, Any]:
-    from steps.channels import move as channels
-    from steps.names import Channel, ReleaseVersion, release_repository
-    from steps.release.verify import require_anonymous_pull
+    from steps.names import Channel, ReleaseVersion
 
     version = ReleaseVersion(args.version, "--version")
     channel = Channel(args.channel)
     if args.reason is not None and not args.reason.strip():
         args.reason = None  # an empty Argo parameter means "no reason"
     signer_of(args)  # a bad or missing signing key stops the move before the registry
+    # Without keys (no statement to issue, no signature gate), a channel already at the
+    # release is answered on quick reads alone; the first write, or anything they do not
+    # answer as the full client would, starts the move over on the full client.
+    unkeyed = signer_of(args) is None and not trusted_of(args)
+    data = quick_read(args, lambda: _moved(args, kind, version, channel)) if unkeyed else None
+    return write_out(args, _moved(args, kind, version, channel) if data is None else data)
+
+
+def _moved(args: argparse.Namespace, kind: str, version: str, channel: str) -> dict[str, Any]:
+    from steps.channels import move as channels
+    from steps.names import release_repository
+    from steps.release.verify import require_anonymous_pull
+
     with make_client(args) as client:
         repository = release_repository(args.namespace)
         head = client.head_manifest(repository, version)
         if head is None and args.dry_run and getattr(args, "manifest", None):
-            return write_out(args, _dry_move(client, args, channel, version))
+            return _dry_move(client, args, channel, version)
         if head is None:
             raise ReleaseNotFound(
                 f"release {client.registry}/{repository}:{version} does not exist",
@@ -49,7 +66,6 @@ def _move(args: argparse.Namespace, kind: str) -> dict[str, Any]:
         precheck = args.dry_run and kind == "publish" and signer_of(args) is not None
         gate = None if precheck else signature_gate(args, client)
         verify = _verifier(args, channel) if kind != "publish" and not args.dry_run else None
-
         result = channels.move_channel(
             client,
             args.namespace,
@@ -68,7 +84,7 @@ def _move(args: argparse.Namespace, kind: str) -> dict[str, Any]:
         )
     data = result.to_json()
     data["dryRun"] = bool(args.dry_run)
-    return write_out(args, data)
+    return data
 
 
 def _verifier(args: argparse.Namespace, channel: str) -> Callable[[Any], None]:

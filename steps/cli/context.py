@@ -28,15 +28,15 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from steps.errors import InvalidInputFile
 
 if TYPE_CHECKING:  # imported when used: `--help` and `--version` need no HTTP client
     from steps.oci.auth import Credentials
     from steps.oci.client import RegistryClient, RetryPolicy
+    from steps.oci.model import Deadline
     from steps.oci.quick import QuickReader
-    from steps.oci.transport import Deadline
 
 T = TypeVar("T")
 
@@ -50,6 +50,8 @@ class RunContext:
         #: False while ``publish`` runs its steps: they share the run's full client.
         self.standalone = True
         self._clients: dict[tuple[object, ...], RegistryClient] = {}
+        #: While :func:`quick_read` runs its work: the quick readers :meth:`client` hands out.
+        self._quick: dict[tuple[object, ...], QuickReader] | None = None
         self._results: dict[Path, dict[str, Any]] = {}
         self._memo: dict[tuple[object, ...], object] = {}
         self.consume_cache: object | None = None  # a release_consume.MemoryCache, made lazily
@@ -66,6 +68,8 @@ class RunContext:
             str(args.ca_file) if args.ca_file else None,
             (credentials.username, credentials.password) if credentials else None,
         )
+        if self._quick is not None:
+            return self._quick_client(args, key, credentials)
         client = self._clients.get(key)
         if client is None:
             from steps.oci.client import RegistryClient
@@ -79,6 +83,24 @@ class RunContext:
             )
             self._clients[key] = client
         return client
+
+    def _quick_client(
+        self, args: argparse.Namespace, key: tuple[object, ...], credentials: Credentials | None
+    ) -> RegistryClient:
+        """Inside :func:`quick_read`: a quick reader in the client's place. It duck-types the
+        client's reading half (:class:`~steps.oci.quick.QuickReader`); a write, or anything
+        else it does not answer as the full client would, raises
+        :class:`~steps.oci.quick.Doubt`, and the work starts over on full clients."""
+        assert self._quick is not None
+        reader = self._quick.get(key)
+        if reader is None:
+            from steps.oci.quick import QuickReader
+
+            reader = QuickReader(
+                **registry_settings(args), credentials=credentials, budget=self.time_left(args)
+            )
+            self._quick[key] = reader
+        return cast("RegistryClient", reader)
 
     def credentials(self, args: argparse.Namespace) -> Credentials | None:
         """The registry's credentials, found once per run as docker, podman and helm find
@@ -107,7 +129,7 @@ class RunContext:
 
     def deadline(self, args: argparse.Namespace) -> Deadline:
         """The command's time budget (``--timeout``), one for every client of the run."""
-        from steps.oci.transport import Deadline
+        from steps.oci.model import Deadline
 
         seconds = getattr(args, "timeout", None)
         return self.memo(("deadline",), lambda: Deadline(seconds, started=self.started))
@@ -220,8 +242,9 @@ def own_client(**kwargs: Any) -> Iterator[RegistryClient]:
 
 
 def quick_read(args: argparse.Namespace, work: Callable[[], T]) -> T | None:
-    """``work()`` on quick readers (:mod:`steps.oci.quick`), or ``None`` when the full
-    client must do it: the context does not allow it, or ``work`` raised
+    """``work()`` on quick readers (:mod:`steps.oci.quick`; meanwhile the context's
+    :meth:`~RunContext.client` hands them out), or ``None`` when the full client must do
+    it: the context does not allow it, or ``work`` raised
     :class:`~steps.oci.quick.Doubt` or any other error (the full client then gives the
     command's outcome, with its own message). Log records of a quick read that is given up are
     dropped, so the full run's log is the whole log."""
@@ -233,12 +256,16 @@ def quick_read(args: argparse.Namespace, work: Callable[[], T]) -> T | None:
     root = logging.getLogger("alga_release")
     handlers, root.handlers = root.handlers, [kept]
     doubt: Exception | None = None
+    context._quick = {}  # the run's clients are quick readers meanwhile
     try:
         result = work()
     except Exception as exc:  # Doubt, a release error, or a flaw of the quick path itself
         doubt = exc
     finally:
         root.handlers = handlers
+        readers, context._quick = context._quick, None
+        for reader in readers.values():
+            reader.close()
     if doubt is not None:
         log.debug("quick read given up (%s); reading with the full client", doubt)
         return None

@@ -51,8 +51,8 @@ NOT_LOADED = {
 #: ... and what it does not need when it finds its work done: a step whose no-op is
 #: only reads answers from the quick reader (:mod:`steps.oci.quick`).
 UNCHANGED_NOT_LOADED = {
-    "charts": {"httpx", "steps.oci.client"},
-    "bundle": {"httpx", "steps.oci.client"},
+    step: {"httpx", "steps.oci.client"}
+    for step in ("charts", "bundle", "manifest", "channel", "verify")
 }
 
 
@@ -178,3 +178,25 @@ def test_verify_reads_each_manifest_once(
     assert sorted(heads) == sorted(set(heads)), sent
     images = [path for path in heads if path.endswith("/manifests/62cdce38")]
     assert len(images) == 4  # the four app image tags, once each (the control plane by digest)
+
+
+WRITES = ("PUT", "POST", "PATCH", "DELETE")
+
+
+def test_a_step_that_must_write_writes_once_and_an_unchanged_one_never(
+    step_modules: dict[str, dict[str, set[str]]],
+) -> None:
+    """A cold step's quick read gives up at its first write (nothing written yet); the full
+    client then does the work once. An unchanged step writes nothing at all."""
+    for step in ("manifest", "channel", "verify"):
+        assert [r for r in REQUESTS["unchanged", step] if r[0] in WRITES] == [], step
+    for step in ("manifest", "channel"):
+        puts = [path for method, path in REQUESTS["cold", step] if method == "PUT"]
+        assert puts, step
+        assert len(puts) == len(set(puts)), f"{step} wrote twice: {puts}"
+    moves = [
+        path
+        for method, path in REQUESTS["cold", "channel"]
+        if method == "PUT" and path.endswith("/alga-appliance-release/manifests/nightly")
+    ]
+    assert len(moves) == 1, REQUESTS["cold", "channel"]
