@@ -95,21 +95,22 @@ import base64
 import binascii
 import contextlib
 import hashlib
-import http.client
 import io
 import ipaddress
 import json
 import os
 import re
 import socket
-import ssl
 import sys
-import tempfile
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:  # loaded when a resolve goes to the network: the rules need neither
+    import http.client
+    import ssl
 
 __version__ = "1.0.0"
 
@@ -2086,6 +2087,8 @@ class HttpTransport:
         self._pool: dict[tuple[str, str, int], http.client.HTTPConnection] = {}
 
     def _tls_context(self) -> ssl.SSLContext:
+        import ssl
+
         try:
             return ssl.create_default_context(cafile=self._ca_file)
         except (OSError, ssl.SSLError) as exc:
@@ -2111,6 +2114,8 @@ class HttpTransport:
         self.close()
 
     def _connection(self, scheme: str, host: str, port: int) -> http.client.HTTPConnection:
+        import http.client
+
         key = (scheme, host, port)
         conn = self._pool.get(key)
         if conn is not None:
@@ -2130,8 +2135,15 @@ class HttpTransport:
             conn.close()
 
     def request(self, method: str, url: str, headers: Mapping[str, str], limit: int) -> Response:
+        import http.client
+
         parts = urllib.parse.urlsplit(url)
         scheme = parts.scheme
+        refused: tuple[type[OSError], ...] = ()  # a certificate refused (ssl: for https only)
+        if scheme == "https":
+            import ssl
+
+            refused = (ssl.SSLCertVerificationError,)
         host = parts.hostname or ""
         port = parts.port or (443 if scheme == "https" else 80)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -2155,10 +2167,10 @@ class HttpTransport:
                 conn.request(method, target, headers=dict(headers))
                 resp = conn.getresponse()
                 return self._read(resp, method, limit, key, deadline, where)
-            except ssl.SSLCertVerificationError as exc:
+            except refused as exc:
                 self._drop(key)
                 raise RegistryUnreachable(
-                    f"{where}: TLS verification failed ({exc.verify_message})",
+                    f"{where}: TLS verification failed ({getattr(exc, 'verify_message', exc)})",
                     hint=_TLS_HINT,
                     retryable=False,
                 ) from None
@@ -2287,6 +2299,8 @@ class FileCache:
     def save(self, doc: dict[str, Any]) -> None:
         directory = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(directory, exist_ok=True)
+        import tempfile
+
         fd, tmp = tempfile.mkstemp(prefix=".release-cache-", dir=directory)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:

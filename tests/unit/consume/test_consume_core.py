@@ -11,6 +11,7 @@ import ast
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import threading
@@ -429,13 +430,13 @@ def test_http_transport_makes_no_tls_context_for_plain_http(
 ) -> None:
     # Loading the system's roots costs ~20 ms of every resolve; plain HTTP never needs it.
     made: list[object] = []
-    real = rc.ssl.create_default_context
+    real = ssl.create_default_context
 
     def counting(*args: object, **kwargs: object) -> object:
         made.append(kwargs.get("cafile"))
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(rc.ssl, "create_default_context", counting)
+    monkeypatch.setattr(ssl, "create_default_context", counting)
     _Handler.routes = {"/small": (200, {}, b"hello")}
     with rc.HttpTransport(timeout=5) as transport:
         assert transport.request("GET", server + "/small", {}, 100).body == b"hello"
