@@ -59,6 +59,9 @@ from steps.errors import UnsafeYaml
 
 MiB = 1024 * 1024
 
+#: PyYAML's syntax error, for callers that import YAML only through this module.
+YAMLError = yaml.YAMLError
+
 
 @dataclass(frozen=True)
 class YamlLimits:

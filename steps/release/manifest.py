@@ -50,12 +50,9 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
-import yaml
-
-from steps import yamlload
 from steps.config import KNOWN_CHARTS
 from steps.errors import BadInput
 from steps.oci import mediatypes as mt
@@ -416,7 +413,8 @@ def load_schema() -> dict[str, Any]:
 
 @functools.cache
 def _schema() -> dict[str, Any]:
-    text = resources.files("steps").joinpath("data", SCHEMA_FILE).read_text(encoding="utf-8")
+    # A real file beside the modules (as steps.buildinfo reads build-commit): no importlib.resources
+    text = (Path(__file__).parent.parent / "data" / SCHEMA_FILE).read_text(encoding="utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
 
@@ -671,9 +669,11 @@ def _split_values_key(key: str) -> tuple[str, str | None]:
 
 def _values_text_problems(name: str, key: str, profile: str, text: str) -> Iterator[str]:
     where = f"{_field(['profileValues', key])} (profiles/{profile}/values/{key})"
+    from steps import yamlload  # here: a step that only reads manifests loads no YAML
+
     try:
         data = yamlload.load(text, f"profiles/{profile}/values/{key}")
-    except yaml.YAMLError as exc:
+    except yamlload.YAMLError as exc:
         yield f"{where}: not valid YAML: {_yaml_error(exc)}"
         return
     if not isinstance(data, dict):
@@ -722,9 +722,11 @@ def _setter_problem(
             "line or less-indented comment inside the enclosing block)"
         )
     who = "the in-cluster updater" if updater else "the appliance"
+    from steps import yamlload
+
     try:
         result = yamlload.load(edited, f"{path} set the way {who} does")
-    except yaml.YAMLError as exc:
+    except yamlload.YAMLError as exc:
         return (
             f"setting {path} the way {who} does gives invalid YAML ({_yaml_error(exc)}); "
             f"{path} must hold a scalar on its own line"
@@ -766,7 +768,7 @@ def _lookup(data: Any, path: str) -> Any:
     return data
 
 
-def _yaml_error(exc: yaml.YAMLError) -> str:
+def _yaml_error(exc: Exception) -> str:  # a yaml.YAMLError
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     if mark is not None:

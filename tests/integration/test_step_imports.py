@@ -46,7 +46,7 @@ NOT_LOADED = {
     "images": {"httpx", "httpcore", "yaml", "jsonschema", "steps.oci.client"},
     "manifest": {"jsonschema"},  # a valid manifest is accepted on the consume library's rules
     "channel": {"jsonschema"},
-    "verify": {"jsonschema"},
+    "verify": {"jsonschema", "yaml"},  # it reads manifests, never a values text
 }
 #: ... and what it does not need when it finds its work done: a step whose no-op is
 #: only reads answers from the quick reader (:mod:`steps.oci.quick`).
