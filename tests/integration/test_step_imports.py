@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -78,11 +79,18 @@ def _env(**extra: str) -> dict[str, str]:
 
 #: (phase, step) -> the (method, path) of each request the step sent
 REQUESTS: dict[tuple[str, str], list[tuple[str, str]]] = {}
+#: (phase, step) -> how many of its requests the proxy answered 503 instead of the registry
+FAILED: dict[tuple[str, str], int] = {}
 
 
 def _run_steps(
-    registry: Registry | FaultProxy, work: Path, phase: str, **extra: str
+    registry: Registry | FaultProxy,
+    work: Path,
+    phase: str,
+    before: Callable[[FaultProxy, str], None] | None = None,
+    **extra: str,
 ) -> dict[str, set[str]]:
+    """Runs the six steps; ``before(proxy, step)`` may set the proxy's faults for a step."""
     out = work / f"argo-{phase}"
     out.mkdir()
     env = _env(**extra)
@@ -91,6 +99,8 @@ def _run_steps(
     for step in release_steps(_params(registry), str(out)):
         if proxy is not None:
             proxy.reset()
+            if before is not None:
+                before(proxy, step.name)
         modules = work / f"modules-{phase}-{step.name}.txt"
         env["MODULES_OUT"] = str(modules)
         done = subprocess.run(
@@ -105,6 +115,7 @@ def _run_steps(
         loaded[step.name] = set(modules.read_text(encoding="utf-8").split())
         if proxy is not None:
             REQUESTS[phase, step.name] = [(r.method, r.path) for r in proxy.requests]
+            FAILED[phase, step.name] = proxy.count(status=503)
     return loaded
 
 
@@ -199,3 +210,50 @@ def test_a_step_that_must_write_writes_once_and_an_unchanged_one_never(
         if method == "PUT" and path.endswith("/alga-appliance-release/manifests/nightly")
     ]
     assert len(moves) == 1, REQUESTS["cold", "channel"]
+
+
+#: Where each step's quick read meets a registry failure it does not retry: the manifest
+#: step reads the channel's current release (a blob), the channel step the channel's index
+#: (a blob), verify the release's pieces (manifest HEADs; its resolve is the consume
+#: library's own).
+QUICK_FAULTS = {
+    "manifest": ("GET", "/blobs/"),
+    "channel": ("GET", "/blobs/"),
+    "verify": ("HEAD", "/charts/"),
+}
+
+
+def test_a_quick_read_that_meets_a_failure_starts_over_on_the_full_client(
+    tmp_path: Path,
+) -> None:
+    """A 503 in an unchanged step's quick read: the step redoes its work on the full client
+    (which retries), exits 0, writes nothing, and its result is the one without the fault."""
+    from tests.harness.registry import start_registry
+
+    def fault(proxy: FaultProxy, step: str) -> None:
+        if step in QUICK_FAULTS:
+            method, path = QUICK_FAULTS[step]
+            proxy.fail_next(1, 503, method=method, path=path)
+
+    registry = start_registry(tmp_path / "registry")
+    try:
+        push_images(registry)
+        proxy = start_fault_proxy(registry)
+        try:
+            _run_steps(proxy, tmp_path, "cold")
+            clean = _run_steps(proxy, tmp_path, "unchanged")
+            faulted = _run_steps(proxy, tmp_path, "faulted", before=fault)
+            steps = release_steps(_params(proxy), str(tmp_path / "argo-faulted"))
+        finally:
+            proxy.stop()
+    finally:
+        registry.stop()
+    for step in steps:
+        got = (tmp_path / "argo-faulted" / Path(step.output).name).read_bytes()
+        want = (tmp_path / "argo-unchanged" / Path(step.output).name).read_bytes()
+        assert got == want, step.name
+    for name in QUICK_FAULTS:
+        assert FAILED["faulted", name] == 1, name  # the fault was met, once
+        assert "steps.oci.client" not in clean[name], name  # quick alone without it
+        assert "steps.oci.client" in faulted[name], name  # the full client took over
+        assert not [r for r in REQUESTS["faulted", name] if r[0] in WRITES], name
