@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from steps.release.plan import PublishParams, RegistryParams, release_steps
+from steps.release.plan import PublishParams, RegistryParams, Step, release_steps
 from tests.harness.faults import FaultProxy, start_fault_proxy
 from tests.harness.registry import Registry
 from tests.integration.test_publish import IMAGE_REPOS, TAG, push_images
@@ -119,6 +119,13 @@ def _run_steps(
     return loaded
 
 
+def _assert_same_results(steps: list[Step], work: Path, phase: str, other: str) -> None:
+    """Every step's result file of ``phase`` is ``other``'s, to the byte."""
+    for step in steps:
+        got = (work / f"argo-{phase}" / Path(step.output).name).read_bytes()
+        assert got == (work / f"argo-{other}" / Path(step.output).name).read_bytes(), step.name
+
+
 @pytest.fixture(scope="module")
 def step_modules(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, set[str]]]:
     from tests.harness.registry import start_registry
@@ -135,11 +142,7 @@ def step_modules(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str
             steps = release_steps(_params(proxy), str(work / "argo-unchanged"))
         finally:
             proxy.stop()
-        for step in steps:
-            # the quick answers are the full client's, to the byte
-            quick_result = (work / "argo-unchanged" / Path(step.output).name).read_bytes()
-            full_result = (work / "argo-full" / Path(step.output).name).read_bytes()
-            assert quick_result == full_result, step.name
+        _assert_same_results(steps, work, "unchanged", "full")  # quick answers are the full's
         return {"cold": cold, "unchanged": unchanged, "full": full}
     finally:
         registry.stop()
@@ -248,10 +251,7 @@ def test_a_quick_read_that_meets_a_failure_starts_over_on_the_full_client(
             proxy.stop()
     finally:
         registry.stop()
-    for step in steps:
-        got = (tmp_path / "argo-faulted" / Path(step.output).name).read_bytes()
-        want = (tmp_path / "argo-unchanged" / Path(step.output).name).read_bytes()
-        assert got == want, step.name
+    _assert_same_results(steps, tmp_path, "faulted", "unchanged")
     for name in QUICK_FAULTS:
         assert FAILED["faulted", name] == 1, name  # the fault was met, once
         assert "steps.oci.client" not in clean[name], name  # quick alone without it
