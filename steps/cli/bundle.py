@@ -58,6 +58,7 @@ def cmd_bundle_publish(args: argparse.Namespace) -> dict[str, Any]:
         values_profile=args.values_profile,
         verify_charts=args.verify_charts,
         memo=context_of(args).memo,
+        tool_env=bundle.kustomize_env(options.environment()),
     )
     if args.dry_run:
         result = bundle.dry_run_result(prepared, args.dry_run)

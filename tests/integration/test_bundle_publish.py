@@ -630,3 +630,57 @@ def test_a_bundle_pushed_with_flux_2_9s_config_is_kept(
         again = bundle.publish_prepared(client, ours)
         assert client.stats.manifests_put == 1
     assert again == {**first, "status": "unchanged"}
+
+
+@pytest.mark.parametrize(
+    ("caller", "seen"),
+    [
+        ({}, "off 128MiB"),  # the collector off until the soft limit
+        ({"GOGC": "200"}, "200 -"),  # the caller's own tuning is left as it is
+        ({"GOMEMLIMIT": "2GiB"}, "- 2GiB"),
+    ],
+)
+def test_kustomize_runs_with_gos_collector_off_unless_the_caller_tunes_it(
+    registry: Registry,
+    source: Path,
+    charts_json: Path,
+    tools: Tools,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caller: dict[str, str],
+    seen: str,
+) -> None:
+    calls = tmp_path / "kubectl-calls"
+    wrapper = tmp_path / "kubectl"  # records what each build ran with, then is kubectl
+    wrapper.write_text(
+        f'#!/bin/sh\necho "${{GOGC:--}} ${{GOMEMLIMIT:--}}" >> "{calls}"\n'
+        f'exec "{tools.kubectl}" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    for name in ("GOGC", "GOMEMLIMIT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in caller.items():
+        monkeypatch.setenv(name, value)
+    with registry_env(monkeypatch, registry):
+        result = publish(registry, source, charts_json, tools, "--kubectl", str(wrapper))
+    assert result.code == 0, result.stderr
+    lines = calls.read_text().splitlines()
+    assert len(lines) == 4 and set(lines) == {seen}, lines  # ./base and three Kustomizations
+
+
+def test_the_collector_setting_changes_kubectls_work_not_its_output(tools: Tools) -> None:
+    from steps.bundle.publish import kustomize_env
+
+    argv = [str(tools.kubectl), "kustomize", "--load-restrictor", "LoadRestrictionsNone"]
+    argv.append(str(ROOT / "flux" / "base"))
+    plain = {k: v for k, v in os.environ.items() if k not in ("GOGC", "GOMEMLIMIT")}
+    plain["GODEBUG"] = "gctrace=1"  # Go's runtime reports each collection on stderr
+    runs = [
+        subprocess.run(argv, env=env, capture_output=True, text=True, check=True, timeout=60)
+        for env in (plain, kustomize_env(plain))
+    ]
+    assert runs[0].stdout == runs[1].stdout
+    assert "gc 1 @" in runs[0].stderr  # by default a build collects ...
+    assert "gc 1 @" not in runs[1].stderr, runs[1].stderr  # ... tuned, it never does
+    assert kustomize_env({"GOGC": "50"}) == {"GOGC": "50"}
+    assert kustomize_env({"GOMEMLIMIT": "1GiB"}) == {"GOMEMLIMIT": "1GiB"}
