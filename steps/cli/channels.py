@@ -36,11 +36,11 @@ def _move(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     channel = Channel(args.channel)
     if args.reason is not None and not args.reason.strip():
         args.reason = None  # an empty Argo parameter means "no reason"
-    signer_of(args)  # a bad or missing signing key stops the move before the registry
+    signer = signer_of(args)  # a bad or missing signing key stops the move before the registry
     # Without keys (no statement to issue, no signature gate), a channel already at the
     # release is answered on quick reads alone; the first write, or anything they do not
     # answer as the full client would, starts the move over on the full client.
-    unkeyed = signer_of(args) is None and not trusted_of(args)
+    unkeyed = signer is None and not trusted_of(args)
     data = quick_read(args, lambda: _moved(args, kind, version, channel)) if unkeyed else None
     return write_out(args, _moved(args, kind, version, channel) if data is None else data)
 
