@@ -93,8 +93,8 @@ from steps.oci.model import (
     FlagNames,
     Manifest,
     Progress,
-    is_loopback,
     media_type_from_body,
+    plain_http_allowed,
 )
 from steps.oci.reference import Digest, check_registry, check_repository, check_tag, digest_stream
 from steps.oci.transport import (
@@ -251,7 +251,7 @@ class RegistryClient:
         #: Inside :meth:`snapshot`: each manifest HEAD's answer, by (repository, reference).
         self._heads: dict[tuple[str, str], Descriptor | None] | None = None
         self.flags = flags or FlagNames()
-        if plain_http and not (is_loopback(registry) or registry in insecure_hosts):
+        if plain_http and not plain_http_allowed(registry, insecure_hosts):
             raise InsecureRegistry(
                 f"refusing plain HTTP to {registry}: only loopback hosts may use "
                 f"{self.flags.plain_http} on its own",
@@ -1080,10 +1080,9 @@ class RegistryClient:
         parts = urlsplit(url)
         if parts.scheme == "https":
             return
-        if parts.scheme == "http" and (
-            is_loopback(parts.netloc)
-            or parts.netloc in self._insecure_hosts
-            or (self.scheme == "http" and parts.netloc == self.registry)
+        plain_registry = self.registry if self.scheme == "http" else None
+        if parts.scheme == "http" and plain_http_allowed(
+            parts.netloc, self._insecure_hosts, plain_registry
         ):
             return
         raise InsecureRegistry(
@@ -1406,8 +1405,8 @@ class RegistryClient:
     def _fetch_token(self, challenge: Challenge, scopes: list[str], what: str) -> None:
         realm = str(challenge.realm)
         realm_parts = urlsplit(realm)
-        if realm_parts.scheme == "http" and not (
-            is_loopback(realm_parts.netloc) or realm_parts.netloc in self._insecure_hosts
+        if realm_parts.scheme == "http" and not plain_http_allowed(
+            realm_parts.netloc, self._insecure_hosts
         ):
             raise AuthError(
                 f"{what}: refusing to send credentials to a plain-HTTP token service",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -44,6 +44,15 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
+
+
+def plain_http_allowed(
+    netloc: str, insecure_hosts: Sequence[str], plain_registry: str | None = None
+) -> bool:
+    """Whether plain HTTP may go to ``netloc``: loopback, a host named insecure, or the
+    registry the caller already speaks plain HTTP to (``plain_registry``). Redirects,
+    upload locations and token realms are judged by this one rule."""
+    return is_loopback(netloc) or netloc in insecure_hosts or netloc == plain_registry
 
 
 @dataclass(frozen=True)

@@ -63,8 +63,8 @@ from steps.oci.model import (
     ClientStats,
     Descriptor,
     Manifest,
-    is_loopback,
     media_type_from_body,
+    plain_http_allowed,
 )
 from steps.oci.reference import Digest, check_registry, check_repository
 from steps.redact import register_secret
@@ -152,7 +152,7 @@ class QuickReader:
         budget: float | None = None,
     ) -> None:
         self.registry = check_registry(registry)
-        if plain_http and not (is_loopback(registry) or registry in insecure_hosts):
+        if plain_http and not plain_http_allowed(registry, insecure_hosts):
             raise Doubt("plain HTTP off loopback: the full client refuses it")
         if not plain_http and registry in insecure_hosts:
             raise Doubt("a TLS registry named insecure")
@@ -327,11 +327,8 @@ class QuickReader:
         """Where a redirect leads: HTTPS, or plain HTTP only where the full client allows it
         (loopback, a host named insecure, the plain-HTTP registry itself)."""
         target = urlsplit(urljoin(f"{scheme}://{netloc}{path}", location))
-        plain_ok = (
-            is_loopback(target.netloc)
-            or target.netloc in self._insecure_hosts
-            or (self.plain_http and target.netloc == self.registry)
-        )
+        plain_registry = self.registry if self.plain_http else None
+        plain_ok = plain_http_allowed(target.netloc, self._insecure_hosts, plain_registry)
         if not target.netloc or not (
             target.scheme == "https" or (target.scheme == "http" and plain_ok)
         ):
@@ -358,9 +355,7 @@ class QuickReader:
             raise Doubt(f"unsupported authentication {challenge.scheme!r}")
         realm = str(challenge.realm)
         parts = urlsplit(realm)
-        if parts.scheme == "http" and not (
-            is_loopback(parts.netloc) or parts.netloc in self._insecure_hosts
-        ):
+        if parts.scheme == "http" and not plain_http_allowed(parts.netloc, self._insecure_hosts):
             raise Doubt("a plain-HTTP token realm")
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise Doubt("a token realm that is not an HTTP URL")
