@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from steps.cli import options
-from steps.cli.context import make_client, quick_read, read_result, write_out
+from steps.cli.context import make_client, quick_first, read_result, write_out
 from steps.cli.output import human_history, human_move, human_refresh
 from steps.cli.release import access, anonymous
 from steps.cli.signing import (
@@ -41,8 +41,9 @@ def _move(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     # release is answered on quick reads alone; the first write, or anything they do not
     # answer as the full client would, starts the move over on the full client.
     unkeyed = signer is None and not trusted_of(args)
-    data = quick_read(args, lambda: _moved(args, kind, version, channel)) if unkeyed else None
-    return write_out(args, _moved(args, kind, version, channel) if data is None else data)
+    return write_out(
+        args, quick_first(args, lambda: _moved(args, kind, version, channel), allowed=unkeyed)
+    )
 
 
 def _moved(args: argparse.Namespace, kind: str, version: str, channel: str) -> dict[str, Any]:

@@ -348,3 +348,10 @@ def prepare_out_dir(path: Path) -> Path:
     except OSError as exc:
         raise InvalidInputFile(f"cannot make --out-dir {path}: {exc.strerror}") from None
     return path
+
+
+def quick_first(args: argparse.Namespace, work: Callable[[], T], *, allowed: bool = True) -> T:
+    """``work()`` on quick readers when ``allowed`` (:func:`quick_read`), else, or when
+    they give it up, on the full client."""
+    done = quick_read(args, work) if allowed else None
+    return work() if done is None else done

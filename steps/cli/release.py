@@ -19,6 +19,7 @@ from steps.cli.context import (
     context_of,
     make_client,
     prepare_out_dir,
+    quick_first,
     quick_read,
     read_result,
     write_out,
@@ -177,8 +178,7 @@ def cmd_manifest_publish(args: argparse.Namespace) -> dict[str, Any]:
 
     # Unsigned, a release already published is answered on quick reads alone (a push, or
     # anything they do not answer as the full client would, starts over on it).
-    result = quick_read(args, publish) if signer is None else None
-    return write_out(args, publish() if result is None else result)
+    return write_out(args, quick_first(args, publish, allowed=signer is None))
 
 
 def _receipt_keys(values: list[str]) -> dict[str, str]:
@@ -227,8 +227,7 @@ def cmd_verify(args: argparse.Namespace) -> dict[str, Any]:
 
     # Without a trusted key (no signature to judge), the reads are quick ones; a failed
     # check, or anything they do not answer as the full client would, is judged again on it.
-    result = quick_read(args, verify) if not trusted_of(args) else None
-    return write_out(args, verify() if result is None else result)
+    return write_out(args, quick_first(args, verify, allowed=not trusted_of(args)))
 
 
 def _statement(args: argparse.Namespace, channel: str) -> dict[str, Any]:
