@@ -2136,14 +2136,10 @@ class HttpTransport:
 
     def request(self, method: str, url: str, headers: Mapping[str, str], limit: int) -> Response:
         import http.client
+        import ssl  # loaded by http.client anyway
 
         parts = urllib.parse.urlsplit(url)
         scheme = parts.scheme
-        refused: tuple[type[OSError], ...] = ()  # a certificate refused (ssl: for https only)
-        if scheme == "https":
-            import ssl
-
-            refused = (ssl.SSLCertVerificationError,)
         host = parts.hostname or ""
         port = parts.port or (443 if scheme == "https" else 80)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -2167,10 +2163,10 @@ class HttpTransport:
                 conn.request(method, target, headers=dict(headers))
                 resp = conn.getresponse()
                 return self._read(resp, method, limit, key, deadline, where)
-            except refused as exc:
+            except ssl.SSLCertVerificationError as exc:
                 self._drop(key)
                 raise RegistryUnreachable(
-                    f"{where}: TLS verification failed ({getattr(exc, 'verify_message', exc)})",
+                    f"{where}: TLS verification failed ({exc.verify_message})",
                     hint=_TLS_HINT,
                     retryable=False,
                 ) from None
