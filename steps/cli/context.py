@@ -69,7 +69,7 @@ class RunContext:
             (credentials.username, credentials.password) if credentials else None,
         )
         if self._quick is not None:
-            return self._quick_client(args, key, credentials)
+            return self._quick_client(args, key, anonymous)
         client = self._clients.get(key)
         if client is None:
             from steps.oci.client import RegistryClient
@@ -85,7 +85,7 @@ class RunContext:
         return client
 
     def _quick_client(
-        self, args: argparse.Namespace, key: tuple[object, ...], credentials: Credentials | None
+        self, args: argparse.Namespace, key: tuple[object, ...], anonymous: bool
     ) -> RegistryClient:
         """Inside :func:`quick_read`: a quick reader in the client's place. It duck-types the
         client's reading half (:class:`~steps.oci.quick.QuickReader`); a write, or anything
@@ -94,12 +94,7 @@ class RunContext:
         assert self._quick is not None
         reader = self._quick.get(key)
         if reader is None:
-            from steps.oci.quick import QuickReader
-
-            reader = QuickReader(
-                **registry_settings(args), credentials=credentials, budget=self.time_left(args)
-            )
-            self._quick[key] = reader
+            reader = self._quick[key] = self.quick_reader(args, anonymous=anonymous)
         return cast("RegistryClient", reader)
 
     def credentials(self, args: argparse.Namespace) -> Credentials | None:
@@ -149,14 +144,15 @@ class RunContext:
 
         return self.standalone and not self._clients and not options.env_bool("ALGA_NO_QUICK_READS")
 
-    def quick_reader(self, args: argparse.Namespace) -> QuickReader:
-        """A quick reader for the registry flags in ``args`` (the run's credentials);
-        raises :class:`~steps.oci.quick.Doubt` when the settings are not its to serve."""
+    def quick_reader(self, args: argparse.Namespace, *, anonymous: bool = False) -> QuickReader:
+        """A quick reader for the registry flags in ``args`` (the run's credentials, none
+        when ``anonymous``); raises :class:`~steps.oci.quick.Doubt` when the settings are
+        not its to serve."""
         from steps.oci.quick import QuickReader
 
         return QuickReader(
             **registry_settings(args),
-            credentials=self.credentials(args),
+            credentials=None if anonymous else self.credentials(args),
             budget=self.time_left(args),
         )
 
