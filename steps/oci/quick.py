@@ -294,12 +294,13 @@ class QuickReader:
         """A ``200`` (headers and body) to ``method`` of ``path``, or the ``404`` of a
         HEAD, or :class:`NotFound` for ``missing`` (what a GET asked for); a GET follows
         redirects (blobs). Anything else is a :class:`Doubt`."""
-        scheme, netloc = "http" if self.plain_http else "https", self.registry
+        home = ("http" if self.plain_http else "https", self.registry)
+        scheme, netloc = home
         scopes = [scope_for(repository, PULL)]
         authenticated = False
         hops = 0
         while True:
-            own = (scheme, netloc) == ("http" if self.plain_http else "https", self.registry)
+            own = (scheme, netloc) == home
             headers = {"Accept": _ACCEPT} if "/manifests/" in path else {}
             authorization = self._authorization(scopes) if own else None
             if authorization:
