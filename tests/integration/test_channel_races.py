@@ -43,12 +43,17 @@ SETTLE = "1.0"  # the fast path's bound; under load a writer may take the slow p
 #: sends one to the slow path when its writes are slow, and the outcome is the same.
 SETUP_SETTLE = "0.2"
 NS = "nine-minds"
+#: Retries keep a short backoff, not none: distribution 2.8 rewrites a tag's link file in
+#: place, so a HEAD of a tag another writer is putting at that moment can answer 500 (seen
+#: here: a few in ten thousand HEADs while one writer re-tags); a retry 50-200 ms later
+#: reads the link once written, as against a real registry's transient 5xx.
+RETRY_DELAY = "0.05"
 
 
 def _env(settle: str = SETTLE) -> dict[str, str]:
     return dict(
         os.environ,
-        ALGA_RETRY_BASE_DELAY="0",
+        ALGA_RETRY_BASE_DELAY=RETRY_DELAY,
         ALGA_RETRY_ATTEMPTS="4",
         ALGA_SETTLE=settle,
     )
