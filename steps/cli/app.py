@@ -295,10 +295,39 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 def main() -> None:
-    sys.exit(run())
+    """The ``alga-release`` entry point: :func:`run`, then :func:`end`."""
+    end(run())
 
 
-__all__ = ["COMMAND_MODULES", "build_parser", "commands_for", "main", "run"]
+def end(code: int) -> NoReturn:
+    """Exit with ``code``, without the interpreter's teardown.
+
+    Python's own exit unloads every module and collects every object: 15-35 ms for this
+    command's imports, paid by each Argo step process, with nothing waiting on it. Here the
+    atexit handlers run as at any exit (logging's, temporary files' finalizers, any a
+    caller registered), the standard streams are flushed, and the process ends, as
+    :mod:`multiprocessing` ends its forked children. A thread still running (none is
+    expected) gets Python's normal exit instead, which waits for it; a stream that cannot
+    be flushed makes it 120, as Python's exit does.
+    """
+    import atexit
+    import os
+    import threading
+
+    main_thread = threading.main_thread()
+    if any(t is not main_thread and not t.daemon for t in threading.enumerate()):
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    status = code
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed, or the pipe or disk refused the rest
+            status = 120
+    os._exit(status)
+
+
+__all__ = ["COMMAND_MODULES", "build_parser", "commands_for", "end", "main", "run"]
 
 if __name__ == "__main__":
     main()
