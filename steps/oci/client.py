@@ -55,8 +55,6 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 from urllib.parse import urlencode, urljoin, urlsplit
 
-import httpx
-
 from steps.errors import BadInput, ReleaseError
 from steps.oci import mediatypes as mt
 from steps.oci.auth import (
@@ -84,6 +82,7 @@ from steps.oci.errors import (
     UnresolvableHost,
     error_detail,
 )
+from steps.oci.httpxlib import httpx
 from steps.oci.model import (
     MAX_MANIFEST_SIZE,
     PULL,

@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpcore
-import httpx
 
+from steps.oci.httpxlib import httpx
 from steps.oci.model import Deadline as Deadline  # its home; re-exported here
 
 Clock = Callable[[], float]
