@@ -307,15 +307,18 @@ def end(code: int) -> NoReturn:
     atexit handlers run as at any exit (logging's, temporary files' finalizers, any a
     caller registered), the standard streams are flushed, and the process ends, as
     :mod:`multiprocessing` ends its forked children. A thread still running (none is
-    expected) gets Python's normal exit instead, which waits for it; a stream that cannot
-    be flushed makes it 120, as Python's exit does.
+    expected) gets Python's normal exit instead, which waits for it, and so does a process
+    with a profiler or tracer attached (``python -m cProfile``, a debugger), which writes
+    its report after the script; a stream that cannot be flushed makes it 120, as Python's
+    exit does.
     """
     import atexit
     import os
     import threading
 
     main_thread = threading.main_thread()
-    if any(t is not main_thread and not t.daemon for t in threading.enumerate()):
+    watched = sys.getprofile() is not None or sys.gettrace() is not None
+    if watched or any(t is not main_thread and not t.daemon for t in threading.enumerate()):
         sys.exit(code)
     atexit._run_exitfuncs()
     status = code

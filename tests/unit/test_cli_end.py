@@ -90,3 +90,19 @@ def test_output_that_cannot_be_flushed_is_exit_120_as_with_python() -> None:
         proc.stderr.close()
         codes.append(proc.returncode)
     assert codes == [120, 120]
+
+
+def test_a_profiled_run_ends_as_python_does_so_the_profile_is_written(tmp_path: Path) -> None:
+    script = tmp_path / "step.py"
+    script.write_text("from steps.cli.app import end\nend(0)\n", encoding="utf-8")
+    out = tmp_path / "step.prof"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run(
+        [sys.executable, "-m", "cProfile", "-o", str(out), str(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert out.stat().st_size > 0
