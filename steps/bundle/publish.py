@@ -12,10 +12,10 @@ Pipeline (pure steps in the sibling modules, I/O here)::
     files    = read_overlay(<source>/<overlay>)         # no links out, Flux's ignore list
     charts   = load_charts_file(charts.json)            # must match --registry/--namespace
     render   = bundle_flux.render_bundle(files, charts, pin)   # pure rewrite + refusals
-    validate_bundle(...)                                # kubectl kustomize of ./base and of
-                                                        # every Flux Kustomization path, then
-                                                        # Flux schema + pins on the builds
     artifact = bundle_artifact.build_artifact(render.files, annotations)   # pure bytes
+    validate_bundle(...)              # kubectl kustomize of ./base and of every Flux
+                                      # Kustomization path, then Flux schema + pins on the
+                                      # builds (not again for bytes the tag already holds)
     publish_prepared(client, prepared)                  # immutable :<version>, verified
 
 The artifact format is ``flux push artifact``'s, established from Flux's own code
@@ -37,20 +37,16 @@ manifest annotations as artifact metadata; flux2 ``push artifact``/``build artif
 * the tar: relative ``/``-separated names, folders before their contents in per-folder name
   order, uid/gid 0, no user/group names, zero times, regular files and folders only.
 
-Evidence (read in the upstream sources): fluxcd/pkg ``oci/push.go`` (``Push``:
-``mutate.MediaType(empty.Image, OCIManifestSchema1)``, ``ConfigMediaType``,
-``Annotations(meta.ToAnnotations())``, ``Append`` of ``tarball.LayerFromFile`` with the
-content media type), ``oci/build.go`` and ``tar/tar.go`` (the walk and the header
-sanitising), ``oci/meta.go`` and ``oci/constants.go`` (annotation keys and media types),
-``oci/pull.go`` and ``tar/untar.go`` (what ``flux pull artifact`` accepts),
-``sourceignore/sourceignore.go`` (the default ignore list); flux2
-``cmd/flux/push_artifact.go`` and ``build_artifact.go`` (``--source``/``--revision``,
-``excludeOCI``, ``--resolve-symlinks``, the ``{"repository","tag","digest"}`` output);
-source-controller ``internal/controller/ocirepository_controller.go`` (``selectLayer``,
-``tar.Untar`` with symlinks skipped, ``copy`` for ``layerSelector.operation``,
-``metadata.Metadata = manifest.Annotations``). The integration tests pull what we push,
-check the media types, annotations and ``rootfs.diff_ids``, extract it with
-``tarfile`` (``filter="data"``) and build it with the real kustomize.
+Evidence (read in the upstream sources): fluxcd/pkg ``oci/push.go`` (``Push``: the empty
+image, ``ConfigMediaType``, ``Annotations``, ``Append`` of the content layer),
+``oci/build.go`` and ``tar/tar.go`` (the walk, the header sanitising), ``oci/meta.go`` and
+``oci/constants.go`` (annotation keys, media types), ``oci/pull.go`` and ``tar/untar.go``
+(what ``flux pull artifact`` accepts), ``sourceignore/sourceignore.go`` (the default
+ignore list); flux2 ``cmd/flux/push_artifact.go`` and ``build_artifact.go``;
+source-controller's ``ocirepository_controller.go`` (``selectLayer``, ``tar.Untar`` with
+symlinks skipped, ``metadata.Metadata = manifest.Annotations``). The integration tests
+pull what we push, check media types, annotations and ``rootfs.diff_ids``, extract it
+with ``tarfile`` (``filter="data"``) and build it with the real kustomize.
 
 Where ours differs, and why it does not matter to a reader: our gzip stream (Python's
 zlib, level 9, fixed header) is not Go's, modes are normalised (0644/0755) instead of the
@@ -516,8 +512,9 @@ def prepare_bundle(
     verify_charts: bool = False,
     memo: Memo | None = None,
     tool_env: Mapping[str, str] | None = None,
+    published: Callable[[Digest], bool] | None = None,
 ) -> PreparedBundle:
-    """Read, rewrite, validate and pack the bundle. No registry access.
+    """Read, rewrite, validate and pack the bundle. No registry access but ``published``.
 
     ``verify_charts``: every pinned chart source verifies the chart's cosign signature
     (:func:`steps.bundle.flux.chart_verification`).
@@ -527,8 +524,10 @@ def prepare_bundle(
     process (``charts_file`` is then only named in messages). With ``memo`` (the run's),
     a rendering already validated in this run (the same files, charts, pin mode and
     kubectl: publish's precheck, then its real run) is not built with kustomize again.
-    ``tool_env``: the environment kustomize runs in (the CLI passes :func:`kustomize_env`
-    of its own; default: this process's).
+    ``tool_env``: kustomize's environment (the CLI's :func:`kustomize_env`; default: this
+    process's). ``published(digest)``: True when the tag already holds exactly these
+    bytes, which were validated before their push (validation is a function of them and
+    of kubectl): a re-run does not build them with kustomize again.
     """
     check_registry(registry)
     repository = check_repository(f"{namespace}/{BUNDLE_REPOSITORY}")
@@ -585,14 +584,17 @@ def prepare_bundle(
                 ) from None
         return True
 
-    if memo is None:
+    created = source_created(overlay)
+    annotations = annotations_for(created, source_url, revision)
+    artifact = build_artifact(render.files, annotations)
+    if published is not None and published(artifact.digest):
+        where = f"{registry}/{repository}:{version}"
+        log.info("bundle %s holds these bytes: validated when they were pushed", where)
+    elif memo is None:
         validate()
     else:  # a failed validation raises, so only a valid rendering is remembered
         key = rendering_key(render, charts, pin, tool)
         memo(("bundle-validated", key, verify_charts), validate)
-    created = source_created(overlay)
-    annotations = annotations_for(created, source_url, revision)
-    artifact = build_artifact(render.files, annotations)
     log.info(
         "bundle %s:%s is %s (layer %d bytes, created %s, revision %s)",
         f"{registry}/{repository}",

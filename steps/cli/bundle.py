@@ -6,12 +6,15 @@ import argparse
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from steps.cli import options
 from steps.cli.charts import load_config
-from steps.cli.context import context_of, make_client, quick_read, write_out
+from steps.cli.context import context_of, make_client, quick_first, quick_read, write_out
 from steps.cli.signing import signer_of
+
+if TYPE_CHECKING:
+    from steps.oci.reference import Digest
 
 _DRY_RUN_DEFAULT_DIR = Path("\0default")  # a sentinel no real path can equal
 
@@ -40,8 +43,22 @@ def cmd_bundle_publish(args: argparse.Namespace) -> dict[str, Any]:
         preflight_key(args.source, config, args.values_profile),
         lambda: preflight(args.source, config, args.values_profile),
     )
+    standalone_dry_run = bool(args.dry_run) and context_of(args).standalone
     args.dry_run = _dry_run_dir(args)
     charts = context_of(args).kept_result(args.charts)
+
+    def published(digest: Digest) -> bool:
+        """The version tag holds these bytes: one HEAD, on a quick reader when the step
+        runs on its own, on the run's client inside publish (its precheck is a dry run).
+        A dry run on its own asks nothing: it may run with no registry at all."""
+        repository = f"{args.namespace}/{bundle.BUNDLE_REPOSITORY}"
+
+        def look() -> bool:
+            found = context_of(args).client(args).head_manifest(repository, args.version)
+            return found is not None and found.digest == digest
+
+        return quick_first(args, look)
+
     prepared = bundle.prepare_bundle(
         source=args.source,
         config=config,
@@ -59,6 +76,7 @@ def cmd_bundle_publish(args: argparse.Namespace) -> dict[str, Any]:
         verify_charts=args.verify_charts,
         memo=context_of(args).memo,
         tool_env=bundle.kustomize_env(options.environment()),
+        published=None if standalone_dry_run else published,
     )
     if args.dry_run:
         result = bundle.dry_run_result(prepared, args.dry_run)

@@ -528,6 +528,65 @@ def test_a_rerun_reads_quickly_and_still_refuses_a_chart_that_moved(
     assert "quick read" not in moved.stderr and "Doubt(" not in moved.stderr
 
 
+def _counting_kubectl(tools: Tools, tmp_path: Path) -> tuple[Path, Path]:
+    """A kubectl that appends a line to its log for each build, then is kubectl."""
+    calls = tmp_path / "kubectl-builds"
+    wrapper = tmp_path / "kubectl"
+    wrapper.write_text(f'#!/bin/sh\necho "$*" >> "{calls}"\nexec "{tools.kubectl}" "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper, calls
+
+
+def _builds(calls: Path) -> int:
+    return len(calls.read_text().splitlines()) if calls.exists() else 0
+
+
+def test_bytes_the_tag_already_holds_are_not_built_again(
+    registry: Registry,
+    source: Path,
+    charts_json: Path,
+    tools: Tools,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A re-run whose bundle is byte for byte the published one skips the kustomize builds
+    (they passed before the push); other bytes under the version are built, then refused;
+    a dry run on its own builds and asks the registry nothing."""
+    kubectl, calls = _counting_kubectl(tools, tmp_path)
+    first = publish(registry, source, charts_json, tools, "--kubectl", str(kubectl))
+    assert first.code == 0, first.stderr
+    assert _builds(calls) == 4  # ./base and the three Flux Kustomizations
+    again = publish(registry, source, charts_json, tools, "--kubectl", str(kubectl))
+    assert again.code == 0, again.stderr
+    assert again.json() == {**first.json(), "status": "unchanged"}
+    assert _builds(calls) == 4
+    assert "holds these bytes: validated when they were pushed" in again.stderr
+    _edit(source / "flux" / "base" / "namespaces.yaml", "name: msp", "name: msp2")
+    changed = publish(registry, source, charts_json, tools, "--kubectl", str(kubectl))
+    assert changed.code == 3, changed.stderr
+    assert _builds(calls) == 8
+    import steps.oci.client
+    import steps.oci.quick
+
+    def asked(*_: object, **__: object) -> None:
+        raise AssertionError("a dry run on its own asked the registry")
+
+    monkeypatch.setattr(steps.oci.quick.QuickReader, "head_manifest", asked)
+    monkeypatch.setattr(steps.oci.client.RegistryClient, "head_manifest", asked)
+    dry = publish(
+        registry,
+        source,
+        charts_json,
+        tools,
+        "--kubectl",
+        str(kubectl),
+        "--dry-run",
+        str(tmp_path / "dry"),
+    )
+    assert dry.code == 0, dry.stderr
+    assert _builds(calls) == 12
+
+
 @pytest.mark.parametrize("version", ["1.0-rc5.1", "1.0.0+build.1", "v1.0.0"])
 def test_bad_version_is_refused(
     registry: Registry, source: Path, charts_json: Path, tools: Tools, version: str

@@ -123,6 +123,10 @@ def test_identical_rerun_writes_nothing(
     assert writes == [], writes
     assert again.json()["manifestDigest"] == first.json()["manifestDigest"]
     assert again.json()["channelMove"]["moved"] is False
+    # the bundle the tag holds byte for byte was validated before its push: not built again
+    assert "kustomize built ./base" in first.stderr
+    assert "kustomize built" not in again.stderr
+    assert "holds these bytes: validated when they were pushed" in again.stderr
 
 
 def test_a_publish_checks_its_inputs_once(
