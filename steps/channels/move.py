@@ -72,6 +72,7 @@ __all__ = [
     "Piece",
     "Timing",
     "Vouched",
+    "already_there",
     "channel_state",
     "check_channel",
     "downgrade_problem",
@@ -128,6 +129,26 @@ def observe(client: RegistryClient, namespace: str, channel: str) -> Observed:
         legacy = tuple(audit.read_records(client, namespace, tags))
         index = ChannelIndex(channel, legacy)
     return Observed(state.digest, state.version, state.problem, index)
+
+
+def already_there(
+    client: RegistryClient, namespace: str, channel: str, target: Digest
+) -> MoveResult | None:
+    """The answer of a move of ``channel`` to ``target`` that would write nothing: the tag
+    points there and the channel's index records it (:func:`rules.plan_move`'s no-op),
+    found before the gates, which guard what a move writes (``verify`` checks what a
+    channel points at). ``None`` otherwise, after one HEAD when the tag is elsewhere."""
+    check_channel(channel)
+    tag = client.head_manifest(release_repository(namespace), channel)
+    if tag is None or tag.digest != target:
+        return None
+    seen = observe(client, namespace, channel)
+    version = seen.channel_version
+    recorded = seen.head is not None and seen.head.to_digest == str(target)
+    if seen.channel != target or not recorded or version is None:
+        return None
+    log.info("channel %s already points at %s (%s)", channel, version, target.short)
+    return MoveResult(channel, seen.channel, version, target, version, False, None)
 
 
 # -- the move -------------------------------------------------------------------------

@@ -169,10 +169,11 @@ def test_the_steps_that_check_a_manifest_still_check_it(
     step_modules: dict[str, dict[str, set[str]]],
 ) -> None:
     # the manifest step validates what it pushes; the channel step what it moves to: on
-    # the consume library's rules of the schema (steps.release.manifest.schema_problems)
-    for phase in ("cold", "unchanged"):
-        for step in ("manifest", "channel"):
-            assert {"consume", "steps.release.manifest"} <= step_modules[phase][step], step
+    # the consume library's rules of the schema (steps.release.manifest.schema_problems).
+    # A channel already at the release moves nothing: it is answered before the gates.
+    for phase, step in (("cold", "manifest"), ("unchanged", "manifest"), ("cold", "channel")):
+        assert {"consume", "steps.release.manifest"} <= step_modules[phase][step], step
+    assert not {"steps.release.manifest", "yaml"} & step_modules["unchanged"]["channel"]
 
 
 def test_without_quick_reads_the_steps_use_the_full_client(
@@ -216,6 +217,18 @@ def test_a_step_that_must_write_writes_once_and_an_unchanged_one_never(
         if method == "PUT" and path.endswith("/alga-appliance-release/manifests/nightly")
     ]
     assert len(moves) == 1, REQUESTS["cold", "channel"]
+
+
+def test_a_channel_already_at_the_release_reads_the_channel_alone(
+    step_modules: dict[str, dict[str, set[str]]],
+) -> None:
+    """The unchanged channel step reads the release's tag, the channel's and its state; no
+    piece of the release (the gates guard what a move writes, and it writes nothing)."""
+    sent = REQUESTS["unchanged", "channel"]
+    assert not [p for _, p in sent if "/charts/" in p or p.endswith("/manifests/62cdce38")], sent
+    assert len(sent) <= 8, sent
+    cold = REQUESTS["cold", "channel"]
+    assert [p for _, p in cold if "/charts/" in p], cold  # a move checks every piece first
 
 
 #: Where each step's quick read meets a registry failure it does not retry: the manifest
