@@ -482,7 +482,7 @@ def statement_min_age(parser: argparse.ArgumentParser) -> None:
 
 
 def timing(args: argparse.Namespace) -> Any:
-    from steps.channels.move import DEFAULT_SETTLE, Timing
+    from steps.channels.timing import DEFAULT_SETTLE, Timing
 
     return Timing(settle=getattr(args, "settle", DEFAULT_SETTLE))
 

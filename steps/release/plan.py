@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from steps import sourcetime
-from steps.channels.immutable import put_immutable
-from steps.channels.move import Timing, release_repository
+from steps.channels.timing import Timing
 from steps.errors import ImmutableTagConflict
+from steps.names import release_repository
 from steps.oci import mediatypes as mt
 from steps.oci.reference import Digest
 from steps.release import provenance
@@ -476,6 +476,8 @@ def _push_release_manifest(
         return ManifestPush(full, version, digest, Digest.of(config), "unchanged")
     if dry_run:
         return ManifestPush(full, version, digest, Digest.of(config), "would-push")
+    from steps.channels.immutable import put_immutable  # a push only: not an unchanged re-run
+
     client.push_blob(repository, config)
     status = put_immutable(
         client, repository, version, oci, mt.OCI_MANIFEST, what="release", timing=timing
