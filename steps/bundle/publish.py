@@ -83,7 +83,6 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-import semver
 import yaml
 
 from steps import yamlload
@@ -187,6 +186,8 @@ def check_release_version(version: str) -> str:
             f"--version {version!r} has '+' build metadata",
             hint="OCI tags cannot hold '+'; use a prerelease instead, e.g. 1.2.3-rc.1",
         )
+    import semver  # a version to check: importing the module needs none
+
     if not semver.Version.is_valid(version):
         raise BadInput(
             f"--version {version!r} is not a SemVer 2 version",

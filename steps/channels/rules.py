@@ -25,14 +25,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
-
-import semver
+from typing import TYPE_CHECKING, Literal
 
 from steps.channels.audit import ChannelIndex, MoveKind, MoveRecord
 from steps.errors import BadInput, Downgrade, NoRollbackTarget, UnreadableChannel
 from steps.names import parse_semver
 from steps.oci.reference import Digest
+
+if TYPE_CHECKING:
+    import semver
 
 CHANNELS: tuple[str, ...] = ("nightly", "stable")
 
@@ -49,8 +50,12 @@ def parse_version(text: str, what: str = "version") -> semver.Version:
 
 
 def _semver(text: str | None) -> semver.Version | None:
+    if not text:
+        return None
+    import semver  # when a version is compared: a channel already at its release needs none
+
     try:
-        return semver.Version.parse(text) if text else None
+        return semver.Version.parse(text)
     except (ValueError, TypeError):
         return None
 
