@@ -32,3 +32,7 @@ commits and manifest reads in the client, a copy's result keys, ``buildinfo``'s 
 """
 
 __version__ = "0.1.0"
+
+from steps import yamlprime as _yamlprime  # before any module imports yaml
+
+_yamlprime.prime()

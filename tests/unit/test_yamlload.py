@@ -158,3 +158,28 @@ def test_without_libyaml_the_pure_parser_runs_with_the_same_limits() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT
     ).stdout
     assert out.startswith("bomb.yaml:7: aliases expand to more than 100000 nodes")
+
+
+def test_the_primed_reader_pattern_is_pyyamls_set_of_code_points() -> None:
+    """steps.yamlprime hands PyYAML a cheaper pattern for its reader's printable check:
+    it matches exactly the code points PyYAML's own matches (every one of them), and a
+    fresh process's PyYAML uses it; the pure reader still refuses what it refused."""
+    import re
+    import subprocess
+    import sys
+
+    from steps import yamlprime
+
+    ours = re.compile(yamlprime.NON_PRINTABLE)
+    theirs = re.compile(f"(?:{yamlprime.PYYAML_NON_PRINTABLE})")  # not the cached one
+    text = "".join(map(chr, range(0x110000)))
+    assert [m.start() for m in ours.finditer(text)] == [m.start() for m in theirs.finditer(text)]
+    probe = (
+        "import steps, yaml.reader\n"
+        "print(yaml.reader.Reader.NON_PRINTABLE.pattern.encode('unicode_escape').decode())"
+    )
+    shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip() == yamlprime.NON_PRINTABLE.encode("unicode_escape").decode()
+    with pytest.raises(yaml.YAMLError, match="special characters are not allowed"):
+        yamlload.load("a: \x07\n", "bell.yaml", pure=True)
