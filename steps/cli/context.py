@@ -299,11 +299,9 @@ def write_json_file(path: Path, data: object) -> None:
             f"cannot write the result to {path}: it is a folder",
             hint="give a file path (--out FILE)",
         )
-    import tempfile  # here: a command without --out never loads it
-
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        fd, tmp = _new_sibling(path)
     except (FileExistsError, NotADirectoryError):
         raise InvalidInputFile(
             f"cannot write the result to {path}: a parent of it is a file, not a folder",
@@ -319,6 +317,20 @@ def write_json_file(path: Path, data: object) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _new_sibling(path: Path) -> tuple[int, str]:
+    """A new file of this process's own next to ``path`` (mode 0600, created exclusively),
+    as ``tempfile.mkstemp`` makes one: without importing tempfile and shutil, 3.5 ms of
+    each step that writes its result and needs neither."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for attempt in range(100):
+        name = path.parent / f".{path.name}.{os.getpid()}.{time.monotonic_ns():x}.{attempt}"
+        try:
+            return os.open(name, flags, 0o600), str(name)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no new file name next to {path}")
 
 
 def read_json_file(path: Path, what: str) -> dict[str, Any]:

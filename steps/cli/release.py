@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -471,6 +470,8 @@ def cmd_publish(args: argparse.Namespace) -> dict[str, Any]:
             ) from None
         step_args.run_context = ctx  # one client, one token cache, results kept in memory
         return step_args.handler(step_args)
+
+    import tempfile  # publish only: the steps on their own write where --out says
 
     with tempfile.TemporaryDirectory(prefix="alga-release-") as tmp:
         outdir = prepare_out_dir(args.out_dir) if args.out_dir else Path(tmp)

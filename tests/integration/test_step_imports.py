@@ -47,10 +47,10 @@ HTTPX_CLI = {"rich", "click"}
 NOT_LOADED = {
     "charts": {"jsonschema", "steps.channels.move", "steps.release.manifest"},
     "bundle": {"jsonschema", "steps.channels.move", "steps.channels.immutable"},
-    "images": {"httpx", "httpcore", "yaml", "jsonschema", "steps.oci.client"},
+    "images": {"httpx", "httpcore", "yaml", "jsonschema", "steps.oci.client", "tempfile"},
     "manifest": {"jsonschema"},  # a valid manifest is accepted on the consume library's rules
     "channel": {"jsonschema"},
-    "verify": {"jsonschema", "yaml"},  # it reads manifests, never a values text
+    "verify": {"jsonschema", "yaml", "tempfile"},  # it reads manifests, never a values text
 }
 #: ... and what it does not need when it finds its work done: a step whose no-op is
 #: only reads answers from the quick reader (:mod:`steps.oci.quick`).
