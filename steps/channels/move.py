@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from steps.channels import audit, rules, vouch
+from steps.channels import audit, rules
 from steps.channels.audit import (  # noqa: F401  (_AUDIT_TAG_RE, audit_tag: older imports)
     _AUDIT_TAG_RE,
     RELEASE_REPOSITORY_NAME,
@@ -46,9 +46,7 @@ from steps.channels.rules import (
     parse_version,
     previous_release,
 )
-from steps.channels.statement import statement_tag
 from steps.channels.timing import DEFAULT_SETTLE, Timing, utc_now  # noqa: F401  (re-exported)
-from steps.channels.vouch import Issuer, Vouched, follow_winner, plan_vouching, vouch_in_place
 from steps.errors import (
     ChannelUnsettled,
     ConcurrentMove,
@@ -57,6 +55,7 @@ from steps.oci.errors import RegistryError, TransientRegistryError
 from steps.oci.reference import Digest
 
 if TYPE_CHECKING:
+    from steps.channels.vouch import Issuer, Vouched
     from steps.oci.client import RegistryClient
 
 __all__ = [
@@ -66,12 +65,10 @@ __all__ = [
     "ChannelState",
     "ConcurrentMove",
     "Gate",
-    "Issuer",
     "MoveRecord",
     "MoveResult",
     "Piece",
     "Timing",
-    "Vouched",
     "already_there",
     "channel_state",
     "check_channel",
@@ -218,6 +215,11 @@ def move_channel(
     move that stopped after its statement is finished by the same move again (the tag
     follows, nothing else is written), and a channel already at ``target`` without a
     statement for it gets one (see :mod:`steps.channels`, "Statements")."""
+    # the statements' code (and the consume library under it) only where a move is made
+    from steps.channels import vouch
+    from steps.channels.statement import statement_tag
+    from steps.channels.vouch import Vouched, follow_winner, plan_vouching, vouch_in_place
+
     timing = timing or Timing()
     if clock is not None:
         timing = replace(timing, clock=clock)
