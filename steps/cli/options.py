@@ -521,7 +521,35 @@ def engine_wait(parser: argparse.ArgumentParser) -> None:
 
 
 class Formatter(argparse.RawDescriptionHelpFormatter):
-    """Keeps the descriptions' and epilogs' line breaks (they hold examples)."""
+    """Keeps the descriptions' and epilogs' line breaks (they hold examples). As wide as
+    argparse's own (``COLUMNS``, else the terminal's, else 80; see :func:`columns`), but
+    without importing shutil for it: argparse makes a formatter per ``add_argument``."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        width = columns() - 2 if width is None else width
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+def columns() -> int:
+    """The terminal's width as ``shutil.get_terminal_size().columns`` finds it."""
+    try:
+        wanted = int(ENVIRON.get("COLUMNS", ""))
+    except ValueError:
+        wanted = 0
+    if wanted > 0:
+        return wanted
+    import sys
+
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
 
 
 def command(

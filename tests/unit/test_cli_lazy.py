@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -130,3 +131,26 @@ def test_a_step_loads_no_other_commands_module(tmp_path: Path) -> None:
     assert "steps.cli.release" in loaded
     for other in ("steps.cli.channels", "steps.cli.controlplane", "steps.cli.registry"):
         assert other not in loaded, loaded
+
+
+@pytest.mark.parametrize("width", [None, "60", "132", "nonsense"])
+def test_help_is_as_wide_as_argparses_own_without_shutil(width: str | None) -> None:
+    """The formatter sizes help as argparse's default does (COLUMNS, else the terminal,
+    else 80), and building a step's parser imports no shutil for it."""
+    probe = (
+        "import argparse, sys\n"
+        "from steps.cli.app import build_parser, commands_for\n"
+        "ours = build_parser(commands_for(['images', 'check']))\n"
+        "print('shutil' in sys.modules)\n"
+        "from steps.cli import options\n"
+        "theirs = argparse.RawDescriptionHelpFormatter('x')\n"
+        "print(options.Formatter('x')._width == theirs._width)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    if width is not None:
+        env["COLUMNS"] = width
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True"]
