@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import semver
 import yaml
 
 from steps import archive, yamlload
@@ -326,6 +325,8 @@ def _check_base_version(version: object, where: str) -> None:
             "tag cannot hold (helm would push it as '_')",
             hint="drop the '+...' part, or move it into the prerelease ('-...')",
         )
+    import semver  # when a chart's version is read: importing the module needs none
+
     if not semver.Version.is_valid(version):
         raise BadInput(
             f"{where}: Chart.yaml version {version!r} is not strict SemVer 2 "

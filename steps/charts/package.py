@@ -94,7 +94,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import semver
 import yaml
 
 from steps import archive, yamlload
@@ -525,6 +524,8 @@ def immutable_version(base: str, content_hash: str) -> str:
             hint="pass the value returned by content_hash()",
         )
     ident = "c" + content_hash[:HASH_ID_LENGTH]
+    import semver  # when a chart's version is read: importing the module needs none
+
     parsed = semver.Version.parse(base)
     version = f"{base}.{ident}" if parsed.prerelease else f"{base}-{ident}"
     check_version(version)
