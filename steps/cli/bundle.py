@@ -46,6 +46,7 @@ def cmd_bundle_publish(args: argparse.Namespace) -> dict[str, Any]:
     standalone_dry_run = bool(args.dry_run) and context_of(args).standalone
     args.dry_run = _dry_run_dir(args)
     charts = context_of(args).kept_result(args.charts)
+    held: list[bool] = []  # what the probe found: the quick unchanged answer needs it True
 
     def published(digest: Digest) -> bool:
         """The version tag holds these bytes: one HEAD, on a quick reader when the step
@@ -57,7 +58,8 @@ def cmd_bundle_publish(args: argparse.Namespace) -> dict[str, Any]:
             found = context_of(args).client(args).head_manifest(repository, args.version)
             return found is not None and found.digest == digest
 
-        return quick_first(args, look)
+        held.append(quick_first(args, look))
+        return held[-1]
 
     prepared = bundle.prepare_bundle(
         source=args.source,
@@ -89,8 +91,9 @@ def cmd_bundle_publish(args: argparse.Namespace) -> dict[str, Any]:
         with context_of(args).quick_reader(args) as reader:
             return bundle.unchanged_result(reader, prepared)
 
-    # With a key, an unchanged bundle is signed again (idempotent): that needs the client.
-    done = quick_read(args, quick) if signer is None else None
+    # With a key, an unchanged bundle is signed again (idempotent): that needs the client;
+    # a tag the probe found missing or other is the full client's to push or refuse.
+    done = quick_read(args, quick) if signer is None and held == [True] else None
     if done is None:
         with make_client(args) as client:
             done = bundle.publish_prepared(client, prepared, signer=signer)
