@@ -42,11 +42,16 @@ def _move(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     # answer as the full client would, starts the move over on the full client.
     unkeyed = signer is None and not trusted_of(args)
     return write_out(
-        args, quick_first(args, lambda: _moved(args, kind, version, channel), allowed=unkeyed)
+        args,
+        quick_first(
+            args, lambda: _moved(args, kind, version, channel, unkeyed=unkeyed), allowed=unkeyed
+        ),
     )
 
 
-def _moved(args: argparse.Namespace, kind: str, version: str, channel: str) -> dict[str, Any]:
+def _moved(
+    args: argparse.Namespace, kind: str, version: str, channel: str, *, unkeyed: bool
+) -> dict[str, Any]:
     from steps.channels import move as channels
     from steps.names import release_repository
     from steps.release.verify import require_anonymous_pull
@@ -61,7 +66,7 @@ def _moved(args: argparse.Namespace, kind: str, version: str, channel: str) -> d
                 f"release {client.registry}/{repository}:{version} does not exist",
                 hint="publish it first (alga-release publish), or check the version",
             )
-        if signer_of(args) is None and not trusted_of(args):  # no statement, no gate
+        if unkeyed:  # no statement to issue, no signature gate
             there = channels.already_there(client, args.namespace, channel, head.digest)
             if there is not None:
                 return {**there.to_json(), "dryRun": bool(args.dry_run)}
