@@ -528,11 +528,12 @@ def test_a_rerun_reads_quickly_and_still_refuses_a_chart_that_moved(
     assert "quick read" not in moved.stderr and "Doubt(" not in moved.stderr
 
 
-def _counting_kubectl(tools: Tools, tmp_path: Path) -> tuple[Path, Path]:
-    """A kubectl that appends a line to its log for each build, then is kubectl."""
-    calls = tmp_path / "kubectl-builds"
+def _recording_kubectl(tools: Tools, tmp_path: Path, line: str = "$*") -> tuple[Path, Path]:
+    """A kubectl that appends ``line`` (shell words: its arguments by default) to its log
+    for each build, then is kubectl. Returns the wrapper and the log."""
+    calls = tmp_path / "kubectl-calls"
     wrapper = tmp_path / "kubectl"
-    wrapper.write_text(f'#!/bin/sh\necho "$*" >> "{calls}"\nexec "{tools.kubectl}" "$@"\n')
+    wrapper.write_text(f'#!/bin/sh\necho "{line}" >> "{calls}"\nexec "{tools.kubectl}" "$@"\n')
     wrapper.chmod(0o755)
     return wrapper, calls
 
@@ -552,7 +553,7 @@ def test_bytes_the_tag_already_holds_are_not_built_again(
     """A re-run whose bundle is byte for byte the published one skips the kustomize builds
     (they passed before the push); other bytes under the version are built, then refused;
     a dry run on its own builds and asks the registry nothing."""
-    kubectl, calls = _counting_kubectl(tools, tmp_path)
+    kubectl, calls = _recording_kubectl(tools, tmp_path)
     first = publish(registry, source, charts_json, tools, "--kubectl", str(kubectl))
     assert first.code == 0, first.stderr
     assert _builds(calls) == 4  # ./base and the three Flux Kustomizations
@@ -709,13 +710,8 @@ def test_kustomize_runs_with_gos_collector_off_unless_the_caller_tunes_it(
     caller: dict[str, str],
     seen: str,
 ) -> None:
-    calls = tmp_path / "kubectl-calls"
-    wrapper = tmp_path / "kubectl"  # records what each build ran with, then is kubectl
-    wrapper.write_text(
-        f'#!/bin/sh\necho "${{GOGC:--}} ${{GOMEMLIMIT:--}}" >> "{calls}"\n'
-        f'exec "{tools.kubectl}" "$@"\n'
-    )
-    wrapper.chmod(0o755)
+    # records what each build ran with, then is kubectl
+    wrapper, calls = _recording_kubectl(tools, tmp_path, "${GOGC:--} ${GOMEMLIMIT:--}")
     for name in ("GOGC", "GOMEMLIMIT"):
         monkeypatch.delenv(name, raising=False)
     for name, value in caller.items():
