@@ -25,9 +25,10 @@ def cmd_control_plane_copy(args: argparse.Namespace) -> dict[str, Any]:
 
     spec = sources.parse_source(args.source_ref)
     signer = signer_of(args)  # a bad or missing key stops the run before any push
+    absent: list[bool] = []  # the quick read found the destination tag absent
     if isinstance(spec, sources.RegistrySourceSpec) and (signer is None or args.dry_run):
         # A tag that already holds the source's digest is answered by quick reads alone.
-        done = quick_read(args, lambda: _quick_recopy(args, spec))
+        done = quick_read(args, lambda: _quick_recopy(args, spec, absent))
         if done is not None:
             return write_out(args, done)
     with make_client(args) as client:
@@ -51,6 +52,7 @@ def cmd_control_plane_copy(args: argparse.Namespace) -> dict[str, Any]:
                     dry_run=args.dry_run,
                     progress=BlobProgress(),
                     jobs=args.jobs,
+                    tag_absent=absent == [True],
                 )
         else:
             result = cp_copy.copy_image(
@@ -62,6 +64,7 @@ def cmd_control_plane_copy(args: argparse.Namespace) -> dict[str, Any]:
                 dry_run=args.dry_run,
                 progress=BlobProgress(),
                 jobs=args.jobs,
+                tag_absent=absent == [True],
             )
         _log_stats(client.stats, client.registry)
         if signer is not None and not args.dry_run:
@@ -69,9 +72,11 @@ def cmd_control_plane_copy(args: argparse.Namespace) -> dict[str, Any]:
     return write_out(args, result)  # a dry run writes its plan too: the next dry-run step reads it
 
 
-def _quick_recopy(args: argparse.Namespace, spec: Any) -> dict[str, Any]:
+def _quick_recopy(args: argparse.Namespace, spec: Any, absent: list[bool]) -> dict[str, Any]:
     """The no-op re-copy on quick readers (:mod:`steps.oci.quick`): the result of
-    :func:`~steps.controlplane.copy.already_copied`, or :class:`~steps.oci.quick.Doubt`."""
+    :func:`~steps.controlplane.copy.already_copied`, or :class:`~steps.oci.quick.Doubt`
+    (``absent`` gets True when that was the destination tag's 404: the copy then does not
+    ask again; it looks once more before it tags)."""
     from steps.controlplane import copy as cp_copy
     from steps.controlplane import sources
     from steps.oci.quick import Doubt, QuickReader
@@ -86,8 +91,9 @@ def _quick_recopy(args: argparse.Namespace, spec: Any) -> dict[str, Any]:
             )
         # the source adapters only read manifests through these readers
         source = sources.open_source(spec, cast(Any, destination), cast(Any, source_reader))
-        done, _ = cp_copy.already_copied(source, destination, args.namespace, args.tag)
+        done, current = cp_copy.already_copied(source, destination, args.namespace, args.tag)
         if done is None:
+            absent.append(current is None)
             raise Doubt("the tag does not hold the source's digest yet")
         result = cp_copy.already_copied_json(done, dry_run=args.dry_run)
         _log_stats(destination.stats, destination.registry)

@@ -138,12 +138,20 @@ def plan_copy(
     tag: str,
     *,
     current: Descriptor | None = _UNREAD,
+    probe_blobs: bool = True,
 ) -> CopyPlan:
     """Read the source's manifests and compare with the destination (HEADs only).
 
     Refuses (exit 3) before anything is written when ``tag`` exists at the
     destination with another digest. ``current`` is the destination tag's HEAD when
     the caller already made it (None: the tag does not exist).
+
+    ``probe_blobs`` False (a copy about to push, not a dry run) leaves each blob's HEAD
+    to the push, which makes it anyway just before the blob's upload, in the blob's
+    job (:meth:`~steps.oci.client.RegistryClient.copy_blob`, ``push_blob``): the blobs
+    are planned "upload" and a blob found there then counts as existing. Blobs that
+    may be mounted are probed here still, so that one already there is not counted as
+    mounted.
     """
     repository = control_plane_repository(namespace)
     _checked_tag(tag)
@@ -158,11 +166,13 @@ def plan_copy(
             hint="copy it under a new tag (e.g. the source revision), or pin the image "
             f"already there with --control-plane {tag}",
         )
+    mountable = bool(source.mount_from and source.mount_from != repository)
+    probe = probe_blobs or mountable
     actions: dict[Digest, BlobAction] = {}
     for blob in graph.blobs:
-        if client.head_blob(repository, blob.digest) is not None:
+        if probe and client.head_blob(repository, blob.digest) is not None:
             actions[blob.digest] = "present"
-        elif source.mount_from and source.mount_from != repository:
+        elif mountable:
             actions[blob.digest] = "mount"
         else:
             actions[blob.digest] = "upload"
@@ -181,13 +191,13 @@ def plan_copy(
     )
     missing = [a for a in actions.values() if a != "present"]
     log.info(
-        "%s is %s (%d manifest(s)%s, %d blob(s), %d missing at %s/%s)",
+        "%s is %s (%d manifest(s)%s, %d blob(s), %s at %s/%s)",
         source.name,
         digest,
         len(graph.manifests),
         f", platforms {', '.join(graph.platforms)}" if graph.platforms else "",
         len(actions),
-        len(missing),
+        f"{len(missing)} missing" if probe else "each looked for as it is copied",
         client.registry,
         repository,
     )
@@ -334,8 +344,9 @@ def _push_blob(
     tmp: Path,
     progress: Callable[[Blob], Progress | None] | None,
 ) -> str:
-    """One missing blob into the plan's repository: "mounted" or "uploaded" (or
-    "existing", when another run pushed it meanwhile). ``upstream``: the client that
+    """One blob the plan did not find into the plan's repository: "mounted" or
+    "uploaded" (or "existing": a plan that left the HEAD to this step, or another run
+    pushed it meanwhile). ``upstream``: the client that
     reads a registry source (the destination's own, or its sibling's, in one registry)."""
     repository = plan.repository
     if (
@@ -351,7 +362,7 @@ def _push_blob(
             assert upstream is not None
             # registry to registry: streamed from the source's response into the upload,
             # verified on the way; no temporary copy of the layer
-            return client.copy_blob(
+            status = client.copy_blob(
                 upstream,
                 source.reference.repository,
                 repository,
@@ -359,6 +370,9 @@ def _push_blob(
                 blob.size,
                 progress=progress(blob) if progress is not None else None,
             )
+            if status == "existing":
+                log.info("blob %s already in %s", blob.digest.short, repository)
+            return status
         with source.open_blob(blob, tmp) as path:
             return client.push_blob(repository, path, digest=blob.digest)
     except DigestMismatch as exc:
@@ -469,15 +483,25 @@ def copy_image(
     dry_run: bool = False,
     progress: Callable[[Blob], Progress | None] | None = None,
     jobs: int = COPY_JOBS,
+    tag_absent: bool = False,
 ) -> dict[str, Any]:
     """Plan, then (unless ``dry_run``) push; returns the JSON result. ``progress(blob)``
     may give a callback for that blob's transfer (bytes so far, total); ``jobs`` blobs
-    are copied at a time (:func:`push_copy`)."""
+    are copied at a time (:func:`push_copy`). ``tag_absent``: the caller has just found
+    the destination tag absent (a HEAD answered 404), so it is not asked again here;
+    :func:`push_copy` looks once more before it writes the tag."""
     source = open_source(spec, client, source_client)
-    done, current = already_copied(source, client, namespace, tag)
+    if tag_absent:
+        _checked_tag(tag)
+        done, current = None, None
+    else:
+        done, current = already_copied(source, client, namespace, tag)
     if done is not None:
         return already_copied_json(done, dry_run=dry_run)
-    plan = plan_copy(source, client, namespace, tag, current=current)
+    # a registry-to-registry copy to a tag that does not exist yet HEADs each blob in the
+    # blob's job (a layout's blob is hashed before its push: it is looked for here)
+    probe = dry_run or current is not None or not isinstance(source, RegistrySource)
+    plan = plan_copy(source, client, namespace, tag, current=current, probe_blobs=probe)
     if dry_run:
         return dry_run_json(plan)
     if plan.complete:

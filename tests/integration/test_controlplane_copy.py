@@ -164,6 +164,45 @@ def test_copy_multi_platform_index_then_recopy_uploads_nothing(
     assert dst_proxy.count("GET") == 3
 
 
+def test_each_blob_is_looked_for_once_and_one_already_there_is_not_uploaded(
+    registry_factory: Any,
+    control_plane_images: ControlPlaneImages,
+    skopeo: Skopeo,
+    monkeypatch: pytest.MonkeyPatch,
+    fault_proxy: Any,
+) -> None:
+    """A copy to a new tag leaves each blob's HEAD to the blob's own upload (one HEAD per
+    blob, not one in the plan and one in the push); a blob already there (another tag's
+    copy, an interrupted run) is found by it and counted as existing, nothing uploaded."""
+    src, dst = registry_factory("anonymous"), registry_factory("anonymous")
+    image = control_plane_images.single
+    source_ref = skopeo.push(image, src, "ci/control-plane", "build-3")
+    blobs = sorted(image.blob_digests())
+    with registry_env(monkeypatch, dst):
+        source_env(monkeypatch, src)
+        dst_proxy: FaultProxy = fault_proxy(dst)
+        first = copy(dst, source_ref, "1.0.0", host=dst_proxy.host)
+        assert first.code == 0, first.stderr
+        cold = [(r.method, r.path.rsplit("/", 1)[-1]) for r in dst_proxy.requests]
+        dst_proxy.reset()
+        other = copy(dst, source_ref, "1.0.1", host=dst_proxy.host)
+    assert first.json()["blobs"] == {"existing": 0, "mounted": 0, "uploaded": 2}
+    assert sorted(p for m, p in cold if m == "HEAD" and p.startswith("sha256:")) == sorted(
+        [*blobs, image.digest]
+    )  # each blob once, and the manifest by digest
+    # the tag: by the quick read (404: not asked again), then just before it is written
+    assert cold.count(("HEAD", "1.0.0")) == 2
+    assert other.code == 0, other.stderr
+    assert other.json()["status"] == "copied"
+    assert other.json()["blobs"] == {"existing": 2, "mounted": 0, "uploaded": 0}
+    assert other.json()["manifestsPushed"] == 0
+    again = [(r.method, r.path.rsplit("/", 1)[-1]) for r in dst_proxy.requests]
+    assert sorted(p for m, p in again if m == "HEAD" and p in blobs) == blobs
+    assert dst_proxy.count("POST") == 0 and dst_proxy.count("PATCH") == 0
+    assert [p for m, p in again if m == "PUT"] == ["1.0.1"]  # the new tag alone
+    assert f"blob {Digest.parse(blobs[0]).short} already in {REPO}" in other.stderr
+
+
 def test_a_recopy_pinned_by_digest_reads_only_the_destination(
     registry_factory: Any,
     control_plane_images: ControlPlaneImages,
