@@ -131,6 +131,8 @@ ENV_RETRY_ATTEMPTS = "ALGA_RETRY_ATTEMPTS"
 #: streamed as it arrives, so memory does not grow with it; 64 MiB pieces made a 500 MB
 #: registry-to-registry copy 2-3 % slower here than 128 MiB or one piece).
 DEFAULT_STREAM_CHUNK_SIZE = 128 * 1024 * 1024
+#: How many manifests :meth:`RegistryClient.head_manifests` looks for at once.
+HEAD_JOBS = 4
 #: ``remember_by_digest``: manifests and blobs up to this size are kept, this much in all.
 REMEMBER_ITEM_LIMIT = 1024 * 1024
 REMEMBER_TOTAL_LIMIT = 32 * 1024 * 1024
@@ -359,6 +361,52 @@ class RegistryClient:
         if key not in heads:
             heads[key] = self._head_manifest(repository, ref)
         return heads[key]
+
+    def head_manifests(
+        self,
+        queries: Sequence[tuple[str, str | Digest]],
+        *,
+        jobs: int = HEAD_JOBS,
+        unreadable_missing: bool = False,
+    ) -> list[Descriptor | None]:
+        """:meth:`head_manifest` of each ``(repository, tag or digest)``, answered in order,
+        up to ``jobs`` at once on sibling clients (:meth:`spawn`: their own connections,
+        this client's tokens), so that a dozen HEADs' round trips overlap instead of
+        adding up. Inside :meth:`snapshot` the answers are this client's, as one by one.
+        ``unreadable_missing``: a 401 or 403 (these credentials may not read it) answers
+        None. The first error in the queries' order is raised once every HEAD is answered.
+        """
+        from steps.oci.parallel import in_parallel, siblings
+
+        heads = self._heads
+        answers: list[Descriptor | None] = [None] * len(queries)
+        asked = []
+        for index, (repository, ref) in enumerate(queries):
+            if heads is not None and (repository, str(ref)) in heads:
+                answers[index] = heads[(repository, str(ref))]
+            else:
+                asked.append(index)
+
+        def one(index: int, worker: RegistryClient) -> Descriptor | RegistryError | None:
+            try:
+                return worker._head_manifest(*queries[index])
+            except RegistryError as exc:
+                return exc  # raised below, in the queries' order
+
+        with siblings(self, min(jobs, len(asked))) as workers:
+            found = in_parallel(asked, one, workers)
+        failed: RegistryError | None = None
+        for index, answer in zip(asked, found, strict=True):
+            if not isinstance(answer, RegistryError):
+                answers[index] = answer
+                if heads is not None:
+                    repository, ref = queries[index]
+                    heads[(repository, str(ref))] = answer
+            elif failed is None and not (unreadable_missing and answer.status in (401, 403)):
+                failed = answer
+        if failed is not None:
+            raise failed
+        return answers
 
     def _head_manifest(self, repository: str, ref: str | Digest) -> Descriptor | None:
         check_repository(repository)

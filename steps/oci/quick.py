@@ -71,7 +71,7 @@ from steps.redact import register_secret
 
 if TYPE_CHECKING:
     import ssl
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
 log = logging.getLogger("alga_release.oci")
 
@@ -246,6 +246,17 @@ class QuickReader:
     def write(self, *_: object, **__: object) -> NoReturn:
         """Every write (and a tag listing, which pages): the full client's."""
         raise Doubt("a write or a tag listing: the full client's")
+
+    def head_manifests(
+        self,
+        queries: Sequence[tuple[str, str | Digest]],
+        *,
+        jobs: int = 1,
+        unreadable_missing: bool = False,
+    ) -> list[Descriptor | None]:
+        """:meth:`head_manifest` of each query, one by one (a 401 or 403 is doubted, as
+        any status but 200 and 404)."""
+        return [self.head_manifest(repository, ref) for repository, ref in queries]
 
     put_manifest = push_blob = tag = delete_manifest = mount_blob = copy_blob = write
     list_tags = iter_tags = write

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -15,9 +17,11 @@ from steps.oci import (
     Digest,
     DigestMismatch,
     NotFound,
+    RegistryError,
     TransientRegistryError,
 )
 from steps.oci import mediatypes as mt
+from tests.harness.hold import start_holding_proxy
 from tests.harness.registry import Registry
 from tests.helpers import FAST_RETRY, client_for
 
@@ -339,3 +343,70 @@ def test_a_snapshot_answers_a_repeated_head_once_and_forgets_on_a_write(
         before = client.stats.requests
         client.head_manifest(REPO, "v1")
         assert client.stats.requests - before == 1  # the block's answers end with it
+
+
+def test_head_manifests_overlaps_the_heads_and_answers_in_order(
+    registry: Registry, fault_proxy: Any
+) -> None:
+    """Several HEADs at once on sibling clients: one held by the proxy does not keep the
+    others waiting; the answers come in the queries' order, a 404 as None, and inside a
+    snapshot they are the client's answers (not asked again, one by one or together)."""
+    _, first = _push_small_artifact(registry, tag="v1")
+    _, second = _push_small_artifact(registry, "nine-minds/test/other", tag="v2")
+    queries: list[tuple[str, str | Digest]] = [
+        (REPO, "v1"),
+        (REPO, "missing"),
+        ("nine-minds/test/other", second),
+        ("nine-minds/test/other", "v2"),
+    ]
+    holding = start_holding_proxy(registry)
+    try:
+        gate = holding.hold("HEAD", r"/manifests/v1$")
+        with client_for(registry, host=holding.host) as client:
+            answers: list[Any] = []
+            worker = threading.Thread(target=lambda: answers.extend(client.head_manifests(queries)))
+            worker.start()
+            assert gate.wait_arrived(30)
+            # the held HEAD is parked; the three others are answered meanwhile
+            deadline = time.monotonic() + 30
+            while len([r for r in holding.requests if r.method == "HEAD"]) < 3:
+                assert time.monotonic() < deadline, holding.requests
+                time.sleep(0.01)
+            assert not answers
+            gate.release()
+            worker.join(30)
+            assert [a.digest if a else None for a in answers] == [first, None, second, second]
+            assert client.stats.requests == 4  # the siblings' requests are counted here
+            with client.snapshot():
+                assert client.head_manifests(queries) == answers
+                before = client.stats.requests
+                assert client.head_manifests(queries, jobs=1) == answers
+                assert [client.head_manifest(*q) for q in queries] == answers
+                assert client.stats.requests == before  # the snapshot's answers
+    finally:
+        holding.stop()
+
+
+def test_head_manifests_raises_the_first_error_in_order_once_all_are_answered(
+    registry: Registry, fault_proxy: Any
+) -> None:
+    _push_small_artifact(registry, tag="v1")
+    proxy = fault_proxy(registry)
+    proxy.fail_always(403, method="HEAD", path=r"/manifests/forbidden$")
+    proxy.fail_always(400, method="HEAD", path=r"/manifests/bad-[ab]$")
+    queries: list[tuple[str, str | Digest]] = [
+        (REPO, "forbidden"),
+        (REPO, "v1"),
+        (REPO, "bad-a"),
+        (REPO, "bad-b"),
+    ]
+    with client_for(registry, host=proxy.host) as client:
+        with pytest.raises(RegistryError) as caught:
+            client.head_manifests(queries)
+        assert caught.value.status == 403  # the first in the queries' order
+        assert proxy.count("HEAD") == 4  # every one was asked
+        with pytest.raises(RegistryError) as caught:
+            client.head_manifests(queries, unreadable_missing=True)
+        assert caught.value.status == 400 and "bad-a" in caught.value.message
+        answers = client.head_manifests(queries[:2], unreadable_missing=True)
+        assert answers[0] is None and answers[1] is not None
