@@ -625,10 +625,10 @@ def prepare_bundle(
 def check_charts_present(client: ManifestReader, prepared: PreparedBundle) -> None:
     """Every chart the bundle uses is in the registry at the digest charts.json names."""
     problems = []
-    for name in prepared.render.used_charts:
-        chart = prepared.charts.charts[name]
-        repository = f"{prepared.charts.namespace}/charts/{name}"
-        found = client.head_manifest(repository, chart.version)
+    names, charts = prepared.render.used_charts, prepared.charts
+    queries = [(f"{charts.namespace}/charts/{n}", charts.charts[n].version) for n in names]
+    for name, found in zip(names, client.head_manifests(queries), strict=True):
+        chart = charts.charts[name]
         if found is None:
             problems.append(f"{chart.repository}:{chart.version} is not in the registry")
         elif found.digest != chart.digest:

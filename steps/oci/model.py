@@ -166,6 +166,14 @@ class ManifestReader(Protocol):
 
     def head_manifest(self, repository: str, ref: str | Digest) -> Descriptor | None: ...
 
+    def head_manifests(
+        self,
+        queries: Sequence[tuple[str, str | Digest]],
+        *,
+        jobs: int = ...,
+        unreadable_missing: bool = ...,
+    ) -> list[Descriptor | None]: ...
+
     def get_manifest(self, repository: str, ref: str | Digest) -> Manifest: ...
 
 

@@ -14,11 +14,23 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, Self, TypeVar
 
 if TYPE_CHECKING:
-    from steps.oci.client import RegistryClient
+    from steps.oci.model import ClientStats
 
+
+class Spawning(Protocol):
+    """What :func:`siblings` needs of a client (:class:`~steps.oci.client.RegistryClient`)."""
+
+    stats: ClientStats
+
+    def spawn(self) -> Self | None: ...
+
+    def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=Spawning)
 T = TypeVar("T")
 W = TypeVar("W")
 R = TypeVar("R")
@@ -85,10 +97,10 @@ def check_stop(stop: threading.Event | None) -> None:
 
 
 @contextlib.contextmanager
-def siblings(client: RegistryClient, count: int) -> Iterator[list[RegistryClient]]:
+def siblings(client: C, count: int) -> Iterator[list[C]]:
     """Up to ``count`` sibling clients of ``client`` (just ``client`` when it cannot have
     any: a custom transport), closed at the end with their stats added to its."""
-    made: list[RegistryClient] = []
+    made: list[C] = []
     try:
         for _ in range(count if count > 1 else 0):
             sibling = client.spawn()

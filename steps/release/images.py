@@ -101,14 +101,12 @@ def check_images(
     client: ManifestReader, namespace: str, images: Mapping[str, str]
 ) -> list[ImageCheck]:
     """HEAD every app image tag; returns one check per image (missing ones included)."""
-    checks = []
-    for key, tag in images.items():
-        repository = image_repository(namespace, key)
-        head = client.head_manifest(repository, tag)
-        checks.append(
-            ImageCheck(key, f"{client.registry}/{repository}", tag, head.digest if head else None)
-        )
-    return checks
+    queries = [(image_repository(namespace, key), tag) for key, tag in images.items()]
+    heads = client.head_manifests(queries)  # a few at a time
+    return [
+        ImageCheck(key, f"{client.registry}/{repository}", tag, head.digest if head else None)
+        for key, (repository, tag), head in zip(images, queries, heads, strict=True)
+    ]
 
 
 def require_images(
