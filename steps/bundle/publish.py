@@ -658,8 +658,8 @@ def publish_prepared(
     artifact, repo, version = prepared.artifact, prepared.repository, prepared.version
     existing = client.head_manifest(repo, version)
     if existing is None:
-        client.push_blob(repo, artifact.config)
-        client.push_blob(repo, artifact.tarball)
+        client.push_blob(repo, artifact.config, likely_new=True)
+        client.push_blob(repo, artifact.tarball, likely_new=True)
         digest = client.put_manifest(repo, version, artifact.manifest, mt.OCI_MANIFEST)
         _verify_pushed(client, prepared, digest)
         status = "pushed"

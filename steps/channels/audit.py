@@ -277,8 +277,8 @@ def _put_json_artifact(
 ) -> Digest:
     """Push a small artifact (:func:`json_artifact`) and tag it; returns its digest."""
     config, data = json_artifact(payload, **kinds)
-    client.push_blob(repository, config)
-    client.push_blob(repository, _EMPTY)
+    client.push_blob(repository, config, likely_new=True)
+    client.push_blob(repository, _EMPTY)  # the same two bytes in every record: looked for
     return client.put_manifest(repository, tag, data, mt.OCI_MANIFEST)
 
 

@@ -135,7 +135,7 @@ def stage_statement(
     repository = release_repository(namespace)
     config = statement.config_bytes()
     data = statement_manifest(config)
-    client.push_blob(repository, config)
+    client.push_blob(repository, config, likely_new=True)
     digest = client.put_manifest(repository, Digest.of(data), data, mt.OCI_MANIFEST)
     signer.sign(client, repository, digest)
     return Staged(statement, digest, data)

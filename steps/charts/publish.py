@@ -465,8 +465,10 @@ def push_plan(
 
     def push(plan: PlannedChart, worker: RegistryClient) -> ChartResult:
         artifact = plan.artifact
-        worker.push_blob(plan.repository, artifact.config)
-        worker.push_blob(plan.repository, artifact.blob.source, digest=artifact.layer_digest)
+        worker.push_blob(plan.repository, artifact.config, likely_new=True)
+        worker.push_blob(
+            plan.repository, artifact.blob.source, digest=artifact.layer_digest, likely_new=True
+        )
         digest = worker.put_manifest(
             plan.repository, artifact.version, artifact.manifest, mt.OCI_MANIFEST
         )

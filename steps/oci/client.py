@@ -737,11 +737,16 @@ class RegistryClient:
         digest: Digest | None = None,
         mount_from: Sequence[str] = (),
         progress: Progress | None = None,
+        likely_new: bool = False,
     ) -> str:
         """Make sure the blob is in ``repository``: ``"existing"``, ``"mounted"`` or ``"uploaded"``.
 
         ``data`` is bytes (small blobs) or a file path (streamed, never read whole).
         ``mount_from`` names other repositories of this registry that may hold the blob.
+        ``likely_new``: the blob was made for this push (a new version's config, chart or
+        record), so a small one (up to ``monolithic_limit``) is uploaded without a HEAD
+        first: one request fewer, and at worst its few bytes sent again. A larger one,
+        and one that may be mounted, is looked for first all the same.
         """
         check_repository(repository)
         if isinstance(data, Path):
@@ -757,7 +762,8 @@ class RegistryClient:
             elif not digest.matches(data):
                 raise DigestMismatch(f"blob for {repository} does not match {digest}")
         what = f"{self.registry}/{repository}@{digest}"
-        if self.head_blob(repository, digest) is not None:
+        look = not likely_new or bool(mount_from) or size > self.monolithic_limit
+        if look and self.head_blob(repository, digest) is not None:
             self.stats.blobs_existing += 1
             log.debug("blob %s already in %s", digest.short, repository)
             return "existing"

@@ -478,7 +478,7 @@ def _push_release_manifest(
         return ManifestPush(full, version, digest, Digest.of(config), "would-push")
     from steps.channels.immutable import put_immutable  # a push only: not an unchanged re-run
 
-    client.push_blob(repository, config)
+    client.push_blob(repository, config, likely_new=True)
     status = put_immutable(
         client, repository, version, oci, mt.OCI_MANIFEST, what="release", timing=timing
     )

@@ -410,3 +410,23 @@ def test_head_manifests_raises_the_first_error_in_order_once_all_are_answered(
         assert caught.value.status == 400 and "bad-a" in caught.value.message
         answers = client.head_manifests(queries[:2], unreadable_missing=True)
         assert answers[0] is None and answers[1] is not None
+
+
+def test_a_likely_new_small_blob_is_uploaded_without_asking_first(
+    registry: Registry, fault_proxy: Any
+) -> None:
+    """``likely_new``: a small blob made for this push goes up without a HEAD (one
+    request fewer; the same bytes again when it was there after all, still correct); a
+    blob over the monolithic limit is looked for first all the same."""
+    proxy = fault_proxy(registry)
+    small, large = b"a config made for this version", b"x" * 2048
+    with client_for(registry, host=proxy.host, monolithic_limit=1024) as client:
+        assert client.push_blob(REPO, small, likely_new=True) == "uploaded"
+        assert proxy.count("HEAD") == 0 and proxy.count("PUT") == 1
+        assert client.push_blob(REPO, small, likely_new=True) == "uploaded"  # there already
+        assert client.push_blob(REPO, small) == "existing"  # the default looks first
+        assert client.get_blob(REPO, Digest.of(small)) == small
+        proxy.reset()
+        assert client.push_blob(REPO, large, likely_new=True) == "uploaded"
+        assert proxy.count("HEAD") == 1  # large: asked first
+        assert client.push_blob(REPO, large, likely_new=True) == "existing"
