@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 from steps.errors import InvalidVersion, UnknownChannel
 from steps.oci.errors import InvalidReference
-from steps.oci.reference import check_repository, check_tag
+from steps.oci.reference import Digest, check_repository, check_tag
 
 CHANNELS: Final[tuple[str, ...]] = ("nightly", "stable")
 
@@ -127,6 +127,11 @@ def bundle_repository(namespace: str) -> Repository:
 
 def control_plane_repository(namespace: str) -> Repository:
     return Repository(f"{namespace}/{CONTROL_PLANE_REPOSITORY_NAME}")
+
+
+def control_plane_reference(registry: str, namespace: str, digest: Digest) -> str:
+    """``<registry>/<namespace>/alga-appliance-control-plane@<digest>``: the image pinned."""
+    return f"{registry}/{namespace}/{CONTROL_PLANE_REPOSITORY_NAME}@{digest}"
 
 
 def chart_repository(namespace: str, chart: str) -> Repository:

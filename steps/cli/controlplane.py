@@ -165,9 +165,8 @@ def cmd_control_plane_build(args: argparse.Namespace) -> dict[str, Any]:
 def _build_plan(args: argparse.Namespace, assembled: Any) -> dict[str, Any]:
     """What a build would do: the context is assembled and checked, the tag looked up;
     no engine is contacted and nothing is pushed."""
-    from steps.names import control_plane_repository
+    from steps.names import control_plane_reference, control_plane_repository
     from steps.oci.reference import check_tag
-    from steps.release.images import control_plane_reference
 
     check_tag(args.tag)
     repository = control_plane_repository(args.namespace)

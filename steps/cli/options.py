@@ -17,11 +17,13 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping
-from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from steps.errors import BadInput
+
+if TYPE_CHECKING:
+    from datetime import timedelta
 
 #: the environment the options read; replaced in tests
 ENVIRON: Mapping[str, str] = os.environ
@@ -448,6 +450,8 @@ def duration(text: str) -> timedelta:
             f"{text!r} is not a duration: expected a positive number and a unit, e.g. 30d, "
             "12h, 90m (s, m, h, d or w; at most 10 years)"
         )
+    from datetime import timedelta  # only where a duration is given
+
     return timedelta(seconds=value * _UNITS[unit])
 
 

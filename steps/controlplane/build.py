@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from steps import names
 from steps.controlplane.context import BuildContext
 from steps.controlplane.copy import control_plane_repository
 from steps.controlplane.engine import Engine, follow_build, follow_push
@@ -17,7 +18,6 @@ from steps.errors import BadInput, Refused, ReleaseError
 from steps.oci.auth import Credentials
 from steps.oci.errors import InvalidReference
 from steps.oci.reference import Digest, check_tag
-from steps.release.images import control_plane_reference
 
 if TYPE_CHECKING:
     from steps.oci.client import RegistryClient
@@ -38,7 +38,7 @@ class BuildResult:
     @property
     def reference(self) -> str:
         namespace = self.repository.rsplit("/", 1)[0]
-        return control_plane_reference(self.registry, namespace, self.digest)
+        return names.control_plane_reference(self.registry, namespace, self.digest)
 
     def to_json(self) -> dict[str, Any]:
         return {

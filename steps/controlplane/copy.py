@@ -63,7 +63,6 @@ from steps.oci.errors import (
 from steps.oci.model import Descriptor, ManifestReader, Progress
 from steps.oci.parallel import check_stop
 from steps.oci.reference import Digest, Reference, check_tag
-from steps.release.images import control_plane_reference
 
 if TYPE_CHECKING:
     from steps.oci.client import RegistryClient
@@ -96,7 +95,7 @@ class CopyPlan:
     @property
     def reference(self) -> str:
         namespace = self.repository.rsplit("/", 1)[0]
-        return control_plane_reference(self.registry, namespace, self.digest)
+        return names.control_plane_reference(self.registry, namespace, self.digest)
 
     @property
     def complete(self) -> bool:

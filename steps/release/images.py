@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from steps.errors import BadInput, Refused
+from steps.names import control_plane_reference
 from steps.oci.errors import InvalidReference
 from steps.oci.reference import Digest, check_repository, check_tag
 
@@ -125,10 +126,6 @@ def require_images(
     for check in checks:
         log.info("image %s: %s:%s present", check.key, check.repository, check.tag)
     return checks
-
-
-def control_plane_reference(registry: str, namespace: str, digest: Digest) -> str:
-    return f"{registry}/{namespace}/{CONTROL_PLANE_REPOSITORY}@{digest}"
 
 
 def resolve_control_plane(client: ManifestReader, namespace: str, given: str) -> str:

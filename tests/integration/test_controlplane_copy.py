@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from tests.integration.conftest import ControlPlaneImages, LayoutImage, Skopeo
 pytestmark = pytest.mark.integration
 
 REPO = "nine-minds/alga-appliance-control-plane"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def copy(dst: Registry, source_ref: str, tag: str, *extra: str, host: str | None = None) -> Any:
@@ -242,6 +245,43 @@ def test_a_recopy_pinned_by_digest_reads_only_the_destination(
     assert planned.code == 0 and planned.json()["status"] == "unchanged"
     assert [b["action"] for b in planned.json()["blobs"]] == ["present", "present"]
     assert planned.json()["tagAction"] == "present"
+
+
+def test_a_recopy_in_its_own_process_loads_neither_the_http_library_nor_unused_code(
+    registry_factory: Any,
+    control_plane_images: ControlPlaneImages,
+    skopeo: Skopeo,
+    tmp_path: Path,
+) -> None:
+    """The no-op re-copy is a start-up race (issue 14: <= 2x skopeo): it answers on the
+    quick reader without httpx, the release checks, datetime or the signing code."""
+    src, dst = registry_factory("anonymous"), registry_factory("anonymous")
+    tagged = skopeo.push(control_plane_images.single, src, "ci/control-plane", "build-4")
+    argv = ["-q", "control-plane", "copy", tagged, "--tag", "1.0.0", *registry_args(dst)]
+    argv += ["--source-plain-http", "--json"]
+    unwanted = ["httpx", "steps.oci.client", "steps.release.images", "datetime", "cryptography"]
+    script = (
+        "import sys\n"
+        "from steps.cli.app import run\n"
+        f"code = run({argv!r})\n"
+        f"print(code, [m for m in {unwanted!r} if m in sys.modules], file=sys.stderr)\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        for _ in range(2)
+    ]
+    cold, again = (r.stderr.strip().splitlines()[-1] for r in runs)
+    assert cold.startswith("0 ") and "'httpx'" in cold, runs[0].stderr  # the copy needs it
+    assert again == "0 []", runs[1].stderr
+    assert json.loads(runs[1].stdout)["status"] == "unchanged"
 
 
 def test_a_recopy_the_quick_reads_doubt_is_answered_by_the_full_client(

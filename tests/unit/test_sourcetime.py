@@ -79,3 +79,13 @@ def test_a_session_asks_git_each_question_once_and_forgets_after(
     # Outside a session git is asked again, and sees the change.
     assert sourcetime.folder_time(chart) == sourcetime._fallback() != first
     assert len(asked) == 4
+
+
+@pytest.mark.parametrize(
+    "seconds", [0, 1, -1, 59, 86399, 951782400, 1772600767, 4102444800, 253402300799]
+)
+def test_rfc3339_is_the_utc_second_datetime_would_write(seconds: int) -> None:
+    from datetime import UTC, datetime
+
+    expected = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert sourcetime.rfc3339(seconds) == expected
